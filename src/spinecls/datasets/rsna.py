@@ -1,0 +1,310 @@
+"""Reading a directory in the RSNA 2024 lumbar spine competition layout.
+
+:func:`load_rsna` performs the study's "row-wise reshaping" (the 25 wide severity
+columns of ``train.csv`` become one row per condition and level) and "dataframe
+merging" (coordinates, then series descriptions, joined on the study and series).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..labels import CONDITIONS, LEVELS, RAW_SEVERITIES, WIDE_COLUMNS
+
+__all__ = ["RSNADataWarning", "load_rsna", "read_series_descriptions", "image_paths"]
+
+LABELS_CSV = "train.csv"
+COORDINATES_CSV = "train_label_coordinates.csv"
+DESCRIPTIONS_CSV = "{split}_series_descriptions.csv"
+
+COORDINATE_COLUMNS = ("study_id", "series_id", "instance_number", "condition", "level", "x", "y")
+DESCRIPTION_COLUMNS = ("study_id", "series_id", "series_description")
+OUTPUT_COLUMNS = (
+    "study_id",
+    "series_id",
+    "instance_number",
+    "condition",
+    "level",
+    "x",
+    "y",
+    "series_description",
+    "severity",
+    "image_path",
+)
+
+# Row numbers in messages are the CSV's own line numbers (header = line 1).
+_FIRST_DATA_LINE = 2
+_MAX_LISTED = 10
+
+
+class RSNADataWarning(UserWarning):
+    """Rows of the competition CSVs were dropped or left incomplete while loading."""
+
+
+def _read_csv(path: Path, required: tuple[str, ...], dtype=None) -> pd.DataFrame:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path.name} not found: expected the file {path}")
+    frame = pd.read_csv(path, dtype=dtype, keep_default_na=True)
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"{path.name}: missing column(s) {missing}; found {list(frame.columns)} in {path}"
+        )
+    return frame
+
+
+def _lines(mask: np.ndarray) -> str:
+    lines = np.flatnonzero(mask) + _FIRST_DATA_LINE
+    shown = ", ".join(str(n) for n in lines[:_MAX_LISTED])
+    more = f" and {len(lines) - _MAX_LISTED} more" if len(lines) > _MAX_LISTED else ""
+    return f"line(s) {shown}{more}"
+
+
+def _as_int64(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
+    values = pd.to_numeric(frame[column], errors="coerce")
+    bad = values.isna().to_numpy() | (values % 1 != 0).to_numpy()
+    if bad.any():
+        examples = frame.loc[bad, column].head(_MAX_LISTED).tolist()
+        raise ValueError(
+            f"{path.name}: column {column!r} must hold whole numbers; "
+            f"got {examples} at {_lines(bad)}"
+        )
+    return values.astype(np.int64)
+
+
+def _as_float64(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
+    values = pd.to_numeric(frame[column], errors="coerce")
+    bad = ~np.isfinite(values.to_numpy(dtype=np.float64))
+    if bad.any():
+        examples = frame.loc[bad, column].head(_MAX_LISTED).tolist()
+        raise ValueError(
+            f"{path.name}: column {column!r} must hold finite numbers; "
+            f"got {examples} at {_lines(bad)}"
+        )
+    return values.astype(np.float64)
+
+
+def _check_vocabulary(values: pd.Series, allowed, column: str, path: Path) -> None:
+    bad = ~values.isin(list(allowed)).to_numpy()
+    if bad.any():
+        unknown = sorted(set(values[bad].astype(str)))
+        raise ValueError(
+            f"{path.name}: unknown {column} value(s) {unknown[:_MAX_LISTED]} at {_lines(bad)}; "
+            f"expected one of {list(allowed)}"
+        )
+
+
+def _read_labels(path: Path) -> pd.DataFrame:
+    """``train.csv`` reshaped to one row per (study, condition, level) with a known severity."""
+    wide = _read_csv(path, ("study_id", *WIDE_COLUMNS), dtype={c: "string" for c in WIDE_COLUMNS})
+    wide["study_id"] = _as_int64(wide, "study_id", path)
+    duplicated = wide["study_id"].duplicated(keep=False).to_numpy()
+    if duplicated.any():
+        raise ValueError(
+            f"{path.name}: study_id {sorted(set(wide.loc[duplicated, 'study_id']))[:_MAX_LISTED]} "
+            f"appears more than once, at {_lines(duplicated)}"
+        )
+    cells = wide[list(WIDE_COLUMNS)].apply(lambda col: col.str.strip())
+    filled = cells.notna() & (cells != "")
+    unknown = filled & ~cells.isin(list(RAW_SEVERITIES))
+    if unknown.to_numpy().any():
+        rows, cols = np.nonzero(unknown.to_numpy())
+        where = [
+            f"line {r + _FIRST_DATA_LINE} ({cells.columns[c]}={cells.iat[r, c]!r})"
+            for r, c in zip(rows[:_MAX_LISTED], cols[:_MAX_LISTED])
+        ]
+        values = sorted(set(cells.to_numpy()[rows, cols]))
+        raise ValueError(
+            f"{path.name}: unknown severity value(s) {values}; expected one of "
+            f"{list(RAW_SEVERITIES)} or blank. Found at {', '.join(where)}"
+            + (f" and {len(rows) - _MAX_LISTED} more" if len(rows) > _MAX_LISTED else "")
+        )
+    long = (
+        cells.where(filled)
+        .assign(study_id=wide["study_id"])
+        .melt(id_vars="study_id", var_name="column", value_name="raw")
+    )
+    pairs = long["column"].map(WIDE_COLUMNS)
+    long["condition"] = pairs.str[0]
+    long["level"] = pairs.str[1]
+    long["severity"] = long["raw"].map(RAW_SEVERITIES)
+    return long[["study_id", "condition", "level", "severity"]]
+
+
+def read_series_descriptions(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a ``{train,test}_series_descriptions.csv`` file.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The CSV file.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``study_id``, ``series_id`` (int64) and ``series_description``, one row
+        per series (exact duplicate rows are collapsed).
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    ValueError
+        If a column is missing, an id is not a whole number, or one series has two
+        different descriptions.
+    """
+    path = Path(path)
+    frame = _read_csv(path, DESCRIPTION_COLUMNS)
+    frame = frame[list(DESCRIPTION_COLUMNS)].copy()
+    frame["study_id"] = _as_int64(frame, "study_id", path)
+    frame["series_id"] = _as_int64(frame, "series_id", path)
+    frame["series_description"] = frame["series_description"].astype("string").str.strip()
+    frame = frame.drop_duplicates()
+    conflict = frame.duplicated(["study_id", "series_id"], keep=False)
+    if conflict.any():
+        series = frame.loc[conflict, ["study_id", "series_id"]].drop_duplicates()
+        raise ValueError(
+            f"{path.name}: series with more than one description: "
+            f"{series.head(_MAX_LISTED).to_numpy().tolist()}"
+        )
+    frame["series_description"] = frame["series_description"].astype(object)
+    return frame.reset_index(drop=True)
+
+
+def image_paths(root: str | os.PathLike, frame: pd.DataFrame, split: str = "train") -> pd.Series:
+    """Absolute DICOM paths ``{root}/{split}_images/{study}/{series}/{instance}.dcm``.
+
+    Parameters
+    ----------
+    root : str or path-like
+        The competition directory.
+    frame : pandas.DataFrame
+        Rows with integer ``study_id``, ``series_id`` and ``instance_number``.
+    split : {"train", "test"}
+        Which image folder.
+
+    Returns
+    -------
+    pandas.Series
+        One path string per row, aligned with ``frame.index``.
+    """
+    prefix = f"{Path(root).resolve() / f'{split}_images'}{os.sep}"
+    return (
+        prefix
+        + frame["study_id"].astype(str)
+        + os.sep
+        + frame["series_id"].astype(str)
+        + os.sep
+        + frame["instance_number"].astype(str)
+        + ".dcm"
+    )
+
+
+def load_rsna(root: str | os.PathLike) -> pd.DataFrame:
+    """Load the competition's training metadata as one long frame.
+
+    Reshapes the wide ``train.csv`` to one row per (study, condition, level), joins
+    ``train_label_coordinates.csv`` on those keys and ``train_series_descriptions.csv``
+    on (study, series). No image is opened: the directory may lack ``train_images/``.
+
+    Parameters
+    ----------
+    root : str or path-like
+        Directory holding ``train.csv``, ``train_label_coordinates.csv`` and
+        ``train_series_descriptions.csv`` (images, when present, under
+        ``train_images/{study_id}/{series_id}/{instance_number}.dcm``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per labelled coordinate whose severity is known, in the order of
+        ``train_label_coordinates.csv``, index ``0..n-1``, with columns
+
+        - ``study_id``, ``series_id``, ``instance_number``: int64;
+        - ``condition``: one of :data:`spinecls.CONDITIONS`;
+        - ``level``: one of :data:`spinecls.LEVELS`;
+        - ``x``, ``y``: float64 pixel coordinates in that instance (x = column, y = row);
+        - ``series_description``: ``"Sagittal T1"``, ``"Sagittal T2/STIR"``, ``"Axial T2"``,
+          or missing when the series is absent from the descriptions file;
+        - ``severity``: one of :data:`spinecls.SEVERITIES`;
+        - ``image_path``: absolute path of the DICOM file.
+
+    Warns
+    -----
+    RSNADataWarning
+        When coordinates are dropped because their severity cell is blank or their
+        (study, condition, level) has no row in ``train.csv``, and when coordinates lie
+        on a series missing from the descriptions file (kept, description missing).
+        Each warning gives the count.
+
+    Raises
+    ------
+    FileNotFoundError
+        If one of the three CSV files is missing (the message names it).
+    ValueError
+        If a column is missing (naming the column and file), or condition, level or
+        severity strings are unknown, or ids and coordinates are not numbers (listing
+        the bad values and their CSV line numbers).
+
+    Examples
+    --------
+    >>> import spinecls, tempfile
+    >>> root = spinecls.make_synthetic_rsna(tempfile.mkdtemp() + "/rsna", n_studies=1)
+    >>> frame = spinecls.load_rsna(root)
+    >>> len(frame), bool(frame["severity"].isin(spinecls.SEVERITIES).all())
+    (25, True)
+    """
+    root = Path(root)
+    labels = _read_labels(root / LABELS_CSV)
+
+    path = root / COORDINATES_CSV
+    coords = _read_csv(path, COORDINATE_COLUMNS)[list(COORDINATE_COLUMNS)].copy()
+    for column in ("study_id", "series_id", "instance_number"):
+        coords[column] = _as_int64(coords, column, path)
+    for column in ("x", "y"):
+        coords[column] = _as_float64(coords, column, path)
+    for column, vocabulary in (("condition", CONDITIONS), ("level", LEVELS)):
+        coords[column] = coords[column].astype("string").str.strip().astype(object)
+        _check_vocabulary(coords[column], vocabulary, column, path)
+
+    descriptions = read_series_descriptions(root / DESCRIPTIONS_CSV.format(split="train"))
+
+    merged = coords.merge(labels, on=["study_id", "condition", "level"], how="left", indicator=True)
+    unlabelled = (merged["_merge"] == "left_only").to_numpy()
+    blank = ~unlabelled & merged["severity"].isna().to_numpy()
+    if unlabelled.any():
+        warnings.warn(
+            f"load_rsna: dropped {int(unlabelled.sum())} coordinate row(s) whose "
+            f"(study_id, condition, level) has no row in {LABELS_CSV} "
+            f"({COORDINATES_CSV} {_lines(unlabelled)})",
+            RSNADataWarning,
+            stacklevel=2,
+        )
+    if blank.any():
+        warnings.warn(
+            f"load_rsna: dropped {int(blank.sum())} coordinate row(s) whose severity is "
+            f"blank in {LABELS_CSV} ({COORDINATES_CSV} {_lines(blank)})",
+            RSNADataWarning,
+            stacklevel=2,
+        )
+    merged = merged.loc[~(unlabelled | blank)].drop(columns="_merge")
+
+    merged = merged.merge(descriptions, on=["study_id", "series_id"], how="left", validate="m:1")
+    undescribed = merged["series_description"].isna()
+    if undescribed.any():
+        series = merged.loc[undescribed, ["study_id", "series_id"]].drop_duplicates()
+        warnings.warn(
+            f"load_rsna: {int(undescribed.sum())} coordinate row(s) lie on "
+            f"{len(series)} series absent from {DESCRIPTIONS_CSV.format(split='train')}; "
+            f"kept with a missing series_description: "
+            f"{series.head(_MAX_LISTED).to_numpy().tolist()}",
+            RSNADataWarning,
+            stacklevel=2,
+        )
+    merged["image_path"] = image_paths(root, merged)
+    return merged[list(OUTPUT_COLUMNS)].reset_index(drop=True)

@@ -1,0 +1,81 @@
+"""Label vocabularies of the RSNA 2024 lumbar spine data, in one place.
+
+The integer codes follow the study this library grows from: conditions 0-4 in
+:data:`CONDITIONS` order, severities 0-2 in :data:`SEVERITIES` order.
+"""
+
+from __future__ import annotations
+
+CONDITIONS: tuple[str, ...] = (
+    "Spinal Canal Stenosis",
+    "Left Neural Foraminal Narrowing",
+    "Right Neural Foraminal Narrowing",
+    "Left Subarticular Stenosis",
+    "Right Subarticular Stenosis",
+)
+"""Condition names as written in ``train_label_coordinates.csv``; index = class code."""
+
+LEVELS: tuple[str, ...] = ("L1/L2", "L2/L3", "L3/L4", "L4/L5", "L5/S1")
+"""Intervertebral levels, cranial to caudal."""
+
+SEVERITIES: tuple[str, ...] = ("normal_mild", "moderate", "severe")
+"""Severity grades; index = class code."""
+
+SEVERITY_WEIGHTS: dict[str, float] = {"normal_mild": 1.0, "moderate": 2.0, "severe": 4.0}
+"""Per-row sample weights of the competition metric."""
+
+RAW_SEVERITIES: dict[str, str] = {
+    "Normal/Mild": "normal_mild",
+    "Moderate": "moderate",
+    "Severe": "severe",
+}
+"""``train.csv`` cell values and the severity each stands for."""
+
+SERIES_DESCRIPTIONS: tuple[str, ...] = ("Sagittal T1", "Sagittal T2/STIR", "Axial T2")
+"""The series descriptions of the competition data."""
+
+CONDITION_SERIES: dict[str, str] = {
+    "Spinal Canal Stenosis": "Sagittal T2/STIR",
+    "Left Neural Foraminal Narrowing": "Sagittal T1",
+    "Right Neural Foraminal Narrowing": "Sagittal T1",
+    "Left Subarticular Stenosis": "Axial T2",
+    "Right Subarticular Stenosis": "Axial T2",
+}
+"""The series on which each condition is labelled."""
+
+LATERAL_SWAP: dict[str, str] = {
+    "Left Neural Foraminal Narrowing": "Right Neural Foraminal Narrowing",
+    "Right Neural Foraminal Narrowing": "Left Neural Foraminal Narrowing",
+    "Left Subarticular Stenosis": "Right Subarticular Stenosis",
+    "Right Subarticular Stenosis": "Left Subarticular Stenosis",
+}
+"""Condition each lateral condition becomes when the image is mirrored left to right."""
+
+
+def slug(name: str) -> str:
+    """Snake-case form of a condition or level name, as used in column and row ids.
+
+    Parameters
+    ----------
+    name : str
+        A condition (``"Left Neural Foraminal Narrowing"``) or level (``"L4/L5"``).
+
+    Returns
+    -------
+    str
+        ``"left_neural_foraminal_narrowing"`` or ``"l4_l5"``.
+
+    Examples
+    --------
+    >>> slug("L5/S1")
+    'l5_s1'
+    >>> slug("Spinal Canal Stenosis")
+    'spinal_canal_stenosis'
+    """
+    return name.lower().replace("/", "_").replace(" ", "_")
+
+
+WIDE_COLUMNS: dict[str, tuple[str, str]] = {
+    f"{slug(c)}_{slug(lv)}": (c, lv) for c in CONDITIONS for lv in LEVELS
+}
+"""The 25 ``train.csv`` label columns and the (condition, level) each holds, in file order."""

@@ -1,0 +1,67 @@
+"""The documentation's code blocks, the README's commands and the examples all run."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from spinecls.cli import build_parser
+
+REPO = Path(__file__).resolve().parents[1]
+PAGES = sorted((REPO / "docs").glob("*.md")) + [REPO / "README.md"]
+EXAMPLES = sorted((REPO / "examples").glob("*.py"))
+FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
+
+
+def _blocks(page: Path, language: str) -> list[str]:
+    return [code for lang, code in FENCE.findall(page.read_text()) if lang == language]
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if _blocks(p, "python")], ids=lambda p: p.name)
+def test_python_blocks_run(page, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {"__name__": "__docs__"}
+    for i, code in enumerate(_blocks(page, "python")):
+        exec(compile(code, f"{page.name}[block {i}]", "exec"), namespace)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_spinecls_commands_in_bash_blocks_parse(page):
+    parser = build_parser()
+    for code in _blocks(page, "bash"):
+        for command in code.split("&&"):
+            words = shlex.split(command.strip())
+            if words[:1] == ["spinecls"] and "--help" not in words:
+                parser.parse_args(
+                    [w for w in words[1:] if w != "OUTDIR"] + ["x"][: "OUTDIR" in words]
+                )
+
+
+def test_readme_quickstart_has_two_commands_and_ci_runs_the_test_one():
+    readme = (REPO / "README.md").read_text()
+    quickstart = readme.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
+    commands = [code.strip() for lang, code in FENCE.findall(quickstart) if lang == "bash"]
+    assert len(commands) == 2
+    assert "spinecls" in commands[0] and "pytest" in commands[1]
+    assert commands[1] in (REPO / ".ci" / "run").read_text()
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
+def test_examples_run_small(example, tmp_path):
+    env = {**os.environ, "SPINECLS_EXAMPLE_SMALL": "1"}
+    result = subprocess.run(
+        [sys.executable, str(example), str(tmp_path / "out")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip()
