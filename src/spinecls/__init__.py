@@ -6,10 +6,12 @@ scikit-learn-style estimators over the RSNA 2024 lumbar spine data layout.
 from ._version import __version__
 from .datasets import RSNADataWarning, load_rsna, make_synthetic_rsna
 from .labels import CONDITIONS, LEVELS, SERIES_DESCRIPTIONS, SEVERITIES, SEVERITY_WEIGHTS
+from .preprocessing import LumbarPatchTransformer
 
 __all__ = [
     "CONDITIONS",
     "LEVELS",
+    "LumbarPatchTransformer",
     "RSNADataWarning",
     "SERIES_DESCRIPTIONS",
     "SEVERITIES",

@@ -1,0 +1,291 @@
+"""One DICOM slice to a float image: modality LUT, MONOCHROME1, codecs, ordering.
+
+:func:`read_slice` decodes a file once into its stored pixels plus the few numbers
+needed to turn any region of it into real or normalised values
+(:meth:`DicomSlice.window`). Percentiles come exactly from a histogram of the integer
+pixels, which costs a fraction of a sort. :func:`slice_position` orders slices of a
+series along their normal.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.errors import InvalidDicomError
+
+__all__ = [
+    "NORMALIZE",
+    "DicomSlice",
+    "MissingCodecError",
+    "exact_percentiles",
+    "read_slice",
+    "slice_position",
+]
+
+NORMALIZE = ("percentile", "minmax", None)
+"""Accepted ``normalize`` values."""
+
+PERCENTILES = (1.0, 99.0)
+_HEADER_TAGS = [
+    "ImagePositionPatient",
+    "ImageOrientationPatient",
+    "SliceLocation",
+    "InstanceNumber",
+]
+# Histogram percentiles need one bin per value: beyond this range use a partition.
+_MAX_HISTOGRAM_BINS = 1 << 20
+
+
+class MissingCodecError(RuntimeError):
+    """The pixel data is compressed with a transfer syntax no installed plugin decodes."""
+
+
+def exact_percentiles(pixels: np.ndarray, q) -> np.ndarray:
+    """Percentiles of an image, equal to ``np.percentile(pixels, q)`` (linear method).
+
+    Integer images are counted in a histogram (one pass, no sort); other images fall
+    back to :func:`numpy.percentile`.
+
+    Parameters
+    ----------
+    pixels : ndarray
+        Any shape.
+    q : float or sequence of float
+        Percentiles in [0, 100].
+
+    Returns
+    -------
+    ndarray of float64, one value per percentile.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = np.array([[1, 2], [3, 10]], dtype=np.uint16)
+    >>> exact_percentiles(a, [0, 50, 100]).tolist()
+    [1.0, 2.5, 10.0]
+    """
+    q = np.atleast_1d(np.asarray(q, dtype=np.float64))
+    flat = np.asarray(pixels).ravel()
+    if flat.size == 0:
+        raise ValueError("cannot take percentiles of an empty image")
+    if flat.dtype.kind not in "ui":
+        return np.percentile(flat, q)
+    low, high = int(flat.min()), int(flat.max())
+    if high - low >= _MAX_HISTOGRAM_BINS:
+        return np.percentile(flat, q)
+    shifted = flat if low == 0 and flat.dtype.kind == "u" else flat.astype(np.int64) - low
+    cumulative = np.cumsum(np.bincount(shifted, minlength=high - low + 1))
+    rank = q / 100.0 * (flat.size - 1)
+    below = np.floor(rank)
+    # the value at 0-based rank r is the first v with cumulative[v] > r
+    v_below = np.searchsorted(cumulative, below, side="right")
+    v_above = np.searchsorted(cumulative, np.minimum(below + 1, flat.size - 1), side="right")
+    return low + v_below + (rank - below) * (v_above - v_below)
+
+
+@dataclass
+class DicomSlice:
+    """A decoded slice: stored pixels and what turns them into image values.
+
+    Attributes
+    ----------
+    pixels : ndarray of shape (rows, columns)
+        Stored values, as decoded (may be a read-only memory map).
+    slope, intercept : float
+        Modality LUT (RescaleSlope, RescaleIntercept).
+    monochrome1 : bool
+        True when low values display bright; images are inverted to MONOCHROME2.
+    low, high : float
+        Stored minimum and maximum.
+    p_low, p_high : float
+        Stored 1st and 99th percentiles.
+    """
+
+    pixels: np.ndarray
+    slope: float
+    intercept: float
+    monochrome1: bool
+    low: float
+    high: float
+    p_low: float
+    p_high: float
+
+    def _affine(self, normalize):
+        """(a, b, clip) such that the image is ``a * stored + b``."""
+        if normalize is None:
+            a, b = self.slope, self.intercept
+            if self.monochrome1:
+                # real values mirrored onto their own range: r' = (r_min + r_max) - r
+                a, b = -a, (self.slope * (self.low + self.high) + 2 * self.intercept) - b
+            return a, b, False
+        if normalize == "percentile":
+            lo, hi = self.p_low, self.p_high
+        elif normalize == "minmax":
+            lo, hi = self.low, self.high
+        else:
+            raise ValueError(f"normalize must be one of {NORMALIZE}, got {normalize!r}")
+        # Normalisation to [0, 1] only depends on the direction of the modality LUT
+        # and of the photometric interpretation: percentiles commute with affine maps.
+        if (self.slope < 0) != self.monochrome1:
+            lo, hi = hi, lo
+        if hi == lo:
+            return 0.0, 0.0, True
+        a = 1.0 / (hi - lo)
+        return a, -lo * a, True
+
+    def window(self, top: int, left: int, height: int, width: int, normalize="percentile"):
+        """Image values of a window, zero where the window leaves the slice.
+
+        Parameters
+        ----------
+        top, left : int
+            Window origin in pixels (may be negative).
+        height, width : int
+            Window size.
+        normalize : {"percentile", "minmax", None}
+            ``"percentile"``: the slice's 1st-99th percentiles to [0, 1], clipped;
+            ``"minmax"``: its range to [0, 1]; None: modality-LUT values. MONOCHROME1
+            is inverted in every case.
+
+        Returns
+        -------
+        ndarray of shape (height, width), float32.
+        """
+        a, b, clip = self._affine(normalize)
+        out = np.zeros((height, width), np.float32)
+        rows, cols = self.pixels.shape
+        r0, r1 = max(top, 0), min(top + height, rows)
+        c0, c1 = max(left, 0), min(left + width, cols)
+        if r0 < r1 and c0 < c1:
+            values = np.asarray(self.pixels[r0:r1, c0:c1], dtype=np.float32) * np.float32(a)
+            values += np.float32(b)
+            if clip:
+                np.clip(values, 0.0, 1.0, out=values)
+            out[r0 - top : r1 - top, c0 - left : c1 - left] = values
+        return out
+
+    def image(self, normalize="percentile") -> np.ndarray:
+        """The whole slice as float32 (see :meth:`window`)."""
+        return self.window(0, 0, *self.pixels.shape, normalize=normalize)
+
+
+def _codec_hint(ds, path) -> str:
+    syntax = ds.file_meta.TransferSyntaxUID
+    return (
+        f"{path}: cannot decode pixel data compressed as {syntax.name} ({syntax}): "
+        "no installed plugin handles it. Install the codecs extra: "
+        "pip install 'spinecls[codecs]'"
+    )
+
+
+def read_slice(path: str | os.PathLike) -> DicomSlice:
+    """Decode one single-frame greyscale DICOM file.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file.
+
+    Returns
+    -------
+    DicomSlice
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    ValueError
+        If it is not a readable DICOM image (not DICOM, truncated, no pixel data,
+        multi-frame or colour), naming the path.
+    MissingCodecError
+        If its transfer syntax needs a decoder that is not installed; the message
+        names the transfer syntax and the ``codecs`` extra.
+
+    Examples
+    --------
+    >>> from pydicom.data import get_testdata_file
+    >>> s = read_slice(get_testdata_file("MR_small.dcm"))
+    >>> s.pixels.shape, s.image().dtype, float(s.image().max())
+    ((64, 64), dtype('float32'), 1.0)
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"DICOM file not found: {path}")
+    try:
+        ds = pydicom.dcmread(path)
+    except (InvalidDicomError, OSError, EOFError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: not a readable DICOM file ({exc})") from exc
+    if "PixelData" not in ds:
+        raise ValueError(f"{path}: the DICOM file has no pixel data")
+    try:
+        pixels = ds.pixel_array
+    except RuntimeError as exc:
+        if ds.file_meta.TransferSyntaxUID.is_compressed and "plugin" in str(exc):
+            raise MissingCodecError(_codec_hint(ds, path)) from exc
+        raise ValueError(f"{path}: cannot decode the pixel data ({exc})") from exc
+    except (ValueError, EOFError, OSError, AttributeError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: cannot decode the pixel data ({exc})") from exc
+    if pixels.ndim != 2:
+        raise ValueError(
+            f"{path}: expected a single-frame greyscale image, got pixel data of shape "
+            f"{pixels.shape}"
+        )
+    if pixels.dtype.byteorder == ">":
+        pixels = pixels.astype(pixels.dtype.newbyteorder("="))
+    low, high = (float(v) for v in exact_percentiles(pixels, [0.0, 100.0]))
+    p_low, p_high = (float(v) for v in exact_percentiles(pixels, PERCENTILES))
+    return DicomSlice(
+        pixels=pixels,
+        slope=float(ds.get("RescaleSlope", 1.0) or 1.0),
+        intercept=float(ds.get("RescaleIntercept", 0.0) or 0.0),
+        monochrome1=ds.get("PhotometricInterpretation", "MONOCHROME2") == "MONOCHROME1",
+        low=low,
+        high=high,
+        p_low=p_low,
+        p_high=p_high,
+    )
+
+
+def slice_position(path: str | os.PathLike) -> float:
+    """Position of a slice along its series' normal, read from the header only.
+
+    ImagePositionPatient projected on the normal of ImageOrientationPatient (row x
+    column direction); without them SliceLocation, then InstanceNumber.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The DICOM file.
+
+    Returns
+    -------
+    float
+        Millimetres along the normal (or the fallback value).
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        For a missing file, or one whose header cannot be read or has none of the tags.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"DICOM file not found: {path}")
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_HEADER_TAGS)
+    except (InvalidDicomError, OSError, EOFError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: not a readable DICOM file ({exc})") from exc
+    if "ImagePositionPatient" in ds and "ImageOrientationPatient" in ds:
+        iop = np.asarray(ds.ImageOrientationPatient, dtype=np.float64)
+        normal = np.cross(iop[:3], iop[3:])
+        return float(np.dot(np.asarray(ds.ImagePositionPatient, dtype=np.float64), normal))
+    for tag in ("SliceLocation", "InstanceNumber"):
+        if ds.get(tag) is not None:
+            return float(ds.get(tag))
+    raise ValueError(
+        f"{path}: cannot order the slice: no ImagePositionPatient/ImageOrientationPatient, "
+        "SliceLocation or InstanceNumber"
+    )
