@@ -91,10 +91,10 @@ def _write_dicom(path: Path, pixels: np.ndarray, meta: dict) -> None:
     ds.Modality = "MR"
     ds.Manufacturer = "spinecls synthetic phantom"
     ds.BodyPartExamined = "LSPINE"
-    for key, value in meta.items():
-        setattr(ds, key, value)
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME2"
+    for key, value in meta.items():
+        setattr(ds, key, value)
     ds.Rows, ds.Columns = pixels.shape
     ds.BitsAllocated = 16
     ds.BitsStored = 16

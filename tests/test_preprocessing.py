@@ -1,0 +1,356 @@
+"""LumbarPatchTransformer: geometry, normalisation, 2.5D, marker, caching, errors."""
+
+from __future__ import annotations
+
+import warnings
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+from pydicom.data import get_testdata_file
+from sklearn.base import clone
+
+import spinecls
+from spinecls import LumbarPatchTransformer
+from spinecls.dicom import read_slice
+from spinecls.preprocessing import PatchExtractionWarning
+
+from .conftest import write_dicom
+
+STUDY, SERIES = 4003253, 702807833
+
+
+def _ramp(rows=40, cols=50, scale=1):
+    """Pixels that encode their own position: value = 100 * row + col (+ offset)."""
+    r, c = np.mgrid[:rows, :cols]
+    return (100 * r + c) * scale
+
+
+@pytest.fixture
+def series(tmp_path):
+    """Five axial slices with instance numbers running against position, from 1001."""
+    root = tmp_path / "rsna"
+    folder = root / "train_images" / str(STUDY) / str(SERIES)
+    positions = [40.0, 30.0, 20.0, 10.0, 0.0]  # instance 1001 is the top slice
+    for k, z in enumerate(positions):
+        write_dicom(
+            folder / f"{1001 + k}.dcm",
+            _ramp() + 10000 * (4 - k),  # lower slices have smaller values
+            InstanceNumber=1001 + k,
+            ImagePositionPatient=[0, 0, z],
+            ImageOrientationPatient=[1, 0, 0, 0, 1, 0],
+        )
+    pd.DataFrame(
+        [(STUDY, SERIES, "Axial T2")], columns=["study_id", "series_id", "series_description"]
+    ).to_csv(root / "train_series_descriptions.csv", index=False)
+    return root
+
+
+def _rows(*coords, instance=1003):
+    return pd.DataFrame(
+        [(STUDY, SERIES, instance, x, y) for x, y in coords],
+        columns=["study_id", "series_id", "instance_number", "x", "y"],
+    )
+
+
+def _raw(root, instance=1003):
+    path = root / "train_images" / str(STUDY) / str(SERIES) / f"{instance}.dcm"
+    return read_slice(path).image(None)
+
+
+def test_integer_coordinates_crop_exact_pixels_x_is_column(series):
+    t = LumbarPatchTransformer(data_dir=series, patch_size=(6, 8), normalize=None).fit(_rows())
+    patch = t.transform(_rows((20, 10)))[0, 0]
+    raw = _raw(series)
+    assert patch.shape == (6, 8)
+    np.testing.assert_array_equal(patch, raw[10 - 3 : 10 + 3, 20 - 4 : 20 + 4])
+    assert patch[3, 4] == raw[10, 20] == 10000 * 2 + 100 * 10 + 20
+
+
+def test_subpixel_centres_interpolate(series):
+    t = LumbarPatchTransformer(data_dir=series, patch_size=4, normalize=None).fit(_rows())
+    a, b = t.transform(_rows((20.5, 10), (20, 10.25)))[:, 0]
+    raw = _raw(series)
+    np.testing.assert_allclose(a, (raw[8:12, 18:22] + raw[8:12, 19:23]) / 2, rtol=1e-6)
+    np.testing.assert_allclose(b, raw[8:12, 18:22] * 0.75 + raw[9:13, 18:22] * 0.25, rtol=1e-6)
+
+
+def test_borders_are_zero_padded_never_shifted(series):
+    t = LumbarPatchTransformer(data_dir=series, patch_size=10, normalize=None).fit(_rows())
+    corner, far = t.transform(_rows((0, 0), (49, 39)))[:, 0]
+    raw = _raw(series)
+    np.testing.assert_array_equal(corner[:5], 0)
+    np.testing.assert_array_equal(corner[:, :5], 0)
+    np.testing.assert_array_equal(corner[5:, 5:], raw[:5, :5])
+    np.testing.assert_array_equal(far[5:6, 5:6], raw[39:40, 49:50])
+    np.testing.assert_array_equal(far[6:], 0)
+    outside = t.transform(_rows((500, -500)))
+    np.testing.assert_array_equal(outside, 0)
+
+
+def test_output_size_resizes_images_of_any_resolution(series, tmp_path):
+    t = LumbarPatchTransformer(data_dir=series, patch_size=20, output_size=(8, 12)).fit(_rows())
+    out = t.transform(_rows((25, 20), (3, 3)))
+    assert out.shape == (2, 1, 8, 12) and out.dtype == np.float32
+    big = LumbarPatchTransformer(data_dir=series, patch_size=10, output_size=5, normalize=None)
+    # area averaging when shrinking by 2: each output pixel is the mean of 2x2 input pixels
+    patch = big.fit_transform(_rows((20, 10)))[0, 0]
+    raw = _raw(series)[5:15, 15:25]
+    np.testing.assert_allclose(patch, raw.reshape(5, 2, 5, 2).mean(axis=(1, 3)), rtol=1e-6)
+
+
+def test_percentile_normalisation_and_blur(series):
+    rows = _rows((20, 20))
+    raw = _raw(series)
+    lo, hi = np.percentile(raw, [1, 99])
+    plain = LumbarPatchTransformer(data_dir=series, patch_size=12).fit_transform(rows)[0, 0]
+    np.testing.assert_allclose(
+        plain, np.clip((raw[14:26, 14:26] - lo) / (hi - lo), 0, 1), atol=1e-6
+    )
+    blurred = LumbarPatchTransformer(data_dir=series, patch_size=12, blur=1.5).fit_transform(rows)
+    full = cv2.GaussianBlur(np.clip((raw - lo) / (hi - lo), 0, 1).astype(np.float32), (0, 0), 1.5)
+    np.testing.assert_allclose(blurred[0, 0], full[14:26, 14:26], atol=1e-5)
+    corner = LumbarPatchTransformer(data_dir=series, patch_size=12, blur=1.5).fit_transform(
+        _rows((0, 0))
+    )
+    np.testing.assert_allclose(corner[0, 0, 6:, 6:], full[:6, :6], atol=1e-5)
+
+
+def test_2_5d_channels_follow_slice_position_with_edge_replication(series):
+    t = LumbarPatchTransformer(data_dir=series, patch_size=2, slices=3, normalize=None)
+    # instance 1001 is the top slice (z=40), 1005 the bottom (z=0): positions, not numbers
+    middle, top, bottom = t.fit_transform(
+        pd.concat([_rows((5, 5)), _rows((5, 5), instance=1001), _rows((5, 5), instance=1005)])
+    )
+    centre = [plane[1, 1] for plane in middle]
+    assert centre == [10000 * 1 + 505, 10000 * 2 + 505, 10000 * 3 + 505]
+    assert [plane[1, 1] for plane in top] == [10000 * 3 + 505, 10000 * 4 + 505, 10000 * 4 + 505]
+    assert [plane[1, 1] for plane in bottom] == [505, 505, 10000 + 505]
+
+
+def test_marker_mode_adds_a_spot_at_the_coordinate(series):
+    t = LumbarPatchTransformer(data_dir=series, mode="marker", output_size=(20, 25), normalize=None)
+    image, marker = t.fit_transform(_rows((30, 12)))[0]
+    assert t.n_channels_ == 2
+    raw = _raw(series)
+    np.testing.assert_allclose(image, raw.reshape(20, 2, 25, 2).mean(axis=(1, 3)), rtol=1e-6)
+    assert np.unravel_index(marker.argmax(), marker.shape) == (6, 15)
+    assert marker.max() == pytest.approx(np.exp(-0.5 * (0.25**2 + 0.25**2) / 1.0), rel=1e-5)
+    t3 = LumbarPatchTransformer(data_dir=series, mode="marker", output_size=16, slices=3)
+    assert t3.fit_transform(_rows((30, 12))).shape == (1, 4, 16, 16)
+
+
+def test_metadata_merge_resolves_paths_and_descriptions(series):
+    rows = _rows((1, 2))
+    t = LumbarPatchTransformer(data_dir=series)
+    merged = t.fit(rows).merge_metadata(rows)
+    assert merged.loc[0, "image_path"] == str(
+        (series / "train_images" / str(STUDY) / str(SERIES) / "1003.dcm").resolve()
+    )
+    assert merged.loc[0, "series_description"] == "Axial T2"
+    assert "image_path" not in rows.columns  # X itself is left alone
+    # studies under test_images/ resolve there
+    (series / "train_images").rename(series / "test_images")
+    merged = t.merge_metadata(rows)
+    assert "/test_images/" in merged.loc[0, "image_path"]
+    assert t.transform(rows).shape == (1, 1, 64, 64)
+
+
+def test_rows_keep_their_order_and_index(rsna_frame):
+    shuffled = rsna_frame.sample(frac=1.0, random_state=0)
+    t = LumbarPatchTransformer(patch_size=16)
+    a = t.fit_transform(rsna_frame)
+    b = t.transform(shuffled)
+    np.testing.assert_array_equal(b, a[shuffled.index.to_numpy()])
+
+
+def test_n_jobs_and_memory_give_identical_patches_and_skip_decoding(
+    rsna_frame, tmp_path, monkeypatch
+):
+    import spinecls.preprocessing as module
+
+    reference = LumbarPatchTransformer(patch_size=24, slices=3).fit_transform(rsna_frame)
+    parallel = LumbarPatchTransformer(patch_size=24, slices=3, n_jobs=2)
+    np.testing.assert_array_equal(parallel.fit_transform(rsna_frame), reference)
+
+    calls = {"n": 0}
+    original = module.read_slice
+
+    def counting(path):
+        calls["n"] += 1
+        return original(path)
+
+    monkeypatch.setattr(module, "read_slice", counting)
+    cached = LumbarPatchTransformer(patch_size=24, slices=3, memory=tmp_path / "cache")
+    first = cached.fit_transform(rsna_frame)
+    decoded = calls["n"]
+    assert decoded > 0
+    second = clone(cached).fit_transform(rsna_frame)
+    assert calls["n"] == decoded  # nothing decoded again
+    np.testing.assert_array_equal(first, reference)
+    np.testing.assert_array_equal(second, reference)
+
+
+def test_each_file_is_decoded_once_per_call(rsna_frame, monkeypatch):
+    import spinecls.preprocessing as module
+
+    seen = []
+    original = module.read_slice
+    monkeypatch.setattr(module, "read_slice", lambda p: seen.append(p) or original(p))
+    LumbarPatchTransformer(patch_size=16).fit_transform(rsna_frame)
+    assert len(seen) == len(set(seen)) == rsna_frame["image_path"].nunique()
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "MR_small.dcm",
+        "MR_small_RLE.dcm",
+        "MR_small_jpeg_ls_lossless.dcm",
+        "MR_small_jp2klossless.dcm",
+        "MR_small_bigendian.dcm",
+        "MR_small_implicit.dcm",
+    ],
+)
+def test_bundled_real_mr_files_give_the_same_patches(name):
+    rows = pd.DataFrame(
+        {
+            "study_id": [1, 1],
+            "series_id": [2, 2],
+            "instance_number": [3, 3],
+            "x": [32.0, 3.5],
+            "y": [20.0, 60.0],
+            "image_path": [get_testdata_file(name)] * 2,
+        }
+    )
+    reference = rows.assign(image_path=get_testdata_file("MR_small.dcm"))
+    t = LumbarPatchTransformer(patch_size=16, blur=0.8)
+    out = t.fit_transform(rows)
+    np.testing.assert_array_equal(out, t.transform(reference))
+    assert 0 < out[0].mean() < 1
+
+
+def test_monochrome1_and_rescale_through_the_transformer(tmp_path):
+    pixels = _ramp(20, 20)
+    paths = [
+        write_dicom(tmp_path / "a.dcm", pixels),
+        write_dicom(tmp_path / "b.dcm", pixels, PhotometricInterpretation="MONOCHROME1"),
+        write_dicom(tmp_path / "c.dcm", pixels // 2, RescaleSlope=2, RescaleIntercept=-7),
+    ]
+    rows = pd.DataFrame(
+        {"study_id": 1, "series_id": 1, "instance_number": [1, 2, 3], "x": 10.0, "y": 10.0}
+    ).assign(image_path=[str(p) for p in paths])
+    a, b, c = LumbarPatchTransformer(patch_size=8).fit_transform(rows)[:, 0]
+    np.testing.assert_allclose(b, 1 - a, atol=1e-6)
+    raw = LumbarPatchTransformer(patch_size=8, normalize=None).fit_transform(rows)[:, 0]
+    np.testing.assert_array_equal(raw[2], (pixels // 2 * 2 - 7)[6:14, 6:14])
+
+
+def test_missing_file_names_path_study_series_and_instance(series):
+    t = LumbarPatchTransformer(data_dir=series, patch_size=4).fit(_rows())
+    with pytest.raises(FileNotFoundError) as info:
+        t.transform(_rows((1, 1), instance=9999))
+    message = str(info.value)
+    assert "9999.dcm" in message and f"study {STUDY}" in message
+    assert f"series {SERIES}" in message and "instance 9999" in message
+    t3 = LumbarPatchTransformer(data_dir=series, patch_size=4, slices=3).fit(_rows())
+    with pytest.raises(FileNotFoundError, match="instance 9999"):
+        t3.transform(_rows((1, 1), instance=9999))
+
+
+def test_unreadable_file_raises_naming_the_path(series):
+    bad = series / "train_images" / str(STUDY) / str(SERIES) / "1002.dcm"
+    bad.write_bytes(bad.read_bytes()[:400])
+    t = LumbarPatchTransformer(data_dir=series, patch_size=4).fit(_rows())
+    with pytest.raises(ValueError, match="1002.dcm"):
+        t.transform(_rows((1, 1), instance=1002))
+
+
+def test_on_error_warn_keeps_every_good_row(series):
+    bad = series / "train_images" / str(STUDY) / str(SERIES) / "1002.dcm"
+    bad.write_bytes(b"garbage")
+    rows = pd.concat(
+        [_rows((5, 5)), _rows((5, 5), instance=1002), _rows((6, 6), instance=4242), _rows((7, 7))]
+    ).reset_index(drop=True)
+    t = LumbarPatchTransformer(data_dir=series, patch_size=4, on_error="warn")
+    with pytest.warns(PatchExtractionWarning) as record:
+        out = t.fit_transform(rows)
+    assert len(record) == 1
+    message = str(record[0].message)
+    assert message.startswith("2 of 4 row(s) could not be read")
+    assert "row 1: ValueError" in message and "1002.dcm" in message
+    assert "row 2: FileNotFoundError" in message and "4242.dcm" in message
+    np.testing.assert_array_equal(out[[1, 2]], 0)
+    good = LumbarPatchTransformer(data_dir=series, patch_size=4).fit_transform(rows.iloc[[0, 3]])
+    np.testing.assert_array_equal(out[[0, 3]], good)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"slices": 2}, "slices must be a positive odd int"),
+        ({"slices": 0}, "slices"),
+        ({"patch_size": 0}, "patch_size must be a positive int"),
+        ({"patch_size": (8, -1)}, "patch_size"),
+        ({"output_size": 0}, "output_size"),
+        ({"mode": "whole"}, "mode must be one of"),
+        ({"normalize": "zscore"}, "normalize must be one of"),
+        ({"blur": -1.0}, "blur"),
+        ({"on_error": "ignore"}, "on_error"),
+        ({"memory": 3}, "memory must be"),
+    ],
+)
+def test_bad_parameters_name_the_parameter(series, params, message):
+    with pytest.raises(ValueError, match=message):
+        LumbarPatchTransformer(data_dir=series, **params).fit(_rows((1, 1)))
+
+
+def test_bad_frames_name_the_rows_or_columns(series):
+    t = LumbarPatchTransformer(data_dir=series)
+    with pytest.raises(ValueError, match=r"missing column\(s\) \['x'\]"):
+        t.fit(_rows((1, 1)).drop(columns="x"))
+    rows = _rows((1, 1), (np.nan, 2), (3, 4))
+    rows.index = [10, 11, 12]
+    with pytest.raises(
+        ValueError, match=r"'x' must hold finite numbers; got \[nan\] at row\(s\) \[11\]"
+    ):
+        t.fit(rows)
+    rows = _rows((1, 1), (2, 2)).astype({"y": object})
+    rows.loc[1, "y"] = "abc"
+    with pytest.raises(ValueError, match=r"'y'.*\['abc'\] at row\(s\) \[1\]"):
+        t.fit(rows)
+    with pytest.raises(ValueError, match="pandas DataFrame"):
+        t.fit(np.zeros((3, 5)))
+    with pytest.raises(ValueError, match="set data_dir"):
+        LumbarPatchTransformer().fit(_rows((1, 1)))
+
+
+def test_sklearn_contract_and_not_fitted(series):
+    from sklearn.exceptions import NotFittedError
+
+    t = LumbarPatchTransformer(data_dir=series, patch_size=(8, 6), slices=3, memory=None)
+    assert t.get_params()["patch_size"] == (8, 6)
+    twin = clone(t)
+    assert twin.get_params() == t.get_params()
+    with pytest.raises(NotFittedError):
+        t.transform(_rows((1, 1)))
+    t.set_params(slices=5)
+    assert t.fit(_rows((1, 1))).n_channels_ == 5
+    assert not hasattr(twin, "n_channels_")
+
+
+def test_progress_bar_runs(rsna_frame, capsys):
+    out = LumbarPatchTransformer(patch_size=8, progress=True).fit_transform(rsna_frame.head(30))
+    assert out.shape == (30, 1, 8, 8)
+    assert "patches" in capsys.readouterr().err
+
+
+def test_frame_from_load_rsna_without_paths_resolves_under_data_dir(rsna_root, rsna_frame):
+    bare = rsna_frame.drop(columns=["image_path", "series_description"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        a = LumbarPatchTransformer(data_dir=rsna_root, patch_size=16).fit_transform(bare)
+    b = LumbarPatchTransformer(patch_size=16).fit_transform(rsna_frame)
+    np.testing.assert_array_equal(a, b)
+    assert spinecls.LumbarPatchTransformer is LumbarPatchTransformer
