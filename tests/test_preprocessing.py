@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import cv2
@@ -190,6 +191,15 @@ def test_n_jobs_and_memory_give_identical_patches_and_skip_decoding(
     assert calls["n"] == decoded  # nothing decoded again
     np.testing.assert_array_equal(first, reference)
     np.testing.assert_array_equal(second, reference)
+    # a fold of whole studies (as GroupKFold makes) reuses the decoded slices
+    fold = rsna_frame[rsna_frame.study_id.isin(rsna_frame.study_id.unique()[:2])]
+    np.testing.assert_array_equal(cached.transform(fold), reference[fold.index.to_numpy()])
+    assert calls["n"] == decoded
+    # a changed file is decoded again
+    path = fold["image_path"].iloc[0]
+    os.utime(path, ns=(os.stat(path).st_atime_ns, os.stat(path).st_mtime_ns + 10**9))
+    cached.transform(fold)
+    assert calls["n"] > decoded
 
 
 def test_each_file_is_decoded_once_per_call(rsna_frame, monkeypatch):

@@ -10,12 +10,15 @@ series along their normal.
 from __future__ import annotations
 
 import os
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pydicom
+from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.pixels import pixel_array
 
 __all__ = [
     "NORMALIZE",
@@ -77,14 +80,17 @@ def exact_percentiles(pixels: np.ndarray, q) -> np.ndarray:
     low, high = int(flat.min()), int(flat.max())
     if high - low >= _MAX_HISTOGRAM_BINS:
         return np.percentile(flat, q)
-    shifted = flat if low == 0 and flat.dtype.kind == "u" else flat.astype(np.int64) - low
-    cumulative = np.cumsum(np.bincount(shifted, minlength=high - low + 1))
+    # Non-negative values are counted as they are (the empty bins below the minimum
+    # cost less than a shifted copy); negative ones are shifted first.
+    offset = min(low, 0)
+    counts = np.bincount(flat if offset == 0 else flat.astype(np.int64) - offset)
+    cumulative = np.cumsum(counts)
     rank = q / 100.0 * (flat.size - 1)
     below = np.floor(rank)
     # the value at 0-based rank r is the first v with cumulative[v] > r
     v_below = np.searchsorted(cumulative, below, side="right")
     v_above = np.searchsorted(cumulative, np.minimum(below + 1, flat.size - 1), side="right")
-    return low + v_below + (rank - below) * (v_above - v_below)
+    return offset + v_below + (rank - below) * (v_above - v_below)
 
 
 @dataclass
@@ -173,8 +179,14 @@ class DicomSlice:
         return self.window(0, 0, *self.pixels.shape, normalize=normalize)
 
 
-def _codec_hint(ds, path) -> str:
-    syntax = ds.file_meta.TransferSyntaxUID
+def _transfer_syntax(path):
+    try:
+        return pydicom.dcmread(path, stop_before_pixels=True).file_meta.TransferSyntaxUID
+    except Exception:  # noqa: BLE001 - only used to word an error message
+        return None
+
+
+def _codec_hint(syntax, path) -> str:
     return (
         f"{path}: cannot decode pixel data compressed as {syntax.name} ({syntax}): "
         "no installed plugin handles it. Install the codecs extra: "
@@ -213,22 +225,31 @@ def read_slice(path: str | os.PathLike) -> DicomSlice:
     ((64, 64), dtype('float32'), 1.0)
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"DICOM file not found: {path}")
+    # pydicom.pixels.pixel_array reads only the pixel-related elements (group 0x0028
+    # into ``ds``): about a third faster than dcmread(...).pixel_array.
+    ds = Dataset()
     try:
-        ds = pydicom.dcmread(path)
-    except (InvalidDicomError, OSError, EOFError, ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"{path}: not a readable DICOM file ({exc})") from exc
-    if "PixelData" not in ds:
-        raise ValueError(f"{path}: the DICOM file has no pixel data")
-    try:
-        pixels = ds.pixel_array
+        pixels = pixel_array(os.fspath(path), ds_out=ds)
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"DICOM file not found: {path}") from exc
+    except IsADirectoryError as exc:
+        raise ValueError(f"{path}: not a readable DICOM file (a directory)") from exc
     except RuntimeError as exc:
-        if ds.file_meta.TransferSyntaxUID.is_compressed and "plugin" in str(exc):
-            raise MissingCodecError(_codec_hint(ds, path)) from exc
+        syntax = _transfer_syntax(path)
+        if syntax is not None and syntax.is_compressed and "plugin" in str(exc):
+            raise MissingCodecError(_codec_hint(syntax, path)) from exc
         raise ValueError(f"{path}: cannot decode the pixel data ({exc})") from exc
-    except (ValueError, EOFError, OSError, AttributeError, KeyError, TypeError) as exc:
-        raise ValueError(f"{path}: cannot decode the pixel data ({exc})") from exc
+    except (
+        InvalidDicomError,
+        OSError,
+        EOFError,
+        ValueError,
+        AttributeError,
+        KeyError,
+        TypeError,
+        struct.error,
+    ) as exc:
+        raise ValueError(f"{path}: not a readable DICOM file ({exc})") from exc
     if pixels.ndim != 2:
         raise ValueError(
             f"{path}: expected a single-frame greyscale image, got pixel data of shape "
@@ -236,8 +257,9 @@ def read_slice(path: str | os.PathLike) -> DicomSlice:
         )
     if pixels.dtype.byteorder == ">":
         pixels = pixels.astype(pixels.dtype.newbyteorder("="))
-    low, high = (float(v) for v in exact_percentiles(pixels, [0.0, 100.0]))
-    p_low, p_high = (float(v) for v in exact_percentiles(pixels, PERCENTILES))
+    low, p_low, p_high, high = (
+        float(v) for v in exact_percentiles(pixels, [0.0, *PERCENTILES, 100.0])
+    )
     return DicomSlice(
         pixels=pixels,
         slope=float(ds.get("RescaleSlope", 1.0) or 1.0),

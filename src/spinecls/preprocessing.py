@@ -17,7 +17,7 @@ import cv2
 import joblib
 import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed
+from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
@@ -102,15 +102,14 @@ class _Extractor:
         return self.order_cached(tuple(_stamp(p) for p in entries))
 
     def _decode(self, paths: list[str]) -> dict[str, DicomSlice | Exception]:
-        stamps = tuple(_stamp(p) for p in sorted(paths))
         if self.decode_cached is not None:
             try:
                 # one cache entry per series: a hit costs one lookup for all its slices
-                return self.decode_cached(stamps)
+                return self.decode_cached(tuple(_stamp(p) for p in sorted(paths)))
             except Exception:  # noqa: BLE001 - redone file by file below to keep each error
                 pass
         decoded: dict[str, DicomSlice | Exception] = {}
-        for path, _, _ in stamps:
+        for path in paths:
             try:
                 decoded[path] = read_slice(path)
             except Exception as exc:  # noqa: BLE001 - reported per row by the caller
@@ -229,12 +228,86 @@ class _Extractor:
             results.append((position, np.stack(planes)))
         return results, errors
 
+    def many(self, series: list[tuple[str, list]]) -> tuple[list, list]:
+        """:meth:`__call__` over several series, results concatenated."""
+        patches, errors = [], []
+        for folder, rows in series:
+            p, e = self(folder, rows)
+            patches.extend(p)
+            errors.extend(e)
+        return patches, errors
+
     @staticmethod
     def _missing(path: str, ids: tuple) -> FileNotFoundError:
         study, series, instance = ids
         return FileNotFoundError(
             f"DICOM file not found: {path} (study {study}, series {series}, instance {instance})"
         )
+
+
+class _PartialResult(Exception):  # noqa: N818 - a carrier, not an error
+    """Raised by :func:`_extract_all` when some rows failed, so the call is not cached."""
+
+    def __init__(self, out, failures):
+        super().__init__(f"{len(failures)} row(s) failed")
+        self.out, self.failures = out, failures
+
+
+def _folder_stamps(folders) -> tuple[str, np.ndarray]:
+    """Names, modification times and sizes of the DICOM files in the given folders.
+
+    Returned as one string and one int64 array, which the cache hashes quickly.
+    """
+    names, numbers = [], []
+    for folder in sorted(folders):
+        try:
+            entries = [e for e in os.scandir(folder) if e.name.endswith(".dcm")]
+        except OSError:
+            entries = []
+        for entry in sorted(entries, key=lambda e: e.name):
+            st = entry.stat()
+            names.append(entry.path)
+            numbers.append((st.st_mtime_ns, st.st_size))
+    return "\n".join(names), np.asarray(numbers, dtype=np.int64).reshape(-1, 2)
+
+
+def _group_by_series(paths, xs, ys, ids) -> dict[str, list]:
+    jobs: dict[str, list] = defaultdict(list)
+    for position, (path, x, y, i) in enumerate(zip(paths, xs, ys, ids)):
+        jobs[os.path.dirname(path)].append(
+            (position, str(path), float(x), float(y), tuple(int(v) for v in i))
+        )
+    return jobs
+
+
+def _extract_all(params, paths, xs, ys, ids, shape, on_error, n_jobs, progress):
+    """Patches for every row; the unit that ``memory`` caches for a whole transform.
+
+    Arguments are arrays (paths as a unicode array) so that the cache key hashes fast.
+    """
+    extractor = _Extractor({k: v for k, v in params.items() if k != "stamps"})
+    series = list(_group_by_series(paths, xs, ys, ids).items())
+    # A few large tasks per worker: one task per series spends more time shipping
+    # work between processes than decoding it.
+    workers = effective_n_jobs(n_jobs)
+    n_tasks = len(series) if workers == 1 else min(len(series), 4 * workers)
+    chunks = [series[i::n_tasks] for i in range(n_tasks)]
+    out = np.zeros(shape, np.float32)
+    results = Parallel(n_jobs=n_jobs, return_as="generator")(
+        delayed(extractor.many)(chunk) for chunk in chunks
+    )
+    failures = []
+    with tqdm(total=len(series), disable=not progress, desc="patches", unit="series") as bar:
+        for chunk, (patches, errors) in zip(chunks, results):
+            if errors and on_error == "raise":
+                raise min(errors, key=lambda e: e[0])[1]
+            failures.extend(errors)
+            for position, patch in patches:
+                out[position] = patch
+            bar.update(len(chunk))
+    if failures:
+        raise _PartialResult(out, failures)
+    return out, failures
 
 
 class LumbarPatchTransformer(TransformerMixin, BaseEstimator):
@@ -511,35 +584,41 @@ class LumbarPatchTransformer(TransformerMixin, BaseEstimator):
         ids = frame[["study_id", "series_id", "instance_number"]].apply(
             lambda c: pd.to_numeric(c).astype(np.int64)
         )
-        paths = frame["image_path"].astype(str).map(os.path.abspath).to_numpy()
+        paths = np.array([os.path.abspath(p) for p in frame["image_path"].astype(str)])
         xs = pd.to_numeric(frame["x"]).to_numpy(np.float64)
         ys = pd.to_numeric(frame["y"]).to_numpy(np.float64)
-        jobs: dict[str, list] = defaultdict(list)
-        for position, (path, x, y, i) in enumerate(zip(paths, xs, ys, ids.itertuples(index=False))):
-            jobs[os.path.dirname(path)].append((position, path, x, y, tuple(i)))
-
-        extractor = _Extractor(
-            {
-                "patch_size": self.patch_size_,
-                "output_size": self.output_size_,
-                "mode": self.mode,
-                "slices": int(self.slices),
-                "normalize": self.normalize,
-                "blur": None if self.blur is None else float(self.blur),
-                "memory": self.memory,
-            }
-        )
-        tasks = (delayed(extractor)(folder, rows) for folder, rows in jobs.items())
-        results = Parallel(n_jobs=self.n_jobs, return_as="generator")(tasks)
-        failures = []
-        for patches, errors in tqdm(
-            results, total=len(jobs), disable=not self.progress, desc="patches", unit="series"
-        ):
-            if errors and self.on_error == "raise":
-                raise min(errors, key=lambda e: e[0])[1]
-            failures.extend(errors)
-            for position, patch in patches:
-                out[position] = patch
+        params = {
+            "patch_size": self.patch_size_,
+            "output_size": self.output_size_,
+            "mode": self.mode,
+            "slices": int(self.slices),
+            "normalize": self.normalize,
+            "blur": None if self.blur is None else float(self.blur),
+            "memory": self.memory,
+        }
+        memory = _memory(self.memory)
+        extract = _extract_all
+        if memory is not None:
+            # The whole call is cached too, keyed by the rows, the parameters and the
+            # files' stamps: GridSearchCV transforms the same fold for every candidate.
+            extract = memory.cache(_extract_all, ignore=["on_error", "n_jobs", "progress"])
+            params["stamps"] = _folder_stamps({os.path.dirname(p) for p in paths})
+        try:
+            result, failures = extract(
+                params,
+                paths,
+                xs,
+                ys,
+                ids.to_numpy(),
+                out.shape,
+                self.on_error,
+                self.n_jobs,
+                self.progress,
+            )
+            # a cached result comes back as a read-only memory map: copy it
+            out = result if result.flags.writeable else np.array(result)
+        except _PartialResult as partial:
+            out, failures = partial.out, partial.failures
         if failures:
             failures.sort(key=lambda e: e[0])
             listed = "; ".join(
