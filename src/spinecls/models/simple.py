@@ -1,0 +1,69 @@
+"""The study's model 1: three convolution blocks, two dense layers, two heads."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .heads import DualHead
+
+__all__ = ["SimpleCNN"]
+
+
+class SimpleCNN(nn.Module):
+    """Three conv blocks (conv 3x3, batch norm, ReLU, 2x2 max-pool), two dense layers.
+
+    Parameters
+    ----------
+    in_channels : int
+        Input channels (slices, plus a marker channel in marker mode).
+    n_conditions, n_severities : int
+        Classes of the two heads.
+    widths : tuple of three ints, default=(32, 64, 128)
+        Filters of the three conv blocks.
+    hidden : int, default=128
+        Width of the two fully connected layers.
+    dropout : float, default=0.3
+        Dropout after each fully connected layer.
+
+    Notes
+    -----
+    An adaptive average pool to 4 x 4 before the dense layers makes the network
+    accept any input of at least 8 x 8 pixels.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        n_conditions: int,
+        n_severities: int,
+        widths: tuple[int, int, int] = (32, 64, 128),
+        hidden: int = 128,
+        dropout: float = 0.3,
+    ):
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = in_channels
+        for width in widths:
+            layers += [
+                nn.Conv2d(channels, width, 3, padding=1, bias=False),
+                nn.BatchNorm2d(width),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(2),
+            ]
+            channels = width
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(4)
+        self.dense = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(channels * 16, hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+        )
+        self.heads = DualHead(hidden, n_conditions, n_severities, hidden=None, dropout=0.0)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.heads(self.dense(self.pool(self.features(x))))

@@ -1,0 +1,139 @@
+"""Backbones: shapes at every size and channel count, input adaptation, weights, registry."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from spinecls.models import (
+    BACKBONES,
+    SimpleCNN,
+    TorchvisionBackbone,
+    adapt_input_conv,
+    build_backbone,
+    register_backbone,
+)
+
+
+@pytest.mark.parametrize(
+    "name", ["simple", "inception", "vgg16", "resnet18", "efficientnet_b0", "densenet121"]
+)
+@pytest.mark.parametrize("channels", [1, 2, 3])
+def test_output_shapes_at_32_64_96_px(name, channels):
+    torch.manual_seed(0)
+    net = build_backbone(name, channels, 5, 3).eval()
+    with torch.no_grad():
+        for size in (32, 64, 96):
+            condition, severity = net(torch.rand(2, channels, size, size))
+            assert condition.shape == (2, 5) and severity.shape == (2, 3)
+            assert torch.isfinite(condition).all() and torch.isfinite(severity).all()
+
+
+def test_registry_lists_the_study_models_and_the_next_steps():
+    assert {"simple", "inception", "vgg16", "resnet18", "efficientnet_b0", "densenet121"} <= set(
+        BACKBONES
+    )
+    with pytest.raises(ValueError, match="backbone must be one of"):
+        build_backbone("alexnet", 1, 5, 3)
+
+
+def test_new_backbone_is_one_registry_entry():
+    class Tiny(nn.Module):
+        def __init__(self, in_channels, n_conditions, n_severities, width=4):
+            super().__init__()
+            self.body = nn.Sequential(
+                nn.Conv2d(in_channels, width, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten()
+            )
+            self.condition = nn.Linear(width, n_conditions)
+            self.severity = nn.Linear(width, n_severities)
+
+        def forward(self, x):
+            h = self.body(x)
+            return self.condition(h), self.severity(h)
+
+    register_backbone("tiny-test", Tiny)
+    try:
+        net = build_backbone("tiny-test", 2, 5, 3, width=6)
+        assert net.body[0].out_channels == 6
+        assert [t.shape for t in net(torch.zeros(1, 2, 16, 16))] == [(1, 5), (1, 3)]
+    finally:
+        del BACKBONES["tiny-test"]
+    with pytest.raises(TypeError):
+        register_backbone("bad", 3)
+
+
+def test_one_channel_adaptation_equals_the_grey_image_fed_three_times():
+    torch.manual_seed(0)
+    conv = nn.Conv2d(3, 8, 3, padding=1)
+    grey = torch.rand(2, 1, 12, 12)
+    adapted = adapt_input_conv(conv, 1)
+    assert adapted.in_channels == 1
+    torch.testing.assert_close(adapted(grey), conv(grey.repeat(1, 3, 1, 1)), rtol=1e-5, atol=1e-5)
+
+
+def test_two_channel_adaptation_repeats_and_rescales_kernels():
+    conv = nn.Conv2d(3, 4, 3, bias=False)
+    adapted = adapt_input_conv(conv, 2)
+    torch.testing.assert_close(adapted.weight, conv.weight[:, :2] * 1.5)
+    assert adapt_input_conv(conv, 3) is conv
+
+
+def test_heads_sit_on_pooled_features_not_the_25088_wide_classifier():
+    net = build_backbone("vgg16", 1, 5, 3)
+    heads = sum(p.numel() for p in net.heads.parameters())
+    assert heads < 300_000
+    assert not any(isinstance(m, nn.Linear) and m.in_features == 25088 for m in net.modules())
+
+
+def test_local_state_dict_is_loaded_before_the_classifier_is_replaced(tmp_path):
+    torch.manual_seed(1)
+    reference = torchvision.models.resnet18(weights=None)
+    path = tmp_path / "resnet18.pth"
+    torch.save(reference.state_dict(), path)
+    net = TorchvisionBackbone("resnet18", 1, 5, 3, weights=path)
+    torch.testing.assert_close(net.features[0].weight, reference.conv1.weight.sum(1, keepdim=True))
+    torch.testing.assert_close(net.features[4][0].conv1.weight, reference.layer1[0].conv1.weight)
+
+
+def test_torchvision_weight_names_read_the_cache_and_never_download(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    with pytest.raises(FileNotFoundError) as info:
+        TorchvisionBackbone("vgg16", 1, 5, 3, weights="IMAGENET1K_V1")
+    message = str(info.value)
+    assert "vgg16-397923af.pth" in message and str(tmp_path / "torch") in message
+    assert "nothing is downloaded" in message
+    # a file placed where the message says is used
+    torch.manual_seed(2)
+    reference = torchvision.models.resnet18(weights=None)
+    cache = tmp_path / "torch" / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    filename = torchvision.models.ResNet18_Weights.IMAGENET1K_V1.url.rsplit("/", 1)[-1]
+    torch.save(reference.state_dict(), cache / filename)
+    net = TorchvisionBackbone("resnet18", 3, 5, 3, weights="IMAGENET1K_V1")
+    torch.testing.assert_close(net.features[0].weight, reference.conv1.weight)
+
+
+def test_bad_weights_give_clear_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="pretrained weights file not found"):
+        TorchvisionBackbone("resnet18", 1, 5, 3, weights=tmp_path / "missing.pth")
+    with pytest.raises(ValueError, match="neither a file nor one of resnet18's weights"):
+        TorchvisionBackbone("resnet18", 1, 5, 3, weights="IMAGENET9")
+
+
+def test_freeze_features_keeps_only_the_heads_trainable():
+    net = build_backbone("resnet18", 1, 5, 3, freeze_features=True)
+    assert not any(p.requires_grad for p in net.features.parameters())
+    assert all(p.requires_grad for p in net.heads.parameters())
+
+
+def test_simple_cnn_is_three_conv_blocks_and_two_dense_layers():
+    net = SimpleCNN(1, 5, 3)
+    convs = [m for m in net.features if isinstance(m, nn.Conv2d)]
+    dense = [m for m in net.dense if isinstance(m, nn.Linear)]
+    assert len(convs) == 3 and len(dense) == 2
+    inception = build_backbone("inception", 1, 5, 3).inception
+    assert inception.out_channels == 32 + 64 + 16 + 16
+    out = inception(torch.zeros(1, 64, 8, 8))
+    assert out.shape == (1, 128, 8, 8)
