@@ -32,10 +32,10 @@ from sklearn.model_selection import GroupShuffleSplit, ShuffleSplit
 from sklearn.utils.validation import check_is_fitted, validate_data
 from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping, LRScheduler, ProgressBar
-from skorch.dataset import Dataset
 from skorch.helper import predefined_split
 from skorch.history import History
 from torch import nn
+from torch.utils.data import TensorDataset
 
 from .augment import AugmentedDataset, lateral_swap, make_augmentation
 from .labels import SEVERITIES, SEVERITY_WEIGHTS
@@ -496,7 +496,7 @@ class DualHeadClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         X_t, y_t = torch.from_numpy(X), torch.from_numpy(codes)
         train_split = None
         if valid is not None:
-            train_split = predefined_split(Dataset(X_t[valid], y_t[valid]))
+            train_split = predefined_split(TensorDataset(X_t[valid], y_t[valid]))
         net = self._make_net(
             [len(c) for c in self.classes_],
             optimizer,
@@ -506,7 +506,8 @@ class DualHeadClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         )
         if seed is not None:
             torch.manual_seed(seed)  # skorch's fit initialises the module from here
-        net.fit(X_t[train], y_t[train])
+        # Tensor datasets batch by slicing tensors, without skorch's per-sample indexing.
+        net.fit(TensorDataset(X_t[train], y_t[train]), y=None)
         self.net_ = net
         self.history_ = net.history
         self.valid_index_ = valid
