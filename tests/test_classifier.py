@@ -88,6 +88,20 @@ def test_history_has_losses_and_per_head_accuracy(fitted):
     assert history[:, "train_loss"][-1] < history[:, "train_loss"][0]
 
 
+def test_verbose_prints_the_epoch_table(data, capsys):
+    X, y = data
+    DualHeadClassifier(max_epochs=1, verbose=1, random_state=0).fit(X[:40], y[:40])
+    out = capsys.readouterr().out
+    assert "train_loss" in out and "valid_loss" in out
+
+
+def test_string_labels_predict_as_strings(fitted, data):
+    X, _ = data
+    predicted = fitted.predict(X[:2])
+    assert predicted.dtype.kind == "U"
+    assert set(predicted[:, 1]) <= set(SEVERITIES)
+
+
 def test_integer_labels_give_one_classes_array_per_head(data):
     X, _ = data
     rng = np.random.default_rng(3)

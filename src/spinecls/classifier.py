@@ -544,7 +544,10 @@ class DualHeadClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         """Labels of both heads: an (n_samples, 2) array, condition then severity."""
         probas = self.predict_proba(X)
         columns = [c[p.argmax(axis=1)] for c, p in zip(self.classes_, probas)]
-        dtype = columns[0].dtype if columns[0].dtype == columns[1].dtype else object
+        same_kind = (
+            columns[0].dtype.kind == columns[1].dtype.kind and columns[0].dtype.kind in "iuUS"
+        )
+        dtype = np.result_type(*columns) if same_kind else object
         out = np.empty((len(columns[0]), 2), dtype=dtype)
         out[:, 0], out[:, 1] = columns
         return out

@@ -24,6 +24,15 @@ SEVERITIES: tuple[str, ...] = ("normal_mild", "moderate", "severe")
 SEVERITY_WEIGHTS: dict[str, float] = {"normal_mild": 1.0, "moderate": 2.0, "severe": 4.0}
 """Per-row sample weights of the competition metric."""
 
+SEVERITY_PRIORS: dict[str, tuple[float, float, float]] = {
+    "Spinal Canal Stenosis": (0.878, 0.075, 0.047),
+    "Left Neural Foraminal Narrowing": (0.78, 0.18, 0.04),
+    "Right Neural Foraminal Narrowing": (0.78, 0.18, 0.04),
+    "Left Subarticular Stenosis": (0.71, 0.19, 0.10),
+    "Right Subarticular Stenosis": (0.71, 0.19, 0.10),
+}
+"""Share of normal_mild / moderate / severe per condition in the real training labels."""
+
 RAW_SEVERITIES: dict[str, str] = {
     "Normal/Mild": "normal_mild",
     "Moderate": "moderate",

@@ -23,24 +23,22 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from ..labels import CONDITIONS, LEVELS, SEVERITIES, WIDE_COLUMNS
+from ..labels import (
+    CONDITIONS,
+    LEVELS,
+    RAW_SEVERITIES,
+    SEVERITIES,
+    SEVERITY_PRIORS,
+    WIDE_COLUMNS,
+)
 from ._phantom import FORAMEN_X, RECESS_X, Spine, render_axial, render_sagittal
 from .rsna import COORDINATE_COLUMNS, COORDINATES_CSV, LABELS_CSV
 
 __all__ = ["make_synthetic_rsna", "SEVERITY_PRIORS"]
 
-SEVERITY_PRIORS: dict[str, tuple[float, float, float]] = {
-    "Spinal Canal Stenosis": (0.878, 0.075, 0.047),
-    "Left Neural Foraminal Narrowing": (0.78, 0.18, 0.04),
-    "Right Neural Foraminal Narrowing": (0.78, 0.18, 0.04),
-    "Left Subarticular Stenosis": (0.71, 0.19, 0.10),
-    "Right Subarticular Stenosis": (0.71, 0.19, 0.10),
-}
-"""Probability of normal_mild / moderate / severe per condition (the real data's balance)."""
-
 # Narrowing of the structure (0 = none, 1 = obliterated) drawn for each severity grade.
 _NARROWING = {"normal_mild": (0.0, 0.3), "moderate": (0.38, 0.62), "severe": (0.7, 0.95)}
-_RAW = {"normal_mild": "Normal/Mild", "moderate": "Moderate", "severe": "Severe"}
+_RAW = {severity: raw for raw, severity in RAW_SEVERITIES.items()}
 _SAGITTAL_IOP = [0.0, 1.0, 0.0, 0.0, 0.0, -1.0]
 _AXIAL_IOP = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
 

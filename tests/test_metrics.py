@@ -1,0 +1,331 @@
+"""spinecls.metrics: reports, scorers, the competition score, submissions."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import f1_score, log_loss
+from sklearn.model_selection import GridSearchCV, GroupKFold
+from sklearn.pipeline import Pipeline
+
+from spinecls import CONDITIONS, LEVELS, SEVERITIES, DualHeadClassifier, LumbarPatchTransformer
+from spinecls.labels import SEVERITY_PRIORS
+from spinecls.metrics import (
+    dual_head_report,
+    head_scorer,
+    row_ids,
+    rsna_score,
+    rsna_scorer,
+    solution_from_frame,
+    to_submission,
+)
+
+LOG3 = math.log(3)
+
+
+def labelled(studies=(1, 2), seed=0):
+    """Every condition-level of each study with random severities."""
+    rng = np.random.default_rng(seed)
+    rows = [(s, c, lv) for s in studies for c in CONDITIONS for lv in LEVELS]
+    frame = pd.DataFrame(rows, columns=["study_id", "condition", "level"])
+    frame["severity"] = np.array(SEVERITIES)[rng.choice(3, len(frame), p=[0.6, 0.25, 0.15])]
+    return frame
+
+
+# -- reports -------------------------------------------------------------------------------
+def test_report_matches_sklearn_weighted_metrics():
+    rng = np.random.default_rng(0)
+    true = np.column_stack(
+        [np.array(CONDITIONS)[rng.integers(0, 5, 60)], np.array(SEVERITIES)[rng.integers(0, 3, 60)]]
+    )
+    pred = true.copy()
+    flip = rng.random(60) < 0.3
+    pred[flip, 1] = "severe"
+    report = dual_head_report(true, pred)
+    assert report.summary.loc["condition", "accuracy"] == 1.0
+    expected_f1 = f1_score(true[:, 1], pred[:, 1], average="weighted", zero_division=0)
+    assert report.summary.loc["severity", "f1"] == pytest.approx(expected_f1)
+    assert report.summary.loc["severity", "support"] == 60
+    matrix = report.confusion_matrices["severity"]
+    assert list(matrix.index) == list(SEVERITIES) and matrix.to_numpy().sum() == 60
+    assert matrix.loc["severe", "severe"] == (true[:, 1] == "severe").sum()
+    assert "weighted avg" in report.classification_reports["condition"].index
+    text = str(report)
+    assert "Per-head metrics" in text and "confusion matrix" in text
+    data = json.loads(report.to_json())
+    assert data["summary"]["condition"]["accuracy"] == 1.0
+    assert data["confusion_matrices"]["severity"]["labels"] == list(SEVERITIES)
+
+
+def test_report_on_integer_codes_and_dataframes():
+    true = pd.DataFrame({"c": [0, 1, 2, 3, 4, 0], "s": [0, 1, 2, 0, 1, 2]})
+    pred = pd.DataFrame({"c": [0, 1, 2, 3, 4, 1], "s": [0, 1, 2, 0, 1, 2]})
+    report = dual_head_report(true, pred)
+    assert report.summary.loc["condition", "accuracy"] == pytest.approx(5 / 6)
+    assert report.summary.loc["severity", "accuracy"] == 1.0
+
+
+def test_report_bad_input():
+    with pytest.raises(ValueError, match="y_true has 2 rows but y_pred has 1"):
+        dual_head_report([["a", "b"], ["a", "b"]], [["a", "b"]])
+    with pytest.raises(ValueError, match="two columns"):
+        dual_head_report([1, 2], [1, 2])
+    with pytest.raises(ValueError, match=r"unknown severity label\(s\) \['mild'\] in y_pred"):
+        dual_head_report([[CONDITIONS[0], "severe"]], [[CONDITIONS[0], "mild"]])
+    with pytest.raises(ValueError, match="unknown condition"):
+        dual_head_report([["x", 0]], [["y", 0]], labels=(["x"], [0]))
+
+
+# -- scorers -------------------------------------------------------------------------------
+class Fixed:
+    """A stand-in estimator that predicts given labels."""
+
+    def __init__(self, predicted):
+        self.predicted = np.asarray(predicted, dtype=object)
+
+    def predict(self, X):
+        return self.predicted[: len(X)]
+
+
+def test_head_scorer_scores_one_column():
+    y = np.array([[0, 0], [1, 1], [2, 2], [3, 0]], dtype=object)
+    predicted = np.array([[0, 1], [1, 1], [0, 2], [3, 0]], dtype=object)
+    X = np.zeros((4, 1))
+    assert head_scorer("condition")(Fixed(predicted), X, y) == 0.75
+    assert head_scorer("severity", "accuracy")(Fixed(predicted), X, y) == 0.75
+    f1 = f1_score(y[:, 1].astype(int), predicted[:, 1].astype(int), average="macro")
+    assert head_scorer("severity", "f1_macro")(Fixed(predicted), X, y) == pytest.approx(f1)
+    with pytest.raises(ValueError, match="head must be one of"):
+        head_scorer("level")
+    with pytest.raises(ValueError, match="metric must be one of"):
+        head_scorer("severity", "roc_auc")
+
+
+# -- the competition score -----------------------------------------------------------------
+def test_row_ids_are_the_competition_ones():
+    frame = pd.DataFrame({"study_id": [44036939], "condition": [CONDITIONS[1]], "level": ["L1/L2"]})
+    assert row_ids(frame).tolist() == ["44036939_left_neural_foraminal_narrowing_l1_l2"]
+
+
+def test_uniform_predictions_score_log3_per_group():
+    frame = labelled()
+    solution = solution_from_frame(frame)
+    uniform = solution[["row_id"]].assign(normal_mild=1 / 3, moderate=1 / 3, severe=1 / 3)
+    # any_severe: label 1 costs -log(1/3), label 0 costs -log(2/3), weighted by max weight
+    spinal = frame[frame.condition == CONDITIONS[0]]
+    per_study = spinal.groupby("study_id")["severity"]
+    label = per_study.apply(lambda s: (s == "severe").any()).to_numpy()
+    weight = per_study.apply(
+        lambda s: max({"normal_mild": 1, "moderate": 2, "severe": 4}[v] for v in s)
+    )
+    binary = np.where(label, LOG3, math.log(1.5))
+    any_severe = np.average(binary, weights=weight.to_numpy())
+    assert rsna_score(solution, uniform) == pytest.approx((3 * LOG3 + any_severe) / 4)
+    # a submission multiplied by 3 (rows not summing to one) scores the same
+    assert rsna_score(
+        solution, uniform.assign(normal_mild=1, moderate=1, severe=1)
+    ) == pytest.approx(rsna_score(solution, uniform))
+
+
+def test_each_group_equals_sklearn_weighted_log_loss():
+    frame = labelled(studies=(5, 6, 7), seed=3)
+    solution = solution_from_frame(frame)
+    rng = np.random.default_rng(1)
+    proba = rng.dirichlet([2, 1, 1], size=len(solution))
+    submission = solution[["row_id"]].assign(
+        normal_mild=proba[:, 0], moderate=proba[:, 1], severe=proba[:, 2]
+    )
+    groups = {"spinal": "spinal", "foraminal": "foraminal", "subarticular": "subarticular"}
+    losses = []
+    for key in groups:
+        rows = solution["row_id"].str.contains(f"_{key}_")
+        losses.append(
+            log_loss(
+                solution.loc[rows, SEVERITIES].to_numpy().argmax(1),
+                proba[rows.to_numpy()],
+                sample_weight=solution.loc[rows, "sample_weight"],
+                labels=[0, 1, 2],
+            )
+        )
+    spinal = solution[solution["row_id"].str.contains("_spinal_")].assign(
+        study=lambda d: d.row_id.str.split("_").str[0],
+        p=proba[solution["row_id"].str.contains("_spinal_").to_numpy(), 2],
+    )
+    g = spinal.groupby("study")
+    losses.append(
+        log_loss(
+            g["severe"].max(), g["p"].max(), sample_weight=g["sample_weight"].max(), labels=[0, 1]
+        )
+    )
+    assert rsna_score(solution, submission.sample(frac=1, random_state=0)) == pytest.approx(
+        np.mean(losses)
+    )
+
+
+def test_perfect_submission_scores_about_zero():
+    solution = solution_from_frame(labelled())
+    perfect = solution[["row_id", *SEVERITIES]].astype({s: float for s in SEVERITIES})
+    assert rsna_score(solution, perfect) == pytest.approx(0, abs=1e-12)
+
+
+def test_any_severe_term_by_hand():
+    """One study, spinal L1/L2 severe (weight 4): any_severe label 1, weight 4; the
+    prediction is the largest normalised severe probability of its spinal rows."""
+    ids = {
+        "s1": "9_spinal_canal_stenosis_l1_l2",
+        "s2": "9_spinal_canal_stenosis_l2_l3",
+        "f": "9_left_neural_foraminal_narrowing_l1_l2",
+        "a": "9_left_subarticular_stenosis_l1_l2",
+    }
+    solution = pd.DataFrame(
+        [
+            (ids["s1"], 0, 0, 1, 4.0),
+            (ids["s2"], 1, 0, 0, 1.0),
+            (ids["f"], 1, 0, 0, 1.0),
+            (ids["a"], 0, 1, 0, 2.0),
+        ],
+        columns=["row_id", *SEVERITIES, "sample_weight"],
+    )
+    submission = pd.DataFrame(
+        [
+            (ids["s1"], 2.0, 1.0, 1.0),  # severe 0.25 after normalising
+            (ids["s2"], 0.2, 0.2, 0.6),  # severe 0.6: the study's max
+            (ids["f"], 0.5, 0.25, 0.25),
+            (ids["a"], 0.25, 0.5, 0.25),
+        ],
+        columns=["row_id", *SEVERITIES],
+    )
+    spinal = (4 * -math.log(0.25) + 1 * -math.log(0.2)) / 5
+    foraminal = -math.log(0.5)
+    subarticular = -math.log(0.5)
+    any_severe = -math.log(0.6)  # label 1, weight 4 (one study: the weight cancels)
+    expected = (spinal + foraminal + subarticular + any_severe) / 4
+    assert rsna_score(solution, submission) == pytest.approx(expected)
+    # a second study without severe spinal rows: label 0, weight = its max spinal weight (2)
+    two = pd.concat(
+        [
+            solution,
+            pd.DataFrame(
+                [("10_spinal_canal_stenosis_l1_l2", 0, 1, 0, 2.0)],
+                columns=["row_id", *SEVERITIES, "sample_weight"],
+            ),
+        ]
+    )
+    sub_two = pd.concat(
+        [
+            submission,
+            pd.DataFrame(
+                [("10_spinal_canal_stenosis_l1_l2", 0.3, 0.5, 0.2)], columns=["row_id", *SEVERITIES]
+            ),
+        ]
+    )
+    spinal2 = (4 * -math.log(0.25) + 1 * -math.log(0.2) + 2 * -math.log(0.5)) / 7
+    any2 = (4 * -math.log(0.6) + 2 * -math.log(0.8)) / 6
+    assert rsna_score(two, sub_two) == pytest.approx(
+        (spinal2 + foraminal + subarticular + any2) / 4
+    )
+
+
+def test_clipping_keeps_zero_probabilities_finite():
+    solution = solution_from_frame(labelled())
+    wrong = solution[["row_id"]].assign(
+        normal_mild=1.0 - solution["normal_mild"],
+        moderate=0.0,
+        severe=solution["normal_mild"] * 1.0,
+    )
+    score = rsna_score(solution, wrong)
+    assert np.isfinite(score) and score > 10  # -log(1e-15) is about 34.5
+
+
+def test_score_bad_input():
+    solution = solution_from_frame(labelled())
+    submission = solution[["row_id"]].assign(normal_mild=0.5, moderate=0.3, severe=0.2)
+    with pytest.raises(ValueError, match=r"submission lacks 2 row\(s\) of the solution"):
+        rsna_score(solution, submission.iloc[2:])
+    with pytest.raises(ValueError, match=r"submission is missing column\(s\) \['severe'\]"):
+        rsna_score(solution, submission.drop(columns="severe"))
+    nan = submission.copy()
+    nan.loc[3, "moderate"] = np.nan
+    with pytest.raises(ValueError, match="finite and non-negative"):
+        rsna_score(solution, nan)
+
+
+# -- submissions ---------------------------------------------------------------------------
+def test_to_submission_averages_fills_with_the_prior_and_reorders_columns():
+    frame = pd.DataFrame(
+        {
+            "study_id": [7, 7, 7],
+            "condition": [CONDITIONS[0], CONDITIONS[0], CONDITIONS[3]],
+            "level": ["L4/L5", "L4/L5", "L1/L2"],
+        }
+    )
+    # columns in a classifier's classes_ order: moderate, normal_mild, severe
+    proba = np.array([[0.2, 0.7, 0.1], [0.4, 0.5, 0.1], [0.1, 0.1, 0.8]])
+    sub = to_submission(frame, proba, classes=np.array(["moderate", "normal_mild", "severe"]))
+    assert list(sub.columns) == ["row_id", *SEVERITIES]
+    assert len(sub) == 25 and sub["row_id"].is_unique
+    row = sub.set_index("row_id").loc["7_spinal_canal_stenosis_l4_l5"]
+    np.testing.assert_allclose(row.to_numpy(), [0.6, 0.3, 0.1])
+    row = sub.set_index("row_id").loc["7_left_subarticular_stenosis_l1_l2"]
+    np.testing.assert_allclose(row.to_numpy(), [0.1, 0.1, 0.8])
+    filled = sub.set_index("row_id").loc["7_right_neural_foraminal_narrowing_l3_l4"]
+    np.testing.assert_allclose(filled.to_numpy(), SEVERITY_PRIORS[CONDITIONS[2]])
+    only = to_submission(frame, proba, classes=[1, 0, 2], complete=False)
+    assert len(only) == 2
+    csv = sub.to_csv(index=False)
+    assert csv.splitlines()[0] == "row_id,normal_mild,moderate,severe"
+
+
+def test_to_submission_and_solution_bad_input():
+    frame = labelled(studies=(1,))
+    with pytest.raises(ValueError, match="3 columns"):
+        to_submission(frame, np.ones((len(frame), 2)))
+    with pytest.raises(ValueError, match="NaN or infinite values at row"):
+        to_submission(frame, np.full((len(frame), 3), np.nan))
+    with pytest.raises(ValueError, match="probability rows for"):
+        to_submission(frame, np.ones((3, 3)))
+    with pytest.raises(ValueError, match="missing column"):
+        to_submission(frame.drop(columns="level"), np.ones((len(frame), 3)))
+    conflict = pd.concat([frame.iloc[:1], frame.iloc[:1].assign(severity="severe")])
+    conflict.iloc[0, conflict.columns.get_loc("severity")] = "normal_mild"
+    with pytest.raises(ValueError, match="disagree on the severity"):
+        solution_from_frame(conflict)
+
+
+def test_solution_from_load_rsna_frame(rsna_frame):
+    solution = solution_from_frame(rsna_frame)
+    assert len(solution) == len(rsna_frame)
+    assert (solution[list(SEVERITIES)].sum(axis=1) == 1).all()
+    assert set(solution["sample_weight"]) <= {1, 2, 4}
+
+
+def test_scorers_in_a_multi_metric_grid_search(rsna_frame):
+    pipe = Pipeline(
+        [
+            ("patches", LumbarPatchTransformer(patch_size=32)),
+            ("clf", DualHeadClassifier(max_epochs=1, batch_size=32, random_state=0)),
+        ]
+    )
+    y = rsna_frame[["condition", "severity"]]
+    search = GridSearchCV(
+        pipe,
+        {"clf__lr": [1e-3, 3e-3]},
+        scoring={
+            "severity_f1": head_scorer("severity", "f1_weighted"),
+            "condition_acc": head_scorer("condition", "accuracy"),
+            "rsna": rsna_scorer,
+        },
+        refit="rsna",
+        cv=GroupKFold(n_splits=2),
+    )
+    search.fit(rsna_frame, y, groups=rsna_frame["study_id"])
+    results = search.cv_results_
+    assert (results["mean_test_rsna"] < 0).all()
+    assert ((results["mean_test_severity_f1"] >= 0) & (results["mean_test_severity_f1"] <= 1)).all()
+    assert search.best_index_ == int(np.argmax(results["mean_test_rsna"]))
+    with pytest.raises(ValueError, match="rsna_scorer needs X"):
+        rsna_scorer(search.best_estimator_[-1], np.zeros((2, 1, 32, 32), np.float32), y[:2])
