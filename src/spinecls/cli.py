@@ -1,4 +1,4 @@
-"""Command-line interface: ``spinecls synth``.
+"""Command-line interface: ``spinecls synth``, ``spinecls demo``.
 
 Every command is a thin wrapper over a library function; errors in paths and
 arguments print one line and exit with status 2.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from . import __version__
 from .datasets import load_rsna, make_synthetic_rsna
@@ -46,6 +47,22 @@ def _synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    if args.data is not None and not args.data.is_dir():
+        raise NotADirectoryError(f"--data {args.data} is not a directory")
+    run_demo(
+        args.data,
+        args.out,
+        studies=args.studies,
+        quick=args.quick,
+        random_state=args.seed,
+        weights=args.weights,
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``spinecls`` argument parser with one sub-command per job."""
     parser = argparse.ArgumentParser(
@@ -67,6 +84,20 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--n-jobs", type=int, default=None, help="parallel studies (joblib)")
     synth.add_argument("--overwrite", action="store_true", help="replace a non-empty outdir")
     synth.set_defaults(func=_synth)
+
+    demo = sub.add_parser(
+        "demo",
+        help="reproduce the study's three-model comparison",
+        description="Train the study's three pipelines (simple CNN, Inception CNN, VGG-16) on "
+        "synthetic studies or a competition directory, and compare them on held-out studies.",
+    )
+    demo.add_argument("--data", type=Path, help="competition directory (default: synthetic)")
+    demo.add_argument("--out", type=Path, default=Path("spinecls-demo"), help="output directory")
+    demo.add_argument("--studies", type=int, help="synthetic studies (default 30, quick 12)")
+    demo.add_argument("--quick", action="store_true", help="small and fast: under two minutes")
+    demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    demo.add_argument("--weights", help="pretrained VGG-16 weights: a file or IMAGENET1K_V1")
+    demo.set_defaults(func=_demo)
     return parser
 
 

@@ -1,0 +1,73 @@
+"""The study's three-model comparison end to end (``spinecls demo``), kept tiny."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import spinecls
+from spinecls import demo as demo_module
+from spinecls.cli import main
+from spinecls.demo import MODELS, run_demo, split_by_study
+
+
+def test_split_by_study_keeps_studies_apart(rsna_frame):
+    develop, test = split_by_study(rsna_frame, random_state=0)
+    assert len(develop) + len(test) == len(rsna_frame)
+    assert not set(rsna_frame.study_id.iloc[develop]) & set(rsna_frame.study_id.iloc[test])
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "out"
+    table = run_demo(None, out, studies=7, quick=True, random_state=0)
+    return out, table
+
+
+def test_demo_writes_the_table_models_submission_and_plots(demo_run):
+    out, table = demo_run
+    assert list(table["model"]) == [*MODELS, "baseline: majority class", "baseline: class prior"]
+    assert {"condition f1", "severity accuracy", "competition score"} <= set(table.columns)
+    scores = table.set_index("model")["competition score"]
+    assert np.isfinite(scores[list(MODELS)]).all() and np.isfinite(scores["baseline: class prior"])
+    results = json.loads((out / "results.json").read_text())
+    assert results["meta"]["studies"] == 7 and len(results["table"]) == 5
+    assert "| model |" in (out / "results.md").read_text()
+    for k in (1, 2, 3):
+        model = spinecls.DualHeadClassifier.load(out / f"model{k}.pt")
+        assert model.backbone == ["simple", "inception", "vgg16"][k - 1]
+        for plot in ("training_curves", "confusion_matrices", "feature_maps", "filters"):
+            assert (out / f"model{k}_{plot}.png").stat().st_size > 1000
+    submission = pd.read_csv(out / "submission.csv")
+    assert list(submission.columns) == ["row_id", "normal_mild", "moderate", "severe"]
+    assert len(submission) % 25 == 0 and len(submission) > 0
+    np.testing.assert_allclose(
+        submission[["normal_mild", "moderate", "severe"]].sum(1), 1, rtol=1e-5
+    )
+    assert not list(out.parent.glob(".*partial*"))
+
+
+def test_demo_is_deterministic_for_a_seed(demo_run, tmp_path):
+    _, table = demo_run
+    again = run_demo(None, tmp_path / "again", studies=7, quick=True, random_state=0, plots=False)
+    pd.testing.assert_frame_equal(again, table)
+
+
+def test_an_interrupted_demo_leaves_no_output(tmp_path, monkeypatch):
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(demo_module.DualHeadClassifier, "fit", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        run_demo(None, tmp_path / "out", studies=3, quick=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_demo_errors_are_one_line(tmp_path, capsys):
+    assert main(["demo", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("spinecls demo: error:") and "missing" in err
+    assert len(err.splitlines()) == 1
