@@ -45,7 +45,7 @@ def test_demo_writes_the_table_models_submission_and_plots(demo_run):
     assert list(submission.columns) == ["row_id", "normal_mild", "moderate", "severe"]
     assert len(submission) % 25 == 0 and len(submission) > 0
     np.testing.assert_allclose(
-        submission[["normal_mild", "moderate", "severe"]].sum(1), 1, rtol=1e-5
+        submission[["normal_mild", "moderate", "severe"]].sum(axis=1), 1, rtol=1e-5
     )
     assert not list(out.parent.glob(".*partial*"))
 
