@@ -201,7 +201,7 @@ def test_joblib_round_trip_and_save_load_give_identical_probabilities(fitted, da
     assert len(loaded.history_) == len(fitted.history_)
     assert not (tmp_path / "model.pt.partial").exists()
     (tmp_path / "junk.pt").write_bytes(b"not a model")
-    with pytest.raises(Exception):  # noqa: B017 - torch's own unpickling error
+    with pytest.raises(ValueError, match="junk.pt is not a model file"):
         DualHeadClassifier.load(tmp_path / "junk.pt")
     torch.save({"format": "other"}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a model file"):

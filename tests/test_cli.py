@@ -37,3 +37,51 @@ def test_help_lists_the_commands(capsys):
         main(["--help"])
     assert exit_info.value.code == 0
     assert "synth" in capsys.readouterr().out
+
+
+def test_train_predict_evaluate_round_trip(rsna_root, tmp_path, capsys):
+    model = tmp_path / "model.pt"
+    code = main(
+        ["train", "--data", str(rsna_root), "--out", str(model), "--epochs", "1",
+         "--patch-size", "32", "--size", "32", "--backbone", "simple"]
+    )  # fmt: skip
+    assert code == 0 and model.is_file()
+    loaded = spinecls.DualHeadClassifier.load(model)
+    assert loaded.metadata_["transformer"]["patch_size"] == 32
+    submission = tmp_path / "submission.csv"
+    code = main(
+        ["predict", "--data", str(rsna_root), "--model", str(model), "--out", str(submission),
+         "--split", "train"]
+    )  # fmt: skip
+    assert code == 0
+    import pandas as pd
+
+    table = pd.read_csv(submission)
+    assert list(table.columns) == ["row_id", "normal_mild", "moderate", "severe"]
+    assert len(table) == 6 * 25 and table["row_id"].is_unique
+    report = tmp_path / "report.json"
+    capsys.readouterr()
+    code = main(
+        ["evaluate", "--data", str(rsna_root), "--model", str(model), "--json", str(report)]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "Per-head metrics" in printed and "competition score (lower is better)" in printed
+    import json
+
+    data = json.loads(report.read_text())
+    assert data["competition_score"] > 0 and "condition" in data["summary"]
+
+
+def test_model_and_data_errors_are_one_line(rsna_root, tmp_path, capsys):
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"junk")
+    for argv in (
+        ["evaluate", "--data", str(rsna_root), "--model", str(junk)],
+        ["evaluate", "--data", str(rsna_root), "--model", str(tmp_path / "none.pt")],
+        ["train", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "m.pt")],
+        ["predict", "--data", str(rsna_root), "--model", str(junk), "--out", str(tmp_path / "s")],
+    ):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"spinecls {argv[0]}: error:") and len(err.splitlines()) == 1

@@ -605,7 +605,7 @@ class DualHeadClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         except TypeError as exc:
             raise ValueError(f"cannot save parameters as JSON: {exc}") from exc
 
-    def save(self, path: str | os.PathLike) -> None:
+    def save(self, path: str | os.PathLike, metadata: dict | None = None) -> None:
         """Write the fitted model to one file, without pickle.
 
         The file holds the module's state dict (tensors) and, as JSON strings, the
@@ -615,6 +615,10 @@ class DualHeadClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         Parameters
         ----------
         path : str or path-like
+        metadata : dict, optional
+            Anything JSON-serialisable to keep beside the model (e.g. the parameters of
+            the transformer that made its patches); :meth:`load` returns it as
+            ``metadata_``.
         """
         check_is_fitted(self, "net_")
         classes = [c.tolist() for c in self.classes_]
@@ -625,6 +629,7 @@ class DualHeadClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
             "classes": json.dumps(classes),
             "input_shape": list(self.input_shape_),
             "history": json.dumps(self.history_.to_list(), default=float),
+            "metadata": json.dumps(metadata or {}),
             "state_dict": {k: v.detach().cpu() for k, v in self.net_.module_.state_dict().items()},
         }
         path = os.fspath(path)
@@ -645,9 +650,18 @@ class DualHeadClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         Returns
         -------
         DualHeadClassifier
-            Fitted: ``predict_proba`` gives what the saved model gave.
+            Fitted: ``predict_proba`` gives what the saved model gave; ``metadata_``
+            holds what :meth:`save` was given.
         """
-        state = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
+        except FileNotFoundError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a bad file
+            raise ValueError(
+                f"{path} is not a model file written by DualHeadClassifier.save "
+                f"({type(exc).__name__}: {exc})"
+            ) from exc
         if not isinstance(state, dict) or state.get("format") != _FORMAT:
             raise ValueError(f"{path} is not a model file written by DualHeadClassifier.save")
         params = json.loads(state["params"])
@@ -674,4 +688,5 @@ class DualHeadClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         net.history = History(json.loads(state["history"]))
         model.net_ = net
         model.history_ = net.history
+        model.metadata_ = json.loads(state.get("metadata", "{}"))
         return model

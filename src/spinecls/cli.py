@@ -1,4 +1,4 @@
-"""Command-line interface: ``spinecls synth``, ``spinecls demo``.
+"""Command-line interface: ``spinecls synth``, ``demo``, ``train``, ``predict``, ``evaluate``.
 
 Every command is a thin wrapper over a library function; errors in paths and
 arguments print one line and exit with status 2.
@@ -7,6 +7,7 @@ arguments print one line and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -63,6 +64,96 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+TRANSFORMER_KEYS = ("patch_size", "output_size", "mode", "slices", "normalize", "blur")
+
+
+def _load_model(path: Path):
+    from .classifier import DualHeadClassifier
+
+    if not path.is_file():
+        raise FileNotFoundError(f"model file not found: {path}")
+    return DualHeadClassifier.load(path)
+
+
+def _transformer(model, data: Path):
+    from .preprocessing import LumbarPatchTransformer
+
+    params = model.metadata_.get("transformer")
+    if params is None:
+        raise ValueError(
+            "the model file does not say how its patches were made: train it with spinecls train"
+        )
+    return LumbarPatchTransformer(data_dir=data, progress=True, **params)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .classifier import DualHeadClassifier
+    from .preprocessing import LumbarPatchTransformer
+
+    frame = load_rsna(args.data)
+    transformer = LumbarPatchTransformer(
+        patch_size=args.patch_size,
+        output_size=args.size,
+        mode=args.mode,
+        slices=args.slices,
+        progress=True,
+    )
+    X = transformer.fit_transform(frame)
+    model = DualHeadClassifier(
+        backbone=args.backbone,
+        lr=args.lr,
+        max_epochs=args.epochs,
+        batch_size=args.batch_size,
+        augment=args.augment,
+        severity_weights=args.severity_weights,
+        weights=args.weights,
+        device=args.device,
+        random_state=args.seed,
+        verbose=1,
+    )
+    model.fit(X, frame[["condition", "severity"]], groups=frame["study_id"].to_numpy())
+    params = {k: v for k, v in transformer.get_params().items() if k in TRANSFORMER_KEYS}
+    model.save(args.out, metadata={"transformer": params})
+    print(f"saved the {args.backbone} model to {args.out}")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from .datasets import load_coordinates
+    from .metrics import to_submission
+
+    model = _load_model(args.model)
+    frame = load_coordinates(args.data, split=args.split)
+    X = _transformer(model, args.data).fit_transform(frame)
+    proba = model.predict_proba(X)[1]
+    submission = to_submission(frame, proba, classes=model.classes_[1])
+    tmp = args.out.with_name(args.out.name + ".partial")
+    submission.to_csv(tmp, index=False)
+    tmp.replace(args.out)
+    print(f"wrote {len(submission)} rows for {frame['study_id'].nunique()} studies to {args.out}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .metrics import dual_head_report, rsna_score, solution_from_frame, to_submission
+
+    model = _load_model(args.model)
+    frame = load_rsna(args.data)
+    X = _transformer(model, args.data).fit_transform(frame)
+    y = frame[["condition", "severity"]]
+    report = dual_head_report(y, model.predict(X))
+    proba = model.predict_proba(X)[1]
+    score = rsna_score(
+        solution_from_frame(frame),
+        to_submission(frame, proba, classes=model.classes_[1], complete=False),
+    )
+    print(report)
+    print(f"\ncompetition score (lower is better): {score:.4f}")
+    if args.json is not None:
+        args.json.write_text(json.dumps(report.to_dict() | {"competition_score": score}, indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``spinecls`` argument parser with one sub-command per job."""
     parser = argparse.ArgumentParser(
@@ -98,6 +189,42 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.add_argument("--weights", help="pretrained VGG-16 weights: a file or IMAGENET1K_V1")
     demo.set_defaults(func=_demo)
+
+    train = sub.add_parser("train", help="train one model on a competition directory")
+    train.add_argument("--data", type=Path, required=True, help="competition directory")
+    train.add_argument("--backbone", default="simple", help="simple, inception, vgg16, ...")
+    train.add_argument("--out", type=Path, required=True, help="model file to write")
+    train.add_argument("--mode", choices=["crop", "marker"], default="crop")
+    train.add_argument("--patch-size", type=int, default=48, help="crop size in pixels")
+    train.add_argument("--size", type=int, default=32, help="image size given to the model")
+    train.add_argument("--slices", type=int, default=1, help="adjacent slices (odd)")
+    train.add_argument("--epochs", type=int, default=20)
+    train.add_argument("--batch-size", type=int, default=16)
+    train.add_argument("--lr", type=float, default=1e-3)
+    train.add_argument("--augment", choices=["seed", "light"], default=None)
+    train.add_argument("--severity-weights", choices=["rsna"], default=None)
+    train.add_argument("--weights", help="pretrained weights for torchvision backbones")
+    train.add_argument("--device", default="cpu")
+    train.add_argument("--seed", type=int, default=0)
+    train.set_defaults(func=_train)
+
+    predict = sub.add_parser("predict", help="write a competition submission")
+    predict.add_argument("--data", type=Path, required=True, help="competition directory")
+    predict.add_argument("--model", type=Path, required=True, help="model file from train")
+    predict.add_argument("--out", type=Path, required=True, help="submission CSV to write")
+    predict.add_argument(
+        "--split",
+        choices=["test", "train"],
+        default="test",
+        help="read {split}_label_coordinates.csv and {split}_images/ (default test)",
+    )
+    predict.set_defaults(func=_predict)
+
+    evaluate = sub.add_parser("evaluate", help="report and competition score on labelled data")
+    evaluate.add_argument("--data", type=Path, required=True, help="competition directory")
+    evaluate.add_argument("--model", type=Path, required=True, help="model file from train")
+    evaluate.add_argument("--json", type=Path, help="also write the report as JSON")
+    evaluate.set_defaults(func=_evaluate)
     return parser
 
 

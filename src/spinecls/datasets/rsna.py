@@ -16,7 +16,13 @@ import pandas as pd
 
 from ..labels import CONDITIONS, LEVELS, RAW_SEVERITIES, WIDE_COLUMNS
 
-__all__ = ["RSNADataWarning", "load_rsna", "read_series_descriptions", "image_paths"]
+__all__ = [
+    "RSNADataWarning",
+    "image_paths",
+    "load_coordinates",
+    "load_rsna",
+    "read_series_descriptions",
+]
 
 LABELS_CSV = "train.csv"
 COORDINATES_CSV = "train_label_coordinates.csv"
@@ -205,6 +211,52 @@ def image_paths(root: str | os.PathLike, frame: pd.DataFrame, split: str = "trai
     )
 
 
+def _read_coordinates(path: Path) -> pd.DataFrame:
+    coords = _read_csv(path, COORDINATE_COLUMNS)[list(COORDINATE_COLUMNS)].copy()
+    for column in ("study_id", "series_id", "instance_number"):
+        coords[column] = _as_int64(coords, column, path)
+    for column in ("x", "y"):
+        coords[column] = _as_float64(coords, column, path)
+    for column, vocabulary in (("condition", CONDITIONS), ("level", LEVELS)):
+        coords[column] = coords[column].astype("string").str.strip().astype(object)
+        _check_vocabulary(coords[column], vocabulary, column, path)
+    return coords
+
+
+def load_coordinates(root: str | os.PathLike, split: str = "test") -> pd.DataFrame:
+    """Coordinates to predict at, without labels: ``{split}_label_coordinates.csv``.
+
+    Parameters
+    ----------
+    root : str or path-like
+        The competition directory.
+    split : {"test", "train"}, default="test"
+        Reads ``{split}_label_coordinates.csv`` and ``{split}_series_descriptions.csv``
+        (when present); images under ``{split}_images/``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The columns of :func:`load_rsna` but ``severity``, in the file's order.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        As :func:`load_rsna`.
+    """
+    root = Path(root)
+    coords = _read_coordinates(root / f"{split}_label_coordinates.csv")
+    descriptions_path = root / DESCRIPTIONS_CSV.format(split=split)
+    if descriptions_path.is_file():
+        descriptions = read_series_descriptions(descriptions_path)
+        coords = coords.merge(descriptions, on=["study_id", "series_id"], how="left")
+    else:
+        coords["series_description"] = None
+    coords["image_path"] = image_paths(root, coords, split=split)
+    columns = [c for c in OUTPUT_COLUMNS if c != "severity"]
+    return coords[columns].reset_index(drop=True)
+
+
 def load_rsna(root: str | os.PathLike) -> pd.DataFrame:
     """Load the competition's training metadata as one long frame.
 
@@ -261,17 +313,7 @@ def load_rsna(root: str | os.PathLike) -> pd.DataFrame:
     """
     root = Path(root)
     labels = _read_labels(root / LABELS_CSV)
-
-    path = root / COORDINATES_CSV
-    coords = _read_csv(path, COORDINATE_COLUMNS)[list(COORDINATE_COLUMNS)].copy()
-    for column in ("study_id", "series_id", "instance_number"):
-        coords[column] = _as_int64(coords, column, path)
-    for column in ("x", "y"):
-        coords[column] = _as_float64(coords, column, path)
-    for column, vocabulary in (("condition", CONDITIONS), ("level", LEVELS)):
-        coords[column] = coords[column].astype("string").str.strip().astype(object)
-        _check_vocabulary(coords[column], vocabulary, column, path)
-
+    coords = _read_coordinates(root / COORDINATES_CSV)
     descriptions = read_series_descriptions(root / DESCRIPTIONS_CSV.format(split="train"))
 
     merged = coords.merge(labels, on=["study_id", "condition", "level"], how="left", indicator=True)
