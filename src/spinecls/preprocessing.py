@@ -290,7 +290,7 @@ def _extract_all(params, paths, xs, ys, ids, shape, on_error, n_jobs, progress):
     # A few large tasks per worker: one task per series spends more time shipping
     # work between processes than decoding it.
     workers = effective_n_jobs(n_jobs)
-    n_tasks = len(series) if workers == 1 else min(len(series), 4 * workers)
+    n_tasks = len(series) if workers == 1 else min(len(series), 16 * workers)
     chunks = [series[i::n_tasks] for i in range(n_tasks)]
     out = np.zeros(shape, np.float32)
     results = Parallel(n_jobs=n_jobs, return_as="generator")(
