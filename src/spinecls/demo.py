@@ -17,10 +17,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +27,7 @@ import pandas as pd
 from sklearn.model_selection import GroupShuffleSplit
 from sklearn.pipeline import Pipeline
 
+from ._atomic import atomic_directory
 from .classifier import DualHeadClassifier
 from .datasets import load_rsna, make_synthetic_rsna
 from .labels import CONDITIONS, SEVERITIES
@@ -211,10 +210,8 @@ def run_demo(
         _say("matplotlib is not installed: no plots (pip install 'spinecls[plot]')")
         plots = False
     out = Path(out)
-    tmp = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir(parents=True)
     started = time.perf_counter()
-    try:
+    with atomic_directory(out) as tmp:
         if data is None:
             n = studies or config.studies
             _say(f"generating {n} synthetic studies")
@@ -274,12 +271,6 @@ def run_demo(
         (tmp / "results.json").write_text(
             json.dumps({"meta": meta, "table": table.to_dict(orient="records")}, indent=2)
         )
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(table.set_index("model").round(4).to_string())
     _say(f"done in {elapsed:.0f} s; results in {out}")

@@ -7,8 +7,6 @@ stand-in that every part of spinecls reads exactly as it reads the Kaggle downlo
 from __future__ import annotations
 
 import os
-import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from pydicom.uid import (
     generate_uid,
 )
 
+from .._atomic import atomic_directory
 from ..labels import (
     CONDITIONS,
     LEVELS,
@@ -350,10 +349,7 @@ def make_synthetic_rsna(
         if candidate not in study_ids:
             study_ids.append(candidate)
 
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = root.parent / f".{root.name}.partial-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
+    with atomic_directory(root) as tmp:
         records = Parallel(n_jobs=n_jobs)(
             delayed(_study)(tmp, seed, sid, (lo, hi)) for seed, sid in zip(seeds[1:], study_ids)
         )
@@ -365,10 +361,4 @@ def make_synthetic_rsna(
             [row for r in records for row in r["descriptions"]],
             columns=["study_id", "series_id", "series_description"],
         ).to_csv(tmp / "train_series_descriptions.csv", index=False)
-        if root.exists():
-            shutil.rmtree(root)
-        tmp.rename(root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return root
