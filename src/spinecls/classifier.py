@@ -38,13 +38,12 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from .augment import AugmentedDataset, lateral_swap, make_augmentation
-from .labels import SEVERITIES, SEVERITY_WEIGHTS
+from .labels import HEADS, SEVERITIES, SEVERITY_WEIGHTS
 from .models import BACKBONES, build_backbone, takes_weights
 
 __all__ = ["DualHeadClassifier", "DualHeadLoss", "HeadAccuracy", "DualHeadNet"]
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
-HEADS = ("condition", "severity")
 _FORMAT = "spinecls.DualHeadClassifier"
 
 

@@ -21,6 +21,9 @@ LEVELS: tuple[str, ...] = ("L1/L2", "L2/L3", "L3/L4", "L4/L5", "L5/S1")
 SEVERITIES: tuple[str, ...] = ("normal_mild", "moderate", "severe")
 """Severity grades; index = class code."""
 
+HEADS: tuple[str, ...] = ("condition", "severity")
+"""The two outputs of every model, in the order of y's columns and of ``classes_``."""
+
 SEVERITY_WEIGHTS: dict[str, float] = {"normal_mild": 1.0, "moderate": 2.0, "severe": 4.0}
 """Per-row sample weights of the competition metric."""
 

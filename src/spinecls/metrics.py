@@ -27,7 +27,7 @@ from sklearn.metrics import (
     recall_score,
 )
 
-from .labels import CONDITIONS, LEVELS, SEVERITIES, SEVERITY_PRIORS, SEVERITY_WEIGHTS, slug
+from .labels import CONDITIONS, HEADS, LEVELS, SEVERITIES, SEVERITY_PRIORS, SEVERITY_WEIGHTS, slug
 
 __all__ = [
     "DualHeadReport",
@@ -42,7 +42,6 @@ __all__ = [
     "to_submission",
 ]
 
-HEADS = ("condition", "severity")
 TARGETS = list(SEVERITIES)
 EPSILON = 1e-15
 GROUPS = ("spinal", "foraminal", "subarticular")
