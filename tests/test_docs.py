@@ -35,12 +35,11 @@ def test_python_blocks_run(page, tmp_path, monkeypatch):
 def test_spinecls_commands_in_bash_blocks_parse(page):
     parser = build_parser()
     for code in _blocks(page, "bash"):
-        for command in code.split("&&"):
+        commands = [c for line in code.splitlines() for c in line.split("&&")]
+        for command in commands:
             words = shlex.split(command.strip())
             if words[:1] == ["spinecls"] and "--help" not in words:
-                parser.parse_args(
-                    [w for w in words[1:] if w != "OUTDIR"] + ["x"][: "OUTDIR" in words]
-                )
+                parser.parse_args(["x" if w == "OUTDIR" else w for w in words[1:]])
 
 
 def test_readme_quickstart_has_two_commands_and_ci_runs_the_test_one():
