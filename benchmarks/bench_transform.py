@@ -27,18 +27,22 @@ import spinecls
 
 
 def best_of(fn, repeat: int) -> float:
-    return rotate([fn], repeat)[0]
+    return float(rotate([fn], repeat).min())
 
 
-def rotate(fns, repeat: int) -> list[float]:
-    """Best wall time of each function, running them in turn ``repeat`` times."""
-    best = [float("inf")] * len(fns)
-    for _ in range(repeat):
+def rotate(fns, repeat: int) -> np.ndarray:
+    """Wall times, shape (repeat, len(fns)): the functions run in turn, ``repeat`` rounds.
+
+    Ratios are taken within a round (neighbours in time) and their median reported, so a
+    slow spell of a shared machine does not fall on one contender only.
+    """
+    times = np.zeros((repeat, len(fns)))
+    for r in range(repeat):
         for i, fn in enumerate(fns):
             start = time.perf_counter()
             fn()
-            best[i] = min(best[i], time.perf_counter() - start)
-    return best
+            times[r, i] = time.perf_counter() - start
+    return times
 
 
 def decode_floor(paths):
@@ -118,7 +122,7 @@ def main() -> None:
         two.transform(frame)  # start the worker pool
         # Contenders run in rotation, best of `repeat` each, so that a slow spell of a
         # shared machine does not fall on one of them only.
-        t_floor, t_script, t_one, t_two = rotate(
+        rounds = rotate(
             [
                 lambda: decode_floor(paths),
                 lambda: per_row_script(frame),
@@ -127,6 +131,8 @@ def main() -> None:
             ],
             args.repeat,
         )
+        t_floor, t_script, t_one, t_two = rounds.min(axis=0)
+        ratio = lambda a, b: float(np.median(rounds[:, a] / rounds[:, b]))  # noqa: E731
 
         capacity = parallel_capacity()
         cache = Path(tmp) / "cache"
@@ -149,10 +155,10 @@ def main() -> None:
     print(f"decode floor (unique files): {t_floor:.3f} s  ({rate(t_floor):,.0f} rows/s equivalent)")
     print(f"per-row script:              {t_script:.3f} s  ({rate(t_script):,.0f} patches/s)")
     print(f"transform, n_jobs=1:         {t_one:.3f} s  ({rate(t_one):,.0f} patches/s)")
-    print(f"  vs decode floor: {t_floor / t_one:.2f}x   (target >= 0.6x)")
-    print(f"  vs per-row script: {t_script / t_one:.2f}x   (target >= 3x)")
+    print(f"  vs decode floor: {ratio(0, 2):.2f}x   (target >= 0.6x; median of per-round ratios)")
+    print(f"  vs per-row script: {ratio(1, 2):.2f}x   (target >= 3x)")
     print(
-        f"transform, n_jobs=2:         {t_two:.3f} s  -> {t_one / t_two:.2f}x n_jobs=1 "
+        f"transform, n_jobs=2:         {t_two:.3f} s  -> {ratio(2, 3):.2f}x n_jobs=1 "
         f"(target >= 1.6x; a pure-Python loop on 2 processes: {capacity:.2f}x on this host now)"
     )
     print(
