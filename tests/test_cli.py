@@ -36,7 +36,9 @@ def test_help_lists_the_commands(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--help"])
     assert exit_info.value.code == 0
-    assert "synth" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    for command in ("synth", "demo", "train", "predict", "evaluate"):
+        assert command in out
 
 
 def test_train_predict_evaluate_round_trip(rsna_root, tmp_path, capsys):
