@@ -99,6 +99,8 @@ class _Extractor:
         entries = sorted(
             e.path for e in os.scandir(folder) if e.is_file() and e.name.endswith(".dcm")
         )
+        if self.decode_cached is None:  # no cache: the stamps would key nothing
+            return _series_order(tuple((p, 0, 0) for p in entries))
         return self.order_cached(tuple(_stamp(p) for p in entries))
 
     def _decode(self, paths: list[str]) -> dict[str, DicomSlice | Exception]:
