@@ -51,6 +51,13 @@ def _pair(value, name: str) -> tuple[int, int]:
     return int(value[0]), int(value[1])
 
 
+def _ids(frame: pd.DataFrame) -> pd.DataFrame:
+    """study_id, series_id and instance_number as int64 (validated by ``_check_frame``)."""
+    return frame[["study_id", "series_id", "instance_number"]].apply(
+        lambda c: pd.to_numeric(c).astype(np.int64)
+    )
+
+
 def _stamp(path: str) -> tuple[str, int, int]:
     """A file's identity for the cache: its path, modification time and size."""
     try:
@@ -92,14 +99,14 @@ class _Extractor:
     def __init__(self, params: dict):
         self.__dict__.update(params)
         memory = _memory(params["memory"])
-        self.order_cached = memory.cache(_series_order) if memory else _series_order
+        self.order_cached = memory.cache(_series_order) if memory else None
         self.decode_cached = memory.cache(_decode_all) if memory else None
 
     def _order(self, folder: str) -> list[str]:
         entries = sorted(
             e.path for e in os.scandir(folder) if e.is_file() and e.name.endswith(".dcm")
         )
-        if self.decode_cached is None:  # no cache: the stamps would key nothing
+        if self.order_cached is None:  # no cache: the stamps would key nothing
             return _series_order(tuple((p, 0, 0) for p in entries))
         return self.order_cached(tuple(_stamp(p) for p in entries))
 
@@ -508,11 +515,9 @@ class LumbarPatchTransformer(TransformerMixin, BaseEstimator):
         """
         self._check_frame(X)
         frame = X.copy()
-        ids = frame[["study_id", "series_id", "instance_number"]].apply(
-            lambda c: pd.to_numeric(c).astype(np.int64)
-        )
         if self.data_dir is None:
             return frame
+        ids = _ids(frame)
         root = Path(self.data_dir).resolve()
         if "image_path" not in frame.columns:
             frame["image_path"] = pd.Series(pd.NA, index=frame.index, dtype=object)
@@ -583,9 +588,7 @@ class LumbarPatchTransformer(TransformerMixin, BaseEstimator):
         if not len(frame):
             return out
 
-        ids = frame[["study_id", "series_id", "instance_number"]].apply(
-            lambda c: pd.to_numeric(c).astype(np.int64)
-        )
+        ids = _ids(frame)
         paths = np.array([os.path.abspath(p) for p in frame["image_path"].astype(str)])
         xs = pd.to_numeric(frame["x"]).to_numpy(np.float64)
         ys = pd.to_numeric(frame["y"]).to_numpy(np.float64)
