@@ -497,6 +497,8 @@ def test_slices_of_two_orientations_are_not_one_stack():
     with pytest.raises(ValueError, match=r"s\.dcm: its normal differs from a\.dcm's by 90\.00"):
         SliceStack([axial, sagittal])
     assert len(SliceStack([axial, sagittal], angle_tolerance=91)) == 2
+    with pytest.raises(ValueError, match=r"angle_tolerance must be .* got -1"):
+        SeriesGeometry([axial], angle_tolerance=-1)
 
 
 def test_slice_geometry_is_frozen_and_compares_by_value():

@@ -108,6 +108,14 @@ def _whole(value, what: str, source: str) -> int:
     return int(number)
 
 
+def _cos_tolerance(angle_tolerance) -> float:
+    if not (isinstance(angle_tolerance, (int, float)) and 0 <= angle_tolerance <= 180):
+        raise ValueError(
+            f"angle_tolerance must be a number of degrees in [0, 180], got {angle_tolerance!r}"
+        )
+    return math.cos(math.radians(angle_tolerance))
+
+
 def _readonly(array: np.ndarray) -> np.ndarray:
     array.setflags(write=False)
     return array
@@ -489,11 +497,11 @@ class SliceStack:
     """
 
     def __init__(self, slices: Iterable[SliceGeometry], angle_tolerance: float = ANGLE_TOLERANCE):
+        cos_tolerance = _cos_tolerance(angle_tolerance)
         slices = list(slices)
         if not slices:
             raise ValueError("a SliceStack needs at least one slice")
         reference = slices[0].normal
-        cos_tolerance = math.cos(math.radians(angle_tolerance))
         for s in slices[1:]:
             if float(s.normal @ reference) < cos_tolerance:
                 angle = math.degrees(math.acos(float(np.clip(s.normal @ reference, -1, 1))))
@@ -647,6 +655,7 @@ class SeriesGeometry:
         angle_tolerance: float = ANGLE_TOLERANCE,
     ):
         self.name = "<series>" if name is None else str(name)
+        cos_tolerance = _cos_tolerance(angle_tolerance)
         slices = list(slices)
         if not slices:
             raise ValueError(f"series {self.name}: no slices")
@@ -659,7 +668,6 @@ class SeriesGeometry:
                 raise ValueError(f"series {self.name}: {s.source} has no InstanceNumber")
         # Stacks form in instance-number order so that their order does not depend on
         # the order the files were listed in.
-        cos_tolerance = math.cos(math.radians(angle_tolerance))
         groups: list[list[SliceGeometry]] = []
         for s in sorted(slices, key=lambda s: (s.instance_number, s.source)):
             for group in groups:
