@@ -24,6 +24,7 @@ the nearest slice (:class:`SliceProjection`).
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import struct
 import warnings
@@ -109,7 +110,11 @@ def _whole(value, what: str, source: str) -> int:
 
 
 def _cos_tolerance(angle_tolerance) -> float:
-    if not (isinstance(angle_tolerance, (int, float)) and 0 <= angle_tolerance <= 180):
+    if not (
+        isinstance(angle_tolerance, numbers.Real)
+        and not isinstance(angle_tolerance, bool)
+        and 0 <= angle_tolerance <= 180
+    ):
         raise ValueError(
             f"angle_tolerance must be a number of degrees in [0, 180], got {angle_tolerance!r}"
         )
