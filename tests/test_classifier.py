@@ -128,6 +128,11 @@ def test_integer_labels_give_one_classes_array_per_head(data):
     clf = DualHeadClassifier(**FAST).fit(X, y)
     assert [c.tolist() for c in clf.classes_] == [[0, 1, 2, 3, 4], [0, 1, 2]]
     assert clf.predict(X[:3]).dtype.kind == "i"
+    # a list mixing names and codes keeps each column's own type (numpy would make "0" of 0)
+    mixed = [[CONDITIONS[c], int(s)] for c, s in zip(y[:40, 0], y[:40, 1])]
+    quick = DualHeadClassifier(max_epochs=1, valid_size=None, random_state=0).fit(X[:40], mixed)
+    assert quick.classes_[1].tolist() == [0, 1, 2]
+    assert quick.score(X[:40], mixed) == pytest.approx(quick.score(X[:40], np.array(mixed, object)))
 
 
 def test_validation_split_is_grouped_by_study(data):
@@ -255,7 +260,7 @@ def test_backbone_as_a_class_or_a_builder(data):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="not a built TinyNet"):
         DualHeadClassifier(backbone=TinyNet(1, 5, 3), **quick).fit(X, y)
-    with pytest.raises(TypeError, match="returned a str, expected a torch.nn.Module"):
+    with pytest.raises(TypeError, match="returned a 'str' object, not a torch.nn.Module"):
         DualHeadClassifier(backbone=lambda *args: "net", **quick).fit(X, y)
     with pytest.raises(TypeError, match=r"no parameter module__hidden; it takes \['module__width'"):
         DualHeadClassifier(backbone=builder, module__hidden=3, **quick).fit(X, y)

@@ -192,7 +192,7 @@ def build_backbone(
     module = resolve_backbone(backbone)(in_channels, n_conditions, n_severities, **params)
     if not isinstance(module, nn.Module):
         raise TypeError(
-            f"backbone {backbone_name(backbone)} returned a {type(module).__name__}, "
-            "expected a torch.nn.Module"
+            f"backbone {backbone_name(backbone)} returned a {type(module).__name__!r} object, "
+            "not a torch.nn.Module"
         )
     return module
