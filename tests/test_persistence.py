@@ -189,3 +189,21 @@ def test_a_model_with_a_backbone_class_is_not_saved(data, tmp_path):
     with pytest.raises(ValueError, match="cannot save backbone="):
         clf.save(tmp_path / "m.pt")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_model_with_torchvision_weights_saves_them_as_json(data, tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    member = torchvision.models.ResNet18_Weights.IMAGENET1K_V1
+    cache = tmp_path / "torch" / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    torch.save(torchvision.models.resnet18().state_dict(), cache / member.url.rsplit("/", 1)[-1])
+    clf = DualHeadClassifier(backbone="resnet18", weights=member, module__hidden=8, **TINY)
+    clf.fit(*data)
+    clf.save(tmp_path / "m.pt")
+    params = json.loads(torch.load(tmp_path / "m.pt", weights_only=True)["params"])
+    assert params["weights"] == {"torchvision.weights": "ResNet18_Weights.IMAGENET1K_V1"}
+    (cache / member.url.rsplit("/", 1)[-1]).unlink()  # loading needs the file's weights only
+    loaded = DualHeadClassifier.load(tmp_path / "m.pt")
+    assert loaded.weights is member
+    for got, want in zip(loaded.predict_proba(data[0]), clf.predict_proba(data[0])):
+        np.testing.assert_array_equal(got, want)
