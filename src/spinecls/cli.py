@@ -201,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=int, default=20)
     train.add_argument("--batch-size", type=int, default=16)
     train.add_argument("--lr", type=float, default=1e-3)
-    train.add_argument("--augment", choices=["seed", "light"], default=None)
+    train.add_argument("--augment", choices=["study", "light", "seed"], default=None)
     train.add_argument("--severity-weights", choices=["rsna"], default=None)
     train.add_argument("--weights", help="pretrained weights for torchvision backbones")
     train.add_argument("--device", default="cpu")
