@@ -21,10 +21,7 @@ from spinecls._atomic import (
     stop_on_signals,
 )
 
-
-def snapshot(root: Path) -> dict[str, bytes]:
-    """Every file under ``root`` (hidden ones too), by relative path."""
-    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+from .snapshots import snapshot
 
 
 def write_ours(root: Path, text: str = "old") -> None:

@@ -88,6 +88,7 @@ def test_model_and_data_errors_are_one_line(rsna_root, tmp_path, capsys):
     for argv in (
         ["evaluate", "--data", str(rsna_root), "--model", str(junk)],
         ["evaluate", "--data", str(rsna_root), "--model", str(tmp_path / "none.pt")],
+        ["evaluate", "--data", str(rsna_root), "--model", str(tmp_path)],
         ["train", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "m.pt")],
         ["predict", "--data", str(rsna_root), "--model", str(junk), "--out", str(tmp_path / "s")],
     ):
@@ -116,6 +117,7 @@ def no_work(monkeypatch):
         (["train", "--out", "{tmp}/old.pt"], "old.pt exists: pass --overwrite"),
         (["train", "--out", "{data}/train.csv", "--overwrite"], "lies inside the input data"),
         (["train", "--out", "{tmp}/old.pt/model.pt"], "old.pt is not a directory"),
+        (["train", "--out", "{tmp}/m.pt", "--device", "bogus"], "--device bogus cannot be used"),
         (["predict", "--model", "{tmp}/old.pt", "--out", "{tmp}/old.pt", "--overwrite"],
          "is the input file"),
         (["predict", "--model", "{tmp}/old.pt", "--out", "{tmp}/no/s.csv"], "does not exist"),

@@ -87,8 +87,17 @@ def test_ctrl_c_during_training_stops_the_demo_and_leaves_no_output(tmp_path, mo
     assert list(tmp_path.iterdir()) == []
 
 
-def test_cli_demo_errors_are_one_line(tmp_path, capsys):
-    assert main(["demo", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--data", "{tmp}/missing"], "missing is not a directory"),
+        (["--studies", "0"], "n_studies"),
+    ],
+)
+def test_cli_demo_errors_are_one_line(argv, message, tmp_path, capsys):
+    argv = [a.format(tmp=tmp_path) for a in argv]
+    assert main(["demo", *argv, "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("spinecls demo: error:") and "missing" in err
+    assert err.startswith("spinecls demo: error:") and message in err
     assert len(err.splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []

@@ -64,6 +64,15 @@ def _check_data(path: Path | None) -> None:
         raise NotADirectoryError(f"--data {path} is not a directory")
 
 
+def _check_device(device: str) -> None:
+    import torch
+
+    try:
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError) as exc:  # AssertionError: torch built without CUDA
+        raise ValueError(f"--device {device} cannot be used: {exc}") from exc
+
+
 def _synth(args: argparse.Namespace) -> int:
     _check_output(args, args.outdir, directory=True)
     root = make_synthetic_rsna(
@@ -101,6 +110,8 @@ TRANSFORMER_KEYS = ("patch_size", "output_size", "mode", "slices", "normalize", 
 def _load_model(path: Path):
     from .classifier import DualHeadClassifier
 
+    if path.is_dir():
+        raise IsADirectoryError(f"--model {path} is a directory, not a model file")
     if not path.is_file():
         raise FileNotFoundError(f"model file not found: {path}")
     return DualHeadClassifier.load(path)
@@ -120,6 +131,7 @@ def _transformer(model, data: Path):
 def _train(args: argparse.Namespace) -> int:
     _check_data(args.data)
     _check_output(args, args.out)
+    _check_device(args.device)
     from .classifier import DualHeadClassifier
     from .preprocessing import LumbarPatchTransformer
 

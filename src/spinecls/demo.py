@@ -233,7 +233,7 @@ def run_demo(
         ) as tmp,
     ):
         if data is None:
-            n = studies or config.studies
+            n = config.studies if studies is None else studies
             _say(f"generating {n} synthetic studies")
             root = make_synthetic_rsna(
                 tmp / "data", n_studies=n, random_state=random_state, n_jobs=-1
