@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 
 import numpy as np
 import pandas as pd
@@ -50,24 +52,52 @@ def test_demo_writes_the_table_models_submission_and_plots(demo_run):
     assert not list(out.parent.glob(".*partial*"))
 
 
-def test_demo_is_deterministic_for_a_seed(demo_run, tmp_path):
-    _, table = demo_run
-    again = run_demo(None, tmp_path / "again", studies=7, quick=True, random_state=0, plots=False)
-    pd.testing.assert_frame_equal(again, table)
+def test_demo_is_deterministic_for_a_seed(demo_run, tmp_path, monkeypatch):
+    # Model 1 alone, trained again on the studies the first run generated, gives the same
+    # row, and the baselines the same scores (retraining all three would double the cost).
+    out, table = demo_run
+    first = next(iter(MODELS))
+    monkeypatch.setattr(demo_module, "MODELS", {first: MODELS[first]})
+    again = run_demo(out / "data", tmp_path / "again", quick=True, random_state=0, plots=False)
+    assert list(again["model"]) == [first, "baseline: majority class", "baseline: class prior"]
+    expected = table.set_index("model").loc[again["model"]].reset_index()
+    pd.testing.assert_frame_equal(again, expected)
 
 
-def test_an_interrupted_demo_leaves_no_output(tmp_path, monkeypatch):
-    def interrupt(*args, **kwargs):
-        raise KeyboardInterrupt
+def test_demo_refuses_an_existing_output_and_its_own_data(demo_run):
+    out, _ = demo_run
+    with pytest.raises(FileExistsError, match="not empty"):
+        run_demo(None, out)
+    with pytest.raises(ValueError, match="contains the input data directory"):
+        run_demo(out / "data", out, overwrite=True)
+    with pytest.raises(ValueError, match="lies inside the input data directory"):
+        run_demo(out / "data", out / "data" / "results")
+    assert json.loads((out / "results.json").read_text())["meta"]["studies"] == 7
 
-    monkeypatch.setattr(demo_module.DualHeadClassifier, "fit", interrupt)
+
+def test_ctrl_c_during_training_stops_the_demo_and_leaves_no_output(tmp_path, monkeypatch):
+    def fit_like_skorch(self, *args, **kwargs):
+        with contextlib.suppress(KeyboardInterrupt):  # skorch's fit returns normally...
+            signal.raise_signal(signal.SIGINT)  # ...after a Ctrl-C during training
+        return self
+
+    monkeypatch.setattr(demo_module.DualHeadClassifier, "fit", fit_like_skorch)
     with pytest.raises(KeyboardInterrupt):
         run_demo(None, tmp_path / "out", studies=3, quick=True)
     assert list(tmp_path.iterdir()) == []
 
 
-def test_cli_demo_errors_are_one_line(tmp_path, capsys):
-    assert main(["demo", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--data", "{tmp}/missing"], "missing is not a directory"),
+        (["--studies", "0"], "n_studies"),
+    ],
+)
+def test_cli_demo_errors_are_one_line(argv, message, tmp_path, capsys):
+    argv = [a.format(tmp=tmp_path) for a in argv]
+    assert main(["demo", *argv, "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("spinecls demo: error:") and "missing" in err
+    assert err.startswith("spinecls demo: error:") and message in err
     assert len(err.splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []

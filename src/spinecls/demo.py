@@ -27,7 +27,7 @@ import pandas as pd
 from sklearn.model_selection import GroupShuffleSplit
 from sklearn.pipeline import Pipeline
 
-from ._atomic import atomic_directory
+from ._atomic import atomic_directory, stop_on_signals
 from .classifier import DualHeadClassifier
 from .datasets import load_rsna, make_synthetic_rsna
 from .labels import CONDITIONS, SEVERITIES
@@ -173,6 +173,7 @@ def run_demo(
     random_state: int = 0,
     weights: str | None = None,
     plots: bool = True,
+    overwrite: bool = False,
 ) -> pd.DataFrame:
     """Reproduce the study's three-model comparison and write its results.
 
@@ -182,12 +183,13 @@ def run_demo(
         A directory in the competition layout. Default: synthetic studies, generated
         under ``out/data``.
     out : str or path-like, default="spinecls-demo"
-        Output directory (replaced if it exists). It receives ``results.md`` and
-        ``results.json`` (the table), ``model1.pt`` ... (fitted classifiers, see
-        :meth:`DualHeadClassifier.save`), ``submission.csv`` (the best model's
-        competition submission for the test studies), and PNG plots. Everything is
-        written to a temporary sibling and moved into place at the end, so an
-        interrupted run leaves nothing that looks complete.
+        Output directory: new or empty (see ``overwrite``), not ``data``, not inside
+        it, not the working directory or a parent of either. It receives
+        ``results.md`` and ``results.json`` (the table), ``model1.pt`` ... (fitted
+        classifiers, see :meth:`DualHeadClassifier.save`), ``submission.csv`` (the best
+        model's competition submission for the test studies), and PNG plots.
+        Everything is written to a temporary sibling and moved into place at the end:
+        an interrupted or failed run leaves neither output nor temporary files.
     studies : int, optional
         Synthetic studies to generate (default 30, or 12 with ``quick``).
     quick : bool, default=False
@@ -198,22 +200,40 @@ def run_demo(
         Pretrained VGG-16 weights (a file or ``"IMAGENET1K_V1"`` from torchvision's cache).
     plots : bool, default=True
         Write the PNG plots (needs matplotlib).
+    overwrite : bool, default=False
+        Replace an existing ``out`` that a previous demo (or another spinecls
+        command) wrote; a directory spinecls did not write is never replaced.
 
     Returns
     -------
     pandas.DataFrame
         One row per model and baseline: per-head accuracy, precision, recall, F1 and
         the competition score on the test studies.
+
+    Raises
+    ------
+    FileExistsError, ValueError, OSError
+        Before any work, when ``out`` may not be written (see above).
+    KeyboardInterrupt
+        On Ctrl-C, even during training (which skorch would otherwise end quietly),
+        after removing everything written so far.
     """
     config = QUICK if quick else FULL
     if plots and importlib.util.find_spec("matplotlib") is None:
         _say("matplotlib is not installed: no plots (pip install 'spinecls[plot]')")
         plots = False
     out = Path(out)
+    if data is not None and not Path(data).is_dir():
+        raise NotADirectoryError(f"{data} is not a directory")
     started = time.perf_counter()
-    with atomic_directory(out) as tmp:
+    with (
+        stop_on_signals(),
+        atomic_directory(
+            out, written_by="spinecls demo", overwrite=overwrite, inputs=[data]
+        ) as tmp,
+    ):
         if data is None:
-            n = studies or config.studies
+            n = config.studies if studies is None else studies
             _say(f"generating {n} synthetic studies")
             root = make_synthetic_rsna(
                 tmp / "data", n_studies=n, random_state=random_state, n_jobs=-1
