@@ -560,8 +560,9 @@ def test_progress_still_works_with_a_future_warning(rsna_frame, capsys):
         out = LumbarPatchTransformer(patch_size=8, progress=True).fit_transform(rows)
     assert out.shape == (30, 1, 8, 8)
     assert "patches" in capsys.readouterr().err
-    with pytest.warns(FutureWarning):
+    with pytest.warns(FutureWarning) as record:
         LumbarPatchTransformer(patch_size=8, verbose=1, progress=False).transform(rows)
+    assert record[0].filename == __file__  # it points at the caller's line
     assert "patches" not in capsys.readouterr().err  # progress, when set, decides
 
 

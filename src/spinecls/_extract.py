@@ -44,8 +44,8 @@ class SeriesExtractor:
     def __init__(self, params: dict):
         self.__dict__.update(params)
         memory = check_cache(params["memory"])
-        self.order_cached = memory.cache(sorted_series) if memory else None
-        self.decode_cached = memory.cache(decoded_series) if memory else None
+        self.order_cached = None if memory is None else memory.cache(sorted_series)
+        self.decode_cached = None if memory is None else memory.cache(decoded_series)
 
     def _order(self, folder: str) -> list[str]:
         entries = sorted(

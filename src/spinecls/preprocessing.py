@@ -225,7 +225,7 @@ class LumbarPatchTransformer(TransformerMixin, BaseEstimator):
             "LumbarPatchTransformer(progress=...) is deprecated since 0.1 and will be "
             "removed in 0.3: use verbose=1 for a progress bar, verbose=0 for none",
             FutureWarning,
-            stacklevel=3,
+            stacklevel=4,  # the caller of transform, past scikit-learn's set_output wrapper
         )
         return bool(self.progress)
 

@@ -70,15 +70,13 @@ def _lines(mask: np.ndarray) -> str:
 
 
 def _as_int64(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
-    return whole_numbers(frame[column], f"{path.name}: column {column!r}", *_line_labels(frame))
+    lines = np.arange(len(frame)) + _FIRST_DATA_LINE
+    return whole_numbers(frame[column], f"{path.name}: column {column!r}", lines, unit="line")
 
 
 def _as_float64(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
-    return finite_numbers(frame[column], f"{path.name}: column {column!r}", *_line_labels(frame))
-
-
-def _line_labels(frame: pd.DataFrame) -> tuple[np.ndarray, str]:
-    return np.arange(len(frame)) + _FIRST_DATA_LINE, "line"
+    lines = np.arange(len(frame)) + _FIRST_DATA_LINE
+    return finite_numbers(frame[column], f"{path.name}: column {column!r}", lines, unit="line")
 
 
 def _check_vocabulary(values: pd.Series, allowed, column: str, path: Path) -> None:
@@ -190,10 +188,12 @@ def image_paths(
     root = Path(root).resolve()
     if split is None:
         found = {
-            study: next((s for s in SPLITS if (root / f"{s}_images" / str(study)).is_dir()), None)
+            study: next(
+                (s for s in SPLITS if (root / f"{s}_images" / str(study)).is_dir()), SPLITS[0]
+            )
             for study in frame["study_id"].unique()
         }
-        split_of = frame["study_id"].map(lambda study: found[study] or SPLITS[0])
+        split_of = frame["study_id"].map(found)
     else:
         split_of = pd.Series(split, index=frame.index, dtype=object)
     prefix = split_of.map({s: f"{root / f'{s}_images'}{os.sep}" for s in split_of.unique()})
