@@ -13,7 +13,18 @@ import pytest
 import spinecls
 from spinecls import demo as demo_module
 from spinecls.cli import main
-from spinecls.demo import MODELS, run_demo, split_by_study
+from spinecls.demo import MODELS, DemoConfig, run_demo, split_by_study
+
+# The quick demo with five studies and one epoch per model: these tests check what the demo
+# writes and that it is reproducible, not how well it trains.
+TINY = DemoConfig(studies=5, crop=48, size=32, marker_size=32, epochs=(1, 1, 1))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def tiny_quick_demo():
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(demo_module, "QUICK", TINY)
+        yield
 
 
 def test_split_by_study_keeps_studies_apart(rsna_frame):
@@ -25,7 +36,7 @@ def test_split_by_study_keeps_studies_apart(rsna_frame):
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo") / "out"
-    table = run_demo(None, out, studies=7, quick=True, random_state=0)
+    table = run_demo(None, out, quick=True, random_state=0)
     return out, table
 
 
@@ -36,7 +47,7 @@ def test_demo_writes_the_table_models_submission_and_plots(demo_run):
     scores = table.set_index("model")["competition score"]
     assert np.isfinite(scores[list(MODELS)]).all() and np.isfinite(scores["baseline: class prior"])
     results = json.loads((out / "results.json").read_text())
-    assert results["meta"]["studies"] == 7 and len(results["table"]) == 5
+    assert results["meta"]["studies"] == TINY.studies and len(results["table"]) == 5
     assert "| model |" in (out / "results.md").read_text()
     for k in (1, 2, 3):
         model = spinecls.DualHeadClassifier.load(out / f"model{k}.pt")
@@ -72,10 +83,12 @@ def test_demo_refuses_an_existing_output_and_its_own_data(demo_run):
         run_demo(out / "data", out, overwrite=True)
     with pytest.raises(ValueError, match="lies inside the input data directory"):
         run_demo(out / "data", out / "data" / "results")
-    assert json.loads((out / "results.json").read_text())["meta"]["studies"] == 7
+    assert json.loads((out / "results.json").read_text())["meta"]["studies"] == TINY.studies
 
 
-def test_ctrl_c_during_training_stops_the_demo_and_leaves_no_output(tmp_path, monkeypatch):
+def test_ctrl_c_during_training_stops_the_demo_and_leaves_no_output(
+    demo_run, tmp_path, monkeypatch
+):
     def fit_like_skorch(self, *args, **kwargs):
         with contextlib.suppress(KeyboardInterrupt):  # skorch's fit returns normally...
             signal.raise_signal(signal.SIGINT)  # ...after a Ctrl-C during training
@@ -83,7 +96,7 @@ def test_ctrl_c_during_training_stops_the_demo_and_leaves_no_output(tmp_path, mo
 
     monkeypatch.setattr(demo_module.DualHeadClassifier, "fit", fit_like_skorch)
     with pytest.raises(KeyboardInterrupt):
-        run_demo(None, tmp_path / "out", studies=3, quick=True)
+        run_demo(demo_run[0] / "data", tmp_path / "out", quick=True)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -57,20 +57,20 @@ def _written_entries(directory: Path) -> set[str] | None:
     return {str(name) for name in marker["entries"]} | {MARKER}
 
 
-def _protected(inputs: Iterable[str | os.PathLike | None]) -> list[tuple[Path, str]]:
-    places = [(Path.cwd(), "the current working directory")]
+def _protected(inputs: Iterable[str | os.PathLike | None]) -> list[tuple[Path, str, bool]]:
+    """(resolved path, name for messages, whether it is an input) of what is never an output."""
+    places = [(Path.cwd(), "the current working directory", False)]
     with suppress(RuntimeError):  # no home directory to resolve
-        places.append((Path.home().resolve(), "the home directory"))
+        places.append((Path.home().resolve(), "the home directory", False))
     for p in inputs:
         if p is not None:
             kind = "data directory" if Path(p).is_dir() else "file"
-            places.append((Path(p).resolve(), f"the input {kind} {p}"))
+            places.append((Path(p).resolve(), f"the input {kind} {p}", True))
     return places
 
 
 def _check_protected(path: Path, target: Path, inputs, directory: bool) -> None:
-    for place, name in _protected(inputs):
-        is_input = name.startswith("the input")
+    for place, name, is_input in _protected(inputs):
         if directory and target == place:
             raise ValueError(f"{path} is {name}: choose a new directory for the output")
         if directory and place.is_relative_to(target):
@@ -216,7 +216,7 @@ def atomic_directory(
     ----------
     root : str or path-like
     written_by : str
-        What writes it (e.g. ``"spinecls demo"``), recorded in the marker.
+        What writes it (e.g. ``"spinecls.demo.run_demo"``), recorded in the marker.
     overwrite : bool, default=False
     inputs : iterable of path-like
         See :func:`check_destination`.

@@ -229,7 +229,7 @@ def run_demo(
     with (
         stop_on_signals(),
         atomic_directory(
-            out, written_by="spinecls demo", overwrite=overwrite, inputs=[data]
+            out, written_by="spinecls.demo.run_demo", overwrite=overwrite, inputs=[data]
         ) as tmp,
     ):
         if data is None:

@@ -348,7 +348,9 @@ def make_synthetic_rsna(
         if candidate not in study_ids:
             study_ids.append(candidate)
 
-    with atomic_directory(root, written_by="make_synthetic_rsna", overwrite=overwrite) as tmp:
+    with atomic_directory(
+        root, written_by="spinecls.make_synthetic_rsna", overwrite=overwrite
+    ) as tmp:
         records = Parallel(n_jobs=n_jobs)(
             delayed(_study)(tmp, seed, sid, (lo, hi)) for seed, sid in zip(seeds[1:], study_ids)
         )
