@@ -83,7 +83,6 @@ TRANSFORMER_CANNOT = {
         "check_f_contiguous_array_estimator",
         "check_transformer_data_not_an_array",
         "check_transformer_general",
-        "check_transformer_preserve_dtypes",
         "check_transformers_unfitted_stateless",
         "check_methods_sample_order_invariance",
         "check_methods_subset_invariance",

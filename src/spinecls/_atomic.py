@@ -259,6 +259,31 @@ def _swap_in(tmp: Path, root: Path) -> None:
 
 
 @contextmanager
+def replacing(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it is renamed over ``path``.
+
+    The one write-then-rename of the package, without a destination policy (library
+    calls such as ``save`` replace their file as ``torch.save`` would). The temporary
+    file (``.<name>.<random>.partial``, not created in advance, so the writer creates
+    it with the usual permissions) is flushed to disk, renamed over ``path`` when the
+    block ends without an exception, and removed on any failure, Ctrl-C included: no
+    ``*.partial`` is ever left behind and an earlier ``path`` survives a failed write.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
+    try:
+        yield tmp
+        if not tmp.is_file():
+            raise FileNotFoundError(f"nothing was written for {path}")
+        with open(tmp, "rb") as written:
+            os.fsync(written.fileno())
+        os.replace(tmp, path)
+    finally:
+        with suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+@contextmanager
 def atomic_file(
     path: str | os.PathLike,
     *,
@@ -268,10 +293,8 @@ def atomic_file(
     """Yield a temporary path beside ``path``; what is written there replaces ``path``.
 
     The destination is checked first (:func:`check_destination`: its directory must
-    exist and be writable; an existing file is replaced only with ``overwrite``). The
-    temporary file (``.<name>.<random>.partial``, not created in advance, so the writer
-    creates it with the usual permissions) is renamed over ``path`` when the block ends
-    without an exception, and removed on any failure, Ctrl-C included.
+    exist and be writable; an existing file is replaced only with ``overwrite``), and
+    again just before the rename; the writing itself is :func:`replacing`.
 
     Parameters
     ----------
@@ -293,16 +316,10 @@ def atomic_file(
     path = Path(path)
     inputs = list(inputs)
     check_destination(path, directory=False, overwrite=overwrite, inputs=inputs)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
-    try:
+    with replacing(path) as tmp:
         yield tmp
-        if not tmp.is_file():
-            raise FileNotFoundError(f"nothing was written for {path}")
-        check_destination(path, directory=False, overwrite=overwrite, inputs=inputs)
-        os.replace(tmp, path)
-    finally:
-        with suppress(FileNotFoundError):
-            tmp.unlink()
+        if tmp.is_file():
+            check_destination(path, directory=False, overwrite=overwrite, inputs=inputs)
 
 
 class _Stop(BaseException):

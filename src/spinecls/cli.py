@@ -19,7 +19,6 @@ from pathlib import Path
 
 from . import __version__
 from ._atomic import Terminated, atomic_file, check_destination, stop_on_signals
-from .datasets import load_rsna, make_synthetic_rsna
 from .labels import CONDITIONS, SEVERITIES
 
 OVERWRITE_DIRECTORY = "replace an existing output directory (only one that spinecls wrote)"
@@ -75,6 +74,8 @@ def _check_device(device: str) -> None:
 
 def _synth(args: argparse.Namespace) -> int:
     _check_output(args, args.outdir, directory=True)
+    from .datasets import load_rsna, make_synthetic_rsna
+
     root = make_synthetic_rsna(
         args.outdir,
         n_studies=args.studies,
@@ -125,7 +126,7 @@ def _transformer(model, data: Path):
         raise ValueError(
             "the model file does not say how its patches were made: train it with spinecls train"
         )
-    return LumbarPatchTransformer(data_dir=data, progress=True, **params)
+    return LumbarPatchTransformer(data_dir=data, verbose=1, **params)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -133,6 +134,7 @@ def _train(args: argparse.Namespace) -> int:
     _check_output(args, args.out)
     _check_device(args.device)
     from .classifier import DualHeadClassifier
+    from .datasets import load_rsna
     from .preprocessing import LumbarPatchTransformer
 
     frame = load_rsna(args.data)
@@ -141,7 +143,7 @@ def _train(args: argparse.Namespace) -> int:
         output_size=args.size,
         mode=args.mode,
         slices=args.slices,
-        progress=True,
+        verbose=1,
     )
     X = transformer.fit_transform(frame)
     model = DualHeadClassifier(
@@ -185,6 +187,7 @@ def _predict(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     _check_data(args.data)
     _check_output(args, args.json)
+    from .datasets import load_rsna
     from .metrics import dual_head_report, rsna_score, solution_from_frame, to_submission
 
     model = _load_model(args.model)

@@ -54,7 +54,7 @@ QUICK = DemoConfig(studies=12, crop=48, size=32, marker_size=32, epochs=(3, 3, 2
 MODELS = {
     "model 1: simple CNN": dict(mode="crop", backbone="simple", augment="light", batch_size=16),
     "model 2: Inception CNN": dict(mode="crop", backbone="inception", augment=None, batch_size=32),
-    "model 3: VGG-16": dict(mode="marker", backbone="vgg16", augment="seed", batch_size=16),
+    "model 3: VGG-16": dict(mode="marker", backbone="vgg16", augment="study", batch_size=16),
 }
 """The study's three pipelines."""
 
@@ -79,7 +79,7 @@ def _pipeline(spec: dict, config: DemoConfig, epochs: int, seed: int, memory, we
         output_size=config.marker_size if marker else config.size,
         mode=spec["mode"],
         memory=memory,
-        progress=True,
+        verbose=1,
     )
     classifier = DualHeadClassifier(
         backbone=spec["backbone"],

@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
-from pathlib import Path
 from pickle import UnpicklingError
 from typing import Any
 
@@ -37,6 +35,8 @@ import torch
 import torchvision
 from torch import nn
 from torchvision.models import WeightsEnum
+
+from ._atomic import replacing
 
 __all__ = [
     "FIELDS",
@@ -137,24 +137,6 @@ def decode_params(params: dict) -> dict:
 
 
 # -- the file --------------------------------------------------------------------------
-def _replace_atomically(path: Path, write) -> None:
-    """Call ``write(file)`` on a sibling temporary file, then rename it to ``path``.
-
-    The temporary file is removed on any failure (Ctrl-C included), so an interrupted
-    save leaves neither a ``*.partial`` file nor a half-written ``path``.
-    """
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
-    try:
-        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def save(estimator, path: str | os.PathLike, *, metadata: dict | None = None) -> None:
     """Write a fitted estimator to one file, without pickle.
 
@@ -184,7 +166,8 @@ def save(estimator, path: str | os.PathLike, *, metadata: dict | None = None) ->
         **text,
         "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()},
     }
-    _replace_atomically(Path(os.fspath(path)), lambda file: torch.save(state, file))
+    with replacing(path) as tmp:
+        torch.save(state, tmp)
 
 
 def _read(path: str, cls: type) -> dict:
