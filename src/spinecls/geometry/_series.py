@@ -183,6 +183,14 @@ class SeriesGeometry:
         >>> [stack.normal.round(3).tolist() for stack in series.stacks]
         [[0.0, 1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]
         """
+        series = cls._read(paths, name, angle_tolerance)
+        if not series.has_geometry:
+            warnings.warn(series._fallback, GeometryWarning, stacklevel=2)
+        return series
+
+    @classmethod
+    def _read(cls, paths, name, angle_tolerance) -> SeriesGeometry:
+        """:meth:`from_files` without its warning (see :attr:`_fallback`)."""
         paths = [Path(p) for p in paths]
         if not paths:
             raise ValueError(f"series {name}: no files")
@@ -208,16 +216,6 @@ class SeriesGeometry:
                 )
             numbered.append((_whole(ds.InstanceNumber, "InstanceNumber", path), os.fspath(path)))
         numbered.sort()
-        reason = "; ".join(
-            f"no {tag} in {len(files)} of {len(paths)} files ({listing(files)})"
-            for tag, files in missing.items()
-        )
-        warnings.warn(
-            f"series {name}: {reason}: the whole series is ordered by InstanceNumber and "
-            "has no patient geometry (points cannot be projected onto it)",
-            GeometryWarning,
-            stacklevel=2,
-        )
         series = cls.__new__(cls)
         series.name = name
         series.stacks = ()
@@ -225,8 +223,19 @@ class SeriesGeometry:
         series.instance_numbers = _readonly(np.array([n for n, _ in numbered]))
         series.sources = tuple(source for _, source in numbered)
         series.has_geometry = False
-        series._missing = reason
+        series._missing = "; ".join(
+            f"no {tag} in {len(files)} of {len(paths)} files ({listing(files)})"
+            for tag, files in missing.items()
+        )
         return series
+
+    @property
+    def _fallback(self) -> str:
+        """The GeometryWarning's message for a series without geometry."""
+        return (
+            f"series {self.name}: {self._missing}: the whole series is ordered by "
+            "InstanceNumber and has no patient geometry (points cannot be projected onto it)"
+        )
 
     @classmethod
     def from_directory(
@@ -265,7 +274,10 @@ class SeriesGeometry:
         paths = sorted(p for p in folder.glob(pattern) if p.is_file())
         if not paths:
             raise ValueError(f"{folder}: no files matching {pattern!r}")
-        return cls.from_files(paths, name=str(folder), angle_tolerance=angle_tolerance)
+        series = cls._read(paths, str(folder), angle_tolerance)
+        if not series.has_geometry:
+            warnings.warn(series._fallback, GeometryWarning, stacklevel=2)
+        return series
 
     def __len__(self) -> int:
         return len(self.instance_numbers)
@@ -408,3 +420,21 @@ class SeriesGeometry:
             in_image=_inside(x, y, *sizes[best].T).reshape(shape),
             in_coverage=covered[points_index, stack_of[best]].reshape(shape),
         )
+
+
+def series_order(paths: Iterable[str | os.PathLike]) -> tuple[tuple[str, ...], str | None]:
+    """The files of one series in series order, and the GeometryWarning's message, if any.
+
+    The order of :meth:`SeriesGeometry.from_files` (its ``sources``): along the normal
+    when every file has its geometry, otherwise by InstanceNumber for the whole
+    series. The message is returned rather than issued, so that a caller running in
+    a worker process, or reading the result from a cache, issues it where the user
+    sees it.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        As :meth:`SeriesGeometry.from_files`.
+    """
+    series = SeriesGeometry._read(paths, None, ANGLE_TOLERANCE)
+    return series.sources, None if series.has_geometry else series._fallback
