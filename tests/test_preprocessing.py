@@ -460,6 +460,12 @@ def test_bad_frames_name_the_rows_or_columns(series):
         r"at row\(s\) 0, 1, 2, 3, 4, 5, 6, 7, 8, 9 and 3 more$",
     ):
         t.transform(rows)
+    rows = _rows((1, 1), (2, 2)).astype({"series_id": object})
+    rows.loc[1, "series_id"] = 2**64 + SERIES  # would wrap around to SERIES in int64
+    with pytest.raises(
+        ValueError, match=r"'series_id' must hold whole numbers from -2\*\*63 to 2\*\*63 - 1"
+    ):
+        t.fit(rows)
     with pytest.raises(ValueError, match="pandas DataFrame"):
         t.fit(np.zeros((3, 5)))
     with pytest.raises(ValueError, match="set data_dir"):

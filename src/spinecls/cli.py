@@ -208,6 +208,13 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _input_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is the user's to fix (a bad argument, file or setup): one line, exit 2."""
+    from .dicom import MissingCodecError  # loaded already if it was raised
+
+    return isinstance(exc, (OSError, ValueError, MissingCodecError))
+
+
 def _message(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror and exc.filename is not None:
         # The system's own errors ("[Errno 13] ...") in a readable form.
@@ -326,7 +333,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Terminated as exc:
         print(f"spinecls {args.command}: terminated; no output written", file=sys.stderr)
         return exc.code
-    except (OSError, ValueError) as exc:
+    except Exception as exc:
+        if not _input_error(exc):
+            raise
         print(f"spinecls {args.command}: error: {_message(exc)}", file=sys.stderr)
         return 2
 

@@ -30,6 +30,7 @@ COORDINATES_CSV = "train_label_coordinates.csv"
 DESCRIPTIONS_CSV = "{split}_series_descriptions.csv"
 SPLITS = ("train", "test")
 
+ID_COLUMNS = ("study_id", "series_id", "instance_number")
 COORDINATE_COLUMNS = ("study_id", "series_id", "instance_number", "condition", "level", "x", "y")
 DESCRIPTION_COLUMNS = ("study_id", "series_id", "series_description")
 OUTPUT_COLUMNS = (
@@ -54,19 +55,48 @@ class RSNADataWarning(UserWarning):
 
 
 def _read_csv(path: Path, required: tuple[str, ...], dtype=None) -> pd.DataFrame:
+    """A competition CSV with its ``required`` columns and at least one row.
+
+    Id columns are read as text, so that :func:`_as_int64` converts them exactly
+    (pandas would read an id beyond int64 as a float or an unsigned int).
+    """
     if not path.is_file():
         raise FileNotFoundError(f"{path.name} not found: expected the file {path}")
-    frame = pd.read_csv(path, dtype=dtype, keep_default_na=True)
+    expected = f"expected a UTF-8 CSV file with a header line holding {list(required)}"
+    text_ids = {c: "string" for c in ID_COLUMNS if c in required}
+    try:
+        frame = pd.read_csv(path, dtype=text_ids | (dtype or {}), keep_default_na=True)
+    except pd.errors.EmptyDataError as exc:
+        raise ValueError(f"{path}: the file is empty; {expected}") from exc
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text ({_first_bad_byte(path)}); {expected}") from exc
+    except pd.errors.ParserError as exc:
+        raise ValueError(f"{path}: not a readable CSV file ({exc}); {expected}") from exc
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise ValueError(
             f"{path.name}: missing column(s) {missing}; found {list(frame.columns)} in {path}"
         )
+    if frame.empty:
+        raise ValueError(f"{path}: the file has a header line but no rows; expected at least one")
     return frame
 
 
-def _lines(mask: np.ndarray) -> str:
-    return located(mask, np.arange(len(mask)) + _FIRST_DATA_LINE, unit="line")
+def _first_bad_byte(path: Path) -> str:
+    """Where the file stops being UTF-8 (pandas reports offsets within its own chunks)."""
+    raw = path.read_bytes()
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        return f"line {line}: {exc.reason}, byte {raw[exc.start : exc.start + 1]!r}"
+    return "pandas could not decode it"
+
+
+def _lines(mask: np.ndarray, lines=None) -> str:
+    """``"line(s) ..."`` where ``mask`` is true; ``lines`` default to the rows' positions."""
+    lines = np.arange(len(mask)) + _FIRST_DATA_LINE if lines is None else lines
+    return located(mask, lines, unit="line")
 
 
 def _as_int64(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
@@ -144,8 +174,9 @@ def read_series_descriptions(path: str | os.PathLike) -> pd.DataFrame:
     FileNotFoundError
         If the file does not exist.
     ValueError
-        If a column is missing, an id is not a whole number, or one series has two
-        different descriptions.
+        If the file is empty, has no rows, is not a UTF-8 CSV, a column is missing, an
+        id is not a whole number within int64, or one series has two different
+        descriptions.
     """
     path = Path(path)
     frame = _read_csv(path, DESCRIPTION_COLUMNS)
@@ -254,15 +285,31 @@ def _describe_series(frame: pd.DataFrame, table: pd.DataFrame) -> pd.Series:
 
 
 def _read_coordinates(path: Path) -> pd.DataFrame:
+    """The coordinates CSV, checked, with each row's CSV ``line``; exact duplicates dropped."""
     coords = _read_csv(path, COORDINATE_COLUMNS)[list(COORDINATE_COLUMNS)].copy()
-    for column in ("study_id", "series_id", "instance_number"):
+    for column in ID_COLUMNS:
         coords[column] = _as_int64(coords, column, path)
     for column in ("x", "y"):
         coords[column] = _as_float64(coords, column, path)
     for column, vocabulary in (("condition", CONDITIONS), ("level", LEVELS)):
         coords[column] = coords[column].astype("string").str.strip().astype(object)
         _check_vocabulary(coords[column], vocabulary, column, path)
-    return coords
+    coords["line"] = np.arange(len(coords)) + _FIRST_DATA_LINE
+    repeated = coords.duplicated(list(COORDINATE_COLUMNS)).to_numpy()
+    if repeated.any():
+        # A row repeated word for word is one label entered twice: keeping it would
+        # weigh that coordinate double in training and in the score.
+        group = coords.groupby(list(COORDINATE_COLUMNS), sort=False).ngroup()
+        first = coords["line"].groupby(group).transform("min").to_numpy()
+        lines = coords["line"].to_numpy()
+        warnings.warn(
+            f"{path.name}: dropped {int(repeated.sum())} exact duplicate row(s): "
+            + listing(f"line {lines[i]} (= line {first[i]})" for i in np.flatnonzero(repeated)),
+            RSNADataWarning,
+            stacklevel=3,
+        )
+        coords = coords.loc[~repeated]
+    return coords.reset_index(drop=True)
 
 
 def load_coordinates(root: str | os.PathLike, split: str = "test") -> pd.DataFrame:
@@ -280,6 +327,11 @@ def load_coordinates(root: str | os.PathLike, split: str = "test") -> pd.DataFra
     -------
     pandas.DataFrame
         The columns of :func:`load_rsna` but ``severity``, in the file's order.
+
+    Warns
+    -----
+    RSNADataWarning
+        When exact duplicate rows are dropped (as :func:`load_rsna`).
 
     Raises
     ------
@@ -329,19 +381,21 @@ def load_rsna(root: str | os.PathLike) -> pd.DataFrame:
     Warns
     -----
     RSNADataWarning
-        When coordinates are dropped because their severity cell is blank or their
-        (study, condition, level) has no row in ``train.csv``, and when coordinates lie
-        on a series missing from the descriptions file (kept, description missing).
-        Each warning gives the count.
+        When coordinates are dropped because their severity cell is blank, their
+        (study, condition, level) has no row in ``train.csv``, or they repeat an earlier
+        row of ``train_label_coordinates.csv`` word for word (only the first is kept),
+        and when coordinates lie on a series missing from the descriptions file (kept,
+        description missing). Each warning gives the count and the CSV lines.
 
     Raises
     ------
     FileNotFoundError
         If one of the three CSV files is missing (the message names it).
     ValueError
-        If a column is missing (naming the column and file), or condition, level or
-        severity strings are unknown, or ids and coordinates are not numbers (listing
-        the bad values and their CSV line numbers).
+        If a file is empty, has a header but no rows, is not UTF-8 or not a CSV, a
+        column is missing (naming the column and file), condition, level or severity
+        strings are unknown, ids and coordinates are not numbers, or an id is not a
+        whole number within int64 (listing the bad values and their CSV line numbers).
 
     Examples
     --------
@@ -359,18 +413,19 @@ def load_rsna(root: str | os.PathLike) -> pd.DataFrame:
     merged = coords.merge(labels, on=["study_id", "condition", "level"], how="left", indicator=True)
     unlabelled = (merged["_merge"] == "left_only").to_numpy()
     blank = ~unlabelled & merged["severity"].isna().to_numpy()
+    lines = merged["line"].to_numpy()
     if unlabelled.any():
         warnings.warn(
             f"load_rsna: dropped {int(unlabelled.sum())} coordinate row(s) whose "
             f"(study_id, condition, level) has no row in {LABELS_CSV} "
-            f"({COORDINATES_CSV} {_lines(unlabelled)})",
+            f"({COORDINATES_CSV} {_lines(unlabelled, lines)})",
             RSNADataWarning,
             stacklevel=2,
         )
     if blank.any():
         warnings.warn(
             f"load_rsna: dropped {int(blank.sum())} coordinate row(s) whose severity is "
-            f"blank in {LABELS_CSV} ({COORDINATES_CSV} {_lines(blank)})",
+            f"blank in {LABELS_CSV} ({COORDINATES_CSV} {_lines(blank, lines)})",
             RSNADataWarning,
             stacklevel=2,
         )
