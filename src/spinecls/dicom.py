@@ -185,8 +185,17 @@ class DicomSlice:
     def is_constant(self, normalize="percentile") -> bool:
         """Whether every pixel of the slice has the same value under ``normalize``.
 
-        True for a constant (or 1 x 1) image, and under ``"percentile"`` also when the
-        1st and 99th percentiles are equal, as the normalisation then has no range.
+        Parameters
+        ----------
+        normalize : {"percentile", "minmax", None}
+            As :meth:`window`.
+
+        Returns
+        -------
+        bool
+            True for a constant (or 1 x 1) image, and under ``"percentile"`` also when
+            the 1st and 99th percentiles are equal: the normalisation then has no range
+            and maps the whole slice to 0.
         """
         a, _, _ = self._affine(normalize)
         return a == 0 or self.low == self.high

@@ -11,17 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from .._validation import listing
-from ._slice import (
-    _GEOMETRY_TAGS,
-    SliceGeometry,
-    _absent,
-    _as_points,
-    _inside,
-    _pixels,
-    _read_header,
-    _readonly,
-    _whole,
-)
+from ._header import instance_order, read_series_headers
+from ._slice import SliceGeometry, _as_points, _inside, _pixels, _readonly
 from ._stack import ANGLE_TOLERANCE, SliceProjection, SliceStack, _cos_tolerance
 
 
@@ -191,31 +182,14 @@ class SeriesGeometry:
     @classmethod
     def _read(cls, paths, name, angle_tolerance) -> SeriesGeometry:
         """:meth:`from_files` without its warning (see :attr:`_fallback`)."""
-        paths = [Path(p) for p in paths]
-        if not paths:
-            raise ValueError(f"series {name}: no files")
-        name = str(paths[0].parent) if name is None else str(name)
-        headers = [(path, _read_header(path)) for path in paths]
-        missing: dict[str, list[str]] = {}
-        for path, ds in headers:
-            for tag in _GEOMETRY_TAGS:
-                if _absent(ds.get(tag)):
-                    missing.setdefault(tag, []).append(path.name)
+        name, headers, missing = read_series_headers(paths, name)
         if not missing:
             return cls(
                 (SliceGeometry.from_dataset(ds, source=path) for path, ds in headers),
                 name=name,
                 angle_tolerance=angle_tolerance,
             )
-        numbered = []
-        for path, ds in headers:
-            if _absent(ds.get("InstanceNumber")):
-                raise ValueError(
-                    f"{path}: no InstanceNumber, and series {name} lacks patient geometry "
-                    "to order it by position"
-                )
-            numbered.append((_whole(ds.InstanceNumber, "InstanceNumber", path), os.fspath(path)))
-        numbered.sort()
+        numbered = instance_order(headers, name)
         series = cls.__new__(cls)
         series.name = name
         series.stacks = ()
@@ -223,10 +197,7 @@ class SeriesGeometry:
         series.instance_numbers = _readonly(np.array([n for n, _ in numbered]))
         series.sources = tuple(source for _, source in numbered)
         series.has_geometry = False
-        series._missing = "; ".join(
-            f"no {tag} in {len(files)} of {len(paths)} files ({listing(files)})"
-            for tag, files in missing.items()
-        )
+        series._missing = missing
         return series
 
     @property
@@ -430,6 +401,19 @@ def series_order(paths: Iterable[str | os.PathLike]) -> tuple[tuple[str, ...], s
     series. The message is returned rather than issued, so that a caller running in
     a worker process, or reading the result from a cache, issues it where the user
     sees it.
+
+    Parameters
+    ----------
+    paths : iterable of str or path-like
+        The series' DICOM files.
+
+    Returns
+    -------
+    sources : tuple of str
+        The files in series order.
+    warning : str or None
+        The message of the GeometryWarning that :meth:`SeriesGeometry.from_files`
+        would issue; None for a series with its geometry.
 
     Raises
     ------

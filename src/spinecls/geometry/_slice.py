@@ -1,64 +1,21 @@
-"""One slice's geometry: :class:`SliceGeometry` and the header values it is read from."""
+"""One slice's geometry: :class:`SliceGeometry`."""
 
 from __future__ import annotations
 
 import math
 import os
-import struct
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
-import pydicom
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
+
+from ._header import _GEOMETRY_TAGS, _absent, _floats, _read_header, _whole
 
 ORTHONORMAL_TOLERANCE = 1e-2
 """Largest accepted deviation of the direction cosines from unit length and of their
 dot product from 0 (headers store rounded decimals, so exact equality is too strict)."""
-
-_GEOMETRY_TAGS = ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing")
-_HEADER_TAGS = [
-    *_GEOMETRY_TAGS,
-    "Rows",
-    "Columns",
-    "InstanceNumber",
-    "SliceThickness",
-    "NumberOfFrames",
-]
-
-
-def _absent(value) -> bool:
-    """True for a header value that is missing or empty."""
-    if value is None:
-        return True
-    if isinstance(value, str):
-        return not value.strip()
-    try:
-        return len(value) == 0
-    except TypeError:
-        return False
-
-
-def _floats(value, n: int, what: str, source: str) -> tuple[float, ...]:
-    try:
-        values = np.atleast_1d(np.asarray(value, dtype=np.float64)).ravel()
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{source}: {what} must hold {n} numbers, got {value!r}") from exc
-    if values.size != n or not np.isfinite(values).all():
-        raise ValueError(f"{source}: {what} must hold {n} finite numbers, got {values.tolist()}")
-    return tuple(float(v) for v in values)
-
-
-def _whole(value, what: str, source: str) -> int:
-    try:
-        number = float(value)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{source}: {what} must be a whole number, got {value!r}") from exc
-    if not number.is_integer():
-        raise ValueError(f"{source}: {what} must be a whole number, got {value!r}")
-    return int(number)
 
 
 def _readonly(array: np.ndarray) -> np.ndarray:
@@ -388,14 +345,3 @@ class SliceGeometry:
         ndarray of bool
         """
         return _inside(*_pixels(x, y), self.rows, self.columns)
-
-
-def _read_header(path: Path) -> Dataset:
-    if not path.is_file():
-        raise FileNotFoundError(f"DICOM file not found: {path}")
-    try:
-        return pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_HEADER_TAGS)
-    except (InvalidDicomError, OSError, EOFError, ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"{path}: not a readable DICOM file ({exc})") from exc
-    except struct.error as exc:
-        raise ValueError(f"{path}: not a readable DICOM file (truncated: {exc})") from exc
