@@ -1,8 +1,9 @@
 """LumbarPatchTransformer: rows of labelled coordinates -> model-ready image patches.
 
-The estimator only: the patch geometry is :mod:`spinecls.patches`, decoding and slice
-order :mod:`spinecls.dicom`, image paths and series descriptions
-:mod:`spinecls.datasets`; the extraction engine and its cache are private modules.
+The estimator only: the patch geometry is :mod:`spinecls.patches`, decoding
+:mod:`spinecls.dicom`, slice order :mod:`spinecls.geometry`, image paths and series
+descriptions :mod:`spinecls.datasets`; the extraction engine and its cache are private
+modules.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from ._cache import check_cache
-from ._extract import extract
+from ._extract import Notes, extract
 from ._validation import finite_numbers, listing, located, whole_numbers
 from .datasets.rsna import SPLITS, _describe_series, _description_table, image_paths
 from .dicom import NORMALIZE
@@ -359,47 +360,56 @@ class LumbarPatchTransformer(TransformerMixin, BaseEstimator):
             self.n_jobs,
             show_progress,
         )
-        # stacklevel 3: the caller of transform, past scikit-learn's set_output wrapper
-        for message in notes.unordered.values():
-            warnings.warn(message, GeometryWarning, stacklevel=3)
-        if notes.outside:
-            outside = listing(
-                f"row {X.index[p]!r} (x={x:g}, y={y:g} on {columns} x {rows} {path})"
-                for p, (x, y, columns, rows, path) in sorted(notes.outside.items())
-            )
-            message = (
-                f"{len(notes.outside)} of {len(X)} row(s) have a coordinate outside their "
-                f"image (0 <= x < Columns and 0 <= y < Rows): {outside}"
-            )
-            if self.on_error == "raise":
-                raise ValueError(message)
-            warnings.warn(
-                f"{message}; their patches are mostly or entirely zero",
-                PatchExtractionWarning,
-                stacklevel=3,
-            )
-        if notes.constant:
-            warnings.warn(
-                f"{len(notes.constant)} DICOM file(s) hold a constant image (or one whose "
-                f"normalisation range is empty), so their patches are constant: "
-                f"{listing(sorted(notes.constant))}",
-                PatchExtractionWarning,
-                stacklevel=3,
-            )
-        if failures:
-            failures.sort(key=lambda e: e[0])
-            listed = listing(
-                (f"row {X.index[p]!r}: {type(e).__name__}: {e}" for p, e in failures),
-                limit=_FAILURES_LISTED,
-                sep="; ",
-            )
-            warnings.warn(
-                f"{len(failures)} of {len(X)} row(s) could not be read and got all-zero "
-                f"patches: {listed}",
-                PatchExtractionWarning,
-                stacklevel=3,
-            )
+        _report(X.index, notes, failures, self.on_error)
         return out
+
+
+def _report(index: pd.Index, notes: Notes, failures: list, on_error: str) -> None:
+    """Issue what :func:`spinecls._extract.extract` noted about the rows of ``index``.
+
+    Raises the ValueError for coordinates outside their image when ``on_error`` is
+    ``"raise"``; otherwise one warning per kind of problem, each listing its rows.
+    """
+    # stacklevel 4: the caller of transform (past scikit-learn's set_output wrapper)
+    for message in notes.unordered.values():
+        warnings.warn(message, GeometryWarning, stacklevel=4)
+    if notes.outside:
+        outside = listing(
+            f"row {index[p]!r} (x={x:g}, y={y:g} on {columns} x {rows} {path})"
+            for p, (x, y, columns, rows, path) in sorted(notes.outside.items())
+        )
+        message = (
+            f"{len(notes.outside)} of {len(index)} row(s) have a coordinate outside their "
+            f"image (0 <= x < Columns and 0 <= y < Rows): {outside}"
+        )
+        if on_error == "raise":
+            raise ValueError(message)
+        warnings.warn(
+            f"{message}; their patches are mostly or entirely zero",
+            PatchExtractionWarning,
+            stacklevel=4,
+        )
+    if notes.constant:
+        warnings.warn(
+            f"{len(notes.constant)} DICOM file(s) hold a constant image (or one whose "
+            f"normalisation range is empty), so their patches are constant: "
+            f"{listing(sorted(notes.constant))}",
+            PatchExtractionWarning,
+            stacklevel=4,
+        )
+    if failures:
+        failures.sort(key=lambda e: e[0])
+        listed = listing(
+            (f"row {index[p]!r}: {type(e).__name__}: {e}" for p, e in failures),
+            limit=_FAILURES_LISTED,
+            sep="; ",
+        )
+        warnings.warn(
+            f"{len(failures)} of {len(index)} row(s) could not be read and got all-zero "
+            f"patches: {listed}",
+            PatchExtractionWarning,
+            stacklevel=4,
+        )
 
 
 def recipe_params(transformer: LumbarPatchTransformer) -> dict:
