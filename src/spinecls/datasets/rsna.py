@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._validation import MAX_LISTED, finite_numbers, listing, located, whole_numbers
+from .._validation import MAX_LISTED, listing
 from ..labels import CONDITIONS, LEVELS, RAW_SEVERITIES, WIDE_COLUMNS
+from ._csv import FIRST_DATA_LINE, as_float64, as_int64, at_lines, check_vocabulary, read_csv
 
 __all__ = [
     "RSNADataWarning",
@@ -46,88 +47,20 @@ OUTPUT_COLUMNS = (
     "image_path",
 )
 
-# Row numbers in messages are the CSV's own line numbers (header = line 1).
-_FIRST_DATA_LINE = 2
-
 
 class RSNADataWarning(UserWarning):
     """Rows of the competition CSVs were dropped or left incomplete while loading."""
 
 
-def _read_csv(path: Path, required: tuple[str, ...], dtype=None) -> pd.DataFrame:
-    """A competition CSV with its ``required`` columns and at least one row.
-
-    Id columns are read as text, so that :func:`_as_int64` converts them exactly
-    (pandas would read an id beyond int64 as a float or an unsigned int).
-    """
-    if not path.is_file():
-        raise FileNotFoundError(f"{path.name} not found: expected the file {path}")
-    expected = f"expected a UTF-8 CSV file with a header line holding {list(required)}"
-    text_ids = {c: "string" for c in ID_COLUMNS if c in required}
-    try:
-        frame = pd.read_csv(path, dtype=text_ids | (dtype or {}), keep_default_na=True)
-    except pd.errors.EmptyDataError as exc:
-        raise ValueError(f"{path}: the file is empty; {expected}") from exc
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{path}: not UTF-8 text ({_first_bad_byte(path)}); {expected}") from exc
-    except pd.errors.ParserError as exc:
-        raise ValueError(f"{path}: not a readable CSV file ({exc}); {expected}") from exc
-    missing = [c for c in required if c not in frame.columns]
-    if missing:
-        raise ValueError(
-            f"{path.name}: missing column(s) {missing}; found {list(frame.columns)} in {path}"
-        )
-    if frame.empty:
-        raise ValueError(f"{path}: the file has a header line but no rows; expected at least one")
-    return frame
-
-
-def _first_bad_byte(path: Path) -> str:
-    """Where the file stops being UTF-8 (pandas reports offsets within its own chunks)."""
-    raw = path.read_bytes()
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        return f"line {line}: {exc.reason}, byte {raw[exc.start : exc.start + 1]!r}"
-    return "pandas could not decode it"
-
-
-def _lines(mask: np.ndarray, lines=None) -> str:
-    """``"line(s) ..."`` where ``mask`` is true; ``lines`` default to the rows' positions."""
-    lines = np.arange(len(mask)) + _FIRST_DATA_LINE if lines is None else lines
-    return located(mask, lines, unit="line")
-
-
-def _as_int64(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
-    lines = np.arange(len(frame)) + _FIRST_DATA_LINE
-    return whole_numbers(frame[column], f"{path.name}: column {column!r}", lines, unit="line")
-
-
-def _as_float64(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
-    lines = np.arange(len(frame)) + _FIRST_DATA_LINE
-    return finite_numbers(frame[column], f"{path.name}: column {column!r}", lines, unit="line")
-
-
-def _check_vocabulary(values: pd.Series, allowed, column: str, path: Path) -> None:
-    bad = ~values.isin(list(allowed)).to_numpy()
-    if bad.any():
-        unknown = sorted(set(values[bad].astype(str)))
-        raise ValueError(
-            f"{path.name}: unknown {column} value(s) {unknown[:MAX_LISTED]} at {_lines(bad)}; "
-            f"expected one of {list(allowed)}"
-        )
-
-
 def _read_labels(path: Path) -> pd.DataFrame:
     """``train.csv`` reshaped to one row per (study, condition, level) with a known severity."""
-    wide = _read_csv(path, ("study_id", *WIDE_COLUMNS), dtype={c: "string" for c in WIDE_COLUMNS})
-    wide["study_id"] = _as_int64(wide, "study_id", path)
+    wide = read_csv(path, ("study_id", *WIDE_COLUMNS), text=("study_id", *WIDE_COLUMNS))
+    wide["study_id"] = as_int64(wide, "study_id", path)
     duplicated = wide["study_id"].duplicated(keep=False).to_numpy()
     if duplicated.any():
         raise ValueError(
             f"{path.name}: study_id {sorted(set(wide.loc[duplicated, 'study_id']))[:MAX_LISTED]} "
-            f"appears more than once, at {_lines(duplicated)}"
+            f"appears more than once, at {at_lines(duplicated)}"
         )
     cells = wide[list(WIDE_COLUMNS)].apply(lambda col: col.str.strip())
     filled = cells.notna() & (cells != "")
@@ -135,7 +68,7 @@ def _read_labels(path: Path) -> pd.DataFrame:
     if unknown.to_numpy().any():
         rows, cols = np.nonzero(unknown.to_numpy())
         where = (
-            f"line {r + _FIRST_DATA_LINE} ({cells.columns[c]}={cells.iat[r, c]!r})"
+            f"line {r + FIRST_DATA_LINE} ({cells.columns[c]}={cells.iat[r, c]!r})"
             for r, c in zip(rows, cols)
         )
         values = sorted(set(cells.to_numpy()[rows, cols]))
@@ -179,10 +112,10 @@ def read_series_descriptions(path: str | os.PathLike) -> pd.DataFrame:
         descriptions.
     """
     path = Path(path)
-    frame = _read_csv(path, DESCRIPTION_COLUMNS)
+    frame = read_csv(path, DESCRIPTION_COLUMNS, text=("study_id", "series_id"))
     frame = frame[list(DESCRIPTION_COLUMNS)].copy()
-    frame["study_id"] = _as_int64(frame, "study_id", path)
-    frame["series_id"] = _as_int64(frame, "series_id", path)
+    frame["study_id"] = as_int64(frame, "study_id", path)
+    frame["series_id"] = as_int64(frame, "series_id", path)
     frame["series_description"] = frame["series_description"].astype("string").str.strip()
     frame = frame.drop_duplicates()
     conflict = frame.duplicated(["study_id", "series_id"], keep=False)
@@ -286,15 +219,15 @@ def _describe_series(frame: pd.DataFrame, table: pd.DataFrame) -> pd.Series:
 
 def _read_coordinates(path: Path) -> pd.DataFrame:
     """The coordinates CSV, checked, with each row's CSV ``line``; exact duplicates dropped."""
-    coords = _read_csv(path, COORDINATE_COLUMNS)[list(COORDINATE_COLUMNS)].copy()
+    coords = read_csv(path, COORDINATE_COLUMNS, text=ID_COLUMNS)[list(COORDINATE_COLUMNS)].copy()
     for column in ID_COLUMNS:
-        coords[column] = _as_int64(coords, column, path)
+        coords[column] = as_int64(coords, column, path)
     for column in ("x", "y"):
-        coords[column] = _as_float64(coords, column, path)
+        coords[column] = as_float64(coords, column, path)
     for column, vocabulary in (("condition", CONDITIONS), ("level", LEVELS)):
         coords[column] = coords[column].astype("string").str.strip().astype(object)
-        _check_vocabulary(coords[column], vocabulary, column, path)
-    coords["line"] = np.arange(len(coords)) + _FIRST_DATA_LINE
+        check_vocabulary(coords[column], vocabulary, column, path)
+    coords["line"] = np.arange(len(coords)) + FIRST_DATA_LINE
     repeated = coords.duplicated(list(COORDINATE_COLUMNS)).to_numpy()
     if repeated.any():
         # A row repeated word for word is one label entered twice: keeping it would
@@ -418,14 +351,14 @@ def load_rsna(root: str | os.PathLike) -> pd.DataFrame:
         warnings.warn(
             f"load_rsna: dropped {int(unlabelled.sum())} coordinate row(s) whose "
             f"(study_id, condition, level) has no row in {LABELS_CSV} "
-            f"({COORDINATES_CSV} {_lines(unlabelled, lines)})",
+            f"({COORDINATES_CSV} {at_lines(unlabelled, lines)})",
             RSNADataWarning,
             stacklevel=2,
         )
     if blank.any():
         warnings.warn(
             f"load_rsna: dropped {int(blank.sum())} coordinate row(s) whose severity is "
-            f"blank in {LABELS_CSV} ({COORDINATES_CSV} {_lines(blank, lines)})",
+            f"blank in {LABELS_CSV} ({COORDINATES_CSV} {at_lines(blank, lines)})",
             RSNADataWarning,
             stacklevel=2,
         )
