@@ -248,7 +248,11 @@ class DualHeadClassifier(PersistenceMixin, MultiOutputMixin, ClassifierMixin, Ba
         X : ndarray of shape (n_samples, channels, height, width), float
             Images, e.g. from :class:`spinecls.LumbarPatchTransformer`.
         y : DataFrame or array of shape (n_samples, 2)
-            Condition then severity labels (strings or ints).
+            Condition then severity labels (strings or ints). The severity column
+            needs at least two classes; the condition column may hold one (a model of
+            one condition group, see :class:`spinecls.routing.ConditionGroupClassifier`):
+            that head then predicts its class with probability 1 and adds nothing to
+            the loss.
         groups : array-like of shape (n_samples,), optional
             Study ids: the validation split keeps each study on one side.
 
@@ -398,7 +402,11 @@ def _check_y(y, n_samples: int) -> tuple[list[np.ndarray], np.ndarray]:
         if column.dtype == object and all(isinstance(v, str) for v in column):
             column = column.astype(str)
         values = np.unique(column)
-        if len(values) < 2:
+        # A one-class head has one logit: softmax makes it 1 and its cross-entropy 0,
+        # gradient included, so it needs no special case. Only the condition head may
+        # have one: a model of one condition group (spinecls.routing) knows the
+        # condition, but a severity head of one class would have learnt nothing.
+        if len(values) < 2 and head != "condition":
             raise ValueError(
                 f"the {head} head needs at least two classes in y; got {values.tolist()}"
             )
