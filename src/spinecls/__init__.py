@@ -16,12 +16,16 @@ from ._version import __version__
 if TYPE_CHECKING:
     from .classifier import DualHeadClassifier
     from .datasets import RSNADataWarning, load_rsna, make_synthetic_rsna
+    from .ensemble import DualHeadEnsemble
     from .labels import CONDITIONS, LEVELS, SERIES_DESCRIPTIONS, SEVERITIES, SEVERITY_WEIGHTS
     from .preprocessing import LumbarPatchTransformer
+    from .routing import ConditionGroupClassifier
 
 _LAZY = {
     "CONDITIONS": ".labels",
+    "ConditionGroupClassifier": ".routing",
     "DualHeadClassifier": ".classifier",
+    "DualHeadEnsemble": ".ensemble",
     "LEVELS": ".labels",
     "LumbarPatchTransformer": ".preprocessing",
     "RSNADataWarning": ".datasets",
@@ -40,18 +44,22 @@ _SUBMODULES = (
     "datasets",
     "demo",
     "dicom",
+    "ensemble",
     "labels",
     "metrics",
     "models",
     "persistence",
     "plotting",
     "preprocessing",
+    "routing",
 )
 """Modules reachable as attributes (``spinecls.metrics``) without an import statement."""
 
 __all__ = [
     "CONDITIONS",
+    "ConditionGroupClassifier",
     "DualHeadClassifier",
+    "DualHeadEnsemble",
     "LEVELS",
     "LumbarPatchTransformer",
     "RSNADataWarning",
