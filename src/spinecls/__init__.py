@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from .datasets import RSNADataWarning, load_rsna, make_synthetic_rsna
     from .ensemble import DualHeadEnsemble
     from .labels import CONDITIONS, LEVELS, SERIES_DESCRIPTIONS, SEVERITIES, SEVERITY_WEIGHTS
+    from .model_selection import split_by_study
     from .preprocessing import LumbarPatchTransformer
     from .routing import ConditionGroupClassifier
 
@@ -34,6 +35,7 @@ _LAZY = {
     "SEVERITY_WEIGHTS": ".labels",
     "load_rsna": ".datasets",
     "make_synthetic_rsna": ".datasets",
+    "split_by_study": ".model_selection",
 }
 """Public name -> the module that defines it."""
 
@@ -45,9 +47,13 @@ _SUBMODULES = (
     "demo",
     "dicom",
     "ensemble",
+    "evaluation",
+    "geometry",
     "labels",
     "metrics",
+    "model_selection",
     "models",
+    "patches",
     "persistence",
     "plotting",
     "preprocessing",
@@ -69,6 +75,7 @@ __all__ = [
     "__version__",
     "load_rsna",
     "make_synthetic_rsna",
+    "split_by_study",
 ]
 
 
