@@ -5,6 +5,7 @@ head it needs from DualHeadClassifier."""
 from __future__ import annotations
 
 import io
+import warnings
 
 import joblib
 import numpy as np
@@ -42,10 +43,23 @@ def target(frame):
     return frame[["condition", "severity"]]
 
 
+def balanced(frame):
+    """Labels in which every group has every severity (for routing that learns nothing)."""
+    return target(frame).assign(severity=np.array(SEVERITIES)[np.arange(len(frame)) % 3])
+
+
 @pytest.fixture(scope="module")
 def fitted(rsna_frame):
-    model = per_group()
-    return model.fit(rsna_frame, target(rsna_frame), clf__groups=rsna_frame["study_id"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = per_group().fit(rsna_frame, target(rsna_frame), clf__groups=rsna_frame.study_id)
+    # these six studies have no moderate spinal row and no severe foraminal row
+    assert [str(w.message)[:53] for w in caught] == [
+        "condition group 'spinal' had no ['moderate'] rows to ",
+        "condition group 'foraminal' had no ['severe'] rows to",
+    ]
+    assert "34.5 for each such row" in str(caught[0].message)
+    return model
 
 
 # -- the one-class condition head --------------------------------------------------------
@@ -123,8 +137,8 @@ def test_scorers_reports_and_submissions_take_it_as_one_model(fitted, rsna_frame
 
 
 def test_same_seed_same_model_and_pickle_round_trip(fitted, rsna_frame):
-    y = target(rsna_frame)
-    twin = clone(fitted).fit(rsna_frame, y, clf__groups=rsna_frame["study_id"])
+    with pytest.warns(UserWarning, match="group '(spinal|foraminal)' had no"):
+        twin = clone(fitted).fit(rsna_frame, target(rsna_frame), clf__groups=rsna_frame.study_id)
     expected = fitted.predict_proba(rsna_frame)
     for a, b in zip(twin.predict_proba(rsna_frame), expected):
         np.testing.assert_array_equal(a, b)
@@ -138,7 +152,7 @@ def test_same_seed_same_model_and_pickle_round_trip(fitted, rsna_frame):
 def test_fit_params_and_routed_metadata_are_cut_to_each_groups_rows(rsna_frame):
     frame = rsna_frame.set_index(rsna_frame.index * 10)  # labels are not positions
     studies = frame["study_id"].to_numpy()
-    model = per_group(RowwiseDualHead).fit(frame, target(frame), groups=studies)
+    model = per_group(RowwiseDualHead).fit(frame, balanced(frame), groups=studies)
     groups = frame["condition"].map(GROUP_OF).to_numpy()
     for name, member in model.named_estimators_.items():
         np.testing.assert_array_equal(member.index_, frame.index[groups == name])
@@ -146,7 +160,7 @@ def test_fit_params_and_routed_metadata_are_cut_to_each_groups_rows(rsna_frame):
     with config_context(enable_metadata_routing=True):
         requested = RowwiseDualHead().set_fit_request(groups=True)
         model = ConditionGroupClassifier([(g, requested) for g in CONDITION_GROUPS])
-        model.fit(frame, target(frame), groups=studies)
+        model.fit(frame, balanced(frame), groups=studies)
         spinal = model.named_estimators_["spinal"]
         np.testing.assert_array_equal(spinal.groups_, studies[groups == "spinal"])
 
@@ -160,7 +174,7 @@ def test_the_inner_validation_split_keeps_each_study_on_one_side(fitted, rsna_fr
 
 
 def test_other_condition_groups_and_parallel_fits(rsna_frame):
-    y = target(rsna_frame)
+    y = balanced(rsna_frame)
     axial = [c for c in CONDITIONS if "Subarticular" in c]
     split = {"sagittal": [c for c in CONDITIONS if c not in axial], "axial": axial}
     model = ConditionGroupClassifier(
@@ -198,8 +212,9 @@ def test_nested_parameters_clone_and_set_params_round_trip():
     assert clone(wrapped).get_params()["estimator__foraminal__alpha"] == 4.0
 
 
-# A fold of three studies may hold no moderate or severe spinal row: that is the warning.
+# A fold of three studies may hold no moderate or severe spinal row: those are the warnings.
 @pytest.mark.filterwarnings("ignore:the severity head has a single class:UserWarning")
+@pytest.mark.filterwarnings("ignore:condition group .* had no:UserWarning")
 def test_grid_search_over_one_groups_learning_rate(rsna_frame):
     y = target(rsna_frame)
     search = GridSearchCV(
@@ -222,14 +237,14 @@ def test_grid_search_in_worker_processes(rsna_frame):
     search = GridSearchCV(
         per_group(RowwiseDualHead), {"foraminal__alpha": [0.5, 2.0]}, cv=GroupKFold(2), n_jobs=2
     )
-    search.fit(rsna_frame, target(rsna_frame), groups=rsna_frame["study_id"])
+    search.fit(rsna_frame, balanced(rsna_frame), groups=rsna_frame["study_id"])
     assert search.best_estimator_.named_estimators_["foraminal"].alpha in (0.5, 2.0)
     assert np.isfinite(search.cv_results_["mean_test_score"]).all()
 
 
 # -- bad input -----------------------------------------------------------------------------
 def test_rows_without_an_estimator_or_a_group_are_named(rsna_frame):
-    y = target(rsna_frame)
+    y = balanced(rsna_frame)
     partial = ConditionGroupClassifier([("spinal", RowwiseDualHead())])
     with pytest.raises(
         ValueError,
@@ -254,7 +269,7 @@ def test_rows_without_an_estimator_or_a_group_are_named(rsna_frame):
 
 
 def test_bad_estimators_groups_and_targets_say_what_is_wrong(rsna_frame):
-    y = target(rsna_frame)
+    y = balanced(rsna_frame)
     model = per_group(RowwiseDualHead)
     with pytest.raises(NotFittedError):
         model.predict_proba(rsna_frame)

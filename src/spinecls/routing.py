@@ -10,6 +10,8 @@ probabilities back in the frame's row order, as one dual-head model.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 from sklearn.base import ClassifierMixin, MultiOutputMixin, clone
@@ -81,7 +83,8 @@ class ConditionGroupClassifier(DualHeadMixin, ClassifierMixin, MultiOutputMixin,
       columns of that group's conditions, and 0 for the other groups' conditions (the
       spinal model, whose condition head has one class, gives its condition 1). Its
       severity probabilities are its group estimator's, and 0 for a severity class
-      that group never saw in training.
+      that group never saw in training (``fit`` warns: a log loss punishes a
+      probability of 0 for a class that occurs).
     - ``predict(X)`` is an (n_samples, 2) array; ``score`` the mean of the two heads'
       accuracies, as :class:`~spinecls.DualHeadClassifier` scores.
 
@@ -269,8 +272,20 @@ class ConditionGroupClassifier(DualHeadMixin, ClassifierMixin, MultiOutputMixin,
         )
         self.named_estimators_ = Bunch(**dict(zip(names, self.estimators_)))
         self.condition_groups_ = groups
-        member = [member_classes(e, name) for name, e in self.named_estimators_.items()]
-        self.classes_ = [np.unique(np.concatenate([m[k] for m in member])) for k in range(2)]
+        member = {name: member_classes(e, name) for name, e in self.named_estimators_.items()}
+        self.classes_ = [
+            np.unique(np.concatenate([m[k] for m in member.values()])) for k in range(2)
+        ]
+        for name, (_, severities) in member.items():
+            unseen = sorted(set(self.classes_[1].tolist()) - set(severities.tolist()), key=str)
+            if unseen:
+                warnings.warn(
+                    f"condition group {name!r} had no {unseen} rows to train on: it gives "
+                    "them probability 0, which a log loss such as the competition score "
+                    "counts as 34.5 for each such row",
+                    UserWarning,
+                    stacklevel=2,
+                )
         return self
 
     def predict_proba(self, X) -> list[np.ndarray]:
