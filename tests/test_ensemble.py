@@ -29,6 +29,11 @@ def target(frame):
     return frame[["condition", "severity"]]
 
 
+def balanced(frame):
+    """Labels in which every condition group has every severity."""
+    return target(frame).assign(severity=np.array(SEVERITIES)[np.arange(len(frame)) % 3])
+
+
 def images(n=48, seed=0):
     rng = np.random.default_rng(seed)
     X = rng.random((n, 1, 16, 16), dtype=np.float32)
@@ -68,6 +73,29 @@ def test_probabilities_are_the_weighted_mean_of_the_members(rsna_frame):
     np.testing.assert_allclose(
         weighted.predict_proba(shuffled)[1], weighted.predict_proba(rsna_frame)[1][order]
     )
+
+
+def test_the_geometric_mean_is_renormalised_and_survives_zeros(rsna_frame):
+    y = target(rsna_frame)
+    a, b = RowwiseDualHead(alpha=1.0), RowwiseDualHead(alpha=-2.0)
+    pa, pb = (clone(m).fit(rsna_frame, y).predict_proba(rsna_frame) for m in (a, b))
+    geometric = DualHeadEnsemble([("a", a), ("b", b)], weights=[1, 3], mean="geometric")
+    proba = geometric.fit(rsna_frame, y).predict_proba(rsna_frame)
+    for k in range(2):
+        expected = pa[k] ** 0.25 * pb[k] ** 0.75
+        np.testing.assert_allclose(proba[k], expected / expected.sum(1, keepdims=True))
+        assert proba[k].dtype == pa[k].dtype
+    # a per-group model gives 0 to the other groups' conditions: they stay 0, rows sum to 1
+    groups = ConditionGroupClassifier([(g, RowwiseDualHead()) for g in CONDITION_GROUPS])
+    members = [("groups", groups), ("plain", RowwiseDualHead())]
+    condition = DualHeadEnsemble(members, mean="geometric").fit(rsna_frame, balanced(rsna_frame))
+    condition = condition.predict_proba(rsna_frame)[0]
+    assert np.isfinite(condition).all()
+    np.testing.assert_allclose(condition.sum(1), 1)
+    for conditions in CONDITION_GROUPS.values():
+        rows = rsna_frame.condition.isin(conditions).to_numpy()
+        columns = np.isin(sorted(CONDITIONS), conditions)
+        np.testing.assert_allclose(condition[np.ix_(rows, columns)].sum(1), 1)
 
 
 def test_frozen_members_are_used_as_they_are_and_the_rest_are_fitted():
@@ -113,8 +141,7 @@ def test_an_ensemble_of_a_pipeline_and_a_per_group_model_on_dicom_rows(rsna_fram
         return Pipeline([("patches", LumbarPatchTransformer(patch_size=32)), ("clf", clf)])
 
     groups = ConditionGroupClassifier([(g, pipeline(1)) for g in CONDITION_GROUPS])
-    y = target(rsna_frame)
-    y = y.assign(severity=np.array(SEVERITIES)[np.arange(150) % 3])  # every group, every class
+    y = balanced(rsna_frame)
     ensemble = DualHeadEnsemble([("one", pipeline(0)), ("groups", groups)])
     ensemble.fit(rsna_frame, y, clf__groups=rsna_frame["study_id"])
     members = [m.predict_proba(rsna_frame) for m in ensemble.estimators_]
@@ -154,7 +181,7 @@ def test_nested_parameters_clone_and_grid_search(rsna_frame):
         {"plain": [RowwiseDualHead(), "drop"], "groups__spinal__alpha": [0.5, 3.0]},
         cv=GroupKFold(n_splits=2),
     )
-    search.fit(rsna_frame, target(rsna_frame), groups=rsna_frame["study_id"])
+    search.fit(rsna_frame, balanced(rsna_frame), groups=rsna_frame["study_id"])
     assert len(search.cv_results_["params"]) == 4
     assert np.isfinite(search.cv_results_["mean_test_score"]).all()
     assert search.get_params()["estimator__groups__spinal__alpha"] == 1.0
@@ -193,3 +220,8 @@ def test_fit_parameters_and_routed_metadata_reach_every_member(rsna_frame):
 def test_bad_members_and_weights_say_what_is_wrong(rsna_frame, estimators, weights, error, message):
     with pytest.raises(error, match=message):
         DualHeadEnsemble(estimators, weights=weights).fit(rsna_frame, target(rsna_frame))
+
+
+def test_an_unknown_mean_is_named(rsna_frame):
+    with pytest.raises(ValueError, match=r"mean must be one of \('arithmetic', 'geometric'\), "):
+        DualHeadEnsemble([("a", RowwiseDualHead())], mean="median").fit(rsna_frame)

@@ -22,6 +22,8 @@ from ._meta import DualHeadMixin, member_classes, member_params, router
 
 __all__ = ["DualHeadEnsemble"]
 
+MEANS = ("arithmetic", "geometric")
+
 
 class DualHeadEnsemble(DualHeadMixin, ClassifierMixin, MultiOutputMixin, _BaseComposition):
     """Average the two heads' probabilities of several models.
@@ -39,7 +41,11 @@ class DualHeadEnsemble(DualHeadMixin, ClassifierMixin, MultiOutputMixin, _BaseCo
         search. Parameters read ``{name}__{parameter}``.
     weights : array-like of shape (n_estimators,), default=None
         Weight of each member's probabilities, in the order of ``estimators`` (a
-        dropped member's is ignored). None: equal weights, the arithmetic mean.
+        dropped member's is ignored). None: equal weights.
+    mean : {"arithmetic", "geometric"}, default="arithmetic"
+        How the members' probabilities are averaged, head by head: the weighted
+        arithmetic mean (soft voting), or the weighted geometric mean renormalised so
+        that each row sums to 1 (see Notes).
     n_jobs : int, default=None
         Members fitted in parallel by joblib (``-1``: all cores).
 
@@ -63,7 +69,11 @@ class DualHeadEnsemble(DualHeadMixin, ClassifierMixin, MultiOutputMixin, _BaseCo
     -----
     ``predict_proba`` is the weighted arithmetic mean of the members' probabilities,
     head by head: each row still sums to 1, and a class that one member rules out
-    keeps the others' probability. ``predict`` and ``score`` are those of
+    keeps the others' probability. ``mean="geometric"`` takes ``exp`` of the weighted
+    mean of the log-probabilities and renormalises each row: the members' confident
+    disagreements weigh more, and a class that one member gives probability 0 gets
+    (almost) 0, which a log loss such as the competition score punishes if the class
+    occurs. ``predict`` and ``score`` are those of
     :class:`~spinecls.DualHeadClassifier`. Members must agree on ``classes_`` (the
     same classes in the same order for each head); ``fit`` raises ValueError
     otherwise. Fit parameters go to every member (``clf__groups=...`` for members that
@@ -91,9 +101,10 @@ class DualHeadEnsemble(DualHeadMixin, ClassifierMixin, MultiOutputMixin, _BaseCo
     (True, [0.25, 0.75])
     """
 
-    def __init__(self, estimators, *, weights=None, n_jobs=None):
+    def __init__(self, estimators, *, weights=None, mean="arithmetic", n_jobs=None):
         self.estimators = estimators
         self.weights = weights
+        self.mean = mean
         self.n_jobs = n_jobs
 
     # -- scikit-learn plumbing ---------------------------------------------------------
@@ -138,6 +149,8 @@ class DualHeadEnsemble(DualHeadMixin, ClassifierMixin, MultiOutputMixin, _BaseCo
                     f"estimator {name!r} must have fit and predict_proba or be 'drop', "
                     f"got {estimator!r}"
                 )
+        if self.mean not in MEANS:
+            raise ValueError(f"mean must be one of {MEANS}, got {self.mean!r}")
         kept = [k for k, e in enumerate(estimators) if not _dropped(e)]
         if not kept:
             raise ValueError("all estimators are 'drop': at least one member is needed")
@@ -190,7 +203,7 @@ class DualHeadEnsemble(DualHeadMixin, ClassifierMixin, MultiOutputMixin, _BaseCo
         return self
 
     def predict_proba(self, X) -> list[np.ndarray]:
-        """The weighted mean of the members' probabilities, head by head.
+        """The weighted mean (``mean``) of the members' probabilities, head by head.
 
         Parameters
         ----------
@@ -207,7 +220,14 @@ class DualHeadEnsemble(DualHeadMixin, ClassifierMixin, MultiOutputMixin, _BaseCo
         out = []
         for k in range(2):
             heads = [proba[k] for proba in probas]
-            mean = np.average(np.stack(heads), axis=0, weights=self.weights_)
+            stacked = np.stack(heads).astype(np.float64)
+            if self.mean == "geometric":
+                # the smallest positive float keeps log finite where a member says 0
+                logs = np.log(np.clip(stacked, np.finfo(np.float64).tiny, None))
+                mean = np.exp(np.average(logs, axis=0, weights=self.weights_))
+                mean /= mean.sum(axis=1, keepdims=True)
+            else:
+                mean = np.average(stacked, axis=0, weights=self.weights_)
             out.append(mean.astype(np.result_type(*heads), copy=False))
         return out
 
