@@ -7,7 +7,8 @@ development and a test set (:func:`spinecls.model_selection.split_by_study`), fi
 - ``one``: a Pipeline of LumbarPatchTransformer and DualHeadClassifier on all rows;
 - ``per_group``: a ConditionGroupClassifier of three such pipelines (spinal, foraminal,
   subarticular), each on its group's rows;
-- ``ensemble``: a DualHeadEnsemble of the two above, frozen (nothing is refitted),
+- ``ensemble``: a DualHeadEnsemble of the two above, frozen (nothing is refitted), by
+  the arithmetic and the geometric mean,
 
 and prints each one's fit time and competition score (weighted log loss, lower is better)
 on the test studies, with the score of the training set's severity prior for reference.
@@ -92,11 +93,11 @@ def main() -> None:
                 elapsed = time.perf_counter() - start
                 score = -rsna_scorer(model, held_out, y_test)
                 print(f"{name:>10} seed {seed}: score {score:.4f}   fit {elapsed:6.1f} s")
-            ensemble = DualHeadEnsemble(
-                [(name, FrozenEstimator(model)) for name, model in models.items()]
-            ).fit(train, y_train)
-            score = -rsna_scorer(ensemble, held_out, y_test)
-            print(f"{'ensemble':>10} seed {seed}: score {score:.4f}   (mean of the two)")
+            frozen = [(name, FrozenEstimator(model)) for name, model in models.items()]
+            for mean in ("arithmetic", "geometric"):
+                ensemble = DualHeadEnsemble(frozen, mean=mean).fit(train, y_train)
+                score = -rsna_scorer(ensemble, held_out, y_test)
+                print(f"{'ensemble':>10} seed {seed}: score {score:.4f}   ({mean} mean of the two)")
 
 
 if __name__ == "__main__":
