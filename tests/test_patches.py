@@ -128,3 +128,19 @@ def test_windowed_images_are_read_only_where_the_patch_needs():
     # the 9 x 9 window plus the kernel's reach (ceil(4 * sigma) + 1 = 5) on each side
     assert lazy.read == 19 * 19
     np.testing.assert_array_equal(patches.whole(lazy, (20, 30)), patches.whole(image, (20, 30)))
+
+
+def test_crop_mm_centres_a_window_of_the_same_millimetres_at_any_spacing():
+    assert patches.mm_to_pixels((40.0, 30.0), (0.5, 0.8)) == (80, 38)  # 37.5 rounds up
+    assert patches.mm_to_pixels((0.1, 0.1), (1.0, 1.0)) == (1, 1)
+    # the same 10 x 6 mm box at 1 mm and at (0.5, 0.25) mm per pixel, centred off-pixel
+    coarse = np.zeros((20, 20), np.float32)
+    coarse[5:15, 7:13] = 1
+    fine = cv2.resize(coarse, (80, 40), interpolation=cv2.INTER_NEAREST)
+    a = patches.crop_mm(coarse, 9.5, 9.5, (16.0, 16.0), (1.0, 1.0), (8, 8))
+    b = patches.crop_mm(fine, 39.5, 19.5, (16.0, 16.0), (0.5, 0.25), (8, 8))
+    np.testing.assert_allclose(a, b, atol=1e-6)
+    np.testing.assert_allclose(a, a[::-1, ::-1])  # centred: symmetric like the box
+    assert a[4, 4] == 1 and a[0, 4] == 0 and a[4, 1] == 0
+    with pytest.raises(ValueError, match=r"160 x 160 pixels, more than twice the 20 x 20"):
+        patches.crop_mm(coarse, 9.5, 9.5, (16.0, 16.0), (0.1, 0.1), (8, 8))

@@ -428,6 +428,11 @@ def test_memory_notices_files_swapped_within_a_series_with_their_mtimes_restored
         ({"on_error": "ignore"}, "on_error"),
         ({"memory": 3}, "'memory' should be None, a string or have the same interface"),
         ({"verbose": -1}, "verbose must be a non-negative int"),
+        ({"patch_size_mm": 0, "output_size": 8}, "patch_size_mm must be None, a positive"),
+        ({"patch_size_mm": (10, -1), "output_size": 8}, "patch_size_mm"),
+        ({"patch_size_mm": "40", "output_size": 8}, "patch_size_mm"),
+        ({"patch_size_mm": 40}, "patch_size_mm needs output_size"),
+        ({"patch_size_mm": 40, "output_size": 8, "mode": "marker"}, "patch_size_mm sizes crops"),
     ],
 )
 def test_bad_parameters_name_the_parameter_in_fit_and_transform(series, params, message):
@@ -618,6 +623,7 @@ def test_clone_keeps_every_parameter(series, tmp_path):
         data_dir=series,
         patch_size=(8, 6),
         output_size=4,
+        patch_size_mm=(30.0, 40.5),
         mode="marker",
         slices=3,
         normalize="minmax",
@@ -630,6 +636,7 @@ def test_clone_keeps_every_parameter(series, tmp_path):
     twin = clone(t)
     assert twin is not t and twin.get_params() == t.get_params()
     assert twin.get_params()["patch_size"] == (8, 6) and twin.get_params()["memory"] == tmp_path
+    assert twin.get_params()["patch_size_mm"] == (30.0, 40.5)
 
 
 # --- Progress output: ``verbose``, the shared word, and ``progress``, deprecated ---
@@ -671,3 +678,84 @@ def test_frame_from_load_rsna_without_paths_resolves_under_data_dir(rsna_root, r
     t = LumbarPatchTransformer(data_dir=rsna_root, patch_size=16)
     np.testing.assert_array_equal(t.transform(nan_paths), b)
     assert spinecls.LumbarPatchTransformer is LumbarPatchTransformer
+
+
+# --- Crops sized in millimetres: patch_size_mm and PixelSpacing ---
+
+
+def _phantom(spacing, size_mm=(80.0, 96.0)):
+    """A disc of radius 10 mm at (row 37, column 45) mm and one of 4 mm below-left of it,
+    drawn with soft edges at ``spacing`` = PixelSpacing (row, column) in mm per pixel."""
+    row_mm = np.arange(round(size_mm[0] / spacing[0]))[:, None] * spacing[0]
+    col_mm = np.arange(round(size_mm[1] / spacing[1]))[None, :] * spacing[1]
+
+    def disc(row, col, radius):
+        return 1 / (1 + np.exp((np.hypot(row_mm - row, col_mm - col) - radius) / 0.7))
+
+    return 1000 * disc(37.0, 45.0, 10.0) + 600 * disc(47.0, 31.0, 4.0)
+
+
+def _phantom_rows(tmp_path, spacings):
+    rows = []
+    for k, spacing in enumerate(spacings):
+        path = write_dicom(
+            tmp_path / str(k) / "1.dcm",
+            _phantom(spacing),
+            PixelSpacing=list(spacing),
+            InstanceNumber=1,
+        )
+        x, y = 45.0 / spacing[1], 37.0 / spacing[0]  # the big disc's centre, in pixels
+        rows.append((1, k, 1, x, y, str(path)))
+    return pd.DataFrame(
+        rows, columns=["study_id", "series_id", "instance_number", "x", "y", "image_path"]
+    )
+
+
+def test_patch_size_mm_gives_the_same_patch_at_any_pixel_spacing(tmp_path):
+    # square, twice as fine, non-square pixels (rows twice as fine), a ratio of 1.25
+    # and non-square pixels finer across than down
+    spacings = [(1.0, 1.0), (0.5, 0.5), (0.5, 1.0), (0.8, 0.8), (0.7, 0.45)]
+    rows = _phantom_rows(tmp_path, spacings)
+    mm = LumbarPatchTransformer(patch_size_mm=40, output_size=32, normalize=None)
+    out = mm.fit_transform(rows)[:, 0] / 1000
+    assert out.shape == (5, 32, 32) and out[0, 16, 16] > 0.99 and out[0, 0, 0] < 0.01
+    for patch in out[1:]:
+        assert np.abs(patch - out[0]).max() < 0.06
+        assert np.abs(patch - out[0]).mean() < 0.006
+    pixels = LumbarPatchTransformer(patch_size=40, output_size=32, normalize=None)
+    fixed = pixels.fit_transform(rows)[:, 0] / 1000
+    assert all(np.abs(patch - fixed[0]).mean() > 0.1 for patch in fixed[1:])
+    # a (h, w) pair in mm, and 2.5D: the neighbours take the labelled slice's spacing
+    pair = mm.set_params(patch_size_mm=(40, 20), output_size=(32, 16), slices=3)
+    tall = pair.fit_transform(rows)
+    assert tall.shape == (5, 3, 32, 16)
+    np.testing.assert_allclose(tall[0, 1] / 1000, out[0, :, 8:24], atol=0.06)
+
+
+def test_patch_size_mm_at_one_mm_per_pixel_is_a_pixel_crop(series):
+    # odd sides: a centred window is exactly the pixel crop around an integer centre
+    rows = _rows((20, 10), (3.5, 30.25))
+    by_mm = LumbarPatchTransformer(
+        data_dir=series, patch_size_mm=(5, 7), output_size=(5, 7), normalize=None, slices=3
+    )
+    by_pixels = LumbarPatchTransformer(data_dir=series, patch_size=(5, 7), slices=3, normalize=None)
+    np.testing.assert_array_equal(by_mm.transform(rows), by_pixels.transform(rows))
+
+
+def test_a_slice_without_pixel_spacing_is_a_bad_row(tmp_path):
+    rows = _phantom_rows(tmp_path, [(1.0, 1.0), (0.5, 0.5)])
+    path = rows.loc[1, "image_path"]
+    ds = pydicom.dcmread(path)
+    del ds.PixelSpacing
+    ds.save_as(path)
+    t = LumbarPatchTransformer(patch_size_mm=40, output_size=16)
+    with pytest.raises(ValueError, match=r"1/1.dcm: PixelSpacing is absent; patch_size_mm needs"):
+        t.transform(rows)
+    with pytest.warns(PatchExtractionWarning, match=r"1 of 2 row\(s\).*row 1: ValueError"):
+        out = t.set_params(on_error="warn").transform(rows)
+    assert out[0].any() and not out[1].any()
+    assert LumbarPatchTransformer(patch_size=40, output_size=16).transform(rows)[1].any()
+    ds.PixelSpacing = [0.0001, 0.0001]  # a damaged header would ask for a huge window
+    ds.save_as(path)
+    with pytest.raises(ValueError, match="400000 x 400000 pixels, more than twice"):
+        t.set_params(on_error="raise").transform(rows)

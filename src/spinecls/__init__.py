@@ -16,13 +16,17 @@ from ._version import __version__
 if TYPE_CHECKING:
     from .classifier import DualHeadClassifier
     from .datasets import RSNADataWarning, load_rsna, make_synthetic_rsna
+    from .ensemble import DualHeadEnsemble
     from .labels import CONDITIONS, LEVELS, SERIES_DESCRIPTIONS, SEVERITIES, SEVERITY_WEIGHTS
     from .model_selection import split_by_study
     from .preprocessing import LumbarPatchTransformer
+    from .routing import ConditionGroupClassifier
 
 _LAZY = {
     "CONDITIONS": ".labels",
+    "ConditionGroupClassifier": ".routing",
     "DualHeadClassifier": ".classifier",
+    "DualHeadEnsemble": ".ensemble",
     "LEVELS": ".labels",
     "LumbarPatchTransformer": ".preprocessing",
     "RSNADataWarning": ".datasets",
@@ -42,6 +46,7 @@ _SUBMODULES = (
     "datasets",
     "demo",
     "dicom",
+    "ensemble",
     "evaluation",
     "geometry",
     "labels",
@@ -52,12 +57,15 @@ _SUBMODULES = (
     "persistence",
     "plotting",
     "preprocessing",
+    "routing",
 )
 """Modules reachable as attributes (``spinecls.metrics``) without an import statement."""
 
 __all__ = [
     "CONDITIONS",
+    "ConditionGroupClassifier",
     "DualHeadClassifier",
+    "DualHeadEnsemble",
     "LEVELS",
     "LumbarPatchTransformer",
     "RSNADataWarning",

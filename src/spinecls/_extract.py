@@ -7,11 +7,13 @@ The patch geometry itself is :mod:`spinecls.patches`.
 
 from __future__ import annotations
 
+import math
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
+import pydicom
 from joblib import Parallel, delayed, effective_n_jobs
 from tqdm.auto import tqdm
 
@@ -71,8 +73,8 @@ class Notes:
 class SeriesExtractor:
     """Patch extraction for one series at a time (runs in joblib workers).
 
-    ``params``: ``patch_size``, ``output_size``, ``mode``, ``slices``, ``normalize``,
-    ``blur`` and ``memory``, validated by the transformer.
+    ``params``: ``patch_size``, ``patch_size_mm``, ``output_size``, ``mode``, ``slices``,
+    ``normalize``, ``blur`` and ``memory``, validated by the transformer.
     """
 
     def __init__(self, params: dict):
@@ -137,6 +139,7 @@ class SeriesExtractor:
             if not isinstance(s, Exception)
         }
         whole: dict[str, np.ndarray] = {}  # marker mode: each slice resized once
+        spacings: dict[str, tuple[float, float]] = {}  # patch_size_mm: one header read a file
         results = []
         for position, path, x, y, ids in rows:
             if position not in channels:
@@ -151,7 +154,28 @@ class SeriesExtractor:
             if not (0 <= x < n_columns and 0 <= y < n_rows):
                 notes.outside[position] = (x, y, n_columns, n_rows, path)
             notes.constant.update(p for p in channels[position] if images[p].constant)
-            if self.mode == "crop":
+            if self.mode == "crop" and self.patch_size_mm is not None:
+                try:
+                    if path not in spacings:
+                        spacings[path] = pixel_spacing(path)
+                    # The 2.5D neighbours share the labelled slice's pixel grid, in which
+                    # (x, y) is given: all channels take its spacing.
+                    planes = [
+                        patches.crop_mm(
+                            images[p],
+                            x,
+                            y,
+                            self.patch_size_mm,
+                            spacings[path],
+                            self.output_size,
+                            self.blur,
+                        )
+                        for p in channels[position]
+                    ]
+                except Exception as exc:  # noqa: BLE001 - reported per row by the caller
+                    errors.append((position, exc))
+                    continue
+            elif self.mode == "crop":
                 planes = [
                     patches.crop(images[p], x, y, self.patch_size, self.output_size, self.blur)
                     for p in channels[position]
@@ -174,6 +198,30 @@ class SeriesExtractor:
             errors.extend(e)
             notes.update(n)
         return found, errors, notes
+
+
+def pixel_spacing(path: str) -> tuple[float, float]:
+    """PixelSpacing (row spacing, column spacing) in mm, read from the header only.
+
+    Raises
+    ------
+    ValueError
+        Naming the file, when PixelSpacing is absent, not two numbers or not positive:
+        ``patch_size_mm`` cannot size the window without it.
+    """
+    ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["PixelSpacing"])
+    value = ds.get("PixelSpacing")
+    try:
+        spacing = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        spacing = ()
+    if len(spacing) != 2 or not all(math.isfinite(v) and v > 0 for v in spacing):
+        raise ValueError(
+            f"{path}: PixelSpacing is {'absent' if value is None else repr(value)}; "
+            "patch_size_mm needs two positive numbers (row spacing, column spacing) in mm: "
+            "crop in pixels (patch_size) instead"
+        )
+    return spacing
 
 
 def missing(path: str, ids: tuple) -> FileNotFoundError:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import warnings
 from numbers import Integral, Real
 
 import albumentations as A
@@ -267,7 +268,11 @@ class DualHeadClassifier(PersistenceMixin, MultiOutputMixin, ClassifierMixin, Ba
         X : ndarray of shape (n_samples, channels, height, width), float
             Images, e.g. from :class:`spinecls.LumbarPatchTransformer`.
         y : DataFrame or array of shape (n_samples, 2)
-            Condition then severity labels (strings or ints).
+            Condition then severity labels (strings or ints). A head with a single
+            class in y (the condition head of a model of one condition group, see
+            :class:`spinecls.routing.ConditionGroupClassifier`) predicts it with
+            probability 1 and adds nothing to the loss; a single severity class also
+            warns, as that head then learns nothing.
         groups : array-like of shape (n_samples,), optional
             Study ids: the validation split keeps each study on one side.
 
@@ -418,10 +423,18 @@ def _check_y(y, n_samples: int) -> tuple[list[np.ndarray], np.ndarray]:
         if column.dtype == object and all(isinstance(v, str) for v in column):
             column = column.astype(str)
         values = np.unique(column)
-        if len(values) < 2:
-            raise ValueError(
-                f"the {head} head needs at least two classes in y; got {values.tolist()}"
-            )
         classes.append(values)
         codes.append(np.searchsorted(values, column))
+    # A one-class head has one logit: softmax makes it 1 and its cross-entropy 0,
+    # gradient included, so it needs no special case in the loss or in predict_proba.
+    # A model of one condition group (spinecls.routing) expects one condition; one
+    # severity (a small training fold) means the severity head learns nothing: warned,
+    # not refused, so that a grid search's small folds still fit.
+    if len(classes[1]) < 2:
+        warnings.warn(
+            f"the severity head has a single class in y ({classes[1].tolist()}): it will "
+            "predict it with probability 1",
+            UserWarning,
+            stacklevel=3,
+        )
     return classes, np.column_stack(codes).astype(np.int64)

@@ -17,7 +17,18 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-__all__ = ["Image", "Windowed", "crop", "marker", "region", "resize", "whole", "window"]
+__all__ = [
+    "Image",
+    "Windowed",
+    "crop",
+    "crop_mm",
+    "marker",
+    "mm_to_pixels",
+    "region",
+    "resize",
+    "whole",
+    "window",
+]
 
 
 class Windowed(Protocol):
@@ -184,6 +195,96 @@ def crop(
         bottom = win[1:, :w] * (1 - dx) + win[1:, 1:] * dx
         patch = top * (1 - dy) + bottom * dy
     return resize(np.ascontiguousarray(patch), patch_size if output_size is None else output_size)
+
+
+def mm_to_pixels(size_mm: tuple[float, float], spacing: tuple[float, float]) -> tuple[int, int]:
+    """The pixel size of a window of ``size_mm``: ``round(mm / spacing)`` per axis, at least 1.
+
+    Parameters
+    ----------
+    size_mm : (float, float)
+        Window height and width in millimetres.
+    spacing : (float, float)
+        PixelSpacing in DICOM order: row spacing (the size of a step in ``y``), then
+        column spacing (a step in ``x``), in mm.
+
+    Returns
+    -------
+    (int, int)
+        Height and width in pixels, halves rounded up.
+
+    Examples
+    --------
+    >>> mm_to_pixels((40.0, 40.0), (0.5, 0.8))
+    (80, 50)
+    """
+    return tuple(max(1, math.floor(mm / s + 0.5)) for mm, s in zip(size_mm, spacing))
+
+
+def crop_mm(
+    image: Image,
+    x: float,
+    y: float,
+    size_mm: tuple[float, float],
+    spacing: tuple[float, float],
+    output_size: tuple[int, int],
+    blur: float | None = None,
+) -> np.ndarray:
+    """Patch of ``size_mm`` millimetres centred on ``(x, y)``, resized to ``output_size``.
+
+    The window is :func:`mm_to_pixels` pixels, centred on the point: unlike
+    :func:`crop`, which puts the labelled pixel at ``[h // 2, w // 2]``, half a pixel
+    past the centre of an even window. That half pixel would be a different distance
+    in mm at each resolution, so here the centre is exact and a window of the same
+    anatomy gives the same patch at any PixelSpacing, up to resampling.
+
+    Parameters
+    ----------
+    image : 2-D array or Windowed
+        The image.
+    x, y : float
+        Centre: column and row in pixels.
+    size_mm : (float, float)
+        Window height and width in mm.
+    spacing : (float, float)
+        PixelSpacing (row spacing, column spacing) in mm.
+    output_size : (int, int)
+        Height and width of the result (see :func:`resize`).
+    blur : float, default=None
+        Gaussian sigma in pixels of the image, applied first (see :func:`region`).
+
+    Returns
+    -------
+    ndarray of shape ``output_size``, float32
+
+    Raises
+    ------
+    ValueError
+        If the window would be more than twice the image's size along an axis: a
+        PixelSpacing too small for the image (a damaged header) would otherwise
+        allocate a huge window.
+
+    Examples
+    --------
+    The same 4 x 4 mm square at 1 mm and at 0.5 mm per pixel:
+
+    >>> import numpy as np
+    >>> coarse = np.zeros((8, 8), np.float32); coarse[2:6, 2:6] = 1
+    >>> fine = np.zeros((16, 16), np.float32); fine[4:12, 4:12] = 1
+    >>> a = crop_mm(coarse, 3.5, 3.5, (6.0, 6.0), (1.0, 1.0), (6, 6))
+    >>> b = crop_mm(fine, 7.5, 7.5, (6.0, 6.0), (0.5, 0.5), (6, 6))
+    >>> bool(np.allclose(a, b)), a[:, 0].tolist()
+    (True, [0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    """
+    h, w = mm_to_pixels(size_mm, spacing)
+    rows, cols = image.shape
+    if h > 2 * rows or w > 2 * cols:
+        raise ValueError(
+            f"a window of {tuple(size_mm)} mm at PixelSpacing {tuple(spacing)} is {h} x {w} "
+            f"pixels, more than twice the {rows} x {cols} image: check PixelSpacing"
+        )
+    # crop() centres an even side half a pixel before the labelled one: move it back.
+    return crop(image, x + (w % 2 == 0) / 2, y + (h % 2 == 0) / 2, (h, w), output_size, blur)
 
 
 def whole(image: Image, output_size: tuple[int, int], blur: float | None = None) -> np.ndarray:

@@ -53,6 +53,25 @@ def _pair(value, name: str) -> tuple[int, int]:
     return int(value[0]), int(value[1])
 
 
+def _mm_pair(value) -> tuple[float, float]:
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        value = (value, value)
+    if (
+        not isinstance(value, (tuple, list))
+        or len(value) != 2
+        or not all(
+            isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+            for v in value
+        )
+        or not all(np.isfinite(v) and v > 0 for v in value)
+    ):
+        raise ValueError(
+            "patch_size_mm must be None, a positive number of millimetres or a pair (h, w) "
+            f"of them, got {value!r}"
+        )
+    return float(value[0]), float(value[1])
+
+
 def _check_frame(X, data_dir) -> pd.DataFrame:
     """The five required columns of ``X`` as int64 ids and float64 coordinates."""
     if not isinstance(X, pd.DataFrame):
@@ -89,11 +108,20 @@ class LumbarPatchTransformer(TransformerMixin, BaseEstimator):
         ``test_images/`` for studies found there). :meth:`merge_metadata` also fills
         a missing ``series_description`` from ``{train,test}_series_descriptions.csv``.
     patch_size : int or (int, int), default=64
-        Crop height and width in pixels around (x, y).
+        Crop height and width in pixels around (x, y). Not used when
+        ``patch_size_mm`` is set.
     output_size : int or (int, int), default=None
         Size of the returned images; default ``patch_size``. Patches (crop mode) or
         whole slices (marker mode) are resized to it: shrinking with area averaging,
-        enlarging bilinearly.
+        enlarging bilinearly. Required with ``patch_size_mm``.
+    patch_size_mm : float or (float, float), default=None
+        Crop height and width in millimetres, so that a patch covers the same anatomy
+        at any resolution. Each row's window is ``round(mm / spacing)`` pixels per axis,
+        from the PixelSpacing (row spacing, column spacing) of the row's own slice,
+        centred on (x, y) (see :func:`spinecls.patches.crop_mm`), then resized to
+        ``output_size``. A slice without a usable PixelSpacing is a bad row: it raises,
+        or with ``on_error="warn"`` gets a zero patch. Crop mode only. None: crop
+        ``patch_size`` pixels.
     mode : {"crop", "marker"}, default="crop"
         ``"crop"``: the study's models 1 and 2. ``"marker"``: its model 3, the whole
         slice plus a last channel with a Gaussian spot (sigma ``max(1, min(output_size)
@@ -163,6 +191,7 @@ class LumbarPatchTransformer(TransformerMixin, BaseEstimator):
         data_dir=None,
         patch_size=64,
         output_size=None,
+        patch_size_mm=None,
         mode="crop",
         slices=1,
         normalize="percentile",
@@ -176,6 +205,7 @@ class LumbarPatchTransformer(TransformerMixin, BaseEstimator):
         self.data_dir = data_dir
         self.patch_size = patch_size
         self.output_size = output_size
+        self.patch_size_mm = patch_size_mm
         self.mode = mode
         self.slices = slices
         self.normalize = normalize
@@ -200,6 +230,17 @@ class LumbarPatchTransformer(TransformerMixin, BaseEstimator):
         )
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        patch_size_mm = None if self.patch_size_mm is None else _mm_pair(self.patch_size_mm)
+        if patch_size_mm is not None and self.output_size is None:
+            raise ValueError(
+                "patch_size_mm needs output_size: windows in mm are a different number of "
+                "pixels at each PixelSpacing, and are resized to output_size"
+            )
+        if patch_size_mm is not None and self.mode != "crop":
+            raise ValueError(
+                f"patch_size_mm sizes crops; mode={self.mode!r} keeps whole slices: set "
+                "patch_size_mm=None"
+            )
         if (
             not isinstance(self.slices, (int, np.integer))
             or isinstance(self.slices, bool)
@@ -220,6 +261,7 @@ class LumbarPatchTransformer(TransformerMixin, BaseEstimator):
         check_cache(self.memory)
         return {
             "patch_size": patch_size,
+            "patch_size_mm": patch_size_mm,
             "output_size": output_size,
             "mode": self.mode,
             "slices": int(self.slices),

@@ -1,0 +1,123 @@
+"""What the dual-head meta-estimators (:mod:`spinecls.routing`, :mod:`spinecls.ensemble`) share.
+
+Their members are dual-head estimators: ``predict_proba`` returns ``[P_condition,
+P_severity]`` and ``classes_`` the two heads' classes, as :class:`spinecls.DualHeadClassifier`
+and a Pipeline ending in one do. :class:`DualHeadMixin` gives a meta-estimator the same
+``predict`` and ``score``; :func:`member_params` routes fit parameters to the members, with
+or without scikit-learn's metadata routing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import accuracy_score
+from sklearn.utils.metadata_routing import (
+    MetadataRouter,
+    MethodMapping,
+    _routing_enabled,
+    process_routing,
+)
+
+from ._validation import two_columns
+
+__all__ = ["DualHeadMixin", "labels_from_proba", "member_classes", "member_params", "router"]
+
+
+def labels_from_proba(classes: list[np.ndarray], probas: list[np.ndarray]) -> np.ndarray:
+    """The most probable class of each head: an (n_samples, 2) array, condition then severity.
+
+    The array takes the labels' dtype when both heads share a kind (ints, strings),
+    object otherwise.
+    """
+    columns = [np.asarray(c)[p.argmax(axis=1)] for c, p in zip(classes, probas)]
+    kinds = {column.dtype.kind for column in columns}
+    dtype = np.result_type(*columns) if len(kinds) == 1 and kinds <= set("iuUS") else object
+    out = np.empty((len(columns[0]), 2), dtype=dtype)
+    out[:, 0], out[:, 1] = columns
+    return out
+
+
+class DualHeadMixin:
+    """``predict`` and ``score`` of a dual-head estimator from ``predict_proba`` and ``classes_``.
+
+    They are those of :class:`spinecls.DualHeadClassifier`, so that a meta-estimator
+    scores the same way in ``GridSearchCV`` and with :func:`spinecls.metrics.dual_head_report`.
+    """
+
+    def predict(self, X) -> np.ndarray:
+        """Labels of both heads: an (n_samples, 2) array, condition then severity.
+
+        Parameters
+        ----------
+        X : as for ``predict_proba``
+
+        Returns
+        -------
+        ndarray of shape (n_samples, 2)
+        """
+        return labels_from_proba(self.classes_, self.predict_proba(X))
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """Mean of the condition head's and the severity head's accuracies.
+
+        Parameters
+        ----------
+        X : as for ``predict_proba``
+        y : DataFrame or array of shape (n_samples, 2)
+            Condition then severity labels.
+        sample_weight : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        float
+        """
+        predicted = self.predict(X)
+        accuracies = [
+            accuracy_score(
+                truth.astype(classes.dtype),
+                predicted[:, k].astype(classes.dtype),
+                sample_weight=sample_weight,
+            )
+            for k, (truth, classes) in enumerate(zip(two_columns(y), self.classes_))
+        ]
+        return float(np.mean(accuracies))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.single_output = False
+        tags.target_tags.multi_output = True
+        return tags
+
+
+def member_classes(estimator, name: str) -> list[np.ndarray]:
+    """A fitted member's ``classes_`` as two arrays, or a ValueError naming the member."""
+    classes = getattr(estimator, "classes_", None)
+    if classes is None or isinstance(classes, np.ndarray) or len(classes) != 2:
+        raise ValueError(
+            f"estimator {name!r} is not a dual-head classifier: its classes_ must be two "
+            f"arrays (condition classes, severity classes), got {classes!r}"
+        )
+    return [np.asarray(c) for c in classes]
+
+
+def router(owner, members) -> MetadataRouter:
+    """Metadata routing of a meta-estimator whose ``fit`` calls each member's ``fit``."""
+    routing = MetadataRouter(owner=type(owner).__name__)
+    for name, estimator in members:
+        routing.add(
+            **{name: estimator}, method_mapping=MethodMapping().add(caller="fit", callee="fit")
+        )
+    return routing
+
+
+def member_params(owner, names, fit_params: dict) -> dict[str, dict]:
+    """Each member's fit parameters.
+
+    With scikit-learn's metadata routing enabled, those each member requested
+    (``set_fit_request``); without it, every member gets all of them, as a Pipeline
+    member takes ``clf__groups=...``.
+    """
+    if _routing_enabled():
+        routed = process_routing(owner, "fit", **fit_params)
+        return {name: routed[name].fit for name in names}
+    return {name: fit_params for name in names}
