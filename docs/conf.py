@@ -3,7 +3,8 @@ sphinx-gallery over examples/, MyST for the Markdown user guide).
 
 Build: ``sphinx-build -W --keep-going -b html docs docs/_build/html``. The gallery shows the
 examples' code without running them (CI already runs them against the installed wheel, in
-.ci/check_wheel); ``SPINECLS_DOCS_RUN_EXAMPLES=1`` runs them and adds their output.
+.ci/check_wheel); ``SPINECLS_DOCS_RUN_EXAMPLES=1`` runs them and adds their output
+(``SPINECLS_EXAMPLE_SMALL=1`` as well makes that take seconds).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ extensions = [
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
 templates_path = ["_templates"]
-exclude_patterns = ["_build", "**/*.ipynb", "**/*.py", "**/*.md5", "**/*.zip"]
+exclude_patterns = ["_build"]
 
 # -- API reference --------------------------------------------------------------------
 # api.rst lists the public names; autosummary writes one page per name into generated/
@@ -42,7 +43,7 @@ autosummary_generate = True
 autosummary_ignore_module_all = False  # a module's page lists exactly its __all__
 autosummary_context = {"toplevel": sorted(spinecls.__all__)}
 autodoc_typehints = "none"  # numpydoc's Parameters section already gives the types
-autodoc_default_options = {"members": True, "inherited-members": False}
+autodoc_default_options = {"members": True}  # own members: not torch's or skorch's
 add_module_names = False
 
 numpydoc_show_class_members = False  # the class template lists the members itself
@@ -54,8 +55,9 @@ numpydoc_attributes_as_param_list = True
 # of existing docstrings; they can be added here as the docstrings are completed.
 numpydoc_validation_checks = {"GL06", "PR02", "PR10"}
 numpydoc_validation_exclude = {
-    # its first parameter is named ``cls`` (the estimator class to load), which numpydoc
-    # takes for a classmethod's implicit argument and so reports as undocumented-but-listed
+    # its first parameter is named ``cls`` (the estimator class to load): numpydoc drops it
+    # from the signature as a classmethod's implicit argument, then calls the documented one
+    # unknown
     r"^spinecls\.persistence\.load$",
 }
 
