@@ -1,4 +1,8 @@
-"""Compare the backbones on the same patches: per-head metrics and the competition score.
+"""
+Compare the backbones
+=====================
+
+Compare the backbones on the same patches: per-head metrics and the competition score.
 
 Run: ``python examples/compare_backbones.py [OUTDIR]``. With ``SPINECLS_EXAMPLE_SMALL=1``
 everything is tiny (as in CI).

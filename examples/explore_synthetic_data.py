@@ -1,4 +1,8 @@
-"""Generate a synthetic RSNA dataset, load it, and look at what the study's model would see.
+"""
+Explore a synthetic dataset
+===========================
+
+Generate a synthetic RSNA dataset, load it, and look at what the study's model would see.
 
 Run: ``python examples/explore_synthetic_data.py [OUTDIR]``. With ``SPINECLS_EXAMPLE_SMALL=1``
 it uses two small studies (as in CI).

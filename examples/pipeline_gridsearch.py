@@ -1,4 +1,8 @@
-"""Grid-search the backbone and learning rate of a patch Pipeline, grouped by study.
+"""
+Grid-search a patch pipeline
+============================
+
+Grid-search the backbone and learning rate of a patch Pipeline, grouped by study.
 
 Run: ``python examples/pipeline_gridsearch.py [OUTDIR]``. With ``SPINECLS_EXAMPLE_SMALL=1``
 everything is tiny (as in CI).

@@ -1,4 +1,8 @@
-"""Load a saved model and score new patches from a script.
+"""
+Score new rows with a saved model
+=================================
+
+Load a saved model and score new patches from a script.
 
 Run: ``python examples/predict_proba_script.py [OUTDIR]``. It first trains and saves a small
 model (as ``spinecls train`` would), then loads it the way a script on another machine would.

@@ -355,7 +355,8 @@ class LumbarPatchTransformer(TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        ndarray of shape (n_samples, slices (+1 in marker mode), *output_size), float32
+        ndarray of shape (n_samples, slices (+1 in marker mode), height, width), float32
+            ``(height, width)`` is ``output_size``.
 
         Raises
         ------

@@ -222,7 +222,7 @@ class SeriesGeometry:
         ----------
         folder : str or path-like
             The series folder; it names the series in warnings and errors.
-        pattern : str, default="*.dcm"
+        pattern : str, default ``"*.dcm"``
             Which files to read (:meth:`pathlib.Path.glob`).
         angle_tolerance : float, default=ANGLE_TOLERANCE
             See :class:`SeriesGeometry`.
