@@ -23,6 +23,7 @@ def _pixels(path):
 
 def test_layout_and_csv_columns(rsna_root):
     assert sorted(p.name for p in rsna_root.iterdir()) == [
+        ".spinecls-output.json",
         "train.csv",
         "train_images",
         "train_label_coordinates.csv",
@@ -159,16 +160,22 @@ def test_same_seed_same_files_other_seed_other_files(tmp_path):
     assert digest(a) != digest(c)
 
 
-def test_refuses_a_non_empty_directory_and_overwrites_on_request(tmp_path):
+def test_refuses_a_users_directory_and_overwrites_its_own_on_request(tmp_path):
     root = tmp_path / "out"
     root.mkdir()
     (root / "keep.txt").write_text("mine")
     with pytest.raises(FileExistsError, match="not empty"):
         spinecls.make_synthetic_rsna(root, n_studies=1)
+    with pytest.raises(FileExistsError, match="not written by spinecls.*keep.txt"):
+        spinecls.make_synthetic_rsna(root, n_studies=1, overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert [p.name for p in root.iterdir()] == ["keep.txt"]
     assert (root / "keep.txt").read_text() == "mine"
-    spinecls.make_synthetic_rsna(root, n_studies=1, image_size=(48, 48), overwrite=True)
-    assert not (root / "keep.txt").exists()
-    assert len(spinecls.load_rsna(root)) == 25
+    ours = tmp_path / "ours"
+    spinecls.make_synthetic_rsna(ours, n_studies=2, image_size=(48, 48))
+    spinecls.make_synthetic_rsna(ours, n_studies=1, image_size=(48, 48), overwrite=True)
+    assert len(spinecls.load_rsna(ours)) == 25
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ours", "out"]
 
 
 def test_a_failure_leaves_no_partial_output(tmp_path, monkeypatch):

@@ -299,7 +299,8 @@ def make_synthetic_rsna(
     Parameters
     ----------
     root : str or path-like
-        Output directory. It must not exist or be empty, unless ``overwrite``.
+        Output directory, new or empty (missing parents are created); not the working
+        directory or a parent of it.
     n_studies : int, default=20
         Number of studies.
     random_state : int or None, default=0
@@ -309,7 +310,8 @@ def make_synthetic_rsna(
     n_jobs : int or None, default=None
         Studies written in parallel by joblib (``-1``: all cores).
     overwrite : bool, default=False
-        Replace a non-empty ``root``.
+        Replace a non-empty ``root`` that spinecls wrote (it holds a
+        ``.spinecls-output.json`` listing its files); any other directory is refused.
 
     Returns
     -------
@@ -320,14 +322,15 @@ def make_synthetic_rsna(
     Notes
     -----
     The dataset is written to a temporary sibling directory and moved into place at
-    the end, so an interrupted run leaves no half-written ``root``.
+    the end, so an interrupted or failed run leaves no half-written ``root`` and no
+    temporary files.
 
     Examples
     --------
     >>> import spinecls, tempfile
     >>> root = spinecls.make_synthetic_rsna(tempfile.mkdtemp() + "/rsna", n_studies=2)
     >>> sorted(p.name for p in root.iterdir())  # doctest: +NORMALIZE_WHITESPACE
-    ['train.csv', 'train_images', 'train_label_coordinates.csv',
+    ['.spinecls-output.json', 'train.csv', 'train_images', 'train_label_coordinates.csv',
      'train_series_descriptions.csv']
     """
     if int(n_studies) != n_studies or n_studies < 1:
@@ -336,10 +339,6 @@ def make_synthetic_rsna(
     if not (32 <= lo <= hi):
         raise ValueError(f"image_size must be (min, max) with 32 <= min <= max, got {image_size}")
     root = Path(root)
-    if root.exists() and not root.is_dir():
-        raise FileExistsError(f"{root} exists and is not a directory")
-    if root.is_dir() and any(root.iterdir()) and not overwrite:
-        raise FileExistsError(f"{root} is not empty; pass overwrite=True to replace it")
 
     seeds = np.random.SeedSequence(random_state).spawn(int(n_studies) + 1)
     id_rng = np.random.default_rng(seeds[0])
@@ -349,7 +348,9 @@ def make_synthetic_rsna(
         if candidate not in study_ids:
             study_ids.append(candidate)
 
-    with atomic_directory(root) as tmp:
+    with atomic_directory(
+        root, written_by="spinecls.make_synthetic_rsna", overwrite=overwrite
+    ) as tmp:
         records = Parallel(n_jobs=n_jobs)(
             delayed(_study)(tmp, seed, sid, (lo, hi)) for seed, sid in zip(seeds[1:], study_ids)
         )
