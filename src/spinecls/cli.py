@@ -276,6 +276,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _close_progress_bars():
+    """Close the progress bars an interrupted run left open, so the last line is ours."""
+    tqdm = sys.modules.get("tqdm")
+    if tqdm is None:
+        return
+    for bar in list(getattr(tqdm.tqdm, "_instances", ())):
+        bar.close()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status.
 
@@ -296,6 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with stop_on_signals(signal.SIGINT, signal.SIGTERM):
             return args.func(args)
     except KeyboardInterrupt:
+        _close_progress_bars()
         print(f"spinecls {args.command}: interrupted; no output written", file=sys.stderr)
         return 130
     except BrokenPipeError:
@@ -303,6 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except Terminated as exc:
+        _close_progress_bars()
         print(f"spinecls {args.command}: terminated; no output written", file=sys.stderr)
         return exc.code
     except (OSError, ValueError) as exc:
