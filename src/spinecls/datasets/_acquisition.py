@@ -3,7 +3,7 @@
 Geometry and bookkeeping only, no pixels: :func:`design` draws one study's labels,
 anatomy, pose, series and labelled points from its random generator, so the metadata
 of many studies can be drawn, and checked against the real data's rates, without
-rendering a slice. ``RATES`` holds those rates (RSNA.md), in one place.
+rendering a slice. Which series a study has comes from :mod:`._layout`.
 
 A reader labels each structure on the slice that passes through it: the spinal canal
 on the Sagittal T2/STIR slice nearest the canal's centre at that level (where the canal
@@ -22,23 +22,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..labels import CONDITIONS, LEVELS, SEVERITIES, SEVERITY_PRIORS
-from ._phantom import EXTRA_DISCS, Plane, Pose, Spine, cross, rotation
-
-RATES: dict[str, float | tuple[float, ...]] = {
-    # Real counts from the 1,975 training studies (RSNA.md).
-    "no_t1": 2 / 1975,  # studies without a Sagittal T1
-    "two_t1": 7 / 1975,  # studies with two Sagittal T1 series
-    "no_t2": 1 / 1975,  # studies without a Sagittal T2/STIR
-    "axial_series": (0.83, 0.155, 0.0125, 0.0025),  # P(1, 2, 3, 4 Axial T2 series)
-    "partial_coverage": 169 / 1974,  # studies whose axial series miss a level
-    # Choices the real numbers leave open, set so that the real rates come out.
-    "axial_split": 0.15,  # several axial series splitting the levels (else overlapping)
-    "sides_apart": 0.67,  # a level in two axial series: left and right on different ones
-    "axial_stack": 0.4,  # one contiguous axial stack (else per-level blocks along the discs)
-    "same_sagittal_plan": 0.7,  # T1 and T2/STIR on the same slice positions
-    "rectangular": 0.2,  # a series with rows != columns
-    "anisotropic": 0.1,  # a series with non-square pixels
-}
+from ._anatomy import EXTRA_DISCS, Plane, Pose, Spine, cross, rotation
+from ._layout import RATES, Layout, draw_layout
 
 CLEAR = 0.25
 """The labelled slice lies within this fraction of a slice gap of the structure."""
@@ -49,12 +34,6 @@ _SIDES = ("Left", "Right")
 _CLICK_MM = 0.8  # a reader's click jitter (standard deviation, mm)
 # Narrowing of the structure (0 = none, 1 = obliterated) drawn for each severity grade.
 _NARROWING = {"normal_mild": (0.0, 0.3), "moderate": (0.38, 0.62), "severe": (0.7, 0.95)}
-_PARTIAL = (  # levels covered when the axial series miss some, and how often
-    ((1, 2, 3, 4), 0.55),
-    ((2, 3, 4), 0.3),
-    ((0, 1, 2, 3), 0.1),
-    ((3, 4), 0.05),
-)
 
 
 @dataclass
@@ -93,57 +72,12 @@ class Design:
     points: list[Point] = field(default_factory=list)
 
 
-@dataclass
-class _Layout:
-    """The series a study has, drawn once (the geometry may be redrawn)."""
-
-    t1: int
-    t2: int
-    axial: list[tuple[str, tuple[int, ...]]]  # (kind, levels) per axial series
-    sides: dict[int, tuple[int, int]]  # level -> axial series of the left and right points
-
-
 def _instance_numbers(rng: np.random.Generator, n: int) -> list[int]:
     # InstanceNumber is an identifier, not a position: it starts anywhere (often far
     # above 1), and may run against the slice order.
     start = int(rng.integers(1001, 3000)) if rng.random() < 0.2 else int(rng.integers(2, 60))
     numbers = start + np.arange(n)
     return (numbers[::-1] if rng.random() < 0.4 else numbers).tolist()
-
-
-def _layout(rng: np.random.Generator) -> _Layout:
-    t1 = 0 if rng.random() < RATES["no_t1"] else (2 if rng.random() < RATES["two_t1"] else 1)
-    t2 = 0 if rng.random() < RATES["no_t2"] else 1
-    covered = tuple(range(len(LEVELS)))
-    if rng.random() < RATES["partial_coverage"]:
-        options, weights = zip(*_PARTIAL)
-        covered = options[rng.choice(len(options), p=weights)]
-    n = 1 + int(rng.choice(4, p=RATES["axial_series"]))
-    if n == 1:
-        spans = [covered]
-    elif len(covered) >= n and rng.random() < RATES["axial_split"]:
-        cuts = np.sort(rng.choice(np.arange(1, len(covered)), size=n - 1, replace=False))
-        spans = [tuple(part) for part in np.split(np.array(covered), cuts)]
-    else:
-        spans = [covered]
-        for _ in range(n - 1):
-            if rng.random() < 0.7:
-                spans.append(covered)
-            else:
-                a, b = np.sort(rng.choice(len(covered), size=2))
-                spans.append(covered[a : b + 1])
-    axial = [
-        ("stack" if rng.random() < RATES["axial_stack"] else "blocks", tuple(int(k) for k in s))
-        for s in spans
-    ]
-    sides = {}
-    for k in covered:
-        holders = [i for i, (_, s) in enumerate(axial) if k in s]
-        left = int(rng.choice(holders))
-        others = [i for i in holders if i != left]
-        apart = others and rng.random() < RATES["sides_apart"]
-        sides[k] = (left, int(rng.choice(others)) if apart else left)
-    return _Layout(t1=t1, t2=t2, axial=axial, sides=sides)
 
 
 def _matrix(rng, size_range, fov: float) -> tuple[tuple[int, int], tuple[float, float]]:
@@ -190,7 +124,7 @@ def _residual(position: float, lattice: np.ndarray) -> float:
 class _Study:
     """One attempt at a study's geometry; ``None`` from :meth:`build` means draw again."""
 
-    def __init__(self, rng, layout: _Layout, narrowing, size_range):
+    def __init__(self, rng, layout: Layout, narrowing, size_range):
         self.rng, self.layout, self.size_range = rng, layout, size_range
         self.spine = Spine.random(rng, narrowing)
         self.pose = Pose(
@@ -458,7 +392,7 @@ def design(rng: np.random.Generator, size_range: tuple[int, int]) -> Design:
         c: np.array([rng.uniform(*_NARROWING[SEVERITIES[s]]) for s in severity[c]])
         for c in CONDITIONS
     }
-    layout = _layout(rng)
+    layout = draw_layout(rng)
     for _ in range(_MAX_TRIES):
         built = _Study(rng, layout, narrowing, size_range).build(severity)
         if built is not None:
