@@ -8,11 +8,13 @@ rendering a slice. Which series a study has comes from :mod:`._layout`.
 A reader labels each structure on the slice that passes through it: the spinal canal
 on the Sagittal T2/STIR slice nearest the canal's centre at that level (where the canal
 is deepest), a foramen on the Sagittal T1 slice nearest its centre, a subarticular
-recess on the axial slice through the disc. No slice is a near-tie: the labelled one
-lies within ``CLEAR`` of a slice gap of the structure's centre and every other one at
-least ``1 - CLEAR`` away, so the image alone decides. Per-level variations of the
-anatomy (a lateral shift of the centreline, of a foramen, or a disc's height, all under
-about 1 mm) are drawn to meet that, and a pose that still fails is drawn again.
+recess on the axial slice through the disc's centre. No slice is a near-tie: the
+labelled one lies within ``CLEAR`` (sagittal) or ``AXIAL_CLEAR`` of a slice gap of the
+structure's centre and every other one at least 1 minus that away, so the image alone
+decides, and a level point found on a sagittal series carries to the right axial slice
+with room for error. Per-level variations of the anatomy (a lateral shift of the
+centreline or of a foramen under about 1 mm, a disc's height under about 2 mm) are
+drawn to meet that, and a pose that still fails is drawn again.
 """
 
 from __future__ import annotations
@@ -26,8 +28,11 @@ from ._anatomy import EXTRA_DISCS, Plane, Pose, Spine, cross, rotation
 from ._layout import RATES, Layout, draw_layout
 
 CLEAR = 0.25
-"""The labelled slice lies within this fraction of a slice gap of the structure."""
-_SNAP = 0.22  # per-level variations aim inside CLEAR, with room for their coupling
+"""A labelled sagittal slice lies within this fraction of a slice gap of the structure."""
+AXIAL_CLEAR = 0.15
+"""A labelled axial slice lies within this fraction of a slice gap of the disc's centre."""
+# Per-level variations aim inside the CLEARs, with room for their coupling.
+_SNAP, _AXIAL_SNAP = 0.22, 0.12
 _MARGIN = 0.06  # labelled points lie this fraction of the image inside its edges
 _MAX_TRIES = 200
 _SIDES = ("Left", "Right")
@@ -101,10 +106,10 @@ def _planes(centres, row_dir, col_dir, shape, spacing) -> list[Plane]:
     return [Plane(np.asarray(c) - half, row_dir, col_dir, shape, spacing) for c in centres]
 
 
-def _offset(residual: float, gap: float, rng) -> float:
+def _offset(residual: float, gap: float, rng, snap: float = _SNAP) -> float:
     """Shift (mm) that brings a structure ``residual`` mm from its nearest slice within
-    ``_SNAP`` of a gap of it: none when it already is, else the smallest, plus a little."""
-    limit = _SNAP * gap
+    ``snap`` of a gap of it: none when it already is, else the smallest, plus a little."""
+    limit = snap * gap
     if abs(residual) <= limit or abs(residual) > gap / 2:  # fine, or beyond the series
         return 0.0
     target = np.sign(residual) * (limit - rng.uniform(0.0, 0.05) * gap)
@@ -136,9 +141,9 @@ class _Study:
         return self.pose.to_patient(a)
 
     def axial_ref(self, k: int) -> np.ndarray:
-        """Where an axial slice through level ``k``'s disc should pass: between the recesses."""
-        s = self.spine
-        return self.patient((s.recess_point(k, "Left") + s.recess_point(k, "Right")) / 2)
+        """Where an axial slice through level ``k``'s disc should pass: the canal's centre
+        on the disc's mid-plane, the point a localizer finds on the sagittal series."""
+        return self.patient(self.spine.canal_point(k))
 
     # -- sagittal ------------------------------------------------------------------
     def sagittal_points(self) -> np.ndarray:
@@ -221,9 +226,11 @@ class _Study:
             through = (m - 1) // 2 if m % 2 else int(rng.choice([m // 2 - 1, m // 2]))
             ref = self.axial_ref(k)
             centre = self.in_plane_centre([k], row_dir, col_dir)
-            # Superior to inferior; the labelled slice within _SNAP of a gap of the disc.
+            # Superior to inferior; the labelled slice within _AXIAL_SNAP of a gap of the disc.
             heights = (
-                np.dot(ref, n) + rng.uniform(-_SNAP, _SNAP) * gap - (np.arange(m) - through) * gap
+                np.dot(ref, n)
+                + rng.uniform(-_AXIAL_SNAP, _AXIAL_SNAP) * gap
+                - (np.arange(m) - through) * gap
             )
             centres = [centre + (hgt - np.dot(centre, n)) * n for hgt in heights]
             labelled[k] = len(planes) + through
@@ -260,7 +267,8 @@ class _Study:
         for k in levels:
             residual = (np.dot(self.axial_ref(k), normal) - base) % gap
             residual = residual - gap if residual > gap / 2 else residual
-            self.spine.adjust(k, height=_offset(residual, gap, self.rng) / along)
+            shift = _offset(residual, gap, self.rng, _AXIAL_SNAP)
+            self.spine.adjust(k, height=shift / along)
 
     def snap_canal(self, xs, gap) -> None:
         across = self.pose.rotation[0, 0]
@@ -280,6 +288,7 @@ class _Study:
     def label(self, design, index, slice_index, condition, k, centre, point) -> bool:
         """Label ``point`` on the chosen slice; False when it is not clearly the one."""
         series = design.series[index]
+        clear = AXIAL_CLEAR if series.description == "Axial T2" else CLEAR
         origins = np.array([p.origin for p in series.planes])
         normals = np.array([p.normal for p in series.planes])
         distances = np.abs(np.einsum("ij,ij->i", centre - origins, normals))
@@ -290,8 +299,8 @@ class _Study:
         plane = series.planes[slice_index]
         if (
             slice_index != nearest
-            or distances[slice_index] > CLEAR * series.gap
-            or (others.size and others.min() < (1 - CLEAR) * series.gap)
+            or distances[slice_index] > clear * series.gap
+            or (others.size and others.min() < (1 - clear) * series.gap)
             or not plane.contains(point, _MARGIN)
         ):
             return False
