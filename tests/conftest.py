@@ -1,22 +1,13 @@
-"""Shared fixtures: a tiny synthetic RSNA dataset, built once per test session."""
+"""Shared fixtures: a tiny synthetic RSNA dataset, built once per test session.
+
+Helpers that tests import (``write_dicom``) live in ``tests/helpers.py``.
+"""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-from pydicom.uid import generate_uid
 
 import spinecls
-from spinecls.datasets.synthetic import _write_dicom
-
-
-def write_dicom(path, pixels, **attributes):
-    """Write a single-frame MR DICOM file with the given pixels and header attributes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"SOPInstanceUID": generate_uid(), "PixelSpacing": [1.0, 1.0]} | attributes
-    pixels = np.asarray(pixels)
-    _write_dicom(path, pixels.astype(np.uint16), meta)
-    return path
 
 
 @pytest.fixture(scope="session")

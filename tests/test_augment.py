@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from spinecls import CONDITIONS
-from spinecls.augment import AugmentedDataset, lateral_swap, make_augmentation
+from spinecls.augment import PRESETS, AugmentedDataset, lateral_swap, make_augmentation
 
 
 def _dataset(images, labels):
@@ -59,17 +59,20 @@ def test_presets_are_seeded_and_keep_the_shape():
     images = np.random.default_rng(2).random((6, 3, 16, 16), dtype=np.float32)
     labels = np.zeros((6, 2), dtype=np.int64)
 
-    def run(seed):
+    def run(preset, seed):
         data = AugmentedDataset(
-            _dataset(images, labels), make_augmentation("seed", seed), lateral_swap(range(5))
+            _dataset(images, labels), make_augmentation(preset, seed), lateral_swap(range(5))
         )
         return np.stack([data[i][0].numpy() for i in range(6)])
 
-    a, b, c = run(0), run(0), run(1)
+    a, b, c = run("study", 0), run("study", 0), run("study", 1)
     assert a.shape == images.shape and a.dtype == np.float32
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
-    names = [type(t).__name__ for t in make_augmentation("seed").transforms]
+    assert not np.array_equal(a, images)
+    np.testing.assert_array_equal(run("seed", 0), a)  # the preset's former name
+    assert sorted(PRESETS) == ["light", "study"]
+    names = [type(t).__name__ for t in make_augmentation("study").transforms]
     assert names == ["HorizontalFlip", "RandomBrightnessContrast", "Affine", "GaussianBlur"]
     assert make_augmentation(None) is None
     with pytest.raises(ValueError, match="augment must be"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import albumentations as A
 import joblib
 import numpy as np
 import pandas as pd
@@ -12,10 +13,28 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, GroupKFold
 from sklearn.pipeline import Pipeline
+from torch import nn
 
 from spinecls import CONDITIONS, SEVERITIES, DualHeadClassifier, LumbarPatchTransformer
 
 FAST = dict(max_epochs=2, batch_size=16, random_state=0)
+
+
+class TinyNet(nn.Module):
+    """A backbone defined outside the registry, as in a user's script."""
+
+    def __init__(self, in_channels, n_conditions, n_severities, width=4, dropout=0.0):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(in_channels, width, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten()
+        )
+        self.dropout = nn.Dropout(dropout)
+        self.condition = nn.Linear(width, n_conditions)
+        self.severity = nn.Linear(width, n_severities)
+
+    def forward(self, x):
+        h = self.dropout(self.body(x))
+        return self.condition(h), self.severity(h)
 
 
 def separable(n=150, seed=0, size=32):
@@ -109,6 +128,11 @@ def test_integer_labels_give_one_classes_array_per_head(data):
     clf = DualHeadClassifier(**FAST).fit(X, y)
     assert [c.tolist() for c in clf.classes_] == [[0, 1, 2, 3, 4], [0, 1, 2]]
     assert clf.predict(X[:3]).dtype.kind == "i"
+    # a list mixing names and codes keeps each column's own type (numpy would make "0" of 0)
+    mixed = [[CONDITIONS[c], int(s)] for c, s in zip(y[:40, 0], y[:40, 1])]
+    quick = DualHeadClassifier(max_epochs=1, valid_size=None, random_state=0).fit(X[:40], mixed)
+    assert quick.classes_[1].tolist() == [0, 1, 2]
+    assert quick.score(X[:40], mixed) == pytest.approx(quick.score(X[:40], np.array(mixed, object)))
 
 
 def test_validation_split_is_grouped_by_study(data):
@@ -135,13 +159,37 @@ def test_training_iterator_shuffles_and_the_same_seed_repeats(data):
         assert not np.allclose(pa, pc)
 
 
-def test_augmentation_runs_in_training_only_and_is_deterministic(data):
-    X, y = data
-    a = DualHeadClassifier(augment="seed", **FAST).fit(X, y)
-    b = DualHeadClassifier(augment="seed", **FAST).fit(X, y)
-    np.testing.assert_array_equal(a.predict_proba(X)[0], b.predict_proba(X)[0])
-    # inference is not augmented: the same input gives the same output every time
-    np.testing.assert_array_equal(a.predict_proba(X[:5])[1], a.predict_proba(X[:5])[1])
+def test_augmentation_changes_training_and_never_inference(data):
+    X, y = data[0][:48], data[1][:48]
+    quick = dict(max_epochs=1, batch_size=16, valid_size=None, random_state=0)
+    plain = DualHeadClassifier(**quick).fit(X, y).predict_proba(X)
+    study = DualHeadClassifier(augment="study", **quick).fit(X, y).predict_proba(X)
+    again = DualHeadClassifier(augment="study", **quick).fit(X, y).predict_proba(X)
+    alias = DualHeadClassifier(augment="seed", **quick).fit(X, y).predict_proba(X)
+    # training sees augmented images: same seed, other weights; deterministic; "seed" = "study"
+    assert not np.allclose(plain[0], study[0])
+    for a, b, c in zip(study, again, alias):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, c)
+    # inference does not: with an always-on mirror in training, predict_proba is still the
+    # module's output on the images as given, not on their mirror images
+    flip = DualHeadClassifier(augment=A.HorizontalFlip(p=1), **quick).fit(X, y)
+    module = flip.net_.module_.eval()
+    with torch.no_grad():
+        given = module(torch.from_numpy(X))
+        mirrored = module(torch.from_numpy(np.ascontiguousarray(X[..., ::-1])))
+    for k, proba in enumerate(flip.predict_proba(X)):
+        np.testing.assert_array_equal(proba, torch.softmax(given[k], dim=1).numpy())
+        assert not np.allclose(proba, torch.softmax(mirrored[k], dim=1).numpy(), atol=1e-4)
+
+
+def test_fit_leaves_the_callers_torch_generator_alone(data):
+    X, y = data[0][:32], data[1][:32]
+    torch.manual_seed(123)
+    expected = torch.rand(5)
+    torch.manual_seed(123)
+    DualHeadClassifier(max_epochs=1, valid_size=None, random_state=0).fit(X, y)
+    np.testing.assert_array_equal(torch.rand(5), expected)
 
 
 def test_severity_weights(data):
@@ -160,28 +208,69 @@ def test_severity_weights(data):
         DualHeadClassifier(severity_weights="rsna", **FAST).fit(X, codes + 5)
 
 
-def test_sklearn_parameters_clone_and_not_fitted():
+def test_every_parameter_survives_clone_and_a_typo_is_refused():
     clf = DualHeadClassifier(backbone="inception", lr=0.01, module__hidden=32)
-    params = clf.get_params()
-    assert params["backbone"] == "inception" and params["module__hidden"] == 32
     clf.set_params(module__dropout=0.5, lr=0.02)
-    assert clf.module__dropout == 0.5 and clf.lr == 0.02
+    params = clf.get_params()
+    assert (params["lr"], params["module__hidden"], params["module__dropout"]) == (0.02, 32, 0.5)
     twin = clone(clf)
-    assert twin.get_params() == clf.get_params()
-    assert twin is not clf
+    assert twin.get_params() == params
+    twin.set_params(module__hidden=8)
+    assert clf.module__hidden == 32  # the clone does not share state with the original
     with pytest.raises(NotFittedError):
         twin.predict(np.zeros((2, 1, 32, 32), np.float32))
     assert "module__hidden=32" in repr(clf)
+    # a typo raises at once, as any Python call does, instead of vanishing on clone
+    with pytest.raises(TypeError, match=r"unexpected parameter 'lrr' \(did you mean 'lr'\?\)"):
+        DualHeadClassifier(lrr=0.5)
+    with pytest.raises(TypeError, match=r"prefix 'module__' \(module__hidden\)"):
+        DualHeadClassifier(hidden=3)
+    with pytest.raises(ValueError, match="Invalid parameter 'lrr'"):
+        clf.set_params(lrr=0.5)
 
 
-def test_module_parameters_reach_the_backbone(data):
+def test_module_parameters_reach_the_backbone_and_are_checked(data):
     X, y = data
     clf = DualHeadClassifier(backbone="simple", module__hidden=24, module__widths=(4, 8, 8), **FAST)
     clf.fit(X, y)
     assert clf.net_.module_.dense[1].out_features == 24
     assert clf.net_.module_.features[0].out_channels == 4
-    with pytest.raises(TypeError, match="prefix 'module__'"):
-        DualHeadClassifier(hidden=3, **FAST).fit(X, y)
+    with pytest.raises(
+        TypeError, match=r"no parameter module__hiden \(did you mean module__hidden"
+    ):
+        DualHeadClassifier(module__hiden=3, **FAST).fit(X, y)
+    with pytest.raises(ValueError, match=r"module__hidden must be an int in \[1, 4096\]"):
+        DualHeadClassifier(module__hidden=10**9, **FAST).fit(X, y)
+    with pytest.raises(ValueError, match=r"'lr' parameter of DualHeadClassifier"):
+        DualHeadClassifier(lr=-1.0).fit(X, y)
+
+
+def test_backbone_as_a_class_or_a_builder(data):
+    X, y = data[0][:32], data[1][:32]
+    quick = dict(max_epochs=1, valid_size=None, random_state=0)
+    by_class = DualHeadClassifier(backbone=TinyNet, module__width=6, **quick).fit(X, y)
+    assert isinstance(by_class.net_.module_, TinyNet)
+    assert by_class.net_.module_.body[0].out_channels == 6
+
+    def builder(in_channels, n_conditions, n_severities, width=4):
+        return TinyNet(in_channels, n_conditions, n_severities, width=width)
+
+    by_builder = DualHeadClassifier(backbone=builder, module__width=6, **quick).fit(X, y)
+    for a, b in zip(by_class.predict_proba(X), by_builder.predict_proba(X)):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="not a built TinyNet"):
+        DualHeadClassifier(backbone=TinyNet(1, 5, 3), **quick).fit(X, y)
+    with pytest.raises(TypeError, match="returned a 'str' object, not a torch.nn.Module"):
+        DualHeadClassifier(backbone=lambda *args: "net", **quick).fit(X, y)
+    with pytest.raises(TypeError, match=r"no parameter module__hidden; it takes \['module__width'"):
+        DualHeadClassifier(backbone=builder, module__hidden=3, **quick).fit(X, y)
+
+
+def test_weights_for_a_backbone_that_cannot_take_them_raise(data):
+    X, y = data
+    for backbone in ("simple", TinyNet):
+        with pytest.raises(ValueError, match=r"backbone .*(simple|TinyNet).* takes no pretrained"):
+            DualHeadClassifier(backbone=backbone, weights="IMAGENET1K_V1").fit(X, y)
 
 
 def test_joblib_round_trip_and_save_load_give_identical_probabilities(fitted, data, tmp_path):
@@ -198,8 +287,8 @@ def test_joblib_round_trip_and_save_load_give_identical_probabilities(fitted, da
         np.testing.assert_array_equal(got, want)
     assert loaded.get_params() == fitted.get_params()
     assert [c.tolist() for c in loaded.classes_] == [c.tolist() for c in fitted.classes_]
-    assert len(loaded.history_) == len(fitted.history_)
-    assert not (tmp_path / "model.pt.partial").exists()
+    assert loaded.history_[:, "valid_loss"] == fitted.history_[:, "valid_loss"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.joblib", "model.pt"]
     (tmp_path / "junk.pt").write_bytes(b"not a model")
     with pytest.raises(ValueError, match="junk.pt is not a model file"):
         DualHeadClassifier.load(tmp_path / "junk.pt")
@@ -236,18 +325,22 @@ def test_pipeline_and_grid_search_on_dicom_rows(rsna_frame):
 
 @pytest.mark.parametrize("n_jobs", [1, 2])
 def test_grid_search_over_backbone_lr_and_a_module_parameter(data, n_jobs):
+    """A backbone class from this module reaches loky's worker processes, where a
+    registry entry made here would be missing."""
     X, y = data
     grid = GridSearchCV(
         DualHeadClassifier(max_epochs=1, batch_size=32, random_state=0),
-        {"backbone": ["simple", "inception"], "lr": [1e-3, 3e-3], "module__dropout": [0.1]},
+        {"backbone": ["simple", TinyNet], "lr": [1e-3, 3e-3], "module__dropout": [0.1]},
         cv=GroupKFold(n_splits=2),
         n_jobs=n_jobs,
     )
     groups = np.repeat(np.arange(30), 5)
     grid.fit(X, y, groups=groups)
-    assert len(grid.cv_results_["params"]) == 4
+    assert [p["backbone"] for p in grid.cv_results_["params"]] == ["simple"] * 2 + [TinyNet] * 2
     assert np.isfinite(grid.cv_results_["mean_test_score"]).all()
     assert grid.best_estimator_.module__dropout == 0.1
+    tiny = clone(grid.estimator).set_params(**grid.cv_results_["params"][2]).fit(X, y)
+    assert isinstance(tiny.net_.module_, TinyNet) and tiny.net_.module_.dropout.p == 0.1
 
 
 def test_groups_reach_fit_through_metadata_routing(data):
@@ -276,8 +369,10 @@ def test_bad_inputs_say_what_was_expected(fitted, data):
         clf.fit(bad, y)
     with pytest.raises(ValueError, match=r"two columns.*got shape \(150,\)"):
         clf.fit(X, y["condition"].to_numpy())
-    with pytest.raises(ValueError, match=r"two columns.*got 3"):
+    with pytest.raises(ValueError, match=r"two columns.*got shape \(150, 3\)"):
         clf.fit(X, y.assign(extra=1))
+    with pytest.raises(ValueError, match=r"two columns.*got shape \(150, 3\)"):
+        fitted.score(X, y.assign(extra=1))
     with pytest.raises(ValueError, match="severity head needs at least two classes"):
         clf.fit(X, y.assign(severity="severe"))
     with pytest.raises(ValueError, match="150 samples but y has 149"):

@@ -1,6 +1,7 @@
 import pytest
 
 import spinecls
+from spinecls import cli
 from spinecls.cli import main
 
 
@@ -56,6 +57,12 @@ def test_train_predict_evaluate_round_trip(rsna_root, tmp_path, capsys):
          "--split", "train"]
     )  # fmt: skip
     assert code == 0
+    written = submission.read_bytes()
+    again = ["predict", "--data", str(rsna_root), "--model", str(model), "--out", str(submission)]
+    assert main(again) == 2
+    assert "exists: pass --overwrite" in capsys.readouterr().err
+    assert submission.read_bytes() == written
+    assert main([*again, "--split", "train", "--overwrite"]) == 0
     import pandas as pd
 
     table = pd.read_csv(submission)
@@ -81,9 +88,62 @@ def test_model_and_data_errors_are_one_line(rsna_root, tmp_path, capsys):
     for argv in (
         ["evaluate", "--data", str(rsna_root), "--model", str(junk)],
         ["evaluate", "--data", str(rsna_root), "--model", str(tmp_path / "none.pt")],
+        ["evaluate", "--data", str(rsna_root), "--model", str(tmp_path)],
         ["train", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "m.pt")],
         ["predict", "--data", str(rsna_root), "--model", str(junk), "--out", str(tmp_path / "s")],
     ):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err.strip()
         assert err.startswith(f"spinecls {argv[0]}: error:") and len(err.splitlines()) == 1
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Fail a command that gets past its destination check."""
+
+    def work_started(*args, **kwargs):
+        raise AssertionError("the work started before the destination was checked")
+
+    monkeypatch.setattr(spinecls.datasets, "load_rsna", work_started)
+    monkeypatch.setattr(spinecls.datasets, "make_synthetic_rsna", work_started)
+    monkeypatch.setattr(cli, "_load_pipeline", work_started)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "--out", "{tmp}/typo/model.pt"], "the directory {tmp}/typo does not exist"),
+        (["train", "--out", "{tmp}"], "is a directory: give a file name"),
+        (["train", "--out", "{tmp}/old.pt"], "old.pt exists: pass --overwrite"),
+        (["train", "--out", "{data}/train.csv", "--overwrite"], "lies inside the input data"),
+        (["train", "--out", "{tmp}/old.pt/model.pt"], "old.pt is not a directory"),
+        (["train", "--out", "{tmp}/m.pt", "--device", "bogus"], "--device bogus cannot be used"),
+        (["predict", "--model", "{tmp}/old.pt", "--out", "{tmp}/old.pt", "--overwrite"],
+         "is the input file"),
+        (["predict", "--model", "{tmp}/old.pt", "--out", "{tmp}/no/s.csv"], "does not exist"),
+        (["evaluate", "--model", "{tmp}/old.pt", "--json", "{tmp}/old.pt"], "is the input file"),
+        (["evaluate", "--model", "{tmp}/old.pt", "--json", "{tmp}"], "is a directory"),
+        (["synth", "{tmp}/no/data"], "does not exist"),
+        (["synth", "{tmp}/mine", "--overwrite"], "not written by spinecls (it has no"),
+        (["demo", "--out", "{data}", "--overwrite"], "is the input data directory"),
+        (["demo", "--out", "{data}/results"], "lies inside the input data directory"),
+        (["demo", "--out", "{tmp}/mine", "--overwrite"], "would delete notes.md"),
+    ],
+)  # fmt: skip
+def test_destinations_are_checked_before_the_work(argv, message, tmp_path, no_work, capsys):
+    data = tmp_path / "rsna"
+    data.mkdir()
+    (data / "train.csv").write_text("study_id\n1\n")
+    (data / "notes.txt").write_text("not from spinecls")
+    (tmp_path / "old.pt").write_bytes(b"weights")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.md").write_text("mine")
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    argv = [a.format(tmp=tmp_path, data=data) for a in argv]
+    if argv[0] != "synth":
+        argv += ["--data", str(data)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"spinecls {argv[0]}: error:") and len(err.splitlines()) == 1
+    assert message.format(tmp=tmp_path) in err
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before

@@ -42,6 +42,7 @@ def _designs(random_state, n_studies, image_size):
 
 def test_layout_and_csv_columns(rsna_root):
     assert sorted(p.name for p in rsna_root.iterdir()) == [
+        ".spinecls-output.json",
         "train.csv",
         "train_images",
         "train_label_coordinates.csv",
@@ -395,12 +396,14 @@ def test_test_layout_and_its_truth(tmp_path):
         tmp_path / "test", n_studies=2, random_state=4, image_size=(48, 48), split="test"
     )
     assert sorted(p.name for p in root.iterdir()) == [
+        ".spinecls-output.json",
         "sample_submission.csv",
         "test_images",
         "test_series_descriptions.csv",
     ]
     truth = tmp_path / "test_truth"
     assert sorted(p.name for p in truth.iterdir()) == [
+        ".spinecls-output.json",
         "train.csv",
         "train_label_coordinates.csv",
         "train_series_descriptions.csv",
@@ -442,22 +445,38 @@ def test_test_layout_checks_its_destinations(tmp_path):
     (busy / "keep.txt").write_text("mine")
     with pytest.raises(FileExistsError, match="not empty"):
         spinecls.make_synthetic_rsna(tmp_path / "c", truth_dir=busy, **kwargs)
+    # A user's directory is refused even with overwrite, before anything is written.
+    with pytest.raises(FileExistsError, match="not written by spinecls.*keep.txt"):
+        spinecls.make_synthetic_rsna(tmp_path / "c", truth_dir=busy, overwrite=True, **kwargs)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["busy"]
-    root = spinecls.make_synthetic_rsna(tmp_path / "c", truth_dir=busy, overwrite=True, **kwargs)
-    assert not (busy / "keep.txt").exists() and (busy / "train.csv").is_file()
+    assert [p.name for p in busy.iterdir()] == ["keep.txt"]
+    # The truth spinecls wrote is replaced on request, with its root.
+    root = spinecls.make_synthetic_rsna(tmp_path / "d", random_state=1, **kwargs)
+    truth = tmp_path / "d_truth"
+    before = pd.read_csv(truth / "train.csv")
+    spinecls.make_synthetic_rsna(root, random_state=2, overwrite=True, **kwargs)
+    after = pd.read_csv(truth / "train.csv")
+    assert before["study_id"].tolist() != after["study_id"].tolist()
     assert (root / "sample_submission.csv").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["busy", "d", "d_truth"]
 
 
-def test_refuses_a_non_empty_directory_and_overwrites_on_request(tmp_path):
+def test_refuses_a_users_directory_and_overwrites_its_own_on_request(tmp_path):
     root = tmp_path / "out"
     root.mkdir()
     (root / "keep.txt").write_text("mine")
     with pytest.raises(FileExistsError, match="not empty"):
         spinecls.make_synthetic_rsna(root, n_studies=1)
+    with pytest.raises(FileExistsError, match="not written by spinecls.*keep.txt"):
+        spinecls.make_synthetic_rsna(root, n_studies=1, overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert [p.name for p in root.iterdir()] == ["keep.txt"]
     assert (root / "keep.txt").read_text() == "mine"
-    spinecls.make_synthetic_rsna(root, n_studies=1, image_size=(48, 48), overwrite=True)
-    assert not (root / "keep.txt").exists()
-    assert len(spinecls.load_rsna(root)) > 0
+    ours = tmp_path / "ours"
+    spinecls.make_synthetic_rsna(ours, n_studies=2, image_size=(48, 48))
+    spinecls.make_synthetic_rsna(ours, n_studies=1, image_size=(48, 48), overwrite=True)
+    assert len(spinecls.load_rsna(ours)) == 25
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ours", "out"]
 
 
 @pytest.mark.parametrize("split", ["train", "test"])

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 
 import numpy as np
 import pandas as pd
@@ -11,19 +13,28 @@ import pytest
 import spinecls
 from spinecls import demo as demo_module
 from spinecls.cli import main
-from spinecls.demo import MODELS, run_demo, split_by_study
+from spinecls.demo import MODELS, DemoConfig, run_demo, split_by_study
+
+# The quick demo with five studies and one epoch per model: these tests check what the demo
+# writes and that it is reproducible, not how well it trains.
+TINY = DemoConfig(studies=5, crop=48, size=32, marker_size=32, epochs=(1, 1, 1))
 
 
-def test_split_by_study_keeps_studies_apart(rsna_frame):
-    develop, test = split_by_study(rsna_frame, random_state=0)
-    assert len(develop) + len(test) == len(rsna_frame)
-    assert not set(rsna_frame.study_id.iloc[develop]) & set(rsna_frame.study_id.iloc[test])
+@pytest.fixture(scope="module", autouse=True)
+def tiny_quick_demo():
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(demo_module, "QUICK", TINY)
+        yield
+
+
+def test_the_demo_still_offers_split_by_study():
+    assert split_by_study is spinecls.model_selection.split_by_study
 
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo") / "out"
-    table = run_demo(None, out, studies=7, quick=True, random_state=0)
+    table = run_demo(None, out, quick=True, random_state=0)
     return out, table
 
 
@@ -34,7 +45,7 @@ def test_demo_writes_the_table_models_submission_and_plots(demo_run):
     scores = table.set_index("model")["competition score"]
     assert np.isfinite(scores[list(MODELS)]).all() and np.isfinite(scores["baseline: class prior"])
     results = json.loads((out / "results.json").read_text())
-    assert results["meta"]["studies"] == 7 and len(results["table"]) == 5
+    assert results["meta"]["studies"] == TINY.studies and len(results["table"]) == 5
     assert "| model |" in (out / "results.md").read_text()
     for k in (1, 2, 3):
         model = spinecls.DualHeadClassifier.load(out / f"model{k}.pt")
@@ -50,24 +61,54 @@ def test_demo_writes_the_table_models_submission_and_plots(demo_run):
     assert not list(out.parent.glob(".*partial*"))
 
 
-def test_demo_is_deterministic_for_a_seed(demo_run, tmp_path):
-    _, table = demo_run
-    again = run_demo(None, tmp_path / "again", studies=7, quick=True, random_state=0, plots=False)
-    pd.testing.assert_frame_equal(again, table)
+def test_demo_is_deterministic_for_a_seed(demo_run, tmp_path, monkeypatch):
+    # Model 1 alone, trained again on the studies the first run generated, gives the same
+    # row, and the baselines the same scores (retraining all three would double the cost).
+    out, table = demo_run
+    first = next(iter(MODELS))
+    monkeypatch.setattr(demo_module, "MODELS", {first: MODELS[first]})
+    again = run_demo(out / "data", tmp_path / "again", quick=True, random_state=0, plots=False)
+    assert list(again["model"]) == [first, "baseline: majority class", "baseline: class prior"]
+    expected = table.set_index("model").loc[again["model"]].reset_index()
+    pd.testing.assert_frame_equal(again, expected)
 
 
-def test_an_interrupted_demo_leaves_no_output(tmp_path, monkeypatch):
-    def interrupt(*args, **kwargs):
-        raise KeyboardInterrupt
+def test_demo_refuses_an_existing_output_and_its_own_data(demo_run):
+    out, _ = demo_run
+    with pytest.raises(FileExistsError, match="not empty"):
+        run_demo(None, out)
+    with pytest.raises(ValueError, match="contains the input data directory"):
+        run_demo(out / "data", out, overwrite=True)
+    with pytest.raises(ValueError, match="lies inside the input data directory"):
+        run_demo(out / "data", out / "data" / "results")
+    assert json.loads((out / "results.json").read_text())["meta"]["studies"] == TINY.studies
 
-    monkeypatch.setattr(demo_module.DualHeadClassifier, "fit", interrupt)
+
+def test_ctrl_c_during_training_stops_the_demo_and_leaves_no_output(
+    demo_run, tmp_path, monkeypatch
+):
+    def fit_like_skorch(self, *args, **kwargs):
+        with contextlib.suppress(KeyboardInterrupt):  # skorch's fit returns normally...
+            signal.raise_signal(signal.SIGINT)  # ...after a Ctrl-C during training
+        return self
+
+    monkeypatch.setattr(demo_module.DualHeadClassifier, "fit", fit_like_skorch)
     with pytest.raises(KeyboardInterrupt):
-        run_demo(None, tmp_path / "out", studies=3, quick=True)
+        run_demo(demo_run[0] / "data", tmp_path / "out", quick=True)
     assert list(tmp_path.iterdir()) == []
 
 
-def test_cli_demo_errors_are_one_line(tmp_path, capsys):
-    assert main(["demo", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--data", "{tmp}/missing"], "missing is not a directory"),
+        (["--studies", "0"], "n_studies"),
+    ],
+)
+def test_cli_demo_errors_are_one_line(argv, message, tmp_path, capsys):
+    argv = [a.format(tmp=tmp_path) for a in argv]
+    assert main(["demo", *argv, "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("spinecls demo: error:") and "missing" in err
+    assert err.startswith("spinecls demo: error:") and message in err
     assert len(err.splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []

@@ -13,9 +13,15 @@ from hypothesis.extra.numpy import arrays
 from pydicom.data import get_testdata_file
 from pydicom.pixels import get_decoder
 
-from spinecls.dicom import MissingCodecError, exact_percentiles, read_slice, slice_position
+from spinecls.dicom import (
+    MissingCodecError,
+    exact_percentiles,
+    read_slice,
+    slice_position,
+    sort_slices,
+)
 
-from .conftest import write_dicom
+from .helpers import write_dicom
 
 VARIANTS = [
     "MR_small_RLE.dcm",
@@ -169,3 +175,19 @@ def test_slice_position_projects_on_the_normal(tmp_path):
         slice_position(write_dicom(tmp_path / "n.dcm", px))
     with pytest.raises(FileNotFoundError):
         slice_position(tmp_path / "none.dcm")
+
+
+def test_sort_slices_orders_by_position_then_file_number(tmp_path):
+    px = np.zeros((4, 4))
+    axial = {"ImageOrientationPatient": [1, 0, 0, 0, 1, 0]}
+    # instance numbers run against position; 10.dcm and 9.dcm share a position
+    for name, z in [("1", 30.0), ("2", 20.0), ("10", 10.0), ("9", 10.0), ("3", -5.0)]:
+        write_dicom(tmp_path / f"{name}.dcm", px, ImagePositionPatient=[0, 0, z], **axial)
+    listed = sorted(str(p) for p in tmp_path.glob("*.dcm"))
+    order = [Path(p).stem for p in sort_slices(listed)]
+    assert order == ["3", "9", "10", "2", "1"]
+    assert sort_slices(reversed(listed)) == sort_slices(listed)
+    assert sort_slices(Path(p) for p in listed) == sort_slices(listed)
+    write_dicom(tmp_path / "bad.dcm", px)
+    with pytest.raises(ValueError, match=r"bad\.dcm: cannot order"):
+        sort_slices([*listed, str(tmp_path / "bad.dcm")])

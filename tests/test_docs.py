@@ -51,6 +51,10 @@ def test_readme_quickstart_has_two_commands_and_ci_runs_the_test_one():
     assert commands[1] in (REPO / ".ci" / "run").read_text()
 
 
+@pytest.mark.skipif(
+    os.environ.get("SPINECLS_EXAMPLES_CHECKED") == "1",
+    reason="the examples ran against the installed wheel (.ci/check_wheel)",
+)
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
 def test_examples_run_small(example, tmp_path):
     env = {**os.environ, "SPINECLS_EXAMPLE_SMALL": "1"}
@@ -64,3 +68,9 @@ def test_examples_run_small(example, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip()
+
+
+def test_ci_runs_the_examples_once():
+    run = (REPO / ".ci" / "run").read_text()
+    wheel, skip = run.index("bash .ci/check_wheel"), run.index("SPINECLS_EXAMPLES_CHECKED=1")
+    assert wheel < skip < run.index("python -m pytest")

@@ -1,5 +1,18 @@
+import re
+
+import spinecls.datasets
 from spinecls import CONDITIONS, LEVELS, SEVERITIES, SEVERITY_WEIGHTS
-from spinecls.labels import CONDITION_SERIES, LATERAL_SWAP, RAW_SEVERITIES, WIDE_COLUMNS, slug
+from spinecls.labels import (
+    CONDITION_SERIES,
+    CONDITION_SHORT_NAMES,
+    LATERAL_SWAP,
+    RAW_SEVERITIES,
+    ROW_ID_GROUP,
+    SCORE_GROUPS,
+    TARGETS,
+    WIDE_COLUMNS,
+    slug,
+)
 
 
 def test_codes_follow_the_study():
@@ -33,3 +46,23 @@ def test_slug_weights_and_maps():
     for a, b in LATERAL_SWAP.items():
         assert LATERAL_SWAP[b] == a
         assert a.replace("Left", "Right") == b or a.replace("Right", "Left") == b
+
+
+def test_score_groups_are_read_from_row_ids():
+    found = {c: re.search(ROW_ID_GROUP, f"7_{slug(c)}_l1_l2").group(1) for c in CONDITIONS}
+    assert found == {
+        "Spinal Canal Stenosis": "spinal",
+        "Left Neural Foraminal Narrowing": "foraminal",
+        "Right Neural Foraminal Narrowing": "foraminal",
+        "Left Subarticular Stenosis": "subarticular",
+        "Right Subarticular Stenosis": "subarticular",
+    }
+    assert set(found.values()) == set(SCORE_GROUPS)
+    assert re.search(ROW_ID_GROUP, "7_spinalx_l1_l2") is None
+    assert TARGETS == ["normal_mild", "moderate", "severe"]
+
+
+def test_short_names_and_one_home_for_the_priors():
+    assert list(CONDITION_SHORT_NAMES) == list(CONDITIONS)
+    assert len(set(CONDITION_SHORT_NAMES.values())) == 5
+    assert "SEVERITY_PRIORS" not in spinecls.datasets.__all__

@@ -69,11 +69,21 @@ def test_report_on_integer_codes_and_dataframes():
     assert report.summary.loc["severity", "accuracy"] == 1.0
 
 
+def test_report_reads_lists_of_mixed_labels_as_their_own_types():
+    """One two-column parser for metrics and the classifier: ints in a list stay ints."""
+    y = [[CONDITIONS[0], 0], [CONDITIONS[1], 2], [CONDITIONS[0], 2]]
+    report = dual_head_report(y, y, labels=(list(CONDITIONS), [0, 1, 2]))
+    assert list(report.confusion_matrices["severity"].index) == [0, 2]
+    assert report.confusion_matrices["severity"].to_numpy().trace() == 3
+
+
 def test_report_bad_input():
     with pytest.raises(ValueError, match="y_true has 2 rows but y_pred has 1"):
         dual_head_report([["a", "b"], ["a", "b"]], [["a", "b"]])
-    with pytest.raises(ValueError, match="two columns"):
+    with pytest.raises(ValueError, match=r"y_true must have two columns.*got shape \(2,\)"):
         dual_head_report([1, 2], [1, 2])
+    with pytest.raises(ValueError, match=r"y_pred must have two columns.*got shape \(1, 3\)"):
+        dual_head_report([["a", "b"]], pd.DataFrame([["a", "b", "c"]]))
     with pytest.raises(ValueError, match=r"unknown severity label\(s\) \['mild'\] in y_pred"):
         dual_head_report([[CONDITIONS[0], "severe"]], [[CONDITIONS[0], "mild"]])
     with pytest.raises(ValueError, match="unknown condition"):
@@ -139,9 +149,8 @@ def test_each_group_equals_sklearn_weighted_log_loss():
     submission = solution[["row_id"]].assign(
         normal_mild=proba[:, 0], moderate=proba[:, 1], severe=proba[:, 2]
     )
-    groups = {"spinal": "spinal", "foraminal": "foraminal", "subarticular": "subarticular"}
     losses = []
-    for key in groups:
+    for key in ("spinal", "foraminal", "subarticular"):
         rows = solution["row_id"].str.contains(f"_{key}_")
         losses.append(
             log_loss(

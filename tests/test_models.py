@@ -9,11 +9,15 @@ from torch import nn
 
 from spinecls.models import (
     BACKBONES,
+    MAX_WIDTH,
+    InceptionCNN,
     SimpleCNN,
     TorchvisionBackbone,
     adapt_input_conv,
     build_backbone,
+    check_backbone_params,
     register_backbone,
+    takes_weights,
 )
 
 
@@ -37,6 +41,12 @@ def test_registry_lists_the_study_models_and_the_next_steps():
     )
     with pytest.raises(ValueError, match="backbone must be one of"):
         build_backbone("alexnet", 1, 5, 3)
+    assert [name for name in BACKBONES if takes_weights(name)] == [
+        "vgg16",
+        "resnet18",
+        "efficientnet_b0",
+        "densenet121",
+    ]
 
 
 def test_new_backbone_is_one_registry_entry():
@@ -62,6 +72,45 @@ def test_new_backbone_is_one_registry_entry():
         del BACKBONES["tiny-test"]
     with pytest.raises(TypeError):
         register_backbone("bad", 3)
+
+
+def test_a_class_or_a_builder_is_a_backbone_without_the_registry():
+    def builder(in_channels, n_conditions, n_severities, width=4):
+        return SimpleCNN(in_channels, n_conditions, n_severities, widths=(width, width, width))
+
+    assert build_backbone(builder, 1, 5, 3, width=6).features[0].out_channels == 6
+    assert isinstance(build_backbone(InceptionCNN, 1, 5, 3, hidden=8), InceptionCNN)
+    assert not takes_weights(builder) and takes_weights(BACKBONES["vgg16"])
+    with pytest.raises(ValueError, match="not a built SimpleCNN"):
+        build_backbone(SimpleCNN(1, 5, 3), 1, 5, 3)
+    with pytest.raises(TypeError, match="returned a 'int' object, not a torch.nn.Module"):
+        build_backbone(lambda *args: 3, 1, 5, 3)
+    with pytest.raises(ValueError, match="a torch.nn.Module class or a callable"):
+        build_backbone(3, 1, 5, 3)
+
+
+def test_parameters_are_checked_before_anything_is_built():
+    check_backbone_params("simple", {"hidden": 64, "widths": (8, 8, 8), "dropout": 0.5})
+    with pytest.raises(TypeError, match=r"no parameter hiden \(did you mean hidden\?\)"):
+        check_backbone_params("simple", {"hiden": 64})
+    with pytest.raises(TypeError, match=r"no parameter module__freeze"):
+        check_backbone_params("simple", {"freeze": True}, prefix="module__")
+    too_wide = [
+        ("simple", {"hidden": MAX_WIDTH + 1}, r"hidden must be an int in \[1, 4096\]"),
+        ("simple", {"widths": (8, 8)}, r"widths must be 3 ints"),
+        ("simple", {"widths": (8, 0, 8)}, r"widths\[1\] must be an int"),
+        ("inception", {"branch": (8,) * 5 + (10**6,)}, r"branch\[5\] must be an int"),
+        ("resnet18", {"dropout": 1.5}, r"dropout must be a number in \[0, 1\]"),
+        ("resnet18", {"freeze_features": "yes"}, r"freeze_features must be True or False"),
+        ("resnet18", {"weights": 3}, r"weights must be None, a file path"),
+    ]
+    for name, params, message in too_wide:
+        with pytest.raises(ValueError, match=message):
+            check_backbone_params(name, params)
+    # the constructors run the same checks first
+    with pytest.raises(ValueError, match=r"hidden must be an int in \[1, 4096\]"):
+        SimpleCNN(1, 5, 3, hidden=10**9)
+    check_backbone_params("resnet18", {"hidden": None})  # linear heads
 
 
 def test_one_channel_adaptation_equals_the_grey_image_fed_three_times():
@@ -113,6 +162,23 @@ def test_torchvision_weight_names_read_the_cache_and_never_download(tmp_path, mo
     torch.save(reference.state_dict(), cache / filename)
     net = TorchvisionBackbone("resnet18", 3, 5, 3, weights="IMAGENET1K_V1")
     torch.testing.assert_close(net.features[0].weight, reference.conv1.weight)
+
+
+def test_a_weights_enum_member_is_read_from_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    member = torchvision.models.ResNet18_Weights.IMAGENET1K_V1
+    with pytest.raises(FileNotFoundError, match="ResNet18_Weights.IMAGENET1K_V1 are not in"):
+        TorchvisionBackbone("resnet18", 1, 5, 3, weights=member)
+    torch.manual_seed(3)
+    reference = torchvision.models.resnet18(weights=None)
+    cache = tmp_path / "torch" / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    torch.save(reference.state_dict(), cache / member.url.rsplit("/", 1)[-1])
+    for weights in (member, "ResNet18_Weights.IMAGENET1K_V1", "DEFAULT"):
+        net = TorchvisionBackbone("resnet18", 3, 5, 3, weights=weights)
+        torch.testing.assert_close(net.features[0].weight, reference.conv1.weight)
+    with pytest.raises(ValueError, match="are not vgg16's weights; expected one of"):
+        TorchvisionBackbone("vgg16", 1, 5, 3, weights=member)
 
 
 def test_bad_weights_give_clear_errors(tmp_path):

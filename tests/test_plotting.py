@@ -10,6 +10,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from spinecls import CONDITIONS, SEVERITIES, DualHeadClassifier  # noqa: E402
+from spinecls.labels import CONDITION_SHORT_NAMES  # noqa: E402
 from spinecls.metrics import dual_head_report  # noqa: E402
 from spinecls.plotting import (  # noqa: E402
     conv_layers,
@@ -87,7 +88,7 @@ def test_sample_patches(model, tmp_path):
     _, X, y = model
     figure = plot_patches(X, y, n=6, path=tmp_path / "patches.png")
     assert len(figure.axes) == 6
-    assert figure.axes[0].get_title().endswith(y[0, 1])
+    assert figure.axes[0].get_title() == f"{CONDITION_SHORT_NAMES[y[0, 0]]}\n{y[0, 1]}"
     _png(tmp_path / "patches.png")
     with pytest.raises(ValueError, match="shape"):
         plot_patches(X[0])

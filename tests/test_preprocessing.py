@@ -1,23 +1,27 @@
-"""LumbarPatchTransformer: geometry, normalisation, 2.5D, marker, caching, errors."""
+"""LumbarPatchTransformer: geometry, normalisation, 2.5D, marker, caching, errors, and
+scikit-learn's estimator checks rewritten for a transformer of DataFrame rows."""
 
 from __future__ import annotations
 
 import os
+import pickle
 import warnings
 
 import cv2
+import joblib
 import numpy as np
 import pandas as pd
 import pytest
 from pydicom.data import get_testdata_file
 from sklearn.base import clone
+from sklearn.utils.validation import check_is_fitted
 
 import spinecls
-from spinecls import LumbarPatchTransformer
+import spinecls.dicom
 from spinecls.dicom import read_slice
-from spinecls.preprocessing import PatchExtractionWarning
+from spinecls.preprocessing import LumbarPatchTransformer, PatchExtractionWarning
 
-from .conftest import write_dicom
+from .helpers import write_dicom
 
 STUDY, SERIES = 4003253, 702807833
 
@@ -133,7 +137,6 @@ def test_2_5d_channels_follow_slice_position_with_edge_replication(series):
 def test_marker_mode_adds_a_spot_at_the_coordinate(series):
     t = LumbarPatchTransformer(data_dir=series, mode="marker", output_size=(20, 25), normalize=None)
     image, marker = t.fit_transform(_rows((30, 12)))[0]
-    assert t.n_channels_ == 2
     raw = _raw(series)
     np.testing.assert_allclose(image, raw.reshape(20, 2, 25, 2).mean(axis=(1, 3)), rtol=1e-6)
     assert np.unravel_index(marker.argmax(), marker.shape) == (6, 15)
@@ -156,33 +159,37 @@ def test_metadata_merge_resolves_paths_and_descriptions(series):
     merged = t.merge_metadata(rows)
     assert "/test_images/" in merged.loc[0, "image_path"]
     assert t.transform(rows).shape == (1, 1, 64, 64)
+    # a row's own image_path and description are kept
+    own = rows.assign(image_path="/elsewhere/1.dcm", series_description="Sagittal T1")
+    np.testing.assert_array_equal(t.merge_metadata(own).to_numpy(), own.to_numpy())
 
 
-def test_rows_keep_their_order_and_index(rsna_frame):
-    shuffled = rsna_frame.sample(frac=1.0, random_state=0)
-    t = LumbarPatchTransformer(patch_size=16)
-    a = t.fit_transform(rsna_frame)
-    b = t.transform(shuffled)
-    np.testing.assert_array_equal(b, a[shuffled.index.to_numpy()])
+def test_transform_resolves_paths_without_reading_series_descriptions(series):
+    # transform needs only the DICOM paths: a broken descriptions CSV is no concern
+    # of its, while merge_metadata, which merges the descriptions, reports it
+    (series / "train_series_descriptions.csv").write_text("study_id,series_id\nabc,1\n")
+    t = LumbarPatchTransformer(data_dir=series, patch_size=4, normalize=None)
+    patch = t.transform(_rows((20, 10)))[0, 0]
+    np.testing.assert_array_equal(patch, _raw(series)[8:12, 18:22])
+    with pytest.raises(ValueError, match="series_descriptions.csv"):
+        t.merge_metadata(_rows((20, 10)))
 
 
 def test_n_jobs_and_memory_give_identical_patches_and_skip_decoding(
     rsna_frame, tmp_path, monkeypatch
 ):
-    import spinecls.preprocessing as module
-
     reference = LumbarPatchTransformer(patch_size=24, slices=3).fit_transform(rsna_frame)
     parallel = LumbarPatchTransformer(patch_size=24, slices=3, n_jobs=2)
     np.testing.assert_array_equal(parallel.fit_transform(rsna_frame), reference)
 
     calls = {"n": 0}
-    original = module.read_slice
+    original = spinecls.dicom.read_slice
 
     def counting(path):
         calls["n"] += 1
         return original(path)
 
-    monkeypatch.setattr(module, "read_slice", counting)
+    monkeypatch.setattr(spinecls.dicom, "read_slice", counting)
     cached = LumbarPatchTransformer(patch_size=24, slices=3, memory=tmp_path / "cache")
     first = cached.fit_transform(rsna_frame)
     decoded = calls["n"]
@@ -202,12 +209,27 @@ def test_n_jobs_and_memory_give_identical_patches_and_skip_decoding(
     assert calls["n"] > decoded
 
 
-def test_each_file_is_decoded_once_per_call(rsna_frame, monkeypatch):
-    import spinecls.preprocessing as module
-
+def test_memory_takes_a_joblib_memory_as_it_is_and_location_none_caches_nothing(
+    series, tmp_path, monkeypatch
+):
+    rows = _rows((20, 10), (5, 5))
+    reference = LumbarPatchTransformer(data_dir=series, patch_size=6).transform(rows)
     seen = []
-    original = module.read_slice
-    monkeypatch.setattr(module, "read_slice", lambda p: seen.append(p) or original(p))
+    original = spinecls.dicom.read_slice
+    monkeypatch.setattr(spinecls.dicom, "read_slice", lambda p: seen.append(p) or original(p))
+    for memory in (joblib.Memory(tmp_path / "cache", verbose=0), joblib.Memory(None)):
+        t = LumbarPatchTransformer(data_dir=series, patch_size=6, memory=memory)
+        for _ in range(2):
+            np.testing.assert_array_equal(t.transform(rows), reference)
+    # one decode by the cached call, two by the calls that cache nothing
+    assert len(seen) == 3
+    assert any((tmp_path / "cache").rglob("output.pkl"))
+
+
+def test_each_file_is_decoded_once_per_call(rsna_frame, monkeypatch):
+    seen = []
+    original = spinecls.dicom.read_slice
+    monkeypatch.setattr(spinecls.dicom, "read_slice", lambda p: seen.append(p) or original(p))
     LumbarPatchTransformer(patch_size=16).fit_transform(rsna_frame)
     assert len(seen) == len(set(seen)) == rsna_frame["image_path"].nunique()
 
@@ -215,7 +237,6 @@ def test_each_file_is_decoded_once_per_call(rsna_frame, monkeypatch):
 @pytest.mark.parametrize(
     "name",
     [
-        "MR_small.dcm",
         "MR_small_RLE.dcm",
         "MR_small_jpeg_ls_lossless.dcm",
         "MR_small_jp2klossless.dcm",
@@ -238,7 +259,7 @@ def test_bundled_real_mr_files_give_the_same_patches(name):
     t = LumbarPatchTransformer(patch_size=16, blur=0.8)
     out = t.fit_transform(rows)
     np.testing.assert_array_equal(out, t.transform(reference))
-    assert 0 < out[0].mean() < 1
+    assert 0 < out[0].mean() < 1 and out[1, 0, :, :4].max() == 0  # x = 3.5: zero padded
 
 
 def test_monochrome1_and_rescale_through_the_transformer(tmp_path):
@@ -296,6 +317,17 @@ def test_on_error_warn_keeps_every_good_row(series):
     np.testing.assert_array_equal(out[[0, 3]], good)
 
 
+def test_failure_warning_names_twenty_rows_and_counts_the_rest(series):
+    rows = _rows(*[(1, 1)] * 23, instance=4242)
+    with pytest.warns(PatchExtractionWarning) as record:
+        out = LumbarPatchTransformer(data_dir=series, patch_size=4, on_error="warn").transform(rows)
+    message = str(record[0].message)
+    assert message.startswith("23 of 23 row(s) could not be read")
+    assert "; row 19: FileNotFoundError" in message and "row 20:" not in message
+    assert message.endswith("instance 4242) and 3 more")
+    np.testing.assert_array_equal(out, 0)
+
+
 @pytest.mark.parametrize(
     ("params", "message"),
     [
@@ -308,12 +340,16 @@ def test_on_error_warn_keeps_every_good_row(series):
         ({"normalize": "zscore"}, "normalize must be one of"),
         ({"blur": -1.0}, "blur"),
         ({"on_error": "ignore"}, "on_error"),
-        ({"memory": 3}, "memory must be"),
+        ({"memory": 3}, "'memory' should be None, a string or have the same interface"),
+        ({"verbose": -1}, "verbose must be a non-negative int"),
     ],
 )
-def test_bad_parameters_name_the_parameter(series, params, message):
+def test_bad_parameters_name_the_parameter_in_fit_and_transform(series, params, message):
+    t = LumbarPatchTransformer(data_dir=series, **params)
     with pytest.raises(ValueError, match=message):
-        LumbarPatchTransformer(data_dir=series, **params).fit(_rows((1, 1)))
+        t.fit(_rows((1, 1)))
+    with pytest.raises(ValueError, match=message):
+        t.transform(_rows((1, 1)))
 
 
 def test_bad_frames_name_the_rows_or_columns(series):
@@ -323,44 +359,222 @@ def test_bad_frames_name_the_rows_or_columns(series):
     rows = _rows((1, 1), (np.nan, 2), (3, 4))
     rows.index = [10, 11, 12]
     with pytest.raises(
-        ValueError, match=r"'x' must hold finite numbers; got \[nan\] at row\(s\) \[11\]"
+        ValueError, match=r"'x' must hold finite numbers; got \[nan\] at row\(s\) 11$"
     ):
-        t.fit(rows)
+        t.transform(rows)
     rows = _rows((1, 1), (2, 2)).astype({"y": object})
     rows.loc[1, "y"] = "abc"
-    with pytest.raises(ValueError, match=r"'y'.*\['abc'\] at row\(s\) \[1\]"):
+    with pytest.raises(ValueError, match=r"'y'.*\['abc'\] at row\(s\) 1$"):
         t.fit(rows)
+    rows = _rows(*[(1, 1)] * 13).astype({"instance_number": float})
+    rows["instance_number"] += 0.5
+    with pytest.raises(
+        ValueError,
+        match=r"'instance_number' must hold whole numbers; got \[1003.5, .*\] "
+        r"at row\(s\) 0, 1, 2, 3, 4, 5, 6, 7, 8, 9 and 3 more$",
+    ):
+        t.transform(rows)
     with pytest.raises(ValueError, match="pandas DataFrame"):
         t.fit(np.zeros((3, 5)))
     with pytest.raises(ValueError, match="set data_dir"):
-        LumbarPatchTransformer().fit(_rows((1, 1)))
+        LumbarPatchTransformer().transform(_rows((1, 1)))
+    with pytest.raises(ValueError, match=r"X has no image_path at row\(s\) 1: set data_dir"):
+        LumbarPatchTransformer().transform(_rows((1, 1), (2, 2)).assign(image_path=["a", None]))
 
 
-def test_sklearn_contract_and_not_fitted(series):
-    from sklearn.exceptions import NotFittedError
+def test_patches_match_values_recorded_before_the_modules_were_split(tmp_path):
+    # Recorded with the single-module transformer (main at a17da6f): the split into
+    # patches, dicom, _cache and _extract left every patch byte-identical.
+    rng = np.random.default_rng(7)
+    for k, z in enumerate([20.0, 0.0, 40.0, 10.0, 30.0]):
+        write_dicom(
+            tmp_path / "s" / f"{k + 1}.dcm",
+            rng.integers(0, 4000, size=(40, 50)),
+            ImagePositionPatient=[0, 0, z],
+            ImageOrientationPatient=[1, 0, 0, 0, 1, 0],
+        )
+    rows = pd.DataFrame(
+        {
+            "study_id": 1,
+            "series_id": 2,
+            "instance_number": [1, 3, 4],
+            "x": [20.3, 0.5, 49.0],
+            "y": [10.7, 3.0, 39.25],
+        }
+    ).assign(image_path=lambda f: [str(tmp_path / "s" / f"{i}.dcm") for i in f.instance_number])
+    recorded = [
+        ({"patch_size": 8}, 57.461917981505394, [0.09747693687677383, 0.0, 0.2821704149246216]),
+        (
+            {"patch_size": (10, 6), "output_size": 5, "blur": 1.2},
+            21.864505484700203,
+            [0.4152025282382965, 0.36691051721572876, 0.39570459723472595],
+        ),
+        (
+            {"patch_size": 6, "output_size": (9, 7), "slices": 3, "normalize": "minmax"},
+            184.2973696733825,
+            [0.44680240750312805, 0.039668112993240356, 0.5043935179710388],
+        ),
+        (
+            {"mode": "marker", "output_size": 16, "blur": 0.8, "normalize": None},
+            1538626.7874762635,
+            [1840.5308837890625, 2162.75, 1674.5035400390625],
+        ),
+    ]
+    for params, total, pixels in recorded:
+        out = LumbarPatchTransformer(**params).transform(rows)
+        assert out.astype(np.float64).sum() == pytest.approx(total, rel=1e-6)
+        np.testing.assert_allclose(out[:, 0, 2, 2], pixels, rtol=1e-6)
 
-    t = LumbarPatchTransformer(data_dir=series, patch_size=(8, 6), slices=3, memory=None)
-    assert t.get_params()["patch_size"] == (8, 6)
-    twin = clone(t)
+
+# --- A stateless transformer: scikit-learn's estimator checks on DataFrame rows ---
+# parametrize_with_checks feeds 2-D numeric arrays, which this transformer cannot
+# take (tests/test_estimator_checks.py lists them); these are the checks that matter,
+# rewritten for frames of rows pointing into DICOM files.
+
+
+def test_transform_needs_no_fit_and_the_tags_say_so(series):
+    t = LumbarPatchTransformer(data_dir=series, patch_size=(6, 8), normalize=None)
+    assert t.__sklearn_tags__().requires_fit is False
+    assert t.__sklearn_tags__().transformer_tags.preserves_dtype == []
+    check_is_fitted(t)  # a stateless estimator is always ready
+    patch = t.transform(_rows((20, 10)))[0, 0]
+    np.testing.assert_array_equal(patch, _raw(series)[7:13, 16:24])
+
+
+def test_parameters_set_after_fit_take_effect(series):
+    rows = _rows((20, 10))
+    t = LumbarPatchTransformer(data_dir=series, patch_size=16, normalize=None).fit(rows)
+    assert t.transform(rows).shape == (1, 1, 16, 16)
+    t.set_params(patch_size=8)
+    np.testing.assert_array_equal(t.transform(rows)[0, 0], _raw(series)[6:14, 16:24])
+    t.set_params(mode="marker", output_size=(20, 25))
+    image, marker = t.transform(rows)[0]
+    np.testing.assert_allclose(image, _raw(series).reshape(20, 2, 25, 2).mean(axis=(1, 3)))
+    assert np.unravel_index(marker.argmax(), marker.shape) == (5, 10)
+    assert t.set_params(slices=3).transform(rows).shape == (1, 4, 20, 25)
+
+
+def test_fit_is_idempotent_stores_nothing_and_overwrites_no_parameter(series, rsna_frame):
+    rows = _rows((20, 10), (3.5, 30.25))
+    t = LumbarPatchTransformer(data_dir=series, patch_size=[6, 8], memory=None, blur=1.0)
+    before = dict(vars(t))
+    hashes = joblib.hash(t.get_params())
+    assert t.fit(rows) is t
+    assert vars(t) == before and joblib.hash(t.get_params()) == hashes
+    first = t.transform(rows)
+    assert vars(t) == before  # transform changes nothing either
+    # fitted twice, or on other data: the same output
+    np.testing.assert_array_equal(t.fit(rows).fit(rows).transform(rows), first)
+    np.testing.assert_array_equal(t.fit(rsna_frame).transform(rows), first)
+    assert not hasattr(t, "n_features_in_") and not hasattr(t, "feature_names_in_")
+
+
+def test_subset_and_sample_order_invariance(rsna_frame):
+    rows = rsna_frame.head(50)  # two studies, six series
+    t = LumbarPatchTransformer(patch_size=12, slices=3)
+    full = t.transform(rows)
+    # batches of rows, each cutting through series, give the rows' own patches
+    for batch in np.array_split(np.arange(len(rows)), 3):
+        np.testing.assert_array_equal(t.transform(rows.iloc[batch]), full[batch])
+    order = np.random.default_rng(0).permutation(len(rows))
+    np.testing.assert_array_equal(t.transform(rows.iloc[order]), full[order])
+    np.testing.assert_array_equal(t.transform(rows.iloc[[7]]), full[[7]])
+    assert t.transform(rows.iloc[:0]).shape == (0, 3, 12, 12)
+
+
+def test_pickle_round_trip_gives_identical_patches(rsna_frame, tmp_path):
+    rows = rsna_frame.head(40)
+    t = LumbarPatchTransformer(patch_size=10, blur=0.5, memory=tmp_path / "cache")
+    expected = t.transform(rows)
+    twin = pickle.loads(pickle.dumps(t))
     assert twin.get_params() == t.get_params()
-    with pytest.raises(NotFittedError):
-        t.transform(_rows((1, 1)))
-    t.set_params(slices=5)
-    assert t.fit(_rows((1, 1))).n_channels_ == 5
-    assert not hasattr(twin, "n_channels_")
+    out = twin.transform(rows)
+    assert out.dtype == expected.dtype and out.tobytes() == expected.tobytes()
+    unused = pickle.loads(pickle.dumps(LumbarPatchTransformer(patch_size=10, blur=0.5)))
+    assert unused.transform(rows).tobytes() == expected.tobytes()
 
 
-def test_progress_bar_runs(rsna_frame, capsys):
-    out = LumbarPatchTransformer(patch_size=8, progress=True).fit_transform(rsna_frame.head(30))
+def test_read_only_input_frame_gives_the_same_patches(series, tmp_path):
+    rows = _rows((20, 10), (5.5, 7.25), (49, 39))
+    columns = {}
+    for column in rows.columns:
+        np.save(tmp_path / f"{column}.npy", rows[column].to_numpy())
+        columns[column] = np.load(tmp_path / f"{column}.npy", mmap_mode="r")
+    frozen = pd.DataFrame(columns, copy=False)
+    assert np.shares_memory(frozen["x"].to_numpy(), columns["x"])
+    t = LumbarPatchTransformer(data_dir=series, patch_size=6)
+    np.testing.assert_array_equal(t.transform(frozen), t.transform(rows))
+    np.testing.assert_array_equal(t.merge_metadata(frozen)["x"], rows["x"])
+    for column in rows.columns:  # the input is left as it was
+        np.testing.assert_array_equal(columns[column], rows[column])
+
+
+def test_columns_are_read_by_name_and_extra_ones_ignored(rsna_frame):
+    # what n_features_in_ would mean for a frame transformer: nothing. It reads the
+    # five columns it needs by name, so a frame from load_coordinates (no severity)
+    # or with columns in another order transforms alike after fit on load_rsna's.
+    t = LumbarPatchTransformer(patch_size=8).fit(rsna_frame)
+    expected = t.transform(rsna_frame)
+    other = rsna_frame.drop(columns=["severity", "condition"])[::-1].iloc[::-1]
+    other = other[other.columns[::-1]].assign(extra="anything")
+    np.testing.assert_array_equal(t.transform(other), expected)
+
+
+def test_clone_keeps_every_parameter(series, tmp_path):
+    t = LumbarPatchTransformer(
+        data_dir=series,
+        patch_size=(8, 6),
+        output_size=4,
+        mode="marker",
+        slices=3,
+        normalize="minmax",
+        blur=0.5,
+        n_jobs=2,
+        memory=tmp_path,
+        on_error="warn",
+        verbose=1,
+    )
+    twin = clone(t)
+    assert twin is not t and twin.get_params() == t.get_params()
+    assert twin.get_params()["patch_size"] == (8, 6) and twin.get_params()["memory"] == tmp_path
+
+
+# --- Progress output: ``verbose``, the shared word, and ``progress``, deprecated ---
+
+
+def test_verbose_shows_a_progress_bar(rsna_frame, capsys):
+    rows = rsna_frame.head(30)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = LumbarPatchTransformer(patch_size=8).transform(rows)
+        assert "patches" not in capsys.readouterr().err
+        np.testing.assert_array_equal(
+            LumbarPatchTransformer(patch_size=8, verbose=1).transform(rows), out
+        )
+    assert "patches" in capsys.readouterr().err
+
+
+def test_progress_still_works_with_a_future_warning(rsna_frame, capsys):
+    rows = rsna_frame.head(30)
+    with pytest.warns(FutureWarning, match=r"progress=.*removed in 0\.3: use verbose=1"):
+        out = LumbarPatchTransformer(patch_size=8, progress=True).fit_transform(rows)
     assert out.shape == (30, 1, 8, 8)
     assert "patches" in capsys.readouterr().err
+    with pytest.warns(FutureWarning) as record:
+        LumbarPatchTransformer(patch_size=8, verbose=1, progress=False).transform(rows)
+    assert record[0].filename == __file__  # it points at the caller's line
+    assert "patches" not in capsys.readouterr().err  # progress, when set, decides
 
 
 def test_frame_from_load_rsna_without_paths_resolves_under_data_dir(rsna_root, rsna_frame):
     bare = rsna_frame.drop(columns=["image_path", "series_description"])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        a = LumbarPatchTransformer(data_dir=rsna_root, patch_size=16).fit_transform(bare)
-    b = LumbarPatchTransformer(patch_size=16).fit_transform(rsna_frame)
+        a = LumbarPatchTransformer(data_dir=rsna_root, patch_size=16).transform(bare)
+    b = LumbarPatchTransformer(patch_size=16).transform(rsna_frame)
     np.testing.assert_array_equal(a, b)
+    # a column of missing paths read as NaN floats is resolved too
+    nan_paths = rsna_frame.assign(image_path=np.nan)
+    t = LumbarPatchTransformer(data_dir=rsna_root, patch_size=16)
+    np.testing.assert_array_equal(t.transform(nan_paths), b)
     assert spinecls.LumbarPatchTransformer is LumbarPatchTransformer

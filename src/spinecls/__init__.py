@@ -1,13 +1,59 @@
 """spinecls: detect and grade degenerative lumbar-spine conditions on MRI.
 
 scikit-learn-style estimators over the RSNA 2024 lumbar spine data layout.
+
+Public names are resolved on first use (PEP 562), so ``import spinecls`` loads neither
+torch nor albumentations nor OpenCV: the command line and the data readers start fast.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
 from ._version import __version__
-from .classifier import DualHeadClassifier
-from .datasets import RSNADataWarning, load_rsna, make_synthetic_rsna
-from .labels import CONDITIONS, LEVELS, SERIES_DESCRIPTIONS, SEVERITIES, SEVERITY_WEIGHTS
-from .preprocessing import LumbarPatchTransformer
+
+if TYPE_CHECKING:
+    from .classifier import DualHeadClassifier
+    from .datasets import RSNADataWarning, load_rsna, make_synthetic_rsna
+    from .labels import CONDITIONS, LEVELS, SERIES_DESCRIPTIONS, SEVERITIES, SEVERITY_WEIGHTS
+    from .model_selection import split_by_study
+    from .preprocessing import LumbarPatchTransformer
+
+_LAZY = {
+    "CONDITIONS": ".labels",
+    "DualHeadClassifier": ".classifier",
+    "LEVELS": ".labels",
+    "LumbarPatchTransformer": ".preprocessing",
+    "RSNADataWarning": ".datasets",
+    "SERIES_DESCRIPTIONS": ".labels",
+    "SEVERITIES": ".labels",
+    "SEVERITY_WEIGHTS": ".labels",
+    "load_rsna": ".datasets",
+    "make_synthetic_rsna": ".datasets",
+    "split_by_study": ".model_selection",
+}
+"""Public name -> the module that defines it."""
+
+_SUBMODULES = (
+    "augment",
+    "classifier",
+    "cli",
+    "datasets",
+    "demo",
+    "dicom",
+    "evaluation",
+    "geometry",
+    "labels",
+    "metrics",
+    "model_selection",
+    "models",
+    "patches",
+    "persistence",
+    "plotting",
+    "preprocessing",
+)
+"""Modules reachable as attributes (``spinecls.metrics``) without an import statement."""
 
 __all__ = [
     "CONDITIONS",
@@ -21,4 +67,20 @@ __all__ = [
     "__version__",
     "load_rsna",
     "make_synthetic_rsna",
+    "split_by_study",
 ]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value  # resolved once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY, *_SUBMODULES})

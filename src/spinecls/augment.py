@@ -13,13 +13,13 @@ import torch
 
 from .labels import CONDITIONS, LATERAL_SWAP
 
-__all__ = ["PRESETS", "AugmentedDataset", "lateral_swap", "make_augmentation"]
+__all__ = ["PRESETS", "PRESET_ALIASES", "AugmentedDataset", "lateral_swap", "make_augmentation"]
 
 MIRRORS = frozenset({"HorizontalFlip"})
 """albumentations transforms that mirror left and right."""
 
 
-def _seed_study() -> list:
+def _study() -> list:
     # The study's model 3 list (ShiftScaleRotate is albumentations' deprecated
     # spelling of this Affine: shift 0.05, scale 0.05, rotate 15 degrees).
     return [
@@ -37,8 +37,11 @@ def _light() -> list:
     ]
 
 
-PRESETS = {"seed": _seed_study, "light": _light}
-"""Named augmentation lists: ``"seed"`` (the study's model 3), ``"light"``."""
+PRESETS = {"study": _study, "light": _light}
+"""Named augmentation lists: ``"study"`` (the study's model 3 list), ``"light"``."""
+
+PRESET_ALIASES = {"seed": "study"}
+"""Older preset names that keep working, silently: ``"seed"`` is ``"study"``."""
 
 
 def make_augmentation(augment, random_state: int | None = None) -> A.Compose | None:
@@ -47,7 +50,8 @@ def make_augmentation(augment, random_state: int | None = None) -> A.Compose | N
     Parameters
     ----------
     augment : None, str or albumentations transform
-        None, a key of :data:`PRESETS`, or any albumentations transform or Compose.
+        None, a key of :data:`PRESETS` (or of :data:`PRESET_ALIASES`), or any
+        albumentations transform or Compose.
     random_state : int or None
         Seed of the pipeline's random draws.
 
@@ -58,12 +62,13 @@ def make_augmentation(augment, random_state: int | None = None) -> A.Compose | N
     if augment is None:
         return None
     if isinstance(augment, str):
-        if augment not in PRESETS:
+        name = PRESET_ALIASES.get(augment, augment)
+        if name not in PRESETS:
             raise ValueError(
                 f"augment must be None, one of {sorted(PRESETS)} or an albumentations "
                 f"transform, got {augment!r}"
             )
-        transforms = PRESETS[augment]()
+        transforms = PRESETS[name]()
     elif isinstance(augment, (A.BaseCompose, A.BasicTransform)):
         transforms = [augment]
     else:

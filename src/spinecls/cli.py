@@ -1,20 +1,27 @@
 """Command-line interface: ``spinecls synth``, ``demo``, ``train``, ``predict``, ``evaluate``.
 
-Every command is a thin wrapper over a library function; errors in paths and
-arguments print one line and exit with status 2.
+Every command is a thin wrapper over a library function. Exit status: 0 done, 2 a bad
+argument, path or input (one line on stderr), 130 interrupted by Ctrl-C (SIGINT), 143
+terminated (SIGTERM); an interrupted or failed run leaves no output behind. A command that
+writes checks its destination before the work (:func:`spinecls._atomic.check_destination`)
+and replaces an existing output only with ``--overwrite``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
-from .datasets import load_rsna, make_synthetic_rsna
+from ._atomic import Terminated, atomic_file, check_destination, stop_on_signals
 from .labels import CONDITIONS, SEVERITIES
+
+OVERWRITE_DIRECTORY = "replace an existing output directory (only one that spinecls wrote)"
 
 
 def _summary(frame) -> str:
@@ -35,7 +42,40 @@ def _summary(frame) -> str:
     return "\n".join(lines)
 
 
+def _inputs(args: argparse.Namespace) -> list[Path | None]:
+    return [getattr(args, "data", None), getattr(args, "model", None)]
+
+
+def _check_output(args: argparse.Namespace, path: Path | None, *, directory: bool = False) -> None:
+    """Refuse a bad destination before any long work (see ``check_destination``)."""
+    if path is not None:
+        check_destination(
+            path,
+            directory=directory,
+            overwrite=args.overwrite,
+            inputs=_inputs(args),
+            overwrite_hint="--overwrite",
+        )
+
+
+def _check_data(path: Path | None) -> None:
+    if path is not None and not path.is_dir():
+        raise NotADirectoryError(f"--data {path} is not a directory")
+
+
+def _check_device(device: str) -> None:
+    import torch
+
+    try:
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError) as exc:  # AssertionError: torch built without CUDA
+        raise ValueError(f"--device {device} cannot be used: {exc}") from exc
+
+
 def _synth(args: argparse.Namespace) -> int:
+    _check_output(args, args.outdir, directory=True)
+    from .datasets import load_rsna, make_synthetic_rsna
+
     root = make_synthetic_rsna(
         args.outdir,
         n_studies=args.studies,
@@ -49,10 +89,10 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    _check_data(args.data)
+    _check_output(args, args.out, directory=True)
     from .demo import run_demo
 
-    if args.data is not None and not args.data.is_dir():
-        raise NotADirectoryError(f"--data {args.data} is not a directory")
     run_demo(
         args.data,
         args.out,
@@ -60,34 +100,30 @@ def _demo(args: argparse.Namespace) -> int:
         quick=args.quick,
         random_state=args.seed,
         weights=args.weights,
+        overwrite=args.overwrite,
     )
     return 0
 
 
-TRANSFORMER_KEYS = ("patch_size", "output_size", "mode", "slices", "normalize", "blur")
+def _load_pipeline(path: Path, data: Path):
+    from .persistence import load_pipeline
 
-
-def _load_model(path: Path):
-    from .classifier import DualHeadClassifier
-
+    if path.is_dir():
+        raise IsADirectoryError(f"--model {path} is a directory, not a model file")
     if not path.is_file():
         raise FileNotFoundError(f"model file not found: {path}")
-    return DualHeadClassifier.load(path)
-
-
-def _transformer(model, data: Path):
-    from .preprocessing import LumbarPatchTransformer
-
-    params = model.metadata_.get("transformer")
-    if params is None:
-        raise ValueError(
-            "the model file does not say how its patches were made: train it with spinecls train"
-        )
-    return LumbarPatchTransformer(data_dir=data, progress=True, **params)
+    return load_pipeline(path, data_dir=data, verbose=1)
 
 
 def _train(args: argparse.Namespace) -> int:
+    _check_data(args.data)
+    _check_output(args, args.out)
+    _check_device(args.device)
+    from sklearn.pipeline import Pipeline
+
     from .classifier import DualHeadClassifier
+    from .datasets import load_rsna
+    from .persistence import save_pipeline
     from .preprocessing import LumbarPatchTransformer
 
     frame = load_rsna(args.data)
@@ -96,7 +132,7 @@ def _train(args: argparse.Namespace) -> int:
         output_size=args.size,
         mode=args.mode,
         slices=args.slices,
-        progress=True,
+        verbose=1,
     )
     X = transformer.fit_transform(frame)
     model = DualHeadClassifier(
@@ -111,47 +147,53 @@ def _train(args: argparse.Namespace) -> int:
         random_state=args.seed,
         verbose=1,
     )
+    print(f"training the {args.backbone} model on {len(X)} patches", flush=True)
     model.fit(X, frame[["condition", "severity"]], groups=frame["study_id"].to_numpy())
-    params = {k: v for k, v in transformer.get_params().items() if k in TRANSFORMER_KEYS}
-    model.save(args.out, metadata={"transformer": params})
+    with atomic_file(args.out, overwrite=args.overwrite, inputs=_inputs(args)) as tmp:
+        save_pipeline(Pipeline([("patches", transformer), ("clf", model)]), tmp)
     print(f"saved the {args.backbone} model to {args.out}")
     return 0
 
 
 def _predict(args: argparse.Namespace) -> int:
+    _check_data(args.data)
+    _check_output(args, args.out)
     from .datasets import load_coordinates
     from .metrics import to_submission
 
-    model = _load_model(args.model)
+    pipeline = _load_pipeline(args.model, args.data)
     frame = load_coordinates(args.data, split=args.split)
-    X = _transformer(model, args.data).fit_transform(frame)
-    proba = model.predict_proba(X)[1]
-    submission = to_submission(frame, proba, classes=model.classes_[1])
-    tmp = args.out.with_name(args.out.name + ".partial")
-    submission.to_csv(tmp, index=False)
-    tmp.replace(args.out)
+    proba = pipeline.predict_proba(frame)[1]
+    submission = to_submission(frame, proba, classes=pipeline.classes_[1])
+    with atomic_file(args.out, overwrite=args.overwrite, inputs=_inputs(args)) as tmp:
+        submission.to_csv(tmp, index=False)
     print(f"wrote {len(submission)} rows for {frame['study_id'].nunique()} studies to {args.out}")
     return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from .metrics import dual_head_report, rsna_score, solution_from_frame, to_submission
+    _check_data(args.data)
+    _check_output(args, args.json)
+    from .datasets import load_rsna
+    from .evaluation import evaluate
 
-    model = _load_model(args.model)
-    frame = load_rsna(args.data)
-    X = _transformer(model, args.data).fit_transform(frame)
-    y = frame[["condition", "severity"]]
-    report = dual_head_report(y, model.predict(X))
-    proba = model.predict_proba(X)[1]
-    score = rsna_score(
-        solution_from_frame(frame),
-        to_submission(frame, proba, classes=model.classes_[1], complete=False),
-    )
-    print(report)
-    print(f"\ncompetition score (lower is better): {score:.4f}")
+    pipeline = _load_pipeline(args.model, args.data)
+    evaluation = evaluate(pipeline, load_rsna(args.data))
+    print(evaluation.report)
+    print(f"\ncompetition score (lower is better): {evaluation.score:.4f}")
     if args.json is not None:
-        args.json.write_text(json.dumps(report.to_dict() | {"competition_score": score}, indent=2))
+        with atomic_file(args.json, overwrite=args.overwrite, inputs=_inputs(args)) as tmp:
+            tmp.write_text(json.dumps(evaluation.to_dict(), indent=2))
     return 0
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror and exc.filename is not None:
+        # The system's own errors ("[Errno 13] ...") in a readable form.
+        names = [str(n) for n in (exc.filename, exc.filename2) if n is not None]
+        return f"{' -> '.join(names)}: {exc.strerror}"
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return "; ".join(lines) or type(exc).__name__
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -169,11 +211,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write synthetic DICOM studies and CSVs in the RSNA 2024 layout, "
         "then print the loaded label balance.",
     )
-    synth.add_argument("outdir", help="output directory (must not exist or be empty)")
+    synth.add_argument("outdir", type=Path, help="output directory (new or empty)")
     synth.add_argument("--studies", type=int, default=20, help="number of studies (default 20)")
     synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     synth.add_argument("--n-jobs", type=int, default=None, help="parallel studies (joblib)")
-    synth.add_argument("--overwrite", action="store_true", help="replace a non-empty outdir")
+    synth.add_argument("--overwrite", action="store_true", help=OVERWRITE_DIRECTORY)
     synth.set_defaults(func=_synth)
 
     demo = sub.add_parser(
@@ -188,6 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--quick", action="store_true", help="small and fast: under two minutes")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.add_argument("--weights", help="pretrained VGG-16 weights: a file or IMAGENET1K_V1")
+    demo.add_argument("--overwrite", action="store_true", help=OVERWRITE_DIRECTORY)
     demo.set_defaults(func=_demo)
 
     train = sub.add_parser("train", help="train one model on a competition directory")
@@ -201,11 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=int, default=20)
     train.add_argument("--batch-size", type=int, default=16)
     train.add_argument("--lr", type=float, default=1e-3)
-    train.add_argument("--augment", choices=["seed", "light"], default=None)
+    train.add_argument("--augment", choices=["study", "light", "seed"], default=None)
     train.add_argument("--severity-weights", choices=["rsna"], default=None)
     train.add_argument("--weights", help="pretrained weights for torchvision backbones")
     train.add_argument("--device", default="cpu")
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     train.set_defaults(func=_train)
 
     predict = sub.add_parser("predict", help="write a competition submission")
@@ -218,14 +262,27 @@ def build_parser() -> argparse.ArgumentParser:
         default="test",
         help="read {split}_label_coordinates.csv and {split}_images/ (default test)",
     )
+    predict.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     predict.set_defaults(func=_predict)
 
     evaluate = sub.add_parser("evaluate", help="report and competition score on labelled data")
     evaluate.add_argument("--data", type=Path, required=True, help="competition directory")
     evaluate.add_argument("--model", type=Path, required=True, help="model file from train")
     evaluate.add_argument("--json", type=Path, help="also write the report as JSON")
+    evaluate.add_argument(
+        "--overwrite", action="store_true", help="replace an existing --json file"
+    )
     evaluate.set_defaults(func=_evaluate)
     return parser
+
+
+def _close_progress_bars():
+    """Close the progress bars an interrupted run left open, so the last line is ours."""
+    tqdm = sys.modules.get("tqdm")
+    if tqdm is None:
+        return
+    for bar in list(getattr(tqdm.tqdm, "_instances", ())):
+        bar.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -239,14 +296,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        0 on success, 2 on a bad argument, path or input file.
+        0 on success, 2 on a bad argument, path or input file, 130 when interrupted
+        by SIGINT (Ctrl-C), 143 when terminated by SIGTERM.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
-    except (FileNotFoundError, FileExistsError, NotADirectoryError, ValueError) as exc:
-        print(f"spinecls {args.command}: error: {exc}", file=sys.stderr)
+        with stop_on_signals(signal.SIGINT, signal.SIGTERM):
+            return args.func(args)
+    except KeyboardInterrupt:
+        _close_progress_bars()
+        print(f"spinecls {args.command}: interrupted; no output written", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader of our output went away (``spinecls synth x | head``): stop quietly.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except Terminated as exc:
+        _close_progress_bars()
+        print(f"spinecls {args.command}: terminated; no output written", file=sys.stderr)
+        return exc.code
+    except (OSError, ValueError) as exc:
+        print(f"spinecls {args.command}: error: {_message(exc)}", file=sys.stderr)
         return 2
 
 

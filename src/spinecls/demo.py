@@ -24,14 +24,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import GroupShuffleSplit
 from sklearn.pipeline import Pipeline
 
-from ._atomic import atomic_directory
+from ._atomic import atomic_directory, stop_on_signals
 from .classifier import DualHeadClassifier
 from .datasets import load_rsna, make_synthetic_rsna
+from .evaluation import evaluate
 from .labels import CONDITIONS, SEVERITIES
 from .metrics import dual_head_report, rsna_score, solution_from_frame, to_submission
+from .model_selection import split_by_study
+from .persistence import save_pipeline
 from .preprocessing import LumbarPatchTransformer
 
 __all__ = ["DemoConfig", "MODELS", "run_demo", "split_by_study"]
@@ -54,18 +56,11 @@ QUICK = DemoConfig(studies=12, crop=48, size=32, marker_size=32, epochs=(3, 3, 2
 MODELS = {
     "model 1: simple CNN": dict(mode="crop", backbone="simple", augment="light", batch_size=16),
     "model 2: Inception CNN": dict(mode="crop", backbone="inception", augment=None, batch_size=32),
-    "model 3: VGG-16": dict(mode="marker", backbone="vgg16", augment="seed", batch_size=16),
+    "model 3: VGG-16": dict(mode="marker", backbone="vgg16", augment="study", batch_size=16),
 }
 """The study's three pipelines."""
 
 METRICS = ["accuracy", "precision", "recall", "f1"]
-
-
-def split_by_study(frame: pd.DataFrame, test_size=0.15, random_state=0):
-    """Row positions of a development set and a test set with no study on both sides."""
-    splitter = GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=random_state)
-    develop, test = next(splitter.split(frame, groups=frame["study_id"]))
-    return develop, test
 
 
 def _say(message: str) -> None:
@@ -79,7 +74,7 @@ def _pipeline(spec: dict, config: DemoConfig, epochs: int, seed: int, memory, we
         output_size=config.marker_size if marker else config.size,
         mode=spec["mode"],
         memory=memory,
-        progress=True,
+        verbose=1,
     )
     classifier = DualHeadClassifier(
         backbone=spec["backbone"],
@@ -173,6 +168,7 @@ def run_demo(
     random_state: int = 0,
     weights: str | None = None,
     plots: bool = True,
+    overwrite: bool = False,
 ) -> pd.DataFrame:
     """Reproduce the study's three-model comparison and write its results.
 
@@ -182,12 +178,13 @@ def run_demo(
         A directory in the competition layout. Default: synthetic studies, generated
         under ``out/data``.
     out : str or path-like, default="spinecls-demo"
-        Output directory (replaced if it exists). It receives ``results.md`` and
-        ``results.json`` (the table), ``model1.pt`` ... (fitted classifiers, see
-        :meth:`DualHeadClassifier.save`), ``submission.csv`` (the best model's
-        competition submission for the test studies), and PNG plots. Everything is
-        written to a temporary sibling and moved into place at the end, so an
-        interrupted run leaves nothing that looks complete.
+        Output directory: new or empty (see ``overwrite``), not ``data``, not inside
+        it, not the working directory or a parent of either. It receives
+        ``results.md`` and ``results.json`` (the table), ``model1.pt`` ... (fitted
+        classifiers, see :meth:`DualHeadClassifier.save`), ``submission.csv`` (the best
+        model's competition submission for the test studies), and PNG plots.
+        Everything is written to a temporary sibling and moved into place at the end:
+        an interrupted or failed run leaves neither output nor temporary files.
     studies : int, optional
         Synthetic studies to generate (default 30, or 12 with ``quick``).
     quick : bool, default=False
@@ -198,22 +195,40 @@ def run_demo(
         Pretrained VGG-16 weights (a file or ``"IMAGENET1K_V1"`` from torchvision's cache).
     plots : bool, default=True
         Write the PNG plots (needs matplotlib).
+    overwrite : bool, default=False
+        Replace an existing ``out`` that a previous demo (or another spinecls
+        command) wrote; a directory spinecls did not write is never replaced.
 
     Returns
     -------
     pandas.DataFrame
         One row per model and baseline: per-head accuracy, precision, recall, F1 and
         the competition score on the test studies.
+
+    Raises
+    ------
+    FileExistsError, ValueError, OSError
+        Before any work, when ``out`` may not be written (see above).
+    KeyboardInterrupt
+        On Ctrl-C, even during training (which skorch would otherwise end quietly),
+        after removing everything written so far.
     """
     config = QUICK if quick else FULL
     if plots and importlib.util.find_spec("matplotlib") is None:
         _say("matplotlib is not installed: no plots (pip install 'spinecls[plot]')")
         plots = False
     out = Path(out)
+    if data is not None and not Path(data).is_dir():
+        raise NotADirectoryError(f"{data} is not a directory")
     started = time.perf_counter()
-    with atomic_directory(out) as tmp:
+    with (
+        stop_on_signals(),
+        atomic_directory(
+            out, written_by="spinecls.demo.run_demo", overwrite=overwrite, inputs=[data]
+        ) as tmp,
+    ):
         if data is None:
-            n = studies or config.studies
+            n = config.studies if studies is None else studies
             _say(f"generating {n} synthetic studies")
             root = make_synthetic_rsna(
                 tmp / "data", n_studies=n, random_state=random_state, n_jobs=-1
@@ -238,16 +253,12 @@ def run_demo(
                 pipe = _pipeline(spec, config, config.epochs[k], random_state, cache, weights)
                 pipe.fit(develop, y_develop, clf__groups=develop["study_id"].to_numpy())
                 _say(f"evaluating {name} on the test studies")
-                predicted = pipe.predict(test)
-                report = dual_head_report(y_test, predicted)
-                proba = pipe.predict_proba(test)[1]
-                submission = to_submission(test, proba, classes=pipe[-1].classes_[1])
-                score = rsna_score(solution, submission)
-                rows.append(_row(name, report, score))
-                fitted[name] = (pipe, submission)
-                pipe[-1].save(tmp / f"model{k + 1}.pt")
+                evaluation = evaluate(pipe, test, complete=True)
+                rows.append(_row(name, evaluation.report, evaluation.score))
+                fitted[name] = (pipe, evaluation.submission)
+                save_pipeline(pipe, tmp / f"model{k + 1}.pt")
                 if plots:
-                    _plots(tmp, name, pipe, test, y_test, report)
+                    _plots(tmp, name, pipe, test, y_test, evaluation.report)
         rows += _baselines(develop, test, solution)
         table = pd.DataFrame(rows)
         best = min(fitted, key=lambda n: table.set_index("model").loc[n, "competition score"])

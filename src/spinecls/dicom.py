@@ -3,8 +3,8 @@
 :func:`read_slice` decodes a file once into its stored pixels plus the few numbers
 needed to turn any region of it into real or normalised values
 (:meth:`DicomSlice.window`). Percentiles come exactly from a histogram of the integer
-pixels, which costs a fraction of a sort. :func:`slice_position` orders slices of a
-series along their normal.
+pixels, which costs a fraction of a sort. :func:`slice_position` and
+:func:`sort_slices` order the slices of a series along their normal.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ __all__ = [
     "exact_percentiles",
     "read_slice",
     "slice_position",
+    "sort_slices",
 ]
 
 NORMALIZE = ("percentile", "minmax", None)
@@ -311,3 +312,30 @@ def slice_position(path: str | os.PathLike) -> float:
         f"{path}: cannot order the slice: no ImagePositionPatient/ImageOrientationPatient, "
         "SliceLocation or InstanceNumber"
     )
+
+
+def sort_slices(paths) -> list[str]:
+    """The slices of one series in order along its normal, read from the headers only.
+
+    Sorted by :func:`slice_position`; ties by the file name's number (``12.dcm``),
+    then by path, so the order never depends on the directory listing.
+
+    Parameters
+    ----------
+    paths : iterable of str or path-like
+        The series' DICOM files.
+
+    Returns
+    -------
+    list of str
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        As :func:`slice_position`, for the first file that cannot be placed.
+    """
+    keyed = []
+    for path in map(os.fspath, paths):
+        stem = Path(path).stem
+        keyed.append((slice_position(path), int(stem) if stem.isdigit() else 0, path))
+    return [path for *_, path in sorted(keyed)]

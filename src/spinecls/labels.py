@@ -27,6 +27,18 @@ HEADS: tuple[str, ...] = ("condition", "severity")
 SEVERITY_WEIGHTS: dict[str, float] = {"normal_mild": 1.0, "moderate": 2.0, "severe": 4.0}
 """Per-row sample weights of the competition metric."""
 
+TARGETS: list[str] = list(SEVERITIES)
+"""The probability columns of a competition submission, in its order (a list, to index frames)."""
+
+SCORE_GROUPS: tuple[str, ...] = ("spinal", "foraminal", "subarticular")
+"""The competition score's condition groups; each is a word of its conditions' row ids."""
+
+ROW_ID_GROUP: str = rf"_({'|'.join(SCORE_GROUPS)})_"
+"""Regular expression whose first group is the :data:`SCORE_GROUPS` word of a row id."""
+
+SCORE_EPSILON: float = 1e-15
+"""The competition score clips normalised probabilities to ``[eps, 1 - eps]`` with this ``eps``."""
+
 SEVERITY_PRIORS: dict[str, tuple[float, float, float]] = {
     "Spinal Canal Stenosis": (0.878, 0.075, 0.047),
     "Left Neural Foraminal Narrowing": (0.78, 0.18, 0.04),
@@ -62,6 +74,15 @@ LATERAL_SWAP: dict[str, str] = {
     "Right Subarticular Stenosis": "Left Subarticular Stenosis",
 }
 """Condition each lateral condition becomes when the image is mirrored left to right."""
+
+CONDITION_SHORT_NAMES: dict[str, str] = {
+    "Spinal Canal Stenosis": "spinal canal",
+    "Left Neural Foraminal Narrowing": "left foraminal",
+    "Right Neural Foraminal Narrowing": "right foraminal",
+    "Left Subarticular Stenosis": "left subarticular",
+    "Right Subarticular Stenosis": "right subarticular",
+}
+"""Short condition names for figure titles."""
 
 
 def slug(name: str) -> str:

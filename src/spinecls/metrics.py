@@ -27,7 +27,20 @@ from sklearn.metrics import (
     recall_score,
 )
 
-from .labels import CONDITIONS, HEADS, LEVELS, SEVERITIES, SEVERITY_PRIORS, SEVERITY_WEIGHTS, slug
+from ._validation import two_columns
+from .labels import (
+    CONDITIONS,
+    HEADS,
+    LEVELS,
+    ROW_ID_GROUP,
+    SCORE_EPSILON,
+    SCORE_GROUPS,
+    SEVERITIES,
+    SEVERITY_PRIORS,
+    SEVERITY_WEIGHTS,
+    TARGETS,
+    slug,
+)
 
 __all__ = [
     "DualHeadReport",
@@ -42,44 +55,28 @@ __all__ = [
     "to_submission",
 ]
 
-TARGETS = list(SEVERITIES)
-EPSILON = 1e-15
-GROUPS = ("spinal", "foraminal", "subarticular")
 _MAX_LISTED = 10
 
 
 # -- label checks ----------------------------------------------------------------------
-def _two_columns(y, name: str) -> np.ndarray:
-    array = y.to_numpy() if isinstance(y, pd.DataFrame) else np.asarray(y, dtype=object)
-    if array.ndim != 2 or array.shape[1] != 2:
-        raise ValueError(
-            f"{name} must have two columns, condition then severity; got shape {array.shape}"
-        )
-    return array
-
-
-def _column(values) -> np.ndarray:
-    """One label column with a plain dtype (ints as ints), as sklearn.metrics expects."""
-    return pd.Series(np.asarray(values, dtype=object)).infer_objects().to_numpy()
-
-
-def _check_pair(y_true, y_pred, labels=None) -> tuple[np.ndarray, np.ndarray, list]:
-    true, pred = _two_columns(y_true, "y_true"), _two_columns(y_pred, "y_pred")
-    if len(true) != len(pred):
-        raise ValueError(f"y_true has {len(true)} rows but y_pred has {len(pred)}")
+def _check_pair(y_true, y_pred, labels=None) -> tuple[tuple, tuple, list]:
+    """The two columns of each (:func:`spinecls._validation.two_columns`) and each head's labels."""
+    true, pred = two_columns(y_true, "y_true"), two_columns(y_pred, "y_pred")
+    if len(true[0]) != len(pred[0]):
+        raise ValueError(f"y_true has {len(true[0])} rows but y_pred has {len(pred[0])}")
     if labels is None:
         labels = []
         for k, vocabulary in enumerate((CONDITIONS, SEVERITIES)):
-            seen = set(true[:, k].tolist())
+            seen = set(true[k].tolist())
             labels.append(list(vocabulary) if seen <= set(vocabulary) else None)
     resolved = []
     for k, head in enumerate(HEADS):
         allowed = labels[k]
-        values = sorted(set(true[:, k].tolist()) | set(pred[:, k].tolist()), key=str)
+        values = sorted(set(true[k].tolist()) | set(pred[k].tolist()), key=str)
         if allowed is not None:
             unknown = [v for v in values if v not in set(allowed)]
             if unknown:
-                where = "y_pred" if set(unknown) - set(true[:, k].tolist()) else "y_true"
+                where = "y_pred" if set(unknown) - set(true[k].tolist()) else "y_true"
                 raise ValueError(
                     f"unknown {head} label(s) {unknown} in {where}; expected one of {list(allowed)}"
                 )
@@ -182,7 +179,7 @@ def dual_head_report(y_true, y_pred, *, labels=None) -> DualHeadReport:
     true, pred, labels = _check_pair(y_true, y_pred, labels)
     rows, reports, matrices = {}, {}, {}
     for k, head in enumerate(HEADS):
-        t, p, head_labels = _column(true[:, k]), _column(pred[:, k]), labels[k]
+        t, p, head_labels = true[k], pred[k], labels[k]
         weighted = {"labels": head_labels, "average": "weighted", "zero_division": 0}
         rows[head] = {
             "accuracy": accuracy_score(t, p),
@@ -234,8 +231,8 @@ class HeadScorer:
 
     def __call__(self, estimator, X, y, sample_weight=None) -> float:
         k = HEADS.index(self.head)
-        true = _column(_two_columns(y, "y")[:, k])
-        predicted = _column(np.asarray(estimator.predict(X))[:, k])
+        true = two_columns(y)[k]
+        predicted = two_columns(estimator.predict(X), "predictions")[k]
         return float(_LABEL_METRICS[self.metric](true, predicted, sample_weight=sample_weight))
 
     def __repr__(self) -> str:
@@ -285,7 +282,7 @@ class RSNAScorer:
                 "rsna_scorer needs X to be rows with study_id, condition and level (a "
                 "Pipeline of LumbarPatchTransformer and DualHeadClassifier on load_rsna's frame)"
             )
-        severity = _two_columns(y, "y")[:, 1]
+        severity = two_columns(y)[1]
         frame = X[["study_id", "condition", "level"]].assign(severity=severity)
         proba = estimator.predict_proba(X)[1]
         submission = to_submission(frame, proba, classes=estimator.classes_[1], complete=False)
@@ -443,7 +440,7 @@ def to_submission(
 
 # -- the score -------------------------------------------------------------------------
 def _group(row_id: pd.Series) -> pd.Series:
-    return row_id.str.extract(r"_(spinal|foraminal|subarticular)_", expand=False)
+    return row_id.str.extract(ROW_ID_GROUP, expand=False)
 
 
 def _weighted_log_loss(y_true: np.ndarray, proba: np.ndarray, weight: np.ndarray) -> float:
@@ -519,7 +516,7 @@ def rsna_score(solution: pd.DataFrame, submission: pd.DataFrame) -> float:
     totals = predicted.sum(axis=1, keepdims=True)
     if (totals == 0).any():
         raise ValueError("submission rows whose probabilities sum to zero cannot be normalised")
-    predicted = np.clip(predicted / totals, EPSILON, 1 - EPSILON)
+    predicted = np.clip(predicted / totals, SCORE_EPSILON, 1 - SCORE_EPSILON)
     truth = merged[TARGETS].to_numpy(dtype=np.float64)
     weight = merged["sample_weight"].to_numpy(dtype=np.float64)
     group = _group(merged["row_id"])
@@ -528,7 +525,7 @@ def rsna_score(solution: pd.DataFrame, submission: pd.DataFrame) -> float:
             f"row_id of no known condition: {merged.loc[group.isna(), 'row_id'].tolist()[:5]}"
         )
     losses = []
-    for name in GROUPS:
+    for name in SCORE_GROUPS:
         rows = (group == name).to_numpy()
         if not rows.any():
             raise ValueError(f"the solution has no {name} rows; the score needs all three groups")

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .labels import CONDITION_SHORT_NAMES
+
 __all__ = [
     "conv_layers",
     "plot_confusion_matrices",
@@ -22,15 +24,6 @@ __all__ = [
     "plot_patches",
     "plot_training_curves",
 ]
-
-
-_SHORT = {
-    "Spinal Canal Stenosis": "spinal canal",
-    "Left Neural Foraminal Narrowing": "left foraminal",
-    "Right Neural Foraminal Narrowing": "right foraminal",
-    "Left Subarticular Stenosis": "left subarticular",
-    "Right Subarticular Stenosis": "right subarticular",
-}
 
 
 def _figure(**kwargs):
@@ -270,7 +263,7 @@ def plot_patches(X, y=None, n: int = 16, channel: int | None = None, path=None):
     titles = None
     if y is not None:
         labels = y.to_numpy() if hasattr(y, "to_numpy") else np.asarray(y)
-        titles = [f"{_SHORT.get(c, c)}\n{s}" for c, s in labels[: len(shown)]]
+        titles = [f"{CONDITION_SHORT_NAMES.get(c, c)}\n{s}" for c, s in labels[: len(shown)]]
     figure = _figure(figsize=(12, 1.9 * math.ceil(len(shown) / 8) + 0.4))
     _grid(figure, shown, titles)
     return _save(figure, path)

@@ -1,4 +1,13 @@
-"""Reading the competition layout and writing synthetic studies in it."""
+"""Reading the competition layout and writing synthetic studies in it.
+
+:func:`make_synthetic_rsna` is imported on first use (PEP 562): it draws with OpenCV,
+which reading the competition layout does not need.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
 
 from .rsna import (
     RSNADataWarning,
@@ -7,14 +16,27 @@ from .rsna import (
     load_rsna,
     read_series_descriptions,
 )
-from .synthetic import SEVERITY_PRIORS, make_synthetic_rsna
+
+if TYPE_CHECKING:
+    from .synthetic import make_synthetic_rsna
 
 __all__ = [
     "RSNADataWarning",
-    "SEVERITY_PRIORS",
     "image_paths",
     "load_coordinates",
     "load_rsna",
     "make_synthetic_rsna",
     "read_series_descriptions",
 ]
+
+
+def __getattr__(name: str):
+    if name == "make_synthetic_rsna":
+        value = importlib.import_module(".synthetic", __name__).make_synthetic_rsna
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .._validation import MAX_LISTED, finite_numbers, listing, located, whole_numbers
 from ..labels import CONDITIONS, LEVELS, RAW_SEVERITIES, WIDE_COLUMNS
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
 LABELS_CSV = "train.csv"
 COORDINATES_CSV = "train_label_coordinates.csv"
 DESCRIPTIONS_CSV = "{split}_series_descriptions.csv"
+SPLITS = ("train", "test")
 
 COORDINATE_COLUMNS = ("study_id", "series_id", "instance_number", "condition", "level", "x", "y")
 DESCRIPTION_COLUMNS = ("study_id", "series_id", "series_description")
@@ -45,7 +47,6 @@ OUTPUT_COLUMNS = (
 
 # Row numbers in messages are the CSV's own line numbers (header = line 1).
 _FIRST_DATA_LINE = 2
-_MAX_LISTED = 10
 
 
 class RSNADataWarning(UserWarning):
@@ -65,34 +66,17 @@ def _read_csv(path: Path, required: tuple[str, ...], dtype=None) -> pd.DataFrame
 
 
 def _lines(mask: np.ndarray) -> str:
-    lines = np.flatnonzero(mask) + _FIRST_DATA_LINE
-    shown = ", ".join(str(n) for n in lines[:_MAX_LISTED])
-    more = f" and {len(lines) - _MAX_LISTED} more" if len(lines) > _MAX_LISTED else ""
-    return f"line(s) {shown}{more}"
+    return located(mask, np.arange(len(mask)) + _FIRST_DATA_LINE, unit="line")
 
 
 def _as_int64(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
-    values = pd.to_numeric(frame[column], errors="coerce")
-    bad = values.isna().to_numpy() | (values % 1 != 0).to_numpy()
-    if bad.any():
-        examples = frame.loc[bad, column].head(_MAX_LISTED).tolist()
-        raise ValueError(
-            f"{path.name}: column {column!r} must hold whole numbers; "
-            f"got {examples} at {_lines(bad)}"
-        )
-    return values.astype(np.int64)
+    lines = np.arange(len(frame)) + _FIRST_DATA_LINE
+    return whole_numbers(frame[column], f"{path.name}: column {column!r}", lines, unit="line")
 
 
 def _as_float64(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
-    values = pd.to_numeric(frame[column], errors="coerce")
-    bad = ~np.isfinite(values.to_numpy(dtype=np.float64))
-    if bad.any():
-        examples = frame.loc[bad, column].head(_MAX_LISTED).tolist()
-        raise ValueError(
-            f"{path.name}: column {column!r} must hold finite numbers; "
-            f"got {examples} at {_lines(bad)}"
-        )
-    return values.astype(np.float64)
+    lines = np.arange(len(frame)) + _FIRST_DATA_LINE
+    return finite_numbers(frame[column], f"{path.name}: column {column!r}", lines, unit="line")
 
 
 def _check_vocabulary(values: pd.Series, allowed, column: str, path: Path) -> None:
@@ -100,7 +84,7 @@ def _check_vocabulary(values: pd.Series, allowed, column: str, path: Path) -> No
     if bad.any():
         unknown = sorted(set(values[bad].astype(str)))
         raise ValueError(
-            f"{path.name}: unknown {column} value(s) {unknown[:_MAX_LISTED]} at {_lines(bad)}; "
+            f"{path.name}: unknown {column} value(s) {unknown[:MAX_LISTED]} at {_lines(bad)}; "
             f"expected one of {list(allowed)}"
         )
 
@@ -112,7 +96,7 @@ def _read_labels(path: Path) -> pd.DataFrame:
     duplicated = wide["study_id"].duplicated(keep=False).to_numpy()
     if duplicated.any():
         raise ValueError(
-            f"{path.name}: study_id {sorted(set(wide.loc[duplicated, 'study_id']))[:_MAX_LISTED]} "
+            f"{path.name}: study_id {sorted(set(wide.loc[duplicated, 'study_id']))[:MAX_LISTED]} "
             f"appears more than once, at {_lines(duplicated)}"
         )
     cells = wide[list(WIDE_COLUMNS)].apply(lambda col: col.str.strip())
@@ -120,15 +104,14 @@ def _read_labels(path: Path) -> pd.DataFrame:
     unknown = filled & ~cells.isin(list(RAW_SEVERITIES))
     if unknown.to_numpy().any():
         rows, cols = np.nonzero(unknown.to_numpy())
-        where = [
+        where = (
             f"line {r + _FIRST_DATA_LINE} ({cells.columns[c]}={cells.iat[r, c]!r})"
-            for r, c in zip(rows[:_MAX_LISTED], cols[:_MAX_LISTED])
-        ]
+            for r, c in zip(rows, cols)
+        )
         values = sorted(set(cells.to_numpy()[rows, cols]))
         raise ValueError(
             f"{path.name}: unknown severity value(s) {values}; expected one of "
-            f"{list(RAW_SEVERITIES)} or blank. Found at {', '.join(where)}"
-            + (f" and {len(rows) - _MAX_LISTED} more" if len(rows) > _MAX_LISTED else "")
+            f"{list(RAW_SEVERITIES)} or blank. Found at {listing(where)}"
         )
     long = (
         cells.where(filled)
@@ -176,13 +159,15 @@ def read_series_descriptions(path: str | os.PathLike) -> pd.DataFrame:
         series = frame.loc[conflict, ["study_id", "series_id"]].drop_duplicates()
         raise ValueError(
             f"{path.name}: series with more than one description: "
-            f"{series.head(_MAX_LISTED).to_numpy().tolist()}"
+            f"{series.head(MAX_LISTED).to_numpy().tolist()}"
         )
     frame["series_description"] = frame["series_description"].astype(object)
     return frame.reset_index(drop=True)
 
 
-def image_paths(root: str | os.PathLike, frame: pd.DataFrame, split: str = "train") -> pd.Series:
+def image_paths(
+    root: str | os.PathLike, frame: pd.DataFrame, split: str | None = "train"
+) -> pd.Series:
     """Absolute DICOM paths ``{root}/{split}_images/{study}/{series}/{instance}.dcm``.
 
     Parameters
@@ -191,15 +176,27 @@ def image_paths(root: str | os.PathLike, frame: pd.DataFrame, split: str = "trai
         The competition directory.
     frame : pandas.DataFrame
         Rows with integer ``study_id``, ``series_id`` and ``instance_number``.
-    split : {"train", "test"}
-        Which image folder.
+    split : {"train", "test"} or None, default="train"
+        Which image folder. None: for each study, the split whose
+        ``{split}_images/{study_id}`` folder exists (``"train"`` when neither does).
 
     Returns
     -------
     pandas.Series
         One path string per row, aligned with ``frame.index``.
     """
-    prefix = f"{Path(root).resolve() / f'{split}_images'}{os.sep}"
+    root = Path(root).resolve()
+    if split is None:
+        found = {
+            study: next(
+                (s for s in SPLITS if (root / f"{s}_images" / str(study)).is_dir()), SPLITS[0]
+            )
+            for study in frame["study_id"].unique()
+        }
+        split_of = frame["study_id"].map(found)
+    else:
+        split_of = pd.Series(split, index=frame.index, dtype=object)
+    prefix = split_of.map({s: f"{root / f'{s}_images'}{os.sep}" for s in split_of.unique()})
     return (
         prefix
         + frame["study_id"].astype(str)
@@ -209,6 +206,51 @@ def image_paths(root: str | os.PathLike, frame: pd.DataFrame, split: str = "trai
         + frame["instance_number"].astype(str)
         + ".dcm"
     )
+
+
+def _description_table(root: str | os.PathLike, splits=SPLITS, required: bool = False):
+    """The series descriptions of ``splits`` as one table, the first split's entry first.
+
+    Parameters
+    ----------
+    root : str or path-like
+        The competition directory.
+    splits : sequence of {"train", "test"}, default=("train", "test")
+        Whose ``{split}_series_descriptions.csv`` to read, in order of precedence.
+    required : bool, default=False
+        Raise when a file is missing instead of skipping it.
+
+    Returns
+    -------
+    pandas.DataFrame or None
+        As :func:`read_series_descriptions`, one row per series; None when no file exists.
+    """
+    paths = [Path(root) / DESCRIPTIONS_CSV.format(split=s) for s in splits]
+    tables = [read_series_descriptions(p) for p in paths if required or p.is_file()]
+    if not tables:
+        return None
+    return pd.concat(tables).drop_duplicates(["study_id", "series_id"])
+
+
+def _describe_series(frame: pd.DataFrame, table: pd.DataFrame) -> pd.Series:
+    """Each row's ``series_description`` from ``table`` (missing where it has none).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Rows with integer ``study_id`` and ``series_id``.
+    table : pandas.DataFrame
+        From :func:`_description_table`.
+
+    Returns
+    -------
+    pandas.Series
+        Aligned with ``frame.index``.
+    """
+    merged = frame[["study_id", "series_id"]].merge(
+        table, on=["study_id", "series_id"], how="left", validate="m:1"
+    )
+    return merged["series_description"].set_axis(frame.index)
 
 
 def _read_coordinates(path: Path) -> pd.DataFrame:
@@ -246,12 +288,10 @@ def load_coordinates(root: str | os.PathLike, split: str = "test") -> pd.DataFra
     """
     root = Path(root)
     coords = _read_coordinates(root / f"{split}_label_coordinates.csv")
-    descriptions_path = root / DESCRIPTIONS_CSV.format(split=split)
-    if descriptions_path.is_file():
-        descriptions = read_series_descriptions(descriptions_path)
-        coords = coords.merge(descriptions, on=["study_id", "series_id"], how="left")
-    else:
-        coords["series_description"] = None
+    descriptions = _description_table(root, [split])
+    coords["series_description"] = (
+        None if descriptions is None else _describe_series(coords, descriptions)
+    )
     coords["image_path"] = image_paths(root, coords, split=split)
     columns = [c for c in OUTPUT_COLUMNS if c != "severity"]
     return coords[columns].reset_index(drop=True)
@@ -314,7 +354,7 @@ def load_rsna(root: str | os.PathLike) -> pd.DataFrame:
     root = Path(root)
     labels = _read_labels(root / LABELS_CSV)
     coords = _read_coordinates(root / COORDINATES_CSV)
-    descriptions = read_series_descriptions(root / DESCRIPTIONS_CSV.format(split="train"))
+    descriptions = _description_table(root, ["train"], required=True)
 
     merged = coords.merge(labels, on=["study_id", "condition", "level"], how="left", indicator=True)
     unlabelled = (merged["_merge"] == "left_only").to_numpy()
@@ -336,7 +376,7 @@ def load_rsna(root: str | os.PathLike) -> pd.DataFrame:
         )
     merged = merged.loc[~(unlabelled | blank)].drop(columns="_merge")
 
-    merged = merged.merge(descriptions, on=["study_id", "series_id"], how="left", validate="m:1")
+    merged["series_description"] = _describe_series(merged, descriptions)
     undescribed = merged["series_description"].isna()
     if undescribed.any():
         series = merged.loc[undescribed, ["study_id", "series_id"]].drop_duplicates()
@@ -344,7 +384,7 @@ def load_rsna(root: str | os.PathLike) -> pd.DataFrame:
             f"load_rsna: {int(undescribed.sum())} coordinate row(s) lie on "
             f"{len(series)} series absent from {DESCRIPTIONS_CSV.format(split='train')}; "
             f"kept with a missing series_description: "
-            f"{series.head(_MAX_LISTED).to_numpy().tolist()}",
+            f"{series.head(MAX_LISTED).to_numpy().tolist()}",
             RSNADataWarning,
             stacklevel=2,
         )

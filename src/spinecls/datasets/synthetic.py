@@ -21,7 +21,7 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from .._atomic import atomic_directory
+from .._atomic import atomic_directory, check_destination
 from ..labels import LEVELS, RAW_SEVERITIES, SEVERITIES, SEVERITY_PRIORS, WIDE_COLUMNS
 from ._acquisition import design
 from ._phantom import render
@@ -149,13 +149,6 @@ def _study(images: Path, seed: np.random.SeedSequence, study_id: int, size_range
     return {"labels": label_row, "coords": coords, "descriptions": descriptions}
 
 
-def _check_destination(path: Path, overwrite: bool) -> None:
-    if path.exists() and not path.is_dir():
-        raise FileExistsError(f"{path} exists and is not a directory")
-    if path.is_dir() and any(path.iterdir()) and not overwrite:
-        raise FileExistsError(f"{path} is not empty; pass overwrite=True to replace it")
-
-
 def _write_truth(folder: Path, records: list[dict]) -> None:
     """The labels, coordinates and series in the training files' format."""
     pd.DataFrame([r["labels"] for r in records]).to_csv(folder / LABELS_CSV, index=False)
@@ -204,7 +197,8 @@ def make_synthetic_rsna(
     Parameters
     ----------
     root : str or path-like
-        Output directory. It must not exist or be empty, unless ``overwrite``.
+        Output directory, new or empty (missing parents are created); not the working
+        directory or a parent of it.
     n_studies : int, default=20
         Number of studies.
     random_state : int or None, default=0
@@ -214,7 +208,8 @@ def make_synthetic_rsna(
     n_jobs : int or None, default=None
         Studies written in parallel by joblib (``-1``: all cores).
     overwrite : bool, default=False
-        Replace a non-empty ``root`` (and ``truth_dir``).
+        Replace a non-empty ``root`` (and ``truth_dir``) that spinecls wrote (it holds a
+        ``.spinecls-output.json`` listing its files); any other directory is refused.
     split : {"train", "test"}, default="train"
         ``"train"``: labels, coordinates and images in ``root``, as the competition's
         training data. ``"test"``: the competition's test layout in ``root``
@@ -237,22 +232,24 @@ def make_synthetic_rsna(
 
     Notes
     -----
-    Each directory is written to a temporary sibling and moved into place at the end,
-    the truth before ``root``, so an interrupted run leaves no half-written directory
-    and no ``root`` without its truth.
+    Both destinations are checked before any study is drawn. Each directory is written
+    to a temporary sibling and moved into place at the end, the truth before ``root``,
+    so an interrupted or failed run leaves no half-written directory, no temporary
+    files and no ``root`` without its truth.
 
     Examples
     --------
     >>> import spinecls, tempfile
     >>> root = spinecls.make_synthetic_rsna(tempfile.mkdtemp() + "/rsna", n_studies=2)
     >>> sorted(p.name for p in root.iterdir())  # doctest: +NORMALIZE_WHITESPACE
-    ['train.csv', 'train_images', 'train_label_coordinates.csv',
+    ['.spinecls-output.json', 'train.csv', 'train_images', 'train_label_coordinates.csv',
      'train_series_descriptions.csv']
     >>> test = spinecls.make_synthetic_rsna(
     ...     tempfile.mkdtemp() + "/rsna", n_studies=2, split="test", image_size=(64, 64)
     ... )
     >>> sorted(p.name for p in test.iterdir())  # doctest: +NORMALIZE_WHITESPACE
-    ['sample_submission.csv', 'test_images', 'test_series_descriptions.csv']
+    ['.spinecls-output.json', 'sample_submission.csv', 'test_images',
+     'test_series_descriptions.csv']
     >>> len(spinecls.load_rsna(test.with_name("rsna_truth"))) > 0
     True
     """
@@ -274,7 +271,7 @@ def make_synthetic_rsna(
             raise ValueError(f"truth_dir {truth} must lie outside root {root}, and root outside it")
     for destination in (root, truth):
         if destination is not None:
-            _check_destination(destination, overwrite)
+            check_destination(destination, directory=True, overwrite=overwrite, create_parents=True)
 
     seeds = np.random.SeedSequence(random_state).spawn(int(n_studies) + 1)
     id_rng = np.random.default_rng(seeds[0])
@@ -284,10 +281,13 @@ def make_synthetic_rsna(
         if candidate not in study_ids:
             study_ids.append(candidate)
 
+    written_by = "spinecls.make_synthetic_rsna"
     # The truth is moved into place first: a root that looks complete has its truth.
     with (
-        atomic_directory(root) as tmp,
-        atomic_directory(truth) if truth is not None else nullcontext() as truth_tmp,
+        atomic_directory(root, written_by=written_by, overwrite=overwrite) as tmp,
+        atomic_directory(truth, written_by=written_by, overwrite=overwrite)
+        if truth is not None
+        else nullcontext() as truth_tmp,
     ):
         images = tmp / f"{split}_images"
         records = Parallel(n_jobs=n_jobs)(

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
+from typing import ClassVar
+
 import torch
 from torch import nn
 
-from .heads import DualHead
+from .heads import DualHead, check_dropout, check_params, check_width, check_widths
 
 __all__ = ["InceptionCNN", "InceptionModule"]
 
@@ -64,7 +67,19 @@ class InceptionCNN(nn.Module):
     hidden : int, default=128
         Width of the dense layer and of each head's hidden layer.
     dropout : float, default=0.3
+
+    Notes
+    -----
+    Filter counts and ``hidden`` are at most :data:`~spinecls.models.heads.MAX_WIDTH`.
     """
+
+    PARAM_CHECKS: ClassVar[dict] = {
+        "stem": partial(check_widths, length=2),
+        "branch": partial(check_widths, length=6),
+        "hidden": check_width,
+        "dropout": check_dropout,
+    }
+    """Checks of the keyword parameters, run before anything is allocated."""
 
     def __init__(
         self,
@@ -77,6 +92,10 @@ class InceptionCNN(nn.Module):
         dropout: float = 0.3,
     ):
         super().__init__()
+        check_params(
+            self.PARAM_CHECKS,
+            {"stem": stem, "branch": branch, "hidden": hidden, "dropout": dropout},
+        )
         self.stem = nn.Sequential(
             _conv(in_channels, stem[0], 3),
             nn.MaxPool2d(2),

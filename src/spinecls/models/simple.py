@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
+from typing import ClassVar
+
 import torch
 from torch import nn
 
-from .heads import DualHead
+from .heads import DualHead, check_dropout, check_params, check_width, check_widths
 
 __all__ = ["SimpleCNN"]
 
@@ -29,8 +32,16 @@ class SimpleCNN(nn.Module):
     Notes
     -----
     An adaptive average pool to 4 x 4 before the dense layers makes the network
-    accept any input of at least 8 x 8 pixels.
+    accept any input of at least 8 x 8 pixels. Widths are at most
+    :data:`~spinecls.models.heads.MAX_WIDTH`.
     """
+
+    PARAM_CHECKS: ClassVar[dict] = {
+        "widths": partial(check_widths, length=3),
+        "hidden": check_width,
+        "dropout": check_dropout,
+    }
+    """Checks of the keyword parameters, run before anything is allocated."""
 
     def __init__(
         self,
@@ -42,6 +53,7 @@ class SimpleCNN(nn.Module):
         dropout: float = 0.3,
     ):
         super().__init__()
+        check_params(self.PARAM_CHECKS, {"widths": widths, "hidden": hidden, "dropout": dropout})
         layers: list[nn.Module] = []
         channels = in_channels
         for width in widths:

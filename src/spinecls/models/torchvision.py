@@ -12,13 +12,16 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Any, ClassVar
 
 import torch
 import torchvision
 from torch import nn
+from torchvision.models import WeightsEnum
 
-from .heads import DualHead
+from .heads import DualHead, check_dropout, check_params, check_width
 
 __all__ = ["ARCHITECTURES", "TorchvisionBackbone", "adapt_input_conv", "load_pretrained"]
 
@@ -88,17 +91,44 @@ def adapt_input_conv(conv: nn.Conv2d, in_channels: int) -> nn.Conv2d:
     return new
 
 
-def load_pretrained(arch: str, weights: str | os.PathLike) -> dict[str, torch.Tensor]:
+def check_weights(name: str, value: Any) -> None:
+    """Raise ValueError unless ``value`` is None, a str, a path or a torchvision weights member."""
+    if value is not None and not isinstance(value, (str, os.PathLike, WeightsEnum)):
+        raise ValueError(
+            f"{name} must be None, a file path, a weights name such as 'IMAGENET1K_V1' or a "
+            f"torchvision weights member; got {type(value).__name__}"
+        )
+
+
+def _weights_member(arch: str, weights) -> WeightsEnum | None:
+    """The member of ``arch``'s weights enum that ``weights`` names, or None for a path."""
+    enum = torchvision.models.get_model_weights(arch)
+    if isinstance(weights, WeightsEnum):
+        try:
+            return enum.verify(weights)
+        except TypeError:
+            raise ValueError(
+                f"weights={weights} are not {arch}'s weights; expected one of "
+                f"{[f'{enum.__name__}.{m}' for m in enum.__members__]}"
+            ) from None
+    name = str(weights).removeprefix(f"{enum.__name__}.")
+    return enum.verify(name) if isinstance(weights, str) and name in enum.__members__ else None
+
+
+def load_pretrained(arch: str, weights: str | os.PathLike | WeightsEnum) -> dict[str, torch.Tensor]:
     """The state dict of pretrained weights, without any download.
 
     Parameters
     ----------
     arch : str
         torchvision architecture name, e.g. ``"vgg16"``.
-    weights : str or path-like
-        A local state dict file (loaded with ``weights_only=True``), or the name of a
-        member of torchvision's weights enum (``"IMAGENET1K_V1"``, ``"DEFAULT"``),
-        read from torchvision's cache (``$TORCH_HOME/hub/checkpoints``).
+    weights : str, path-like or torchvision weights member
+        A local state dict file (loaded with ``weights_only=True``); the name of a member
+        of torchvision's weights enum (``"IMAGENET1K_V1"``, ``"DEFAULT"``,
+        ``"ResNet18_Weights.IMAGENET1K_V1"``) or the member itself
+        (``torchvision.models.ResNet18_Weights.IMAGENET1K_V1``, checked with
+        ``WeightsEnum.verify``), read from torchvision's cache
+        (``$TORCH_HOME/hub/checkpoints``).
 
     Raises
     ------
@@ -106,26 +136,25 @@ def load_pretrained(arch: str, weights: str | os.PathLike) -> dict[str, torch.Te
         If the file is missing, or the enum's file is not in the cache: the message
         says which file to place where.
     ValueError
-        If ``weights`` is neither a file nor a weights name of ``arch``.
+        If ``weights`` is neither a file nor a weights name or member of ``arch``.
     """
-    enum = torchvision.models.get_model_weights(arch)
-    name = str(weights)
-    if name in enum.__members__:
-        member = enum[name]
+    member = _weights_member(arch, weights)
+    if member is not None:
         filename = member.url.rsplit("/", 1)[-1]
-        cache = Path(torch.hub.get_dir()) / "checkpoints"
-        path = cache / filename
+        path = Path(torch.hub.get_dir()) / "checkpoints" / filename
         if not path.is_file():
             raise FileNotFoundError(
-                f"{arch} weights {enum.__name__}.{member.name} are not in torchvision's cache "
-                f"and nothing is downloaded at run time: place {filename} (from {member.url}) "
-                f"at {path}, or pass weights='/path/to/state_dict.pth'"
+                f"{arch} weights {member} are not in torchvision's cache and nothing is "
+                f"downloaded at run time: place {filename} (from {member.url}) at {path}, or "
+                "pass weights='/path/to/state_dict.pth'"
             )
     else:
-        path = Path(weights)
+        name = os.fspath(weights)
+        path = Path(name)
         if not path.is_file():
             if path.suffix or os.sep in name:
                 raise FileNotFoundError(f"pretrained weights file not found: {path}")
+            enum = torchvision.models.get_model_weights(arch)
             raise ValueError(
                 f"weights={name!r} is neither a file nor one of {arch}'s weights "
                 f"{list(enum.__members__)}"
@@ -134,6 +163,11 @@ def load_pretrained(arch: str, weights: str | os.PathLike) -> dict[str, torch.Te
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     return state
+
+
+def _check_bool(name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
 
 
 def _submodule(root: nn.Module, dotted: str) -> tuple[nn.Module, str]:
@@ -155,16 +189,26 @@ class TorchvisionBackbone(nn.Module):
         Input channels; the first convolution is adapted (see :func:`adapt_input_conv`).
     n_conditions, n_severities : int
         Classes of the two heads.
-    weights : None, str or path-like, default=None
-        None (random initialisation), a local state dict file, or a torchvision
-        weights name such as ``"IMAGENET1K_V1"`` (see :func:`load_pretrained`).
-        Pretrained weights are loaded first, then the classifier is replaced.
+    weights : None, str, path-like or torchvision weights member, default=None
+        None (random initialisation), a local state dict file, or torchvision weights
+        such as ``"IMAGENET1K_V1"`` or ``ResNet18_Weights.IMAGENET1K_V1`` (see
+        :func:`load_pretrained`). Pretrained weights are loaded first, then the
+        classifier is replaced.
     freeze_features : bool, default=False
         Keep the feature extractor's weights fixed (transfer learning).
-    hidden : int, default=256
-        Width of each head's hidden layer.
+    hidden : int or None, default=256
+        Width of each head's hidden layer (at most :data:`~spinecls.models.heads.MAX_WIDTH`;
+        None: linear heads).
     dropout : float, default=0.3
     """
+
+    PARAM_CHECKS: ClassVar[dict] = {
+        "weights": check_weights,
+        "freeze_features": _check_bool,
+        "hidden": partial(check_width, optional=True),
+        "dropout": check_dropout,
+    }
+    """Checks of the keyword parameters, run before anything is allocated."""
 
     def __init__(
         self,
@@ -180,6 +224,15 @@ class TorchvisionBackbone(nn.Module):
         super().__init__()
         if arch not in ARCHITECTURES:
             raise ValueError(f"arch must be one of {list(ARCHITECTURES)}, got {arch!r}")
+        check_params(
+            self.PARAM_CHECKS,
+            {
+                "weights": weights,
+                "freeze_features": freeze_features,
+                "hidden": hidden,
+                "dropout": dropout,
+            },
+        )
         spec = ARCHITECTURES[arch]
         model = getattr(torchvision.models, arch)(weights=None)
         if weights is not None:

@@ -1,0 +1,208 @@
+"""The transformer's engine: rows grouped by series, decoded once, cut into patches.
+
+:func:`extract` runs series in joblib workers (:class:`SeriesExtractor`), keeps each
+row's error for the caller, and caches decoded series and whole calls in ``memory``.
+The patch geometry itself is :mod:`spinecls.patches`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+from joblib import Parallel, delayed, effective_n_jobs
+from tqdm.auto import tqdm
+
+from . import dicom, patches
+from ._cache import check_cache, decoded_series, folder_stamps, sorted_series, stamp
+
+
+@dataclass(frozen=True)
+class _Normalised:
+    """A decoded slice as :mod:`spinecls.patches` reads it: normalised window by window."""
+
+    source: dicom.DicomSlice
+    normalize: str | None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.source.pixels.shape
+
+    def window(self, top: int, left: int, height: int, width: int) -> np.ndarray:
+        return self.source.window(top, left, height, width, self.normalize)
+
+
+class SeriesExtractor:
+    """Patch extraction for one series at a time (runs in joblib workers).
+
+    ``params``: ``patch_size``, ``output_size``, ``mode``, ``slices``, ``normalize``,
+    ``blur`` and ``memory``, validated by the transformer.
+    """
+
+    def __init__(self, params: dict):
+        self.__dict__.update(params)
+        memory = check_cache(params["memory"])
+        self.order_cached = None if memory is None else memory.cache(sorted_series)
+        self.decode_cached = None if memory is None else memory.cache(decoded_series)
+
+    def _order(self, folder: str) -> list[str]:
+        entries = sorted(
+            e.path for e in os.scandir(folder) if e.is_file() and e.name.endswith(".dcm")
+        )
+        if self.order_cached is None:  # no cache: the stamps would key nothing
+            return dicom.sort_slices(entries)
+        return self.order_cached(tuple(stamp(p) for p in entries))
+
+    def _decode(self, paths: list[str]) -> dict[str, dicom.DicomSlice | Exception]:
+        if self.decode_cached is not None:
+            try:
+                # one cache entry per series: a hit costs one lookup for all its slices
+                return self.decode_cached(tuple(stamp(p) for p in sorted(paths)))
+            except Exception:  # noqa: BLE001 - redone file by file below to keep each error
+                pass
+        decoded: dict[str, dicom.DicomSlice | Exception] = {}
+        for path in paths:
+            try:
+                decoded[path] = dicom.read_slice(path)
+            except Exception as exc:  # noqa: BLE001 - reported per row by the caller
+                decoded[path] = exc
+        return decoded
+
+    def _channels(self, folder: str, rows: list[tuple]) -> tuple[dict, list]:
+        """Each row's slices (2.5D neighbours in slice order), or its error."""
+        half = self.slices // 2
+        if not half:
+            return {position: [path] for position, path, *_ in rows}, []
+        try:
+            order = self._order(folder)
+        except Exception as exc:  # noqa: BLE001 - every row of the series gets it
+            return {}, [(position, exc) for position, *_ in rows]
+        channels, errors = {}, []
+        for position, path, _, _, ids in rows:
+            if path not in order:
+                errors.append((position, missing(path, ids)))
+                continue
+            i = order.index(path)
+            picked = [min(max(i + k, 0), len(order) - 1) for k in range(-half, half + 1)]
+            channels[position] = [order[k] for k in picked]
+        return channels, errors
+
+    def __call__(self, folder: str, rows: list[tuple]) -> tuple[list, list]:
+        """Patches for the rows of one series: ``rows`` = (position, path, x, y, ids)."""
+        channels, errors = self._channels(folder, rows)
+        decoded = self._decode(sorted({p for paths in channels.values() for p in paths}))
+        images = {
+            p: _Normalised(s, self.normalize)
+            for p, s in decoded.items()
+            if not isinstance(s, Exception)
+        }
+        whole: dict[str, np.ndarray] = {}  # marker mode: each slice resized once
+        results = []
+        for position, path, x, y, ids in rows:
+            if position not in channels:
+                continue
+            bad = next((decoded[p] for p in channels[position] if p not in images), None)
+            if bad is not None:
+                if isinstance(bad, FileNotFoundError):
+                    bad = missing(path, ids)
+                errors.append((position, bad))
+                continue
+            if self.mode == "crop":
+                planes = [
+                    patches.crop(images[p], x, y, self.patch_size, self.output_size, self.blur)
+                    for p in channels[position]
+                ]
+            else:
+                for p in channels[position]:
+                    if p not in whole:
+                        whole[p] = patches.whole(images[p], self.output_size, self.blur)
+                planes = [whole[p] for p in channels[position]]
+                planes.append(patches.marker(images[path].shape, x, y, self.output_size))
+            results.append((position, np.stack(planes)))
+        return results, errors
+
+    def many(self, series: list[tuple[str, list]]) -> tuple[list, list]:
+        """:meth:`__call__` over several series, results concatenated."""
+        found, errors = [], []
+        for folder, rows in series:
+            p, e = self(folder, rows)
+            found.extend(p)
+            errors.extend(e)
+        return found, errors
+
+
+def missing(path: str, ids: tuple) -> FileNotFoundError:
+    """The error of a row whose DICOM file does not exist, naming the row's ids."""
+    study, series, instance = ids
+    return FileNotFoundError(
+        f"DICOM file not found: {path} (study {study}, series {series}, instance {instance})"
+    )
+
+
+class PartialResult(Exception):  # noqa: N818 - a carrier, not an error
+    """Raised by :func:`_extract_all` when some rows failed, so the call is not cached."""
+
+    def __init__(self, out: np.ndarray, failures: list):
+        super().__init__(f"{len(failures)} row(s) failed")
+        self.out, self.failures = out, failures
+
+
+def _group_by_series(paths, xs, ys, ids) -> dict[str, list]:
+    jobs: dict[str, list] = defaultdict(list)
+    for position, (path, x, y, i) in enumerate(zip(paths, xs, ys, ids)):
+        jobs[os.path.dirname(path)].append(
+            (position, str(path), float(x), float(y), tuple(int(v) for v in i))
+        )
+    return jobs
+
+
+def _extract_all(params, paths, xs, ys, ids, shape, on_error, n_jobs, verbose) -> np.ndarray:
+    """Patches for every row; the unit that ``memory`` caches for a whole call.
+
+    Arguments are arrays (paths as a unicode array) so that the cache key hashes fast.
+    """
+    extractor = SeriesExtractor({k: v for k, v in params.items() if k != "stamps"})
+    series = list(_group_by_series(paths, xs, ys, ids).items())
+    # A few large tasks per worker: one task per series spends more time shipping
+    # work between processes than decoding it.
+    workers = effective_n_jobs(n_jobs)
+    n_tasks = len(series) if workers == 1 else min(len(series), 16 * workers)
+    chunks = [series[i::n_tasks] for i in range(n_tasks)]
+    out = np.zeros(shape, np.float32)
+    results = Parallel(n_jobs=n_jobs, return_as="generator")(
+        delayed(extractor.many)(chunk) for chunk in chunks
+    )
+    failures = []
+    with tqdm(total=len(series), disable=not verbose, desc="patches", unit="series") as bar:
+        for chunk, (found, errors) in zip(chunks, results):
+            if errors and on_error == "raise":
+                raise min(errors, key=lambda e: e[0])[1]
+            failures.extend(errors)
+            for position, patch in found:
+                out[position] = patch
+            bar.update(len(chunk))
+    if failures:
+        raise PartialResult(out, failures)
+    return out
+
+
+def extract(params: dict, paths, xs, ys, ids, shape, on_error, n_jobs, verbose):
+    """Patches for every row and the rows that failed, as ``(out, [(position, error)])``.
+
+    With ``params["memory"]`` the whole call is cached too, keyed by the rows, the
+    parameters and the files' stamps: GridSearchCV transforms the same fold for every
+    candidate. A call in which a row failed is never cached.
+    """
+    memory = check_cache(params["memory"])
+    run = _extract_all
+    if memory is not None:
+        run = memory.cache(_extract_all, ignore=["on_error", "n_jobs", "verbose"])
+        params = {**params, "stamps": folder_stamps({os.path.dirname(p) for p in paths})}
+    try:
+        out = run(params, paths, xs, ys, ids, shape, on_error, n_jobs, verbose)
+    except PartialResult as partial:
+        return partial.out, partial.failures
+    # a cached result comes back as a read-only memory map: copy it
+    return (out if out.flags.writeable else np.array(out)), []

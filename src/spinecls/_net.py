@@ -1,0 +1,312 @@
+"""The skorch side of DualHeadClassifier: the net, its two-head loss and callbacks.
+
+Written around skorch's known pitfalls for two-headed models:
+
+- ``NeuralNet.predict_proba`` keeps only the first element of a tuple output, so
+  :meth:`DualHeadNet.predict_proba` returns both heads;
+- ``NeuralNetClassifier`` infers one ``classes_`` over both columns of y and
+  stratifies on them, so the net is a plain ``NeuralNet`` with a two-head loss;
+- skorch's default validation split is an unshuffled KFold, which puts patches of one
+  study on both sides: :func:`validation_split` shuffles, by study when it can;
+- the training iterator does not shuffle unless told: ``iterator_train__shuffle=True``;
+- weights are seeded before ``initialize``, inside :func:`torch_seed`, which leaves the
+  caller's global torch generators as they were.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import partial
+
+import numpy as np
+import torch
+from sklearn.model_selection import GroupShuffleSplit, ShuffleSplit
+from skorch import NeuralNet
+from skorch.callbacks import Callback, EarlyStopping, LRScheduler, ProgressBar
+from skorch.helper import predefined_split
+from skorch.history import History
+from skorch.utils import to_numpy
+from torch import nn
+
+from .augment import AugmentedDataset, lateral_swap, make_augmentation
+from .labels import HEADS, SEVERITIES, SEVERITY_WEIGHTS
+from .models import build_backbone, takes_weights
+from .persistence import check_state_dict
+
+__all__ = [
+    "OPTIMIZERS",
+    "DualHeadLoss",
+    "DualHeadNet",
+    "HeadAccuracy",
+    "make_net",
+    "module_params",
+    "restore_net",
+    "seed_from",
+    "severity_class_weights",
+    "torch_seed",
+    "validation_split",
+]
+
+OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+"""Optimizers by the names ``DualHeadClassifier(optimizer=...)`` takes."""
+
+
+class DualHeadLoss(nn.Module):
+    """Sum of the two heads' cross-entropies; the severity one optionally class-weighted.
+
+    Parameters
+    ----------
+    severity_weight : sequence of float, optional
+        One weight per severity class.
+    """
+
+    def __init__(self, severity_weight=None):
+        super().__init__()
+        weight = None if severity_weight is None else torch.as_tensor(severity_weight).float()
+        self.register_buffer("severity_weight", weight)
+
+    def forward(self, y_pred, y_true):
+        condition, severity = y_pred
+        y_true = y_true.long()
+        return nn.functional.cross_entropy(condition, y_true[:, 0]) + nn.functional.cross_entropy(
+            severity, y_true[:, 1], weight=self.severity_weight
+        )
+
+
+class HeadAccuracy(Callback):
+    """Per-head accuracy of every epoch, from the batches' own predictions.
+
+    Records ``train_condition_acc``, ``train_severity_acc``, ``valid_condition_acc``
+    and ``valid_severity_acc`` in the history, without a second pass over the data
+    (training accuracy is measured in training mode, as Keras reports it).
+    """
+
+    def on_epoch_begin(self, net, **kwargs):
+        self.counts_ = {(split, head): [0, 0] for split in ("train", "valid") for head in HEADS}
+
+    def on_batch_end(self, net, batch=None, training=None, y_pred=None, **kwargs):
+        if y_pred is None or batch is None:
+            return
+        y_true = batch[1].to(y_pred[0].device)
+        split = "train" if training else "valid"
+        for k, head in enumerate(HEADS):
+            count = self.counts_[(split, head)]
+            count[0] += int((y_pred[k].argmax(dim=1) == y_true[:, k]).sum())
+            count[1] += len(y_true)
+
+    def on_epoch_end(self, net, **kwargs):
+        for (split, head), (correct, total) in self.counts_.items():
+            if total:
+                net.history.record(f"{split}_{head}_acc", correct / total)
+
+
+class DualHeadNet(NeuralNet):
+    """skorch ``NeuralNet`` that augments training batches and predicts both heads.
+
+    Parameters
+    ----------
+    *args, **kwargs
+        As for :class:`skorch.NeuralNet`.
+    augmentation : albumentations.Compose, optional
+        Applied per sample in training only (see :func:`spinecls.augment.make_augmentation`).
+    lateral_swap : ndarray of int, optional
+        Condition code a mirrored image shows (see :func:`spinecls.augment.lateral_swap`).
+    """
+
+    def __init__(self, *args, augmentation=None, lateral_swap=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.augmentation = augmentation
+        self.lateral_swap = lateral_swap
+
+    def get_iterator(self, dataset, training=False):
+        if training and self.augmentation is not None:
+            dataset = AugmentedDataset(dataset, self.augmentation, self.lateral_swap)
+        return super().get_iterator(dataset, training=training)
+
+    def predict_proba(self, X) -> list[np.ndarray]:
+        """Softmax probabilities of both heads, ``[P_condition, P_severity]``.
+
+        skorch's own ``predict_proba`` keeps only the first output of a tuple; this one
+        runs the same :meth:`forward_iter` and keeps both.
+        """
+        parts: tuple[list, list] = ([], [])
+        for outputs in self.forward_iter(X, training=False, device=self.device):
+            for part, logits in zip(parts, outputs):
+                part.append(to_numpy(torch.softmax(logits, dim=1)))
+        return [np.concatenate(part) for part in parts]
+
+
+def severity_class_weights(weights, classes: np.ndarray) -> list[float] | None:
+    """The severity loss's class weights, in the order of ``classes``.
+
+    Parameters
+    ----------
+    weights : None, "rsna", sequence or dict
+        As ``DualHeadClassifier(severity_weights=...)`` takes them.
+    classes : ndarray
+        The severity classes, sorted (``classes_[1]``).
+    """
+    if weights is None:
+        return None
+    if isinstance(weights, str):
+        if weights != "rsna":
+            raise ValueError(
+                f"severity_weights must be None, 'rsna', a sequence or a dict; got {weights!r}"
+            )
+        table = {**SEVERITY_WEIGHTS, **dict(enumerate(SEVERITY_WEIGHTS[s] for s in SEVERITIES))}
+        unknown = [c for c in classes.tolist() if c not in table]
+        if unknown:
+            raise ValueError(
+                f"severity_weights='rsna' needs severity labels {list(SEVERITIES)} or codes "
+                f"0-2; got {unknown}"
+            )
+        return [float(table[c]) for c in classes.tolist()]
+    if isinstance(weights, dict):
+        missing = [c for c in classes.tolist() if c not in weights]
+        if missing:
+            raise ValueError(f"severity_weights has no weight for class(es) {missing}")
+        return [float(weights[c]) for c in classes.tolist()]
+    weights = [float(w) for w in weights]
+    if len(weights) != len(classes):
+        raise ValueError(
+            f"severity_weights needs one weight per severity class {classes.tolist()}; "
+            f"got {len(weights)}"
+        )
+    return weights
+
+
+def module_params(params: dict) -> dict:
+    """The backbone's keyword arguments from an estimator's parameters (``module__*``)."""
+    builder = {k.removeprefix("module__"): v for k, v in params.items() if k.startswith("module__")}
+    if takes_weights(params["backbone"]):
+        builder["weights"] = params["weights"]
+    return builder
+
+
+def make_net(
+    params: dict, *, classes: list[np.ndarray], in_channels: int, seed=None, valid=None
+) -> DualHeadNet:
+    """The skorch net for a DualHeadClassifier's parameters (``get_params()``).
+
+    Parameters
+    ----------
+    params : dict
+        The estimator's parameters.
+    classes : list of two ndarrays
+        ``classes_``: they size the heads and order the severity weights.
+    in_channels : int
+    seed : int, optional
+        Seeds the augmentation.
+    valid : torch Dataset, optional
+        The validation data (skorch's ``predefined_split``); None: no validation.
+    """
+    monitor = "valid_loss" if valid is not None else "train_loss"
+    callbacks = [("head_accuracy", HeadAccuracy())]
+    if params["early_stopping"]:
+        stopping = EarlyStopping(monitor=monitor, patience=params["early_stopping"], load_best=True)
+        callbacks.append(("early_stopping", stopping))
+    if params["lr_patience"] is not None:
+        scheduler = LRScheduler(
+            policy=torch.optim.lr_scheduler.ReduceLROnPlateau,
+            monitor=monitor,
+            patience=params["lr_patience"],
+            factor=params["lr_factor"],
+        )
+        callbacks.append(("lr_scheduler", scheduler))
+    if params["verbose"]:
+        callbacks.append(("progress_bar", ProgressBar()))
+    optimizer = params["optimizer"]
+    return DualHeadNet(
+        module=partial(build_backbone, params["backbone"], in_channels, *map(len, classes)),
+        criterion=DualHeadLoss,
+        criterion__severity_weight=severity_class_weights(params["severity_weights"], classes[1]),
+        optimizer=OPTIMIZERS[optimizer] if isinstance(optimizer, str) else optimizer,
+        optimizer__weight_decay=params["weight_decay"],
+        lr=params["lr"],
+        max_epochs=params["max_epochs"],
+        batch_size=params["batch_size"],
+        iterator_train__shuffle=True,
+        train_split=None if valid is None else predefined_split(valid),
+        callbacks=callbacks,
+        device=params["device"],
+        verbose=params["verbose"],
+        augmentation=make_augmentation(params["augment"], seed),
+        lateral_swap=lateral_swap(classes[0]),
+        **{f"module__{k}": v for k, v in module_params(params).items()},
+    )
+
+
+def restore_net(
+    params: dict, *, classes: list[np.ndarray], input_shape: tuple, state_dict: dict, history: list
+) -> DualHeadNet:
+    """A fitted net from saved weights, their names and shapes checked before allocation."""
+    params = {**params, "weights": None}  # the state dict holds every weight
+    with torch.device("meta"):
+        expected = build_backbone(
+            params["backbone"], input_shape[0], *map(len, classes), **module_params(params)
+        )
+    check_state_dict(expected, state_dict)
+    net = make_net(params, classes=classes, in_channels=input_shape[0])
+    with torch.random.fork_rng(devices=[]):  # the initial weights are replaced at once
+        net.initialize()
+    net.module_.load_state_dict(state_dict)
+    net.history = History(history)
+    return net
+
+
+def seed_from(random_state) -> int | None:
+    """An int seed from ``random_state`` (None stays None: unseeded)."""
+    if random_state is None:
+        return None
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(np.iinfo(np.int32).max))
+    return int(random_state)
+
+
+def validation_split(
+    n_samples: int, groups, valid_size, seed: int | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Training and validation positions for skorch's ``predefined_split``.
+
+    skorch's default split is an unshuffled KFold, which puts patches of one study on
+    both sides; this one is shuffled, and grouped when ``groups`` (study ids) are given.
+    """
+    if not valid_size:
+        return np.arange(n_samples), None
+    if groups is not None:
+        groups = np.asarray(groups)
+        if len(groups) != n_samples:
+            raise ValueError(f"groups has {len(groups)} entries for {n_samples} samples")
+        if len(np.unique(groups)) < 2:
+            raise ValueError("a grouped validation split needs at least two groups")
+        splitter = GroupShuffleSplit(n_splits=1, test_size=valid_size, random_state=seed)
+    else:
+        splitter = ShuffleSplit(n_splits=1, test_size=valid_size, random_state=seed)
+    train, valid = next(splitter.split(np.zeros(n_samples), groups=groups))
+    if len(valid) == 0 or len(train) == 0:
+        raise ValueError(f"valid_size={valid_size} leaves an empty side for {n_samples} samples")
+    return train, valid
+
+
+@contextmanager
+def torch_seed(seed: int | None, device: str | torch.device = "cpu") -> Iterator[None]:
+    """Seed torch inside the block and leave the caller's generators as they were.
+
+    The CPU generator and, for a CUDA ``device``, that device's generator are forked
+    (:func:`torch.random.fork_rng`) and seeded. ``seed=None`` neither forks nor seeds:
+    the block draws from the global generators, as unseeded torch code does.
+    """
+    if seed is None:
+        yield
+        return
+    device = torch.device(device)
+    cuda = []
+    if device.type == "cuda":
+        cuda = [device.index if device.index is not None else torch.cuda.current_device()]
+    with torch.random.fork_rng(devices=cuda, device_type="cuda"):
+        torch.random.default_generator.manual_seed(seed)
+        for index in cuda:
+            with torch.cuda.device(index):
+                torch.cuda.manual_seed(seed)
+        yield

@@ -1,0 +1,156 @@
+"""Checks and error formats used in several modules.
+
+Every message that names bad entries lists the first few and counts the rest, in one
+format: ``"a, b, c and 7 more"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+
+MAX_LISTED = 10
+"""How many bad entries a message names before counting the rest."""
+
+
+def listing(items: Iterable, limit: int = MAX_LISTED, sep: str = ", ") -> str:
+    """The first ``limit`` items joined by ``sep``, then how many were left out.
+
+    Parameters
+    ----------
+    items : iterable
+        Anything; each item is shown with ``str``.
+    limit : int, default=MAX_LISTED
+        How many items to show.
+    sep : str, default=", "
+        Between two shown items.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> listing(range(12), limit=3)
+    '0, 1, 2 and 9 more'
+    >>> listing(["a", "b"])
+    'a, b'
+    """
+    items = list(items)
+    shown = sep.join(str(item) for item in items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def located(bad: np.ndarray, labels, unit: str = "row") -> str:
+    """Where ``bad`` is true, as ``"row(s) 3, 7 and 2 more"``.
+
+    Parameters
+    ----------
+    bad : ndarray of bool
+        One flag per entry.
+    labels : array-like
+        The name of each entry in messages: a frame's index, or CSV line numbers.
+    unit : str, default="row"
+        What an entry is called.
+    """
+    return f"{unit}(s) {listing(np.asarray(labels)[np.asarray(bad, dtype=bool)].tolist())}"
+
+
+def whole_numbers(values: pd.Series, name: str, labels=None, unit: str = "row") -> pd.Series:
+    """``values`` as int64, or a ValueError naming the entries that are not whole numbers.
+
+    Parameters
+    ----------
+    values : pandas.Series
+        Numbers, or strings of numbers.
+    name : str
+        How the message names the column, e.g. ``"X column 'study_id'"``.
+    labels : array-like, default=None
+        Entry names for the message (see :func:`located`); default ``values.index``.
+    unit : str, default="row"
+        What an entry is called.
+
+    Returns
+    -------
+    pandas.Series of int64, with ``values``' index.
+
+    Raises
+    ------
+    ValueError
+        ``"{name} must hold whole numbers; got [...] at row(s) ..."``.
+    """
+    numbers = pd.to_numeric(values, errors="coerce")
+    bad = numbers.isna().to_numpy() | (numbers % 1 != 0).to_numpy()
+    _raise_if_any(values, bad, f"{name} must hold whole numbers", labels, unit)
+    return numbers.astype(np.int64)
+
+
+def finite_numbers(values: pd.Series, name: str, labels=None, unit: str = "row") -> pd.Series:
+    """``values`` as float64, or a ValueError naming the entries that are not finite.
+
+    Parameters are those of :func:`whole_numbers`.
+
+    Returns
+    -------
+    pandas.Series of float64, with ``values``' index.
+
+    Raises
+    ------
+    ValueError
+        ``"{name} must hold finite numbers; got [...] at row(s) ..."``.
+    """
+    numbers = pd.to_numeric(values, errors="coerce")
+    bad = ~np.isfinite(numbers.to_numpy(dtype=np.float64))
+    _raise_if_any(values, bad, f"{name} must hold finite numbers", labels, unit)
+    return numbers.astype(np.float64)
+
+
+def _raise_if_any(values: pd.Series, bad: np.ndarray, what: str, labels, unit: str) -> None:
+    if bad.any():
+        examples = values[bad].head(MAX_LISTED).tolist()
+        where = located(bad, values.index if labels is None else labels, unit)
+        raise ValueError(f"{what}; got {examples} at {where}")
+
+
+# -- two-column targets ----------------------------------------------------------------
+def two_columns(y, name: str = "y") -> tuple[np.ndarray, np.ndarray]:
+    """The condition and the severity column of a two-column target.
+
+    Parameters
+    ----------
+    y : DataFrame or array-like of shape (n_samples, 2)
+        Condition then severity labels.
+    name : str, default="y"
+        How error messages call ``y``.
+
+    Returns
+    -------
+    condition, severity : ndarray of shape (n_samples,)
+        A DataFrame's columns keep their dtype; object columns (lists, mixed frames) take
+        the dtype of their values (ints as ints), as :mod:`sklearn.metrics` expects.
+
+    Raises
+    ------
+    ValueError
+        If ``y`` is None or does not have exactly two columns.
+    """
+    if y is None:
+        raise ValueError(f"{name} is required: two columns, condition then severity")
+    if isinstance(y, pd.DataFrame):
+        columns = [y.iloc[:, k].to_numpy() for k in range(y.shape[1])]
+        shape = y.shape
+    else:
+        array = y if isinstance(y, np.ndarray) else np.asarray(y, dtype=object)
+        columns = list(array.T) if array.ndim == 2 else []
+        shape = array.shape
+    if len(shape) != 2 or shape[1] != 2:
+        raise ValueError(
+            f"{name} must have two columns, condition then severity (a DataFrame or an "
+            f"(n_samples, 2) array); got shape {shape}"
+        )
+    return tuple(
+        pd.Series(c, dtype=object).infer_objects().to_numpy() if c.dtype == object else c
+        for c in columns
+    )
