@@ -13,7 +13,8 @@ import pytest
 from pydicom.uid import MRImageStorage
 
 import spinecls
-from spinecls.datasets import _acquisition, _anatomy, _layout, _phantom, synthetic
+from spinecls.datasets import _acquisition, _anatomy, _layout, _phantom, baselines, synthetic
+from spinecls.geometry import SeriesGeometry
 from spinecls.labels import CONDITIONS, LEVELS, SEVERITIES, WIDE_COLUMNS
 
 SPINAL, AXIAL = CONDITIONS[0], "Axial T2"
@@ -263,7 +264,7 @@ def test_a_study_may_lack_a_sagittal_series(tmp_path, monkeypatch):
     assert pd.read_csv(root / "train.csv").notna().all().all()
 
 
-def baselines(train, test) -> dict[str, float]:
+def design_baselines(train, test) -> dict[str, float]:
     """What a localizer must beat, from metadata alone (no pixels): the share of
 
     - sagittal points within 5 px of the training mean of their normalised position
@@ -323,11 +324,51 @@ def baselines(train, test) -> dict[str, float]:
 
 def test_geometry_and_template_baselines_fail_by_a_wide_margin():
     designs = _designs(21, 40, (160, 256))
-    scores = baselines(designs[:20], designs[20:])
+    scores = design_baselines(designs[:20], designs[20:])
     assert scores["sagittal within 5 px"] < 0.3  # a localizer's target: 0.99
     assert scores["sagittal middle slice"] < 0.6  # targets for slices: 0.9 exact
     assert scores["sagittal IPP x nearest 0"] < 0.3
     assert scores["axial slice nearest the template's height"] < 0.5
+
+
+def test_the_library_baselines_predict_every_point_and_miss_most(rsna_root, rsna_frame):
+    series = spinecls.datasets.read_series_descriptions(rsna_root / "train_series_descriptions.csv")
+    geometries = {
+        r.series_id: SeriesGeometry.from_directory(
+            rsna_root / "train_images" / str(r.study_id) / str(r.series_id)
+        )
+        for r in series.itertuples()
+    }
+    studies = series["study_id"].unique()
+    train = rsna_frame[rsna_frame["study_id"].isin(studies[:3])]
+    held_out = series[series["study_id"].isin(studies[3:])]
+    truth = rsna_frame[rsna_frame["study_id"].isin(studies[3:])]
+    predicted = baselines.baselines(train, geometries, held_out, geometries)
+    per_series = held_out["series_description"].map({"Sagittal T2/STIR": 5}).fillna(10)
+    for name, frame in predicted.items():
+        assert list(frame.columns) == list(spinecls.datasets.rsna.COORDINATE_COLUMNS), name
+        assert frame["series_id"].isin(held_out["series_id"]).all()
+        for r in frame.itertuples():
+            assert r.instance_number in geometries[r.series_id].instance_numbers
+        merged = truth.merge(frame, on=["series_id", "condition", "level"], suffixes=("", "_p"))
+        sagittal = ~merged["series_description"].eq(AXIAL)
+        near = np.hypot(merged["x"] - merged["x_p"], merged["y"] - merged["y_p"]) <= 5
+        same = merged["instance_number"] == merged["instance_number_p"]
+        # Targets: 99 % of the sagittal points within 5 px, 90 % of the slices exact.
+        assert near[sagittal].mean() < 0.5 and same[sagittal].mean() < 0.5, name
+        assert same[~sagittal].mean() < 0.5, name
+    # The template predicts every point of every series; the geometry baseline leaves out
+    # the axial levels its mean point misses.
+    assert len(predicted["template"]) == per_series.sum()
+    geometry = predicted["geometry"]
+    descriptions = dict(zip(series["series_id"], series["series_description"]))
+    spinal = geometry.loc[geometry["condition"] == SPINAL, "series_id"].map(descriptions)
+    assert spinal.eq("Sagittal T2/STIR").all()
+    assert len(geometry) <= len(predicted["template"])
+    with pytest.raises(KeyError, match="no SeriesGeometry given for series"):
+        baselines.template_baseline(train, {}, held_out, geometries)
+    with pytest.raises(ValueError, match=r"coordinates lacks the column\(s\) \['x'\]"):
+        baselines.geometry_baseline(train.drop(columns="x"), geometries, held_out, geometries)
 
 
 @pytest.fixture(scope="module")
