@@ -11,11 +11,10 @@ and prints, against the targets of issue 11:
   levels predicted where the truth has none and missed where it has one;
 - training time and inference time per study.
 
-Two baselines print beside it and must fail the targets by a wide margin:
-``template`` puts every point at its training mean in normalised image coordinates on
-the middle slice; ``geometry`` picks the sagittal slice from ImagePositionPatient
-alone (the canal at patient x = 0, the foramina at the training mean lateral offset),
-projects the template's canal points onto the axial series and takes the nearest slice.
+The two baselines of :mod:`spinecls.datasets.baselines` print beside it and must fail
+the targets by a wide margin: ``template`` (each point at its training mean in
+normalised image coordinates, on the middle slice) and ``geometry`` (each point's
+training mean in patient millimetres, projected onto the nearest slice).
 Prints figures; asserts nothing.
 """
 
@@ -30,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 import spinecls
+from spinecls.datasets.baselines import baselines
 from spinecls.geometry import SeriesGeometry
 from spinecls.localization import LevelLocalizer
 
@@ -57,97 +57,6 @@ def make_data(folder: Path, n_train: int, n_test: int, size) -> tuple[Path, Path
 
 def geometries(series: pd.DataFrame) -> dict[int, SeriesGeometry]:
     return {r.series_id: SeriesGeometry.from_directory(r.series_dir) for r in series.itertuples()}
-
-
-def _main_stack(geometry: SeriesGeometry):
-    return max(geometry.stacks, key=len)
-
-
-def _normalised(coords, geo) -> pd.DataFrame:
-    """Each point's x, y as fractions of its image's columns and rows."""
-    size = [
-        (
-            g.slices[g.index_of(r.instance_number)].columns,
-            g.slices[g.index_of(r.instance_number)].rows,
-        )
-        for r in coords.itertuples()
-        for g in [geo[r.series_id]]
-    ]
-    cols, rows = np.array(size, dtype=float).T
-    return coords.assign(u=coords["x"] / cols, v=coords["y"] / rows)
-
-
-def baselines(train_coords, train_geo, test_series, test_geo) -> dict[str, pd.DataFrame]:
-    """The template and geometry baselines' predictions for the test series."""
-    template = (
-        _normalised(train_coords, train_geo).groupby(["condition", "level"])[["u", "v"]].mean()
-    )
-    foramina = train_coords[train_coords["condition"].str.contains("Foraminal")]
-    lateral = np.mean(
-        [
-            abs(train_geo[r.series_id].pixel_to_patient(r.instance_number, r.x, r.y)[0])
-            for r in foramina.itertuples()
-        ]
-    )
-    out = {"template": [], "geometry": []}
-    for study_id, series in test_series.groupby("study_id"):
-        canal = {}
-        for r in series.itertuples():
-            geo, description = test_geo[r.series_id], r.series_description
-            conditions = [
-                c for c, s in spinecls.labels.CONDITION_SERIES.items() if s == description
-            ]
-            stack = _main_stack(geo)
-            middle = stack.slices[len(stack) // 2]
-            xs = np.array([s.position[0] for s in stack.slices])
-            for condition in conditions:
-                if description == "Axial T2":
-                    continue
-                target = {"Spinal": 0.0, "Left N": lateral, "Right ": -lateral}[condition[:6]]
-                chosen = stack.slices[int(np.argmin(np.abs(xs - target)))]
-                for level in spinecls.LEVELS:
-                    u, v = template.loc[(condition, level)]
-                    for name, s in (("template", middle), ("geometry", chosen)):
-                        x, y = u * s.columns, v * s.rows
-                        out[name].append(
-                            (study_id, r.series_id, s.instance_number, condition, level, x, y)
-                        )
-                        if name == "geometry" and condition.startswith("Spinal"):
-                            canal[level] = s.pixel_to_patient(x, y)
-        for r in series[series["series_description"] == "Axial T2"].itertuples():
-            geo = test_geo[r.series_id]
-            middle = _main_stack(geo).slices[len(_main_stack(geo)) // 2]
-            hits = geo.project(np.array([canal[lv] for lv in spinecls.LEVELS])) if canal else None
-            for k, level in enumerate(spinecls.LEVELS):
-                for side in ("Left", "Right"):
-                    condition = f"{side} Subarticular Stenosis"
-                    u, v = template.loc[(condition, level)]
-                    out["template"].append(
-                        (
-                            study_id,
-                            r.series_id,
-                            middle.instance_number,
-                            condition,
-                            level,
-                            u * middle.columns,
-                            v * middle.rows,
-                        )
-                    )
-                    if hits is not None and hits.in_coverage[k]:
-                        s = geo.slices[int(hits.index[k])]
-                        out["geometry"].append(
-                            (
-                                study_id,
-                                r.series_id,
-                                s.instance_number,
-                                condition,
-                                level,
-                                u * s.columns,
-                                v * s.rows,
-                            )
-                        )
-    columns = [*KEYS[:2], "instance_number", *KEYS[2:], "x", "y"]
-    return {k: pd.DataFrame(v, columns=columns) for k, v in out.items()}
 
 
 def evaluate(truth: pd.DataFrame, predicted: pd.DataFrame, geo) -> dict[str, float]:
@@ -187,7 +96,9 @@ def evaluate(truth: pd.DataFrame, predicted: pd.DataFrame, geo) -> dict[str, flo
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--train", type=int, default=60, help="training studies")
+    parser.add_argument(
+        "--train", type=int, default=26, help="training studies (the default demo trains on 26)"
+    )
     parser.add_argument("--test", type=int, default=48, help="held-out studies")
     parser.add_argument("--size", type=int, nargs=2, default=(160, 256), help="image size range")
     parser.add_argument("--data", type=Path, help="folder to write or reuse the datasets in")

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import shutil
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pydicom
 import pytest
 import torch
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 import spinecls
-from spinecls._localize import _order_flags, predict_axial
-from spinecls._volumes import read_volume
+from spinecls._localize import _order_flags, predict_axial, predict_sagittal
+from spinecls._volumes import read_volume, to_original, to_working
 from spinecls.datasets import RSNADataWarning, load_series
 from spinecls.geometry import SeriesGeometry
 from spinecls.localization import OUTPUT_COLUMNS, LevelLocalizer
@@ -140,19 +138,53 @@ def test_predict_on_the_test_layout(fitted, loc_root, predicted, tmp_path):
     pd.testing.assert_frame_equal(out, moved)
 
 
-def test_confidence_is_lower_on_a_blank_series(fitted, loc_data, tmp_path, predicted):
+class _Fixed(torch.nn.Module):
+    """A stand-in network: logits 0 everywhere, or 20 at one slice and a block of cells."""
+
+    def __init__(self, n_points, stride, slice_=None, rows=(), cols=()):
+        super().__init__()
+        self.n_points, self.stride = n_points, stride
+        self.slice_, self.rows, self.cols = slice_, list(rows), list(cols)
+
+    def forward(self, images, slice_mask):
+        b, d, _, h, w = images.shape
+        out = torch.zeros(b, d, self.n_points, h // self.stride, w // self.stride)
+        if self.slice_ is not None:
+            out -= 20.0
+            out[
+                :,
+                self.slice_,
+                :,
+                self.rows[0] : self.rows[-1] + 1,
+                self.cols[0] : self.cols[-1] + 1,
+            ] = 20.0
+        return out
+
+
+def test_confidence_and_position_follow_the_heatmaps(loc_data):
+    """Sharp heatmaps give confidence near 1 at their peak; flat ones a low confidence."""
     series, _ = loc_data
-    t2 = series[series["series_description"] == "Sagittal T2/STIR"].iloc[[0]].copy()
-    blank = tmp_path / "blank"
-    blank.mkdir()
-    for path in sorted(Path(t2["series_dir"].iloc[0]).glob("*.dcm")):
-        ds = pydicom.dcmread(path)
-        ds.PixelData = np.zeros_like(ds.pixel_array).tobytes()
-        ds.save_as(blank / path.name)
-    t2["series_dir"] = str(blank)
-    clean = predicted[predicted["series_id"] == t2["series_id"].iloc[0]]["confidence"]
-    blanked = fitted.predict(t2)["confidence"]
-    assert blanked.mean() < 0.5 * clean.mean()
+    folder = series.loc[series["series_description"] == "Sagittal T1", "series_dir"].iloc[0]
+    volume = read_volume(folder, largest_stack_only=True)
+    settings = LevelLocalizer(**SMALL)._settings()
+    # the refining crop's centre (15.5) lies between its cells 7 and 8 (stride 2)
+    peaked = (_Fixed(17, 4, 2, [3], [5]), _Fixed(5, 2, 0, [7, 8], [7, 8]))
+    rows = predict_sagittal(peaked, volume, "Sagittal T1", settings, "cpu")
+    _, transforms = to_working(volume.images, settings.size)
+    x, y = to_original(transforms[2], 5 * 4 + 1.5, 3 * 4 + 1.5)
+    assert len(rows) == 10
+    for r in rows:
+        assert r["instance_number"] == volume.instance_numbers[2]
+        assert r["x"] == pytest.approx(x) and r["y"] == pytest.approx(y)
+        assert r["confidence"] > 0.99
+    assert all(r["qc_order"] for r in rows)  # five levels on one point: out of order
+    assert not any(r["qc_outside_coverage"] or r["qc_outside_image"] for r in rows)
+    edge = (_Fixed(17, 4, 0, [3], [5]), peaked[1])  # the first slice: maybe beyond the series
+    rows = predict_sagittal(edge, volume, "Sagittal T1", settings, "cpu")
+    assert all(r["qc_outside_coverage"] for r in rows)
+    flat = (_Fixed(17, 4), _Fixed(5, 2))
+    rows = predict_sagittal(flat, volume, "Sagittal T1", settings, "cpu")
+    assert max(r["confidence"] for r in rows) < 1 / len(volume)
 
 
 def _canal_sources(series, coords, study_id, shift=(0.0, 0.0, 0.0)):
