@@ -15,8 +15,9 @@ from ._version import __version__
 
 if TYPE_CHECKING:
     from .classifier import DualHeadClassifier
-    from .datasets import RSNADataWarning, load_rsna, make_synthetic_rsna
+    from .datasets import RSNADataWarning, load_rsna, load_series, make_synthetic_rsna
     from .labels import CONDITIONS, LEVELS, SERIES_DESCRIPTIONS, SEVERITIES, SEVERITY_WEIGHTS
+    from .localization import LevelLocalizer
     from .model_selection import split_by_study
     from .preprocessing import LumbarPatchTransformer
 
@@ -24,12 +25,14 @@ _LAZY = {
     "CONDITIONS": ".labels",
     "DualHeadClassifier": ".classifier",
     "LEVELS": ".labels",
+    "LevelLocalizer": ".localization",
     "LumbarPatchTransformer": ".preprocessing",
     "RSNADataWarning": ".datasets",
     "SERIES_DESCRIPTIONS": ".labels",
     "SEVERITIES": ".labels",
     "SEVERITY_WEIGHTS": ".labels",
     "load_rsna": ".datasets",
+    "load_series": ".datasets",
     "make_synthetic_rsna": ".datasets",
     "split_by_study": ".model_selection",
 }
@@ -45,6 +48,7 @@ _SUBMODULES = (
     "evaluation",
     "geometry",
     "labels",
+    "localization",
     "metrics",
     "model_selection",
     "models",
@@ -59,6 +63,7 @@ __all__ = [
     "CONDITIONS",
     "DualHeadClassifier",
     "LEVELS",
+    "LevelLocalizer",
     "LumbarPatchTransformer",
     "RSNADataWarning",
     "SERIES_DESCRIPTIONS",
@@ -66,6 +71,7 @@ __all__ = [
     "SEVERITY_WEIGHTS",
     "__version__",
     "load_rsna",
+    "load_series",
     "make_synthetic_rsna",
     "split_by_study",
 ]

@@ -74,7 +74,13 @@ def _check_device(device: str) -> None:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    _check_output(args, args.outdir, directory=True)
+    if args.truth is not None and args.split != "test":
+        raise ValueError("--truth is only written with --split test")
+    truth = None
+    if args.split == "test":
+        truth = args.truth or args.outdir.with_name(f"{args.outdir.name}_truth")
+    for destination in (args.outdir, truth):
+        _check_output(args, destination, directory=True)
     from .datasets import load_rsna, make_synthetic_rsna
 
     root = make_synthetic_rsna(
@@ -83,9 +89,14 @@ def _synth(args: argparse.Namespace) -> int:
         random_state=args.seed,
         n_jobs=args.n_jobs,
         overwrite=args.overwrite,
+        split=args.split,
+        truth_dir=truth,
     )
-    print(f"wrote a synthetic RSNA dataset to {root}")
-    print(_summary(load_rsna(root)))
+    if truth is None:
+        print(f"wrote a synthetic RSNA dataset to {root}")
+    else:
+        print(f"wrote a synthetic RSNA test set to {root} and its labels to {truth}")
+    print(_summary(load_rsna(truth or root)))
     return 0
 
 
@@ -225,6 +236,19 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--studies", type=int, default=20, help="number of studies (default 20)")
     synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     synth.add_argument("--n-jobs", type=int, default=None, help="parallel studies (joblib)")
+    synth.add_argument(
+        "--split",
+        choices=["train", "test"],
+        default="train",
+        help="train: labels and coordinates beside the images (default); test: the "
+        "competition's test layout, its labels and coordinates written to --truth",
+    )
+    synth.add_argument(
+        "--truth",
+        type=Path,
+        help="with --split test: directory for the labels and coordinates, in the training "
+        "files' format (default: OUTDIR_truth beside OUTDIR; new or empty)",
+    )
     synth.add_argument("--overwrite", action="store_true", help=OVERWRITE_DIRECTORY)
     synth.set_defaults(func=_synth)
 
