@@ -98,7 +98,9 @@ def _load_localizer(localizer, model, device: str | None):
 
         return load_localizer(localizer, device=device)
     if not hasattr(localizer, "predict"):
-        raise TypeError(f"localizer must be a fitted LevelLocalizer; got {type(localizer).__name__}")
+        raise TypeError(
+            f"localizer must be a fitted LevelLocalizer; got {type(localizer).__name__}"
+        )
     return localizer
 
 
