@@ -28,6 +28,26 @@ def test_synth_same_seed_as_the_library(tmp_path):
         assert (tmp_path / "cli" / name).read_bytes() == (tmp_path / "lib" / name).read_bytes()
 
 
+def test_synth_test_split_writes_the_test_layout_and_its_truth(tmp_path, capsys):
+    out, truth = tmp_path / "test", tmp_path / "labels"
+    argv = ["synth", str(out), "--studies", "1", "--seed", "9", "--split", "test"]
+    assert main([*argv, "--truth", str(truth)]) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote a synthetic RSNA test set to {out} and its labels to {truth}" in printed
+    assert "1 studies" in printed and "25 labelled coordinates" in printed
+    assert (out / "sample_submission.csv").is_file() and not (out / "train.csv").exists()
+    spinecls.make_synthetic_rsna(tmp_path / "lib", n_studies=1, random_state=9)
+    for name in ("train.csv", "train_label_coordinates.csv"):
+        assert (truth / name).read_bytes() == (tmp_path / "lib" / name).read_bytes()
+    # Without --truth, the labels go beside OUTDIR; both are replaced with --overwrite.
+    assert main(["synth", str(tmp_path / "t2"), "--studies", "1", "--split", "test"]) == 0
+    assert (tmp_path / "t2_truth" / "train.csv").is_file()
+    assert main([*argv, "--truth", str(truth), "--overwrite"]) == 0
+    assert main(["synth", str(tmp_path / "t3"), "--split", "test", "--truth", str(out)]) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert not (tmp_path / "t3").exists()
+
+
 def test_errors_are_one_line_and_exit_2(tmp_path, capsys):
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x").write_text("x")
@@ -232,6 +252,10 @@ def no_work(monkeypatch):
         (["evaluate", "--model", "{tmp}/old.pt", "--json", "{tmp}"], "is a directory"),
         (["synth", "{tmp}/no/data"], "does not exist"),
         (["synth", "{tmp}/mine", "--overwrite"], "not written by spinecls (it has no"),
+        (["synth", "{tmp}/new", "--split", "test", "--truth", "{tmp}/mine", "--overwrite"],
+         "not written by spinecls (it has no"),
+        (["synth", "{tmp}/new", "--split", "test", "--truth", "{tmp}/no/t"], "does not exist"),
+        (["synth", "{tmp}/new", "--truth", "{tmp}/t"], "--truth is only written with --split"),
         (["demo", "--out", "{data}", "--overwrite"], "is the input data directory"),
         (["demo", "--out", "{data}/results"], "lies inside the input data directory"),
         (["demo", "--out", "{tmp}/mine", "--overwrite"], "would delete notes.md"),

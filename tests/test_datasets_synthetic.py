@@ -1,8 +1,10 @@
-"""make_synthetic_rsna: real DICOMs, the competition layout, balance, signal, determinism."""
+"""make_synthetic_rsna: real DICOMs, geometry, labels a reader would pick, the real data's
+rates, both layouts, balance, signal, determinism, and baselines that must fail."""
 
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 
 import numpy as np
 import pandas as pd
@@ -11,7 +13,11 @@ import pytest
 from pydicom.uid import MRImageStorage
 
 import spinecls
-from spinecls.datasets import synthetic
+from spinecls.datasets import _acquisition, _anatomy, _layout, _phantom, baselines, synthetic
+from spinecls.geometry import SeriesGeometry
+from spinecls.labels import CONDITIONS, LEVELS, SEVERITIES, WIDE_COLUMNS
+
+SPINAL, AXIAL = CONDITIONS[0], "Axial T2"
 
 
 def _pixels(path):
@@ -19,6 +25,20 @@ def _pixels(path):
     slope = float(getattr(ds, "RescaleSlope", 1.0))
     intercept = float(getattr(ds, "RescaleIntercept", 0.0))
     return ds, ds.pixel_array.astype(np.float64) * slope + intercept
+
+
+def _patient(ds, x, y) -> np.ndarray:
+    """Patient position (mm) of pixel (x = column, y = row), from the header alone."""
+    iop = np.array(ds.ImageOrientationPatient, dtype=float)
+    row_spacing, col_spacing = (float(v) for v in ds.PixelSpacing)
+    position = np.array(ds.ImagePositionPatient, dtype=float)
+    return position + x * col_spacing * iop[:3] + y * row_spacing * iop[3:]
+
+
+def _designs(random_state, n_studies, image_size):
+    """The studies' metadata, drawn without pixels exactly as make_synthetic_rsna draws them."""
+    seeds = np.random.SeedSequence(random_state).spawn(n_studies + 1)[1:]
+    return [_acquisition.design(np.random.default_rng(s), image_size) for s in seeds]
 
 
 def test_layout_and_csv_columns(rsna_root):
@@ -30,23 +50,46 @@ def test_layout_and_csv_columns(rsna_root):
         "train_series_descriptions.csv",
     ]
     labels = pd.read_csv(rsna_root / "train.csv")
-    assert list(labels.columns) == ["study_id", *spinecls.labels.WIDE_COLUMNS]
+    assert list(labels.columns) == ["study_id", *WIDE_COLUMNS]
     assert set(labels.drop(columns="study_id").stack()) <= {"Normal/Mild", "Moderate", "Severe"}
     descriptions = pd.read_csv(rsna_root / "train_series_descriptions.csv")
+    assert set(descriptions["study_id"]) == set(labels["study_id"])
     for study, group in descriptions.groupby("study_id"):
         kinds = group["series_description"].value_counts()
-        assert kinds["Sagittal T1"] == 1 and kinds["Sagittal T2/STIR"] == 1
-        assert kinds["Axial T2"] in (1, 2)
-        for series in group["series_id"]:
+        assert kinds.get("Sagittal T1", 0) <= 2 and kinds.get("Sagittal T2/STIR", 0) <= 1
+        assert 1 <= kinds[AXIAL] <= 4
+        for series, kind in group[["series_id", "series_description"]].to_numpy():
             files = list((rsna_root / "train_images" / str(study) / str(series)).glob("*.dcm"))
-            assert len(files) >= 6
+            assert len(files) >= (15 if kind.startswith("Sagittal") else 3)
+
+
+def test_metadata_fast_path_is_what_is_written(rsna_root):
+    coords = pd.read_csv(rsna_root / "train_label_coordinates.csv")
+    studies = pd.read_csv(rsna_root / "train.csv")["study_id"]
+    for study_id, design in zip(studies, _designs(0, 6, (96, 128))):
+        rows = coords[coords.study_id == study_id]
+        expected = [
+            (
+                design.series[p.series].series_id,
+                design.series[p.series].instances[p.slice],
+                p.condition,
+                LEVELS[p.level],
+            )
+            for p in design.points
+        ]
+        assert (
+            list(map(tuple, rows[["series_id", "instance_number", "condition", "level"]].values))
+            == expected
+        )
+        np.testing.assert_allclose(rows[["x", "y"]], [(p.col, p.row) for p in design.points])
 
 
 def test_dicom_files_are_valid_mr_images(rsna_root, rsna_frame):
-    for series_id, rows in rsna_frame.groupby("series_id"):
-        folder = rsna_root / "train_images" / str(rows.study_id.iloc[0]) / str(series_id)
-        files = sorted(folder.glob("*.dcm"))
-        numbers = []
+    orientations = {}
+    descriptions = pd.read_csv(rsna_root / "train_series_descriptions.csv")
+    for study, series_id, kind in descriptions.to_numpy():
+        files = sorted((rsna_root / "train_images" / str(study) / str(series_id)).glob("*.dcm"))
+        numbers, iops = [], set()
         for path in files:
             ds = pydicom.dcmread(path)
             assert ds.file_meta.MediaStorageSOPClassUID == MRImageStorage
@@ -59,48 +102,273 @@ def test_dicom_files_are_valid_mr_images(rsna_root, rsna_frame):
             assert ds.pixel_array.dtype == np.uint16
             assert ds.pixel_array.shape == (ds.Rows, ds.Columns)
             assert int(path.stem) == ds.InstanceNumber
-            assert ds.SeriesDescription == rows.series_description.iloc[0]
-            assert ds.PatientID == str(rows.study_id.iloc[0])
-            assert len(ds.PixelSpacing) == 2 and ds.SliceThickness > 0
+            assert ds.SeriesDescription == kind
+            assert ds.PatientID == str(study)
+            assert len(ds.PixelSpacing) == 2 and 0 < ds.SliceThickness <= ds.SpacingBetweenSlices
             numbers.append(ds.InstanceNumber)
             iop = np.array(ds.ImageOrientationPatient, dtype=float)
+            np.testing.assert_allclose(
+                [iop[:3] @ iop[:3], iop[3:] @ iop[3:], iop[:3] @ iop[3:]], [1, 1, 0], atol=1e-5
+            )
             normal = np.cross(iop[:3], iop[3:])
-            if ds.SeriesDescription.startswith("Sagittal"):
-                np.testing.assert_allclose(np.abs(normal), [1, 0, 0])
+            if kind.startswith("Sagittal"):
+                np.testing.assert_allclose(normal, [-1, 0, 0], atol=1e-6)
             else:
-                np.testing.assert_allclose(np.abs(normal), [0, 0, 1])
+                assert normal[2] > 0.9  # axial, often oblique
+            iops.add(tuple(iop.round(4)))
+        orientations[series_id] = (kind, iops)
         assert min(numbers) > 1
         assert len({pydicom.dcmread(p).SeriesInstanceUID for p in files}) == 1
+    axial = [iops for kind, iops in orientations.values() if kind == AXIAL]
+    assert any(len(iops) > 1 for iops in axial)  # per-level blocks: one orientation each
+    assert any((1.0, 0.0, 0.0, 0.0, 1.0, 0.0) not in iops for iops in axial)  # oblique
 
 
-def _patient_x(ds, col):
-    """Patient left-right position of a pixel column (rows ignored: axial or sagittal)."""
-    iop = np.array(ds.ImageOrientationPatient, dtype=float)
-    return float(ds.ImagePositionPatient[0]) + col * float(ds.PixelSpacing[1]) * iop[0]
-
-
-def test_coordinates_lie_where_each_condition_lives(rsna_root, rsna_frame):
-    for study_id, study in rsna_frame.groupby("study_id"):
+def test_labelled_points_land_on_the_intended_anatomy(rsna_frame):
+    """Patient positions from each slice's own header agree across series and with the
+    drawn anatomy: canal points cranial to caudal one disc step apart, foramina and
+    recesses on their side of the canal, axial points at the disc's height."""
+    designs = dict(zip(rsna_frame["study_id"].unique(), _designs(0, 6, (96, 128))))
+    for study_id, study in rsna_frame.groupby("study_id", sort=False):
+        design = designs[study_id]
+        where = {}
         for row in study.itertuples():
             ds = pydicom.dcmread(row.image_path)
             assert 0 <= row.x < ds.Columns and 0 <= row.y < ds.Rows
-            position = _patient_x(ds, row.x)
-            if row.condition == "Spinal Canal Stenosis":
-                assert row.series_description == "Sagittal T2/STIR"
-                # the mid-sagittal slice: the series' slice closest to x = 0
-                folder = rsna_root / "train_images" / str(study_id) / str(row.series_id)
-                xs = [
-                    float(pydicom.dcmread(p).ImagePositionPatient[0]) for p in folder.glob("*.dcm")
-                ]
-                assert abs(position) == pytest.approx(min(abs(v) for v in xs))
-            elif "Foraminal" in row.condition:
-                assert row.series_description == "Sagittal T1"
-                assert 10 < abs(position) < 22
-                assert (position > 0) == row.condition.startswith("Left")
+            assert row.series_description == spinecls.labels.CONDITION_SERIES[row.condition]
+            where[row.condition, LEVELS.index(row.level)] = _patient(ds, row.x, row.y)
+        canal = np.array([where[SPINAL, k] for k in range(5)])
+        drawn = design.pose.to_patient([design.spine.canal_point(k) for k in range(5)])
+        # Click jitter (0.8 mm a side) plus up to 0.3 of a slice gap off the slice plane.
+        assert np.linalg.norm(canal - drawn, axis=1).max() < 4.5
+        steps = np.linalg.norm(np.diff(canal, axis=0), axis=1)
+        np.testing.assert_allclose(steps, np.linalg.norm(np.diff(drawn, axis=0), axis=1), atol=4)
+        assert (np.diff(canal[:, 2]) < -25).all()  # superior (+z) to inferior
+        for k in range(5):
+            x = canal[k, 0]
+            assert 11 < where["Left Neural Foraminal Narrowing", k][0] - x < 25
+            assert 11 < x - where["Right Neural Foraminal Narrowing", k][0] < 25
+            if ("Left Subarticular Stenosis", k) not in where:
+                continue  # the axial series do not cover this level
+            left, right = (
+                where["Left Subarticular Stenosis", k],
+                where["Right Subarticular Stenosis", k],
+            )
+            assert 13 < left[0] - right[0] < 24 and left[0] > x > right[0]
+            assert abs((left[2] + right[2]) / 2 - canal[k, 2]) < 6
+
+
+def test_the_spinal_point_carries_to_the_labelled_axial_slice(rsna_root, rsna_frame):
+    """Projected through the headers' geometry, each level's spinal canal point lands on
+    the axial slice labelled for that level (the disc's centre lies within AXIAL_CLEAR of a
+    gap of it, the click within about a millimetre of the centre)."""
+    hits = []
+    for study_id, study in rsna_frame.groupby("study_id"):
+        for row in study[study.condition == SPINAL].itertuples():
+            point = _patient(pydicom.dcmread(row.image_path), row.x, row.y)
+            for side in study[
+                (study.level == row.level) & study.condition.str.contains("Subarticular")
+            ].itertuples():
+                folder = rsna_root / "train_images" / str(study_id) / str(side.series_id)
+                distance = {}
+                for path in folder.glob("*.dcm"):
+                    ds = pydicom.dcmread(path, stop_before_pixels=True)
+                    iop = np.array(ds.ImageOrientationPatient, dtype=float)
+                    normal = np.cross(iop[:3], iop[3:])
+                    offset = point - np.array(ds.ImagePositionPatient, dtype=float)
+                    distance[ds.InstanceNumber] = abs(offset @ normal)
+                hits.append(min(distance, key=distance.get) == side.instance_number)
+    assert len(hits) > 40 and np.mean(hits) > 0.9
+
+
+def test_labelled_slice_is_clearly_where_the_structure_is_widest(monkeypatch):
+    """The canal (deepest on the midline) and a foramen (widest through its centre) are
+    widest on the labelled slice by a margin: it lies within CLEAR of a slice gap of the
+    structure's centre, every other slice at least 1 - CLEAR away. And the thin cue that
+    tells a reader so is on the labelled slice only: the cauda equina in the middle of the
+    canal, the exiting root in the foramen (noise-free renders of the nerve tissue alone)."""
+    nerve = {t: float(t == "nerve") for t in _phantom.CONTRASTS["T1"]}
+    monkeypatch.setitem(_phantom.CONTRASTS, "nerve only", nerve)
+    checked = 0
+    for design in _designs(11, 4, (160, 192)):
+        spine, pose = design.spine, design.pose
+        for p in design.points:
+            series = design.series[p.series]
+            if series.description == AXIAL:
+                continue
+            disc = _anatomy.EXTRA_DISCS + p.level
+            r = spine.narrowing[p.condition][p.level]
+            if p.condition == SPINAL:
+                centre, half_width = spine.canal_point(p.level), spine.canal_half_width
+                bulge = 0.9 * r * spine.canal_depth  # the sac's centre moves back with it
+                cue = spine._at_disc(disc, 0.0, (spine.canal_depth + 0.75 * bulge) / 2, 0.0)
             else:
-                assert row.series_description == "Axial T2"
-                assert 5 < abs(position) < 14  # beside the canal, patient left = +x
-                assert (position > 0) == row.condition.startswith("Left")
+                side = p.condition.split()[0]
+                centre, half_width = spine.foramen_point(p.level, side), 3.2
+                lateral = spine.foramen_x[int(side != "Left"), disc] * (1 if side == "Left" else -1)
+                rise = _anatomy.FORAMEN_RISE + 3.0 * (1 - r)
+                cue = spine._at_disc(disc, lateral, _anatomy.FORAMEN_DEPTH - 0.5, rise)
+            centre, cue = pose.to_patient(centre), pose.to_patient(cue)
+            distance = np.array([abs(plane.distance(centre)) for plane in series.planes])
+            # The canal's depth and the foramen's width fall linearly or faster off-centre.
+            width = 1 - distance / half_width
+            others = np.delete(width, p.slice)
+            margin = (1 - 2 * _acquisition.CLEAR) * series.gap / half_width
+            assert width[p.slice] - others.max() >= margin
+            if p.condition == SPINAL and r > 0.62:
+                continue  # a severe stenosis crowds the roots out of sight
+            for i in (p.slice - 1, p.slice, p.slice + 1):
+                if 0 <= i < len(series.planes):
+                    plane = series.planes[i]
+                    x, y = plane.to_pixel(cue)
+                    seen = _phantom.render(spine, pose, plane, "nerve only")[round(y), round(x)]
+                    assert (seen > 0.5) if i == p.slice else (seen < 0.2), (p, i, seen)
+            checked += 1
+    assert checked >= 55
+
+
+def test_rates_follow_the_real_data():
+    designs = _designs(5, 200, (64, 64))
+    axial = Counter(sum(s.description == AXIAL for s in d.series) for d in designs)
+    assert axial[1] / 200 == pytest.approx(1 - 335 / 1975, abs=0.06)  # 2-4 axial series
+    partial, apart, levels, spread = 0, 0, 0, Counter()
+    for d in designs:
+        sides = {}
+        for p in d.points:
+            if "Subarticular" in p.condition:
+                sides.setdefault(p.level, []).append(p.series)
+        partial += len(sides) < 5
+        levels += len(sides)
+        apart += sum(a != b for a, b in sides.values())
+        for condition in CONDITIONS[:3]:
+            slices = {p.slice for p in d.points if p.condition == condition}
+            if slices:
+                spread[len(slices)] += 1
+    assert partial / 200 == pytest.approx(169 / 1974, abs=0.05)
+    assert apart / levels == pytest.approx(836 / 9614, abs=0.035)
+    total = sum(spread.values())
+    real = {1: 2358, 2: 2410, 3: 974, 4: 160, 5: 16}
+    for n, count in real.items():
+        assert spread[n] / total == pytest.approx(count / 5918, abs=0.07), (n, spread)
+    assert set(spread) <= set(real)
+
+
+def test_a_study_may_lack_a_sagittal_series(tmp_path, monkeypatch):
+    monkeypatch.setitem(_layout.RATES, "no_t1", 1.0)
+    root = spinecls.make_synthetic_rsna(tmp_path / "d", n_studies=1, image_size=(48, 48))
+    descriptions = pd.read_csv(root / "train_series_descriptions.csv")
+    assert "Sagittal T1" not in set(descriptions["series_description"])
+    frame = spinecls.load_rsna(root)
+    assert not frame["condition"].str.contains("Foraminal").any()
+    assert len(frame) == 15  # the label stays in train.csv; no coordinates to go with it
+    assert pd.read_csv(root / "train.csv").notna().all().all()
+
+
+def design_baselines(train, test) -> dict[str, float]:
+    """What a localizer must beat, from metadata alone (no pixels): the share of
+
+    - sagittal points within 5 px of the training mean of their normalised position
+      (per condition and level), and of sagittal points on the series' middle slice or
+      on the slice whose ImagePositionPatient x is nearest 0;
+    - subarticular points on the axial slice whose centre's height is nearest that of
+      the mean-template spinal canal point of the level, placed on the middle Sagittal
+      T2/STIR slice.
+    """
+    rows = []
+    for i, d in enumerate(train + test):
+        for p in d.points:
+            series = d.series[p.series]
+            shape = series.planes[0].shape
+            rows.append(
+                (i < len(train), i, p.condition, p.level, p.col / shape[1], p.row / shape[0])
+            )
+    frame = pd.DataFrame(rows, columns=["train", "study", "condition", "level", "x", "y"])
+    template = frame[frame["train"]].groupby(["condition", "level"])[["x", "y"]].mean()
+    close, middle, nearest_zero, axial = [], [], [], []
+    for d in test:
+        t2 = [s for s in d.series if s.description == "Sagittal T2/STIR"]
+        for p in d.points:
+            series = d.series[p.series]
+            rows, cols = series.planes[0].shape
+            if series.description == AXIAL:
+                if not t2:
+                    continue
+                mid = t2[0].planes[(len(t2[0].planes) - 1) // 2]
+                x, y = template.loc[(SPINAL, p.level)]
+                x, y = x * mid.shape[1], y * mid.shape[0]
+                z = (
+                    mid.origin + x * mid.spacing[1] * mid.row_dir + y * mid.spacing[0] * mid.col_dir
+                )[2]
+                heights = [
+                    (
+                        q.origin
+                        + (q.shape[1] - 1) / 2 * q.spacing[1] * q.row_dir
+                        + (q.shape[0] - 1) / 2 * q.spacing[0] * q.col_dir
+                    )[2]
+                    for q in series.planes
+                ]
+                axial.append(p.slice == int(np.argmin(np.abs(np.array(heights) - z))))
+                continue
+            mx, my = template.loc[(p.condition, p.level)]
+            close.append(np.hypot(mx * cols - p.col, my * rows - p.row) <= 5)
+            middle.append(p.slice == (len(series.planes) - 1) // 2)
+            xs = np.array([plane.origin[0] for plane in series.planes])
+            nearest_zero.append(p.slice == int(np.argmin(np.abs(xs))))
+    return {
+        "sagittal within 5 px": float(np.mean(close)),
+        "sagittal middle slice": float(np.mean(middle)),
+        "sagittal IPP x nearest 0": float(np.mean(nearest_zero)),
+        "axial slice nearest the template's height": float(np.mean(axial)),
+    }
+
+
+def test_geometry_and_template_baselines_fail_by_a_wide_margin():
+    designs = _designs(21, 40, (160, 256))
+    scores = design_baselines(designs[:20], designs[20:])
+    assert scores["sagittal within 5 px"] < 0.3  # a localizer's target: 0.99
+    assert scores["sagittal middle slice"] < 0.6  # targets for slices: 0.9 exact
+    assert scores["sagittal IPP x nearest 0"] < 0.3
+    assert scores["axial slice nearest the template's height"] < 0.5
+
+
+def test_the_library_baselines_predict_every_point_and_miss_most(rsna_root, rsna_frame):
+    series = spinecls.datasets.read_series_descriptions(rsna_root / "train_series_descriptions.csv")
+    geometries = {
+        r.series_id: SeriesGeometry.from_directory(
+            rsna_root / "train_images" / str(r.study_id) / str(r.series_id)
+        )
+        for r in series.itertuples()
+    }
+    studies = series["study_id"].unique()
+    train = rsna_frame[rsna_frame["study_id"].isin(studies[:3])]
+    held_out = series[series["study_id"].isin(studies[3:])]
+    truth = rsna_frame[rsna_frame["study_id"].isin(studies[3:])]
+    predicted = baselines.baselines(train, geometries, held_out, geometries)
+    per_series = held_out["series_description"].map({"Sagittal T2/STIR": 5}).fillna(10)
+    for name, frame in predicted.items():
+        assert list(frame.columns) == list(spinecls.datasets.rsna.COORDINATE_COLUMNS), name
+        assert frame["series_id"].isin(held_out["series_id"]).all()
+        for r in frame.itertuples():
+            assert r.instance_number in geometries[r.series_id].instance_numbers
+        merged = truth.merge(frame, on=["series_id", "condition", "level"], suffixes=("", "_p"))
+        sagittal = ~merged["series_description"].eq(AXIAL)
+        near = np.hypot(merged["x"] - merged["x_p"], merged["y"] - merged["y_p"]) <= 5
+        same = merged["instance_number"] == merged["instance_number_p"]
+        # Targets: 99 % of the sagittal points within 5 px, 90 % of the slices exact.
+        assert near[sagittal].mean() < 0.5 and same[sagittal].mean() < 0.5, name
+        assert same[~sagittal].mean() < 0.5, name
+    # The template predicts every point of every series; the geometry baseline leaves out
+    # the axial levels its mean point misses.
+    assert len(predicted["template"]) == per_series.sum()
+    geometry = predicted["geometry"]
+    descriptions = dict(zip(series["series_id"], series["series_description"]))
+    spinal = geometry.loc[geometry["condition"] == SPINAL, "series_id"].map(descriptions)
+    assert spinal.eq("Sagittal T2/STIR").all()
+    assert len(geometry) <= len(predicted["template"])
+    with pytest.raises(KeyError, match="no SeriesGeometry given for series"):
+        baselines.template_baseline(train, {}, held_out, geometries)
+    with pytest.raises(ValueError, match=r"coordinates lacks the column\(s\) \['x'\]"):
+        baselines.geometry_baseline(train.drop(columns="x"), geometries, held_out, geometries)
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +384,7 @@ def test_class_balance_follows_the_real_data(balanced):
     assert share["normal_mild"] == pytest.approx(0.774, abs=0.05)
     assert share["moderate"] == pytest.approx(0.163, abs=0.04)
     assert share["severe"] == pytest.approx(0.063, abs=0.03)
-    spinal = balanced.loc[balanced.condition == "Spinal Canal Stenosis", "severity"]
+    spinal = balanced.loc[balanced.condition == SPINAL, "severity"]
     assert spinal.value_counts(normalize=True)["normal_mild"] == pytest.approx(0.878, abs=0.06)
 
 
@@ -133,20 +401,21 @@ def test_severity_visibly_narrows_the_structure(balanced):
         means.setdefault((row.condition, row.severity), []).append(
             image[y - r : y + r + 1, x - r : x + r + 1].mean()
         )
-    for condition in spinecls.CONDITIONS:
-        normal, moderate, severe = (np.mean(means[(condition, s)]) for s in spinecls.SEVERITIES)
+    for condition in CONDITIONS:
+        normal, moderate, severe = (np.mean(means[(condition, s)]) for s in SEVERITIES)
         assert normal > moderate + 0.1 > severe + 0.15, condition
 
 
-def test_same_seed_same_files_other_seed_other_files(tmp_path):
-    def digest(root):
-        h = hashlib.sha256()
-        for path in sorted(root.rglob("*")):
-            if path.is_file():
-                h.update(str(path.relative_to(root)).encode())
-                h.update(path.read_bytes())
-        return h.hexdigest()
+def _digest(root):
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            h.update(str(path.relative_to(root)).encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()
 
+
+def test_same_seed_same_files_other_seed_other_files(tmp_path):
     a = spinecls.make_synthetic_rsna(
         tmp_path / "a", n_studies=2, random_state=7, image_size=(48, 64)
     )
@@ -156,8 +425,81 @@ def test_same_seed_same_files_other_seed_other_files(tmp_path):
     c = spinecls.make_synthetic_rsna(
         tmp_path / "c", n_studies=2, random_state=8, image_size=(48, 64)
     )
-    assert digest(a) == digest(b)
-    assert digest(a) != digest(c)
+    assert _digest(a) == _digest(b)
+    assert _digest(a) != _digest(c)
+
+
+def test_test_layout_and_its_truth(tmp_path):
+    train = spinecls.make_synthetic_rsna(
+        tmp_path / "train", n_studies=2, random_state=4, image_size=(48, 48)
+    )
+    root = spinecls.make_synthetic_rsna(
+        tmp_path / "test", n_studies=2, random_state=4, image_size=(48, 48), split="test"
+    )
+    assert sorted(p.name for p in root.iterdir()) == [
+        ".spinecls-output.json",
+        "sample_submission.csv",
+        "test_images",
+        "test_series_descriptions.csv",
+    ]
+    truth = tmp_path / "test_truth"
+    assert sorted(p.name for p in truth.iterdir()) == [
+        ".spinecls-output.json",
+        "train.csv",
+        "train_label_coordinates.csv",
+        "train_series_descriptions.csv",
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["test", "test_truth", "train"]
+    # The same studies as the training layout, with the images under test_images/.
+    for name in ("train.csv", "train_label_coordinates.csv", "train_series_descriptions.csv"):
+        pd.testing.assert_frame_equal(pd.read_csv(truth / name), pd.read_csv(train / name))
+    assert (root / "test_series_descriptions.csv").read_bytes() == (
+        truth / "train_series_descriptions.csv"
+    ).read_bytes()
+    coords = spinecls.datasets.load_coordinates(root.parent / "test_truth", split="train")
+    for row in coords.itertuples():
+        assert (root / "test_images" / str(row.study_id) / str(row.series_id)).is_dir()
+        assert (
+            root
+            / "test_images"
+            / str(row.study_id)
+            / str(row.series_id)
+            / f"{row.instance_number}.dcm"
+        ).is_file()
+    frame = spinecls.load_rsna(truth)
+    assert frame["severity"].isin(SEVERITIES).all() and len(frame) > 0
+    submission = pd.read_csv(root / "sample_submission.csv")
+    assert list(submission.columns) == ["row_id", *SEVERITIES]
+    studies = pd.read_csv(truth / "train.csv")["study_id"]
+    assert submission["row_id"].tolist() == [f"{s}_{c}" for s in studies for c in WIDE_COLUMNS]
+    np.testing.assert_allclose(submission[list(SEVERITIES)], 1 / 3)
+
+
+def test_test_layout_checks_its_destinations(tmp_path):
+    kwargs = dict(n_studies=1, image_size=(48, 48), split="test")
+    with pytest.raises(ValueError, match="outside"):
+        spinecls.make_synthetic_rsna(tmp_path / "a", truth_dir=tmp_path / "a" / "t", **kwargs)
+    with pytest.raises(ValueError, match="split='test'"):
+        spinecls.make_synthetic_rsna(tmp_path / "b", truth_dir=tmp_path / "t", n_studies=1)
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "keep.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="not empty"):
+        spinecls.make_synthetic_rsna(tmp_path / "c", truth_dir=busy, **kwargs)
+    # A user's directory is refused even with overwrite, before anything is written.
+    with pytest.raises(FileExistsError, match="not written by spinecls.*keep.txt"):
+        spinecls.make_synthetic_rsna(tmp_path / "c", truth_dir=busy, overwrite=True, **kwargs)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["busy"]
+    assert [p.name for p in busy.iterdir()] == ["keep.txt"]
+    # The truth spinecls wrote is replaced on request, with its root.
+    root = spinecls.make_synthetic_rsna(tmp_path / "d", random_state=1, **kwargs)
+    truth = tmp_path / "d_truth"
+    before = pd.read_csv(truth / "train.csv")
+    spinecls.make_synthetic_rsna(root, random_state=2, overwrite=True, **kwargs)
+    after = pd.read_csv(truth / "train.csv")
+    assert before["study_id"].tolist() != after["study_id"].tolist()
+    assert (root / "sample_submission.csv").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["busy", "d", "d_truth"]
 
 
 def test_refuses_a_users_directory_and_overwrites_its_own_on_request(tmp_path):
@@ -178,9 +520,10 @@ def test_refuses_a_users_directory_and_overwrites_its_own_on_request(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ours", "out"]
 
 
-def test_a_failure_leaves_no_partial_output(tmp_path, monkeypatch):
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_a_failure_leaves_no_partial_output(tmp_path, monkeypatch, split):
     calls = {"n": 0}
-    original = synthetic._write_dicom
+    original = synthetic._save
 
     def flaky(*args, **kwargs):
         calls["n"] += 1
@@ -188,9 +531,11 @@ def test_a_failure_leaves_no_partial_output(tmp_path, monkeypatch):
             raise OSError("disk full")
         original(*args, **kwargs)
 
-    monkeypatch.setattr(synthetic, "_write_dicom", flaky)
+    monkeypatch.setattr(synthetic, "_save", flaky)
     with pytest.raises(OSError, match="disk full"):
-        spinecls.make_synthetic_rsna(tmp_path / "out", n_studies=2, image_size=(48, 48))
+        spinecls.make_synthetic_rsna(
+            tmp_path / "out", n_studies=2, image_size=(48, 48), split=split
+        )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -200,6 +545,7 @@ def test_a_failure_leaves_no_partial_output(tmp_path, monkeypatch):
         ({"n_studies": 0}, "n_studies"),
         ({"image_size": (16, 64)}, "image_size"),
         ({"image_size": (64, 48)}, "image_size"),
+        ({"split": "val"}, "split"),
     ],
 )
 def test_bad_arguments(tmp_path, kwargs, message):

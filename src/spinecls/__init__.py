@@ -15,9 +15,11 @@ from ._version import __version__
 
 if TYPE_CHECKING:
     from .classifier import DualHeadClassifier
-    from .datasets import RSNADataWarning, load_rsna, make_synthetic_rsna
+    from .datasets import RSNADataWarning, load_rsna, load_series, make_synthetic_rsna
     from .ensemble import DualHeadEnsemble
+    from .inference import predict_studies
     from .labels import CONDITIONS, LEVELS, SERIES_DESCRIPTIONS, SEVERITIES, SEVERITY_WEIGHTS
+    from .localization import LevelLocalizer
     from .model_selection import split_by_study
     from .preprocessing import LumbarPatchTransformer
     from .routing import ConditionGroupClassifier
@@ -28,12 +30,15 @@ _LAZY = {
     "DualHeadClassifier": ".classifier",
     "DualHeadEnsemble": ".ensemble",
     "LEVELS": ".labels",
+    "LevelLocalizer": ".localization",
     "LumbarPatchTransformer": ".preprocessing",
     "RSNADataWarning": ".datasets",
     "SERIES_DESCRIPTIONS": ".labels",
     "SEVERITIES": ".labels",
     "SEVERITY_WEIGHTS": ".labels",
     "load_rsna": ".datasets",
+    "load_series": ".datasets",
+    "predict_studies": ".inference",
     "make_synthetic_rsna": ".datasets",
     "split_by_study": ".model_selection",
 }
@@ -49,7 +54,9 @@ _SUBMODULES = (
     "ensemble",
     "evaluation",
     "geometry",
+    "inference",
     "labels",
+    "localization",
     "metrics",
     "model_selection",
     "models",
@@ -67,6 +74,7 @@ __all__ = [
     "DualHeadClassifier",
     "DualHeadEnsemble",
     "LEVELS",
+    "LevelLocalizer",
     "LumbarPatchTransformer",
     "RSNADataWarning",
     "SERIES_DESCRIPTIONS",
@@ -74,7 +82,9 @@ __all__ = [
     "SEVERITY_WEIGHTS",
     "__version__",
     "load_rsna",
+    "load_series",
     "make_synthetic_rsna",
+    "predict_studies",
     "split_by_study",
 ]
 

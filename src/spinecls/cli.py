@@ -1,4 +1,4 @@
-"""Command-line interface: ``spinecls synth``, ``demo``, ``train``, ``predict``, ``evaluate``.
+"""Command-line interface: ``spinecls synth``, ``demo``, ``train``, ``localize``, ``predict``, ...
 
 Every command is a thin wrapper over a library function. Exit status: 0 done, 2 a bad
 argument, path or input (one line on stderr), 130 interrupted by Ctrl-C (SIGINT), 143
@@ -47,7 +47,12 @@ def _summary(frame) -> str:
 
 
 def _inputs(args: argparse.Namespace) -> list[Path | None]:
-    return [getattr(args, "data", None), getattr(args, "model", None)]
+    localizer = getattr(args, "localizer", None)
+    return [
+        getattr(args, "data", None),
+        getattr(args, "model", None),
+        localizer if isinstance(localizer, Path) else None,
+    ]
 
 
 def _check_output(args: argparse.Namespace, path: Path | None, *, directory: bool = False) -> None:
@@ -74,7 +79,13 @@ def _check_device(device: str) -> None:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    _check_output(args, args.outdir, directory=True)
+    if args.truth is not None and args.split != "test":
+        raise ValueError("--truth is only written with --split test")
+    truth = None
+    if args.split == "test":
+        truth = args.truth or args.outdir.with_name(f"{args.outdir.name}_truth")
+    for destination in (args.outdir, truth):
+        _check_output(args, destination, directory=True)
     from .datasets import load_rsna, make_synthetic_rsna
 
     root = make_synthetic_rsna(
@@ -83,9 +94,14 @@ def _synth(args: argparse.Namespace) -> int:
         random_state=args.seed,
         n_jobs=args.n_jobs,
         overwrite=args.overwrite,
+        split=args.split,
+        truth_dir=truth,
     )
-    print(f"wrote a synthetic RSNA dataset to {root}")
-    print(_summary(load_rsna(root)))
+    if truth is None:
+        print(f"wrote a synthetic RSNA dataset to {root}")
+    else:
+        print(f"wrote a synthetic RSNA test set to {root} and its labels to {truth}")
+    print(_summary(load_rsna(truth or root)))
     return 0
 
 
@@ -150,10 +166,34 @@ def _train(args: argparse.Namespace) -> int:
     )
     print(f"training the {args.backbone} model on {len(X)} patches", flush=True)
     model.fit(X, frame[["condition", "severity"]], groups=frame["study_id"].to_numpy())
+    localizer = _train_localizer(args, frame) if args.localizer else None
     with atomic_file(args.out, overwrite=args.overwrite, inputs=_inputs(args)) as tmp:
-        save_pipeline(Pipeline([("patches", transformer), ("clf", model)]), tmp)
-    print(f"saved the {args.backbone} model to {args.out}")
+        save_pipeline(
+            Pipeline([("patches", transformer), ("clf", model)]), tmp, localizer=localizer
+        )
+    carried = " and the level localizer" if localizer is not None else ""
+    print(f"saved the {args.backbone} model{carried} to {args.out}")
     return 0
+
+
+def _train_localizer(args: argparse.Namespace, coordinates):
+    from .datasets import load_series
+    from .localization import LevelLocalizer
+
+    series = load_series(args.data, split="train")
+    localizer = LevelLocalizer(
+        max_epochs=args.localizer_epochs, device=args.device, random_state=args.seed, verbose=1
+    )
+    print(f"training the level localizer on {len(series)} series", flush=True)
+    return localizer.fit(series, coordinates)
+
+
+def _located(args: argparse.Namespace) -> bool:
+    """Whether ``predict`` must find the levels itself: no coordinates file, or asked to."""
+    return (
+        args.localizer is not None
+        or not (args.data / f"{args.split}_label_coordinates.csv").is_file()
+    )
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -164,12 +204,44 @@ def _predict(args: argparse.Namespace) -> int:
     from .metrics import to_submission
 
     pipeline = _load_pipeline(args.model, args.data, args.device)
-    frame = load_coordinates(args.data, split=args.split)
-    proba = pipeline.predict_proba(frame)[1]
-    submission = to_submission(frame, proba, classes=pipeline.classes_[1])
+    if _located(args):
+        from .inference import predict_studies
+        from .persistence import load_localizer
+
+        localizer = load_localizer(args.localizer or args.model, device=args.device)
+        print(f"no coordinates given: locating the levels of {args.split}_images", flush=True)
+        submission = predict_studies(args.data, pipeline, localizer, split=args.split)
+        studies = len(submission) // 25
+    else:
+        frame = load_coordinates(args.data, split=args.split)
+        proba = pipeline.predict_proba(frame)[1]
+        submission = to_submission(frame, proba, classes=pipeline.classes_[1])
+        studies = frame["study_id"].nunique()
     with atomic_file(args.out, overwrite=args.overwrite, inputs=_inputs(args)) as tmp:
         submission.to_csv(tmp, index=False)
-    print(f"wrote {len(submission)} rows for {frame['study_id'].nunique()} studies to {args.out}")
+    print(f"wrote {len(submission)} rows for {studies} studies to {args.out}")
+    return 0
+
+
+def _localize(args: argparse.Namespace) -> int:
+    _check_data(args.data)
+    _check_output(args, args.out)
+    _check_device(args.device)
+    from .datasets import load_series
+    from .localization import POINT_COLUMNS
+    from .persistence import load_localizer
+
+    if args.model.is_dir():
+        raise IsADirectoryError(f"--model {args.model} is a directory, not a model file")
+    localizer = load_localizer(args.model, device=args.device)
+    points = localizer.predict(load_series(args.data, split=args.split))
+    with atomic_file(args.out, overwrite=args.overwrite, inputs=_inputs(args)) as tmp:
+        columns = [*POINT_COLUMNS, "confidence", *[c for c in points if c.startswith("qc_")]]
+        points[columns].to_csv(tmp, index=False)
+    print(
+        f"wrote {len(points)} points for {points['study_id'].nunique()} studies to {args.out} "
+        f"({int(points[['qc_outside_image', 'qc_order']].any(axis=1).sum())} flagged for review)"
+    )
     return 0
 
 
@@ -225,6 +297,19 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--studies", type=int, default=20, help="number of studies (default 20)")
     synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     synth.add_argument("--n-jobs", type=int, default=None, help="parallel studies (joblib)")
+    synth.add_argument(
+        "--split",
+        choices=["train", "test"],
+        default="train",
+        help="train: labels and coordinates beside the images (default); test: the "
+        "competition's test layout, its labels and coordinates written to --truth",
+    )
+    synth.add_argument(
+        "--truth",
+        type=Path,
+        help="with --split test: directory for the labels and coordinates, in the training "
+        "files' format (default: OUTDIR_truth beside OUTDIR; new or empty)",
+    )
     synth.add_argument("--overwrite", action="store_true", help=OVERWRITE_DIRECTORY)
     synth.set_defaults(func=_synth)
 
@@ -259,8 +344,39 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--weights", help="pretrained weights for torchvision backbones")
     train.add_argument("--device", default="cpu", help=DEVICE_HELP)
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument(
+        "--localizer",
+        action="store_true",
+        help="also train the level localizer and carry it in the model file, so that "
+        "predict grades studies without coordinates",
+    )
+    train.add_argument(
+        "--localizer-epochs", type=int, default=30, help="localizer epochs (default 30)"
+    )
     train.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     train.set_defaults(func=_train)
+
+    localize = sub.add_parser(
+        "localize",
+        help="write the located level points of every series",
+        description="Locate the level points of every series of a competition directory "
+        "(no coordinates needed) and write them in the coordinates CSV's columns plus "
+        "confidence and the review flags.",
+    )
+    localize.add_argument("--data", type=Path, required=True, help="competition directory")
+    localize.add_argument(
+        "--model", type=Path, required=True, help="model file carrying a localizer"
+    )
+    localize.add_argument("--out", type=Path, required=True, help="coordinates CSV to write")
+    localize.add_argument(
+        "--split",
+        choices=["test", "train"],
+        default="test",
+        help="read {split}_series_descriptions.csv and {split}_images/ (default test)",
+    )
+    localize.add_argument("--device", default="cpu", help=MODEL_DEVICE_HELP)
+    localize.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    localize.set_defaults(func=_localize)
 
     predict = sub.add_parser("predict", help="write a competition submission")
     predict.add_argument("--data", type=Path, required=True, help="competition directory")
@@ -271,6 +387,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["test", "train"],
         default="test",
         help="read {split}_label_coordinates.csv and {split}_images/ (default test)",
+    )
+    predict.add_argument(
+        "--localizer",
+        type=Path,
+        help="locate the levels with the localizer in this file even where coordinates are "
+        "given (default: when {split}_label_coordinates.csv is absent, the one --model carries)",
     )
     predict.add_argument("--device", default="cpu", help=MODEL_DEVICE_HELP)
     predict.add_argument("--overwrite", action="store_true", help="replace an existing --out file")

@@ -56,6 +56,7 @@ __all__ = [
     "decode_params",
     "encode_params",
     "load",
+    "load_localizer",
     "load_pipeline",
     "save",
     "save_pipeline",
@@ -63,6 +64,9 @@ __all__ = [
 
 FILE_VERSION = 1
 """Layout version written by :func:`save`; :func:`load` reads this version and older."""
+
+LOCALIZER_ENTRY = "localizer"
+"""The entry of a pipeline's model file that holds a :class:`~spinecls.LevelLocalizer`."""
 
 _COMMON = {"format": str, "version": int, "params": str, "metadata": str, "state_dict": dict}
 _TAGS = ("tuple", "dict_items", "albumentations", "torch.optim", "torchvision.weights")
@@ -173,8 +177,15 @@ def save(estimator, path: str | os.PathLike, *, metadata: dict | None = None) ->
     ValueError
         A parameter or ``metadata`` that cannot be saved as JSON.
     """
-    fitted, state_dict = estimator._get_persisted()
     check_destination(path, directory=False, overwrite=True)
+    state = _archive(estimator, metadata)
+    with replacing(path) as tmp:
+        torch.save(state, tmp)
+
+
+def _archive(estimator, metadata: dict | None) -> dict:
+    """The plain dict :func:`save` writes for ``estimator``."""
+    fitted, state_dict = estimator._get_persisted()
     try:
         text = {
             "params": json.dumps(encode_params(estimator.get_params(deep=False))),
@@ -189,12 +200,16 @@ def save(estimator, path: str | os.PathLike, *, metadata: dict | None = None) ->
         **text,
         "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()},
     }
-    with replacing(path) as tmp:
-        torch.save(state, tmp)
+    return state
 
 
 def _read(path: str, cls: type) -> dict:
     """The file's dict, its keys and their types checked, JSON still undecoded."""
+    return _check_archive(_torch_load(path, cls), path, cls)
+
+
+def _torch_load(path: str, cls: type) -> Any:
+    """What ``torch.load(weights_only=True)`` reads from ``path``, errors in one line."""
     what = f"{path} is not a model file written by {cls.__name__}.save"
     if Path(path).is_dir():
         raise IsADirectoryError(f"{path} is a directory, not a model file")
@@ -210,6 +225,12 @@ def _read(path: str, cls: type) -> dict:
                 f"{what}: it is not a complete torch archive (truncated, or another kind of file)"
             ) from None
         raise ValueError(f"{what} ({type(exc).__name__}: {_first_line(exc)})") from None
+    return state
+
+
+def _check_archive(state: Any, path: str, cls: type) -> dict:
+    """``state`` if it is an archive of ``cls`` with every key of the right type."""
+    what = f"{path} is not a model file written by {cls.__name__}.save"
     if not isinstance(state, dict) or state.get("format") != _format(cls):
         found = state.get("format") if isinstance(state, dict) else None
         raise ValueError(f"{what}" + (f" (its format is {found!r})" if found else ""))
@@ -319,7 +340,11 @@ def load(cls: type, path: str | os.PathLike, *, device: str | torch.device | Non
     path = os.fspath(path)
     if device is not None:
         check_device(device)
-    state = _read(path, cls)
+    return _build(cls, _read(path, cls), path, device)
+
+
+def _build(cls: type, state: dict, path: str, device) -> Any:
+    """The fitted estimator a checked archive describes (see :func:`load`)."""
     params = _json(path, state, "params", dict)
     try:
         params = decode_params(params)
@@ -452,7 +477,9 @@ class PersistenceMixin:
 
 
 # -- a whole pipeline ------------------------------------------------------------------
-def save_pipeline(pipeline, path: str | os.PathLike, *, metadata: dict | None = None) -> None:
+def save_pipeline(
+    pipeline, path: str | os.PathLike, *, metadata: dict | None = None, localizer=None
+) -> None:
     """Write a fitted patch-and-classify pipeline to one model file.
 
     The final step is saved with :func:`save`; the first step, a
@@ -470,11 +497,16 @@ def save_pipeline(pipeline, path: str | os.PathLike, *, metadata: dict | None = 
     metadata : dict, optional
         More JSON-serialisable values to keep; the transformer's are stored under
         ``"transformer"``.
+    localizer : LevelLocalizer, optional
+        A fitted localizer to carry in the same file, under the entry ``"localizer"``
+        (read it with :func:`load_localizer`), so that one file grades studies that
+        come without coordinates (:func:`spinecls.inference.predict_studies`).
 
     Raises
     ------
     ValueError
-        If the pipeline is not a transformer followed by a savable estimator.
+        If the pipeline is not a transformer followed by a savable estimator, or
+        ``localizer`` is not a fitted estimator with weights.
     """
     from .preprocessing import LumbarPatchTransformer, recipe_params
 
@@ -489,8 +521,56 @@ def save_pipeline(pipeline, path: str | os.PathLike, *, metadata: dict | None = 
             "save_pipeline needs a Pipeline of a LumbarPatchTransformer and a fitted "
             f"spinecls estimator with weights; got {pipeline!r}"
         )
+    if localizer is not None and not isinstance(localizer, PersistenceMixin):
+        raise ValueError(f"localizer must be a fitted LevelLocalizer; got {localizer!r}")
     metadata = dict(metadata or {}) | {"transformer": recipe_params(steps[0][1])}
-    steps[1][1].save(path, metadata=metadata)
+    check_destination(path, directory=False, overwrite=True)
+    state = _archive(steps[1][1], metadata)
+    if localizer is not None:
+        state[LOCALIZER_ENTRY] = _archive(localizer, {})
+    with replacing(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_localizer(path: str | os.PathLike, *, device: str | torch.device | None = None):
+    """Read the :class:`~spinecls.LevelLocalizer` a model file carries.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A file written by ``LevelLocalizer.save`` or by :func:`save_pipeline` with a
+        ``localizer`` (``spinecls train --localizer``).
+    device : str or torch.device, optional
+        Where the localizer runs, instead of its saved ``device`` (see :func:`load`).
+
+    Returns
+    -------
+    LevelLocalizer
+        Fitted.
+
+    Raises
+    ------
+    FileNotFoundError, IsADirectoryError
+        If there is no file at ``path``, or a directory.
+    ValueError
+        One line naming the file: it carries no localizer, or the localizer's entry is
+        damaged (as :func:`load` checks it).
+    """
+    from .localization import LevelLocalizer
+
+    path = os.fspath(path)
+    if device is not None:
+        check_device(device)
+    state = _torch_load(path, LevelLocalizer)
+    if isinstance(state, dict) and state.get("format") == _format(LevelLocalizer):
+        return _build(LevelLocalizer, _check_archive(state, path, LevelLocalizer), path, device)
+    carried = state.get(LOCALIZER_ENTRY) if isinstance(state, dict) else None
+    if carried is None:
+        raise ValueError(
+            f"{path} carries no localizer: train one with `spinecls train --localizer` (or "
+            "save a fitted LevelLocalizer) to grade studies without coordinates"
+        )
+    return _build(LevelLocalizer, _check_archive(carried, path, LevelLocalizer), path, device)
 
 
 def load_pipeline(

@@ -14,6 +14,7 @@ from .rsna import (
     image_paths,
     load_coordinates,
     load_rsna,
+    load_series,
     read_series_descriptions,
 )
 
@@ -25,6 +26,7 @@ __all__ = [
     "image_paths",
     "load_coordinates",
     "load_rsna",
+    "load_series",
     "make_synthetic_rsna",
     "read_series_descriptions",
 ]

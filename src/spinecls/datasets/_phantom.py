@@ -1,23 +1,33 @@
-"""An anatomy-like digital phantom of the lumbar spine, rendered slice by slice.
+"""An anatomy-like digital phantom of the lumbar spine, rendered on any slice plane.
 
-Geometry lives in patient coordinates (DICOM LPS, millimetres): ``x`` towards the
-patient's left, ``y`` posterior, ``z`` superior. A :class:`Spine` holds one study's
-anatomy and the degree of narrowing (0 = none, 1 = obliterated) of every condition
-at every level; :func:`render_sagittal` and :func:`render_axial` draw a slice of it
-as tissue intensities in [0, 1] for a given MR contrast. Narrowing visibly shrinks the
-structure that each condition names: the canal behind a bulging disc (spinal canal
-stenosis), the fat around the nerve root in the foramen (foraminal narrowing) and the
-lateral recess beside the thecal sac (subarticular stenosis).
+:func:`render` maps each pixel of a :class:`~._anatomy.Plane` through the patient's
+:class:`~._anatomy.Pose` into the :class:`~._anatomy.Spine`'s frame and returns tissue
+intensities in [0, 1] for an MR contrast. Narrowing (0 = none, 1 = obliterated)
+visibly shrinks the structure each condition names: the canal behind a bulging disc
+(spinal canal stenosis), the fat around the nerve root in the foramen (foraminal
+narrowing) and the lateral recess beside the thecal sac (subarticular stenosis).
+
+Some structures are thin across the spine on purpose, so that the slice a reader
+would pick is clear from the image: the cauda equina roots run within 1.8 mm of the
+midline, the tips of the spinous processes are 2-6 mm thick, the canal's
+cross-section is a diamond (deepest on the midline) and the foraminal fat is an
+ellipsoid 6.4 mm wide with the exiting root within 1.8 mm of its centre.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
 
-from ..labels import LEVELS
+from ._anatomy import (
+    FORAMEN_DEPTH,
+    FORAMEN_RISE,
+    RECESS_X,
+    ROOT_HALF_WIDTH,
+    Plane,
+    Pose,
+    Spine,
+)
 
 # Tissue intensities per contrast, before scaling, bias field and noise. Fluid is
 # bright on T2 and dark on T1; fat is bright on T1 and T2 and suppressed on STIR.
@@ -33,244 +43,166 @@ CONTRASTS: dict[str, dict[str, float]] = {
     }.items()
 }
 
-# Lateral offset (mm) of the foramina and of the subarticular recesses.
-FORAMEN_X = 16.0
-RECESS_X = 9.0
-BODY_HALF_WIDTH = 23.0
+_FORAMEN_HALF_WIDTH = 3.2
 
 
-@dataclass
-class Spine:
-    """One study's lumbar anatomy in patient millimetres.
-
-    Attributes
-    ----------
-    disc_z : ndarray of shape (5,)
-        Height (z) of the centre of each disc, L1/L2 to L5/S1.
-    disc_height, body_height, body_depth, canal_depth : float
-        Sizes in mm.
-    lordosis : float
-        Anterior shift (mm) of the spine's mid-lumbar segment.
-    y0 : float
-        AP position of the posterior vertebral wall at the lordosis' ends.
-    narrowing : dict
-        ``{condition: ndarray of shape (5,)}`` with values in [0, 1].
-    """
-
-    disc_z: np.ndarray
-    disc_height: float
-    body_height: float
-    body_depth: float
-    canal_depth: float
-    lordosis: float
-    y0: float
-    narrowing: dict[str, np.ndarray]
-
-    @classmethod
-    def random(cls, rng: np.random.Generator, narrowing: dict[str, np.ndarray]) -> Spine:
-        disc_height = rng.uniform(8.0, 11.0)
-        body_height = rng.uniform(24.0, 29.0)
-        step = disc_height + body_height
-        top = rng.uniform(-8.0, 8.0) + 2 * step
-        disc_z = top - step * np.arange(len(LEVELS))
-        return cls(
-            disc_z=disc_z,
-            disc_height=disc_height,
-            body_height=body_height,
-            body_depth=rng.uniform(31.0, 38.0),
-            canal_depth=rng.uniform(13.0, 17.0),
-            lordosis=rng.uniform(3.0, 12.0),
-            y0=rng.uniform(-4.0, 4.0),
-            narrowing=narrowing,
-        )
-
-    def posterior_wall(self, z):
-        """AP position of the posterior vertebral wall at height ``z`` (lordotic curve)."""
-        mid = self.disc_z.mean()
-        half = (self.disc_z[0] - self.disc_z[-1]) / 2 + 20.0
-        return self.y0 - self.lordosis * (1.0 - np.clip((z - mid) / half, -1.5, 1.5) ** 2)
-
-    def vertebra_z(self) -> np.ndarray:
-        """Centres of L1 to S1 bodies."""
-        step = self.disc_height + self.body_height
-        return np.concatenate([[self.disc_z[0] + step / 2], self.disc_z - step / 2])
+def _ellipse(a, b, ca, cb, ra, rb):
+    p = (a - ca) * (1.0 / ra)
+    q = (b - cb) * (1.0 / rb)
+    return p * p + q * q <= 1.0
 
 
-def _ellipse(a, b, cy, cz, ry, rz):
-    return ((a - cy) / ry) ** 2 + ((b - cz) / rz) ** 2 <= 1.0
+def _window(mask: np.ndarray) -> tuple[slice, slice] | None:
+    """The bounding box of ``mask``'s True pixels, or None."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return None
+    return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
 
 
-def _disc_bump(z, disc_z, disc_height):
-    """Smooth profile, 1 at a disc's centre and 0 half a disc height above or below."""
-    d = np.min(np.abs(np.asarray(z)[..., None] - disc_z), axis=-1)
-    return np.clip(1.0 - (d / (0.9 * disc_height)) ** 2, 0.0, 1.0)
+def _grid(q0, qr, qc, rows, cols) -> np.ndarray:
+    """An affine function of (row, column) on the pixel grid (``rows``, ``cols``: float32)."""
+    return (rows[:, None] * np.float32(qr) + np.float32(q0)) + cols[None, :] * np.float32(qc)
 
 
-def _finish(image: np.ndarray, pixel_spacing: float) -> np.ndarray:
-    # Partial-volume blur of about 0.7 mm, whatever the pixel size.
-    sigma = max(0.7 / pixel_spacing, 0.3)
-    return cv2.GaussianBlur(image.astype(np.float32), (0, 0), sigma)
-
-
-def render_sagittal(
-    spine: Spine,
-    lateral: float,
-    contrast: str,
-    shape: tuple[int, int],
-    spacing: float,
-    origin_y: float,
-    origin_z: float,
-) -> np.ndarray:
-    """Render the sagittal slice at ``x = lateral`` mm.
-
-    Columns run posterior (``y = origin_y + col * spacing``), rows inferior
-    (``z = origin_z - row * spacing``), as with ImageOrientationPatient
-    ``[0, 1, 0, 0, 0, -1]``.
+def render(spine: Spine, pose: Pose, plane: Plane, contrast: str) -> np.ndarray:
+    """Render ``spine`` in ``pose`` on one slice plane.
 
     Returns
     -------
-    ndarray of shape ``shape``, float32 intensities in [0, 1].
+    ndarray of shape ``plane.shape``, float32 tissue intensities in [0, 1], blurred
+    by about 0.7 mm of partial volume.
     """
     t = CONTRASTS[contrast]
-    rows, cols = shape
-    z = origin_z - np.arange(rows, dtype=np.float32)[:, None] * spacing
-    y = origin_y + np.arange(cols, dtype=np.float32)[None, :] * spacing
-    z_col = z[:, 0]
-    wall = spine.posterior_wall(z)
-    ax = abs(lateral)
-    img = np.zeros(shape, np.float32)
+    rows, cols = plane.shape
+    # Anatomy coordinates are affine in (row, column): a0 + row * ar + col * ac.
+    a0 = pose.to_anatomy(plane.origin)
+    ar = pose.rotation.T @ plane.col_dir * plane.spacing[0]
+    ac = pose.rotation.T @ plane.row_dir * plane.spacing[1]
+    r_idx = np.arange(rows, dtype=np.float32)
+    c_idx = np.arange(cols, dtype=np.float32)
+    z = _grid(a0[2], ar[2], ac[2], r_idx, c_idx)
+    u = _grid(a0[0], ar[0], ac[0], r_idx, c_idx)
+    u -= spine.centre_x(z).astype(np.float32)  # across, from the midline
+    v = _grid(a0[1], ar[1], ac[1], r_idx, c_idx)
+    v -= spine.wall(z)  # behind the posterior wall
+    img = np.zeros(plane.shape, np.float32)
 
-    # Body outline: soft tissue, then the paraspinal muscles behind the spine.
-    img[_ellipse(y, z, spine.y0 + 5, spine.disc_z.mean(), 120.0, 400.0)] = t["soft"]
-    img[(y > wall + spine.canal_depth + 4) & (y < wall + 75)] = t["muscle"]
-    img[(y > wall + 75) & (y < wall + 88)] = t["fat"]
-
-    # Great vessels in front of the spine: the aorta left of midline, the IVC right.
-    front = wall - spine.body_depth
-    for cx, radius, key in ((12.0, 10.0, "aorta"), (-17.0, 11.0, "ivc")):
-        half_chord = np.sqrt(max(radius**2 - (lateral - cx) ** 2, 0.0))
-        if half_chord > 0:
-            centre = front - radius - 3
-            img[np.abs(y - centre) <= half_chord * (0.55 if key == "ivc" else 1.0)] = t[key]
-
-    # Vertebral bodies and discs, narrower in AP towards the sides.
-    if ax < BODY_HALF_WIDTH:
-        depth = spine.body_depth * np.sqrt(1 - (ax / (BODY_HALF_WIDTH + 2)) ** 2)
-        in_column = (y >= wall - depth) & (y <= wall)
-        bump = _disc_bump(z, spine.disc_z, spine.disc_height)
-        is_disc = in_column & (bump > 0)
-        is_body = in_column & ~is_disc & (z_col[:, None] < spine.disc_z[0] + 40)
-        img[is_body] = t["bone"]
-        edge = in_column & ((np.abs(y - wall) < 1.2) | (np.abs(y - wall + depth) < 1.2))
-        img[edge & is_body] = t["cortex"]
-        img[is_disc] = t["disc"]
-
-    # The canal: CSF posterior to the wall, narrowed at a level by the disc bulge.
-    if ax < 11.0:
-        spinal = spine.narrowing["Spinal Canal Stenosis"]
-        level = np.argmin(np.abs(z_col[:, None] - spine.disc_z), axis=1)
-        bump = _disc_bump(z_col, spine.disc_z, spine.disc_height)
-        bulge = (0.9 * spinal[level] * bump)[:, None] * spine.canal_depth
-        width = spine.canal_depth * np.sqrt(1 - (ax / 12.0) ** 2)
-        canal = (y > wall + bulge) & (y < wall + width - 0.25 * bulge)
-        # A degenerated, bulging disc is dark on every contrast.
-        img[(y > wall) & (y <= wall + bulge) & (bump[:, None] > 0)] = t["ligament"] * 2
-        img[canal] = t["csf"]
-        if ax < 3.0:  # cauda equina roots inside the sac
-            img[canal & (np.abs(y - wall - width / 2) < 1.0)] = t["nerve"]
-        img[(y >= wall + width) & (y < wall + width + 2.5)] = t["ligament"]
-        if ax < 6.0:  # spinous processes behind the canal
-            spinous = (y > wall + width + 4) & (y < wall + width + 40)
-            img[spinous & (bump[:, None] < 0.2)] = t["bone"]
-
-    # Parasagittal: pedicles at the vertebrae, foramina (fat around the root) at the discs.
-    weight = np.exp(-(((ax - FORAMEN_X) / 4.5) ** 2))
-    if weight > 0.15:
-        side = "Left" if lateral > 0 else "Right"
-        foraminal = spine.narrowing[f"{side} Neural Foraminal Narrowing"]
-        wall_d = spine.posterior_wall(spine.disc_z)
-        img[(y > wall) & (y < wall + 13)] = t["bone"]
-        for k, zc in enumerate(spine.disc_z):
-            cy, cz = wall_d[k] + 6.0, zc + 3.0
-            r = foraminal[k]
-            ry, rz = 5.0 * (1 - 0.75 * r) * weight, 8.0 * (1 - 0.6 * r) * weight
-            img[_ellipse(y, z, cy, cz, 6.5, 10.0)] = t["ligament"]
-            img[_ellipse(y, z, cy, cz, max(ry, 0.5), max(rz, 0.5))] = t["fat"]
-            img[_ellipse(y, z, cy - 0.5, cz + 3.0 * (1 - r), 2.2, 2.2)] = t["nerve"]
-        img[(y > wall + 13) & (y < wall + 28)] = np.maximum(
-            img[(y > wall + 13) & (y < wall + 28)], t["bone"] * 0.8
-        )
-    return _finish(img, spacing)
-
-
-def render_axial(
-    spine: Spine,
-    level: int,
-    z: float,
-    contrast: str,
-    shape: tuple[int, int],
-    spacing: float,
-    origin_x: float,
-    origin_y: float,
-) -> np.ndarray:
-    """Render the axial slice at height ``z`` through disc ``level`` (0 = L1/L2).
-
-    Columns run to the patient's left (``x = origin_x + col * spacing``), rows
-    posterior (``y = origin_y + row * spacing``), as with ImageOrientationPatient
-    ``[1, 0, 0, 0, 1, 0]``: the patient's left is on the image's right.
-
-    Returns
-    -------
-    ndarray of shape ``shape``, float32 intensities in [0, 1].
-    """
-    t = CONTRASTS[contrast]
-    rows, cols = shape
-    y = origin_y + np.arange(rows, dtype=np.float32)[:, None] * spacing
-    x = origin_x + np.arange(cols, dtype=np.float32)[None, :] * spacing
-    wall = float(spine.posterior_wall(z))
+    # Body outline, subcutaneous fat, back muscles, psoas and the great vessels.
     depth = spine.body_depth
-    img = np.zeros(shape, np.float32)
-    disc_part = float(_disc_bump(z, spine.disc_z[level : level + 1], spine.disc_height))
+    uu, ww = u * u, (v + 30.0) ** 2
+    img[uu * (1 / 150**2) + ww * (1 / 105**2) <= 1.0] = t["soft"]
+    shell = uu * (1 / 140**2) + ww * (1 / 95**2) <= 1.0
+    shell &= uu * (1 / 128**2) + ww * (1 / 84**2) > 1.0
+    img[shell] = t["fat"]
+    p, q = uu * (1 / 46**2), ((v - 40.0) * (1 / 30.0)) ** 2
+    img[p * p + q * q <= 1.0] = t["muscle"]
+    au = np.abs(u)
+    img[_ellipse(au, v, 36.0, -depth / 2, 13.0, 17.0)] = t["muscle"]
+    img[_ellipse(u, v, 12.0, -depth - 13.0, 10.0, 10.0)] = t["aorta"]
+    img[_ellipse(u, v, -17.0, -depth - 10.0, 12.0, 6.0)] = t["ivc"]
 
-    img[_ellipse(x, y, 0.0, wall + 10, 150.0, 105.0)] = t["soft"]
-    img[_ellipse(x, y, 0.0, wall + 10, 140.0, 95.0) & ~_ellipse(x, y, 0, wall + 10, 128, 84)] = t[
-        "fat"
-    ]
-    for sx in (-1, 1):
-        img[_ellipse(x, y, sx * 24.0, wall + 42, 19.0, 24.0)] = t["muscle"]  # paraspinal
-        img[_ellipse(x, y, sx * 36.0, wall - depth / 2, 13.0, 17.0)] = t["muscle"]  # psoas
-    img[_ellipse(x, y, 12.0, wall - depth - 13, 10.0, 10.0)] = t["aorta"]
-    img[_ellipse(x, y, -17.0, wall - depth - 10, 12.0, 6.0)] = t["ivc"]
+    # Everything else lies within a box around the column: render only there.
+    box = _window((au < 30.0) & (v > -depth - 2.0) & (v < spine.canal_depth + 42.0))
+    if box is not None:
+        rows_in, cols_in = r_idx[box[0]], c_idx[box[1]]
+        _column(spine, img[box], t, u[box], v[box], a0, ar, ac, rows_in, cols_in)
+    sigma_row = max(0.7 / plane.spacing[0], 0.3)
+    sigma_col = max(0.7 / plane.spacing[1], 0.3)
+    return cv2.GaussianBlur(img, (0, 0), sigmaX=sigma_col, sigmaY=sigma_row)
 
-    body = _ellipse(x, y, 0.0, wall - depth / 2, BODY_HALF_WIDTH, depth / 2)
-    img[body] = t["bone"] * (1 - disc_part) + t["disc"] * disc_part
-    img[body & ~_ellipse(x, y, 0.0, wall - depth / 2, BODY_HALF_WIDTH - 2, depth / 2 - 2)] = t[
-        "cortex"
-    ]
 
-    # Posterior arch: facets and lamina around the canal.
-    for sx in (-1, 1):
-        img[_ellipse(x, y, sx * 15.0, wall + 13, 6.0, 7.0)] = t["bone"]
-    img[(np.abs(x) < 14) & (y > wall + spine.canal_depth) & (y < wall + spine.canal_depth + 5)] = t[
-        "ligament"
-    ]
-    img[(np.abs(x) < 3) & (y > wall + spine.canal_depth + 5) & (y < wall + 50)] = t["bone"]
+def _column(spine, img, t, u, v, a0, ar, ac, r_idx, c_idx) -> None:
+    """Paint the vertebral column and what lies behind it into ``img`` (a view)."""
+    # Signed distance to every disc's mid-plane (affine in pixels), and the nearest disc.
+    dist = []
+    for k in range(len(spine.disc_z)):
+        centre, n = spine.disc_centre(k), spine.disc_normal(k)
+        dist.append(_grid(np.dot(a0 - centre, n), np.dot(ar, n), np.dot(ac, n), r_idx, c_idx))
+    dist = np.stack(dist)
+    disc = np.abs(dist).argmin(axis=0)
+    dz = np.take_along_axis(dist, disc[None], axis=0)[0]
+    h = spine.disc_height
+    depth = spine.body_depth
 
-    # Thecal sac, narrowed in AP by the disc bulge of spinal stenosis.
-    spinal = spine.narrowing["Spinal Canal Stenosis"][level] * disc_part
-    bulge = 0.9 * spinal * spine.canal_depth
-    sac_depth = spine.canal_depth - bulge
-    img[_ellipse(x, y, 0.0, wall + bulge + sac_depth / 2, 10.0, max(sac_depth / 2, 0.5))] = t["csf"]
-    img[_ellipse(x, y, 0.0, wall, 9.0, max(bulge, 0.3)) & (y > wall)] = t["ligament"] * 2
+    # Vertebral bodies and discs: an elliptic column, cut into discs along the spine.
+    body = _ellipse(u, v, 0.0, -depth / 2, spine.body_half_width, depth / 2)
+    inner = _ellipse(u, v, 0.0, -depth / 2, spine.body_half_width - 2.0, depth / 2 - 2.0)
+    adz = np.abs(dz)
+    img[body] = t["bone"]
+    img[body & (~inner | (adz < 0.55 * h + 1.2))] = t["cortex"]
+    # The nucleus is brighter than the annulus: the slice through a disc's middle shows it.
+    nucleus = body & (adz < 0.55 * h)
+    img[nucleus] = t["disc"] * (1.0 - 0.3 * (adz[nucleus] * (1.0 / (0.55 * h))) ** 2)
 
-    # Lateral recesses (patient left = +x), squeezed by a hypertrophic facet.
-    for side, sx in (("Left", 1), ("Right", -1)):
-        r = spine.narrowing[f"{side} Subarticular Stenosis"][level]
-        cx, cy = sx * RECESS_X, wall + 3.0
-        img[_ellipse(x, y, cx, cy, 4.5 * (1 - 0.8 * r) + 0.3, 3.5 * (1 - 0.7 * r) + 0.3)] = t["csf"]
-        img[_ellipse(x, y, cx, cy - 0.5, 1.5, 1.5)] = t["nerve"]
-        facet = 3.0 + 5.0 * r
-        img[_ellipse(x, y, sx * (RECESS_X + 7.5 - 2.5 * r), cy + 6.0 - 3.0 * r, facet, facet)] = t[
-            "ligament"
-        ]
-    return _finish(img, spacing)
+    # Behind the wall: only a band of the box, which is all the rest needs.
+    canal = spine.canal_depth
+    box = _window((np.abs(u) < 26.0) & (v > -1.0) & (v < canal + 41.0))
+    if box is not None:
+        _posterior(spine, img[box], t, u[box], v[box], dz[box], disc[box])
+
+
+def _posterior(spine, img, t, u, v, dz, disc) -> None:
+    """The canal, posterior arch, foramina and recesses (views of one box)."""
+    h = spine.disc_height
+    bump = np.clip(1.0 - (dz * (1.0 / (0.9 * h))) ** 2, 0.0, 1.0)
+    au = np.abs(u)
+    left = u >= 0
+    canal, width = spine.canal_depth, spine.canal_half_width
+
+    # Bone and epidural fat around the canal; the facet joints and the pedicles.
+    img[(au < width + 4.0) & (v > 0.0) & (v < canal + 7.0)] = t["bone"]
+    img[(au < width + 1.5) & (v > 0.0) & (v < canal + 1.0)] = t["fat"]
+    img[_ellipse(au, v, 15.0, 13.0, 6.0, 7.0)] = t["bone"]
+    foramen_x = np.where(left, spine.foramen_x[0][disc], spine.foramen_x[1][disc])
+    img[(np.abs(au - foramen_x) < 6.0) & (au > width) & (v > 0.0) & (v < 13.0)] = t["bone"]
+
+    # The canal: a diamond of CSF, narrowed at a level by the disc bulge from the front.
+    bulge = (0.9 * canal) * spine.per_disc("Spinal Canal Stenosis")[disc] * bump
+    img[(au < 0.8 * width) & (v > 0.0) & (v <= bulge) & (bump > 0)] = t["ligament"] * 2
+    centre = (canal + 0.75 * bulge) * 0.5
+    half = np.maximum((canal - 1.25 * bulge) * 0.5, 0.3)
+    sac = au * (1.0 / width) + np.abs(v - centre) / half <= 1.0
+    img[sac] = t["csf"]
+    img[sac & (au < ROOT_HALF_WIDTH) & (np.abs(v - centre) < 1.0)] = t["nerve"]
+    img[(au < width) & (v >= canal) & (v < canal + 2.5)] = t["ligament"]
+    # Spinous processes behind the canal, thinning to their tips, between the discs.
+    tip = np.clip((v - canal - 4.0) * (1.0 / 36.0), 0.0, 1.0)
+    spinous = (v > canal + 4.0) & (v < canal + 40.0) & (au < 3.0 - 2.0 * tip) & (bump < 0.2)
+    img[spinous] = t["bone"]
+
+    # Foramina and recesses: a thin band just behind the wall.
+    box = _window((v < 14.0) & (au > 3.0))
+    if box is None:
+        return
+    img, u, au, v, dz, disc, left = (a[box] for a in (img, u, au, v, dz, disc, left))
+
+    def sided(condition):  # the narrowing of a lateral condition on this pixel's side
+        return np.where(
+            left,
+            spine.per_disc(f"Left {condition}")[disc],
+            spine.per_disc(f"Right {condition}")[disc],
+        ).astype(np.float32)
+
+    # Foramina: fat around the exiting root, shrinking with narrowing.
+    r = sided("Neural Foraminal Narrowing")
+    across = au - np.where(left, spine.foramen_x[0][disc], spine.foramen_x[1][disc])
+    rise = dz - FORAMEN_RISE
+    back = v - FORAMEN_DEPTH
+    aa, bb, rr = across * across, back * back, rise * rise
+    img[aa * (1 / 3.6**2) + bb * (1 / 6.5**2) + rr * (1 / 10.0**2) <= 1.0] = t["ligament"]
+    ry, rz = 5.0 * (1 - 0.75 * r) + 0.3, 8.0 * (1 - 0.6 * r) + 0.3
+    img[aa * (1 / _FORAMEN_HALF_WIDTH**2) + bb / (ry * ry) + rr / (rz * rz) <= 1.0] = t["fat"]
+    root = (back + 0.5) ** 2 + (rise - 3.0 * (1 - r)) ** 2 <= 2.2**2
+    img[root & (aa < ROOT_HALF_WIDTH**2)] = t["nerve"]
+
+    # Lateral recesses beside the sac, squeezed by a hypertrophic facet.
+    s = sided("Subarticular Stenosis")
+    recess = ((au - RECESS_X) / (3.5 * (1 - 0.8 * s) + 0.3)) ** 2 + (
+        (v - 3.0) / (3.5 * (1 - 0.7 * s) + 0.3)
+    ) ** 2 <= 1.0
+    img[recess] = t["csf"]
+    img[_ellipse(au, v, RECESS_X, 2.5, 1.5, 1.5)] = t["nerve"]
+    facet = 3.0 + 5.0 * s
+    hyper = ((au - (RECESS_X + 7.5 - 2.5 * s)) / facet) ** 2 + ((v - 9.0 + 3.0 * s) / facet) ** 2
+    img[(hyper <= 1.0) & (au < RECESS_X + 4.5)] = t["ligament"]

@@ -23,6 +23,7 @@ __all__ = [
     "image_paths",
     "load_coordinates",
     "load_rsna",
+    "load_series",
     "read_series_descriptions",
 ]
 
@@ -378,3 +379,84 @@ def load_rsna(root: str | os.PathLike) -> pd.DataFrame:
         )
     merged["image_path"] = image_paths(root, merged)
     return merged[list(OUTPUT_COLUMNS)].reset_index(drop=True)
+
+
+def load_series(root: str | os.PathLike, split: str = "train") -> pd.DataFrame:
+    """One row per series of a competition directory, with the folder of its files.
+
+    Reads ``{split}_series_descriptions.csv`` and matches it with the folders
+    ``{split}_images/{study_id}/{series_id}/``; no image is opened. This is the input of
+    :class:`spinecls.LevelLocalizer`, which needs no coordinates.
+
+    Parameters
+    ----------
+    root : str or path-like
+        The competition directory.
+    split : {"train", "test"}, default="train"
+        Which descriptions file and image folder.
+
+    Returns
+    -------
+    pandas.DataFrame
+        In the descriptions file's order, index ``0..n-1``, columns ``study_id``,
+        ``series_id`` (int64), ``series_description`` and ``series_dir`` (the absolute
+        path of the series' folder, holding ``{instance_number}.dcm`` files).
+
+    Warns
+    -----
+    RSNADataWarning
+        For series listed in the descriptions file whose folder is missing or holds no
+        ``.dcm`` file (dropped), and for series folders on disk that the file does not
+        list (ignored), naming them.
+
+    Raises
+    ------
+    ValueError
+        If ``split`` is not ``"train"`` or ``"test"``, or the descriptions file is bad
+        (see :func:`read_series_descriptions`).
+    FileNotFoundError
+        If the descriptions file or the image folder does not exist.
+
+    Examples
+    --------
+    >>> import spinecls, tempfile
+    >>> root = spinecls.make_synthetic_rsna(tempfile.mkdtemp() + "/rsna", n_studies=1)
+    >>> series = spinecls.load_series(root)
+    >>> list(series.columns)
+    ['study_id', 'series_id', 'series_description', 'series_dir']
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
+    root = Path(root).resolve()
+    frame = read_series_descriptions(root / DESCRIPTIONS_CSV.format(split=split))
+    images = root / f"{split}_images"
+    if not images.is_dir():
+        raise FileNotFoundError(f"{images.name} not found: expected the folder {images}")
+    on_disk = {
+        (int(study.name), int(series.name)): series
+        for study in images.iterdir()
+        if study.is_dir() and study.name.isdigit()
+        for series in study.iterdir()
+        if series.is_dir() and series.name.isdigit() and any(series.glob("*.dcm"))
+    }
+    keys = list(zip(frame["study_id"].tolist(), frame["series_id"].tolist()))
+    present = np.array([key in on_disk for key in keys], dtype=bool)
+    if not present.all():
+        missing = [list(key) for key, ok in zip(keys, present) if not ok]
+        warnings.warn(
+            f"load_series: dropped {len(missing)} series of {DESCRIPTIONS_CSV.format(split=split)} "
+            f"without DICOM files under {images}: [study_id, series_id] {listing(missing)}",
+            RSNADataWarning,
+            stacklevel=2,
+        )
+    unlisted = [list(key) for key in sorted(set(on_disk) - set(keys))]
+    if unlisted:
+        warnings.warn(
+            f"load_series: ignored {len(unlisted)} series folder(s) under {images} absent from "
+            f"{DESCRIPTIONS_CSV.format(split=split)}: [study_id, series_id] {listing(unlisted)}",
+            RSNADataWarning,
+            stacklevel=2,
+        )
+    frame = frame.loc[present].reset_index(drop=True)
+    frame["series_dir"] = [str(on_disk[key]) for key, ok in zip(keys, present) if ok]
+    return frame

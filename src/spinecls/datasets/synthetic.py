@@ -7,7 +7,7 @@ stand-in that every part of spinecls reads exactly as it reads the Kaggle downlo
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -21,46 +21,23 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from .._atomic import atomic_directory
-from ..labels import (
-    CONDITIONS,
-    LEVELS,
-    RAW_SEVERITIES,
-    SEVERITIES,
-    SEVERITY_PRIORS,
-    WIDE_COLUMNS,
+from .._atomic import atomic_directory, check_destination
+from ..labels import LEVELS, RAW_SEVERITIES, SEVERITIES, SEVERITY_PRIORS, WIDE_COLUMNS
+from ._acquisition import design
+from ._phantom import render
+from .rsna import (
+    COORDINATE_COLUMNS,
+    COORDINATES_CSV,
+    DESCRIPTION_COLUMNS,
+    DESCRIPTIONS_CSV,
+    LABELS_CSV,
 )
-from ._phantom import FORAMEN_X, RECESS_X, Spine, render_axial, render_sagittal
-from .rsna import COORDINATE_COLUMNS, COORDINATES_CSV, LABELS_CSV
 
 __all__ = ["make_synthetic_rsna", "SEVERITY_PRIORS"]
 
-# Narrowing of the structure (0 = none, 1 = obliterated) drawn for each severity grade.
-_NARROWING = {"normal_mild": (0.0, 0.3), "moderate": (0.38, 0.62), "severe": (0.7, 0.95)}
 _RAW = {severity: raw for raw, severity in RAW_SEVERITIES.items()}
-_SAGITTAL_IOP = [0.0, 1.0, 0.0, 0.0, 0.0, -1.0]
-_AXIAL_IOP = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
-
-
-@dataclass
-class _Series:
-    series_id: int
-    description: str
-    contrast: str
-    shape: tuple[int, int]
-    spacing: float
-    thickness: float
-    origins: list[tuple[float, float, float]]
-    instances: list[int]
-    slices: list[dict]
-
-
-def _instance_numbers(rng: np.random.Generator, n: int) -> list[int]:
-    # InstanceNumber is an identifier, not a position: it starts anywhere (often far
-    # above 1), and may run against the slice order.
-    start = int(rng.integers(1001, 3000)) if rng.random() < 0.2 else int(rng.integers(2, 60))
-    numbers = start + np.arange(n)
-    return (numbers[::-1] if rng.random() < 0.4 else numbers).tolist()
+SPLITS = ("train", "test")
+SUBMISSION_CSV = "sample_submission.csv"
 
 
 def _to_pixels(rng, image, scale, noise, offset):
@@ -70,16 +47,16 @@ def _to_pixels(rng, image, scale, noise, offset):
     gx = np.linspace(-1, 1, cols, dtype=np.float32)[None, :]
     a, b = rng.uniform(-0.15, 0.15, size=2)
     bias = 1.0 + a * gx + b * gy
-    real = image * bias * scale + rng.normal(0, noise, image.shape).astype(np.float32)
-    imag = rng.normal(0, noise, image.shape).astype(np.float32)
+    real = image * bias * scale + noise * rng.standard_normal(image.shape, dtype=np.float32)
+    imag = noise * rng.standard_normal(image.shape, dtype=np.float32)
     magnitude = np.sqrt(real**2 + imag**2)
     return np.clip(np.rint(magnitude) + offset, 0, 65535).astype(np.uint16)
 
 
-def _write_dicom(path: Path, pixels: np.ndarray, meta: dict) -> None:
+def _dataset(meta: dict) -> Dataset:
+    """An MR image header (no pixels yet) with the attributes in ``meta``."""
     file_meta = FileMetaDataset()
     file_meta.MediaStorageSOPClassUID = MRImageStorage
-    file_meta.MediaStorageSOPInstanceUID = meta["SOPInstanceUID"]
     file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     file_meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
     ds = Dataset()
@@ -90,188 +67,101 @@ def _write_dicom(path: Path, pixels: np.ndarray, meta: dict) -> None:
     ds.BodyPartExamined = "LSPINE"
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME2"
-    for key, value in meta.items():
-        setattr(ds, key, value)
-    ds.Rows, ds.Columns = pixels.shape
     ds.BitsAllocated = 16
     ds.BitsStored = 16
     ds.HighBit = 15
     ds.PixelRepresentation = 0
+    for key, value in meta.items():
+        setattr(ds, key, value)
+    return ds
+
+
+def _save(ds: Dataset, path: Path, pixels: np.ndarray) -> None:
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.Rows, ds.Columns = pixels.shape
     ds.PixelData = np.ascontiguousarray(pixels, dtype="<u2").tobytes()
     ds.save_as(path, enforce_file_format=True)
 
 
-def _study(out: Path, seed: np.random.SeedSequence, study_id: int, size_range) -> dict:
+def _write_dicom(path: Path, pixels: np.ndarray, meta: dict) -> None:
+    """Write one 16-bit MR slice with the header attributes in ``meta``."""
+    _save(_dataset(meta), path, pixels)
+
+
+def _study(images: Path, seed: np.random.SeedSequence, study_id: int, size_range) -> dict:
     """Generate and write one study; return its label, coordinate and series records."""
     rng = np.random.default_rng(seed)
-    severity = {
-        c: rng.choice(len(SEVERITIES), size=len(LEVELS), p=SEVERITY_PRIORS[c]) for c in CONDITIONS
-    }
-    narrowing = {
-        c: np.array([rng.uniform(*_NARROWING[SEVERITIES[s]]) for s in severity[c]])
-        for c in CONDITIONS
-    }
-    spine = Spine.random(rng, narrowing)
+    study = design(rng, size_range)
     scale = rng.uniform(400.0, 3000.0)
     noise = scale * rng.uniform(0.01, 0.05)
     offset = int(rng.integers(50, 500)) if rng.random() < 0.25 else 0
     uid_root = [str(seed.entropy), str(study_id)]
     study_uid = generate_uid(entropy_srcs=uid_root)
-
-    series: list[_Series] = []
-    used_ids: set[int] = set()
-
-    def new_series_id() -> int:
-        while True:
-            sid = int(rng.integers(10**6, 2**32))
-            if sid not in used_ids:
-                used_ids.add(sid)
-                return sid
-
-    # Sagittal T1 and T2/STIR: parallel slices across the spine, left (+x) to right.
-    n_sag = int(rng.integers(13, 18))
-    gap = rng.uniform(3.3, 4.3)
-    centre = rng.uniform(-2.0, 2.0)
-    laterals = centre + (np.arange(n_sag) - (n_sag - 1) / 2) * gap
-    n_px = int(rng.integers(size_range[0], size_range[1] + 1))
-    spacing = rng.uniform(200.0, 250.0) / n_px
-    origin_y = spine.y0 - spine.body_depth / 2 + 15 - n_px / 2 * spacing + rng.uniform(-8, 8)
-    origin_z = spine.disc_z.mean() + n_px / 2 * spacing + rng.uniform(-10, 10)
-    for description, contrast in (
-        ("Sagittal T1", "T1"),
-        ("Sagittal T2/STIR", "STIR" if rng.random() < 0.3 else "T2"),
-    ):
-        series.append(
-            _Series(
-                series_id=new_series_id(),
-                description=description,
-                contrast=contrast,
-                shape=(n_px, n_px),
-                spacing=spacing,
-                thickness=gap * 0.9,
-                origins=[(float(lat), origin_y, origin_z) for lat in laterals],
-                instances=_instance_numbers(rng, n_sag),
-                slices=[{"lateral": float(lat)} for lat in laterals],
-            )
-        )
-
-    # Axial T2: a few slices through each disc; sometimes split into two series.
-    per_level = int(rng.integers(3, 5))
-    ax_gap = rng.uniform(2.5, 4.0)
-    ax_px = int(rng.integers(size_range[0], size_range[1] + 1))
-    ax_spacing = rng.uniform(150.0, 200.0) / ax_px
-    groups = [range(3), range(3, 5)] if rng.random() < 0.15 else [range(5)]
-    for group in groups:
-        slices, origins = [], []
-        for k in group:
-            for j in range(per_level):
-                z = spine.disc_z[k] + (j - (per_level - 1) / 2) * ax_gap
-                ox = -ax_px / 2 * ax_spacing + rng.uniform(-6, 6)
-                oy = float(spine.posterior_wall(z)) - ax_px / 2 * ax_spacing + rng.uniform(-6, 6)
-                slices.append({"level": k, "z": float(z), "middle": j == (per_level - 1) // 2})
-                origins.append((ox, oy, float(z)))
-        series.append(
-            _Series(
-                series_id=new_series_id(),
-                description="Axial T2",
-                contrast="T2",
-                shape=(ax_px, ax_px),
-                spacing=ax_spacing,
-                thickness=ax_gap * 0.9,
-                origins=origins,
-                instances=_instance_numbers(rng, len(slices)),
-                slices=slices,
-            )
-        )
-
-    coords = []
-
-    def click(series_: _Series, index: int, col: float, row: float, condition: str, k: int):
-        jitter = rng.normal(0, 0.8 / series_.spacing, size=2)
-        coords.append(
-            (
-                study_id,
-                series_.series_id,
-                series_.instances[index],
-                condition,
-                LEVELS[k],
-                float(col + jitter[0]),
-                float(row + jitter[1]),
-            )
-        )
-
-    t1, t2 = series[0], series[1]
-    mid = int(np.argmin(np.abs(laterals)))
-    for k, zc in enumerate(spine.disc_z):
-        wall = float(spine.posterior_wall(zc))
-        row = (origin_z - zc) / spacing
-        click(t2, mid, (wall + spine.canal_depth / 2 - origin_y) / spacing, row, CONDITIONS[0], k)
-    for side, sign in (("Left", 1.0), ("Right", -1.0)):
-        index = int(np.argmin(np.abs(laterals - sign * FORAMEN_X)))
-        for k, zc in enumerate(spine.disc_z):
-            wall = float(spine.posterior_wall(zc))
-            col = (wall + 6.0 - origin_y) / spacing
-            click(
-                t1,
-                index,
-                col,
-                (origin_z - zc - 3.0) / spacing,
-                f"{side} Neural Foraminal Narrowing",
-                k,
-            )
-    for side, sign in (("Left", 1.0), ("Right", -1.0)):
-        for axial in series[2:]:
-            for index, info in enumerate(axial.slices):
-                if not info["middle"]:
-                    continue
-                ox, oy, z = axial.origins[index]
-                wall = float(spine.posterior_wall(z))
-                col = (sign * RECESS_X - ox) / axial.spacing
-                row = (wall + 3.0 - oy) / axial.spacing
-                click(axial, index, col, row, f"{side} Subarticular Stenosis", info["level"])
-
-    # Render and write every slice.
-    for number, s in enumerate(series, start=1):
-        folder = out / "train_images" / str(study_id) / str(s.series_id)
+    for number, s in enumerate(study.series, start=1):
+        folder = images / str(study_id) / str(s.series_id)
         folder.mkdir(parents=True)
         series_uid = generate_uid(entropy_srcs=[*uid_root, str(s.series_id)])
-        iop = _SAGITTAL_IOP if s.description.startswith("Sagittal") else _AXIAL_IOP
-        for info, origin, instance in zip(s.slices, s.origins, s.instances):
-            if "lateral" in info:
-                image = render_sagittal(
-                    spine, info["lateral"], s.contrast, s.shape, s.spacing, origin[1], origin[2]
-                )
-            else:
-                image = render_axial(
-                    spine, info["level"], info["z"], s.contrast, s.shape, s.spacing, *origin[:2]
-                )
-            pixels = _to_pixels(rng, image, scale, noise, offset)
-            meta = dict(
+        # One header per series; each slice changes only its own attributes.
+        ds = _dataset(
+            dict(
                 PatientID=str(study_id),
                 PatientName=f"Synthetic^{study_id}",
                 StudyInstanceUID=study_uid,
                 SeriesInstanceUID=series_uid,
-                SOPInstanceUID=generate_uid(entropy_srcs=[series_uid, str(instance)]),
                 StudyID=str(study_id)[-16:],
                 SeriesNumber=number,
                 SeriesDescription=s.description,
-                InstanceNumber=instance,
-                ImagePositionPatient=[round(v, 4) for v in origin],
-                ImageOrientationPatient=iop,
-                PixelSpacing=[round(s.spacing, 6), round(s.spacing, 6)],
                 SliceThickness=round(s.thickness, 4),
+                SpacingBetweenSlices=round(s.gap, 4),
                 WindowCenter=int(scale / 2 + offset),
                 WindowWidth=int(scale),
             )
-            if offset:
-                meta.update(RescaleIntercept=-offset, RescaleSlope=1, RescaleType="US")
-            _write_dicom(folder / f"{instance}.dcm", pixels, meta)
+        )
+        if offset:
+            ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = -offset, 1, "US"
+        for plane, instance in zip(s.planes, s.instances):
+            image = render(study.spine, study.pose, plane, s.contrast)
+            ds.SOPInstanceUID = generate_uid(entropy_srcs=[series_uid, str(instance)])
+            ds.InstanceNumber = instance
+            ds.ImagePositionPatient = [round(float(v), 4) for v in plane.origin]
+            ds.ImageOrientationPatient = [
+                round(float(v), 6) for v in (*plane.row_dir, *plane.col_dir)
+            ]
+            ds.PixelSpacing = [round(float(v), 6) for v in plane.spacing]
+            _save(ds, folder / f"{instance}.dcm", _to_pixels(rng, image, scale, noise, offset))
 
+    coords = [
+        (
+            study_id,
+            study.series[p.series].series_id,
+            study.series[p.series].instances[p.slice],
+            p.condition,
+            LEVELS[p.level],
+            p.col,
+            p.row,
+        )
+        for p in study.points
+    ]
     label_row = {"study_id": study_id}
     for column, (condition, level) in WIDE_COLUMNS.items():
-        label_row[column] = _RAW[SEVERITIES[severity[condition][LEVELS.index(level)]]]
-    descriptions = [(study_id, s.series_id, s.description) for s in series]
+        label_row[column] = _RAW[SEVERITIES[study.severity[condition][LEVELS.index(level)]]]
+    descriptions = [(study_id, s.series_id, s.description) for s in study.series]
     return {"labels": label_row, "coords": coords, "descriptions": descriptions}
+
+
+def _write_truth(folder: Path, records: list[dict]) -> None:
+    """The labels, coordinates and series in the training files' format."""
+    pd.DataFrame([r["labels"] for r in records]).to_csv(folder / LABELS_CSV, index=False)
+    pd.DataFrame(
+        [row for r in records for row in r["coords"]], columns=list(COORDINATE_COLUMNS)
+    ).to_csv(folder / COORDINATES_CSV, index=False)
+    _write_descriptions(folder / DESCRIPTIONS_CSV.format(split="train"), records)
+
+
+def _write_descriptions(path: Path, records: list[dict]) -> None:
+    pd.DataFrame(
+        [row for r in records for row in r["descriptions"]], columns=list(DESCRIPTION_COLUMNS)
+    ).to_csv(path, index=False)
 
 
 def make_synthetic_rsna(
@@ -282,19 +172,27 @@ def make_synthetic_rsna(
     image_size: tuple[int, int] = (160, 256),
     n_jobs: int | None = None,
     overwrite: bool = False,
+    split: str = "train",
+    truth_dir: str | os.PathLike | None = None,
 ) -> Path:
     """Write a synthetic dataset in the RSNA 2024 lumbar spine competition layout.
 
-    Each study has a Sagittal T1, a Sagittal T2/STIR and one or two Axial T2 series of
-    real DICOM files (MR Image Storage, 16-bit MONOCHROME2, consistent patient
-    geometry, InstanceNumbers that do not start at 1 and may run against the slice
-    order), labels for all 25 condition-levels drawn with the real class balance
-    (:data:`SEVERITY_PRIORS`), and coordinates where each condition is read: spinal
-    canal on the mid-sagittal T2 slice, foramina on left and right parasagittal T1
-    slices, subarticular recesses left and right of the canal on axial slices. The
-    images come from a digital phantom whose narrowing at the labelled coordinate
-    grows with the severity; contrast, noise, intensity scale, field of view and
-    resolution vary between studies.
+    Each study has real DICOM series (MR Image Storage, 16-bit MONOCHROME2, full
+    patient geometry: ImagePositionPatient, ImageOrientationPatient, PixelSpacing,
+    SliceThickness, SpacingBetweenSlices; InstanceNumbers that do not start at 1 and
+    may run against the slice order): a Sagittal T1 and a Sagittal T2/STIR of 15-20
+    slices, and one to four Axial T2 series, each a contiguous stack or per-level
+    blocks of slices angled along the discs. Labels for all 25 condition-levels are
+    drawn with the real class balance (:data:`SEVERITY_PRIORS`), and coordinates where
+    a reader would click: the spinal canal on the Sagittal T2/STIR slice through its
+    centre at each level, the foramina on the Sagittal T1 slices through them, the
+    subarticular recesses on the axial slice through each disc. The patient lies
+    off-centre and slightly rotated; spine sizes and curvature, field of view,
+    resolution, slice counts and spacings, contrast, noise and intensity scale vary
+    between studies, and the series present (a missing sagittal series, axial series
+    that miss a level) follow the real data's rates. The images come from a digital
+    phantom whose narrowing at the labelled coordinate grows with the severity. See
+    the "Synthetic studies" page of the documentation for the details and rates.
 
     Parameters
     ----------
@@ -304,26 +202,40 @@ def make_synthetic_rsna(
     n_studies : int, default=20
         Number of studies.
     random_state : int or None, default=0
-        Seed: the same seed writes the same pixels, ids and CSVs.
+        Seed: the same seed writes the same pixels, ids and CSVs, in either split.
     image_size : (int, int), default=(160, 256)
-        Range of the square image sizes in pixels, drawn per study and plane.
+        Range of the image rows and columns in pixels, drawn per series.
     n_jobs : int or None, default=None
         Studies written in parallel by joblib (``-1``: all cores).
     overwrite : bool, default=False
-        Replace a non-empty ``root`` that spinecls wrote (it holds a
+        Replace a non-empty ``root`` (and ``truth_dir``) that spinecls wrote (it holds a
         ``.spinecls-output.json`` listing its files); any other directory is refused.
+    split : {"train", "test"}, default="train"
+        ``"train"``: labels, coordinates and images in ``root``, as the competition's
+        training data. ``"test"``: the competition's test layout in ``root``
+        (series descriptions, images and ``sample_submission.csv``, no labels or
+        coordinates) and the truth in ``truth_dir``.
+    truth_dir : str or path-like, optional
+        With ``split="test"``: where the labels, coordinates and series descriptions go,
+        in the training files' format (``train.csv``, ``train_label_coordinates.csv``,
+        ``train_series_descriptions.csv``) so that :func:`spinecls.load_rsna` reads
+        them. Default: ``root``'s sibling ``<root name>_truth``. The same rules as for
+        ``root`` apply to it.
 
     Returns
     -------
     pathlib.Path
         ``root``, holding ``train.csv``, ``train_label_coordinates.csv``,
-        ``train_series_descriptions.csv`` and ``train_images/``.
+        ``train_series_descriptions.csv`` and ``train_images/`` (``split="train"``), or
+        ``test_series_descriptions.csv``, ``test_images/`` and
+        ``sample_submission.csv`` (``split="test"``).
 
     Notes
     -----
-    The dataset is written to a temporary sibling directory and moved into place at
-    the end, so an interrupted or failed run leaves no half-written ``root`` and no
-    temporary files.
+    Both destinations are checked before any study is drawn. Each directory is written
+    to a temporary sibling and moved into place at the end, the truth before ``root``,
+    so an interrupted or failed run leaves no half-written directory, no temporary
+    files and no ``root`` without its truth.
 
     Examples
     --------
@@ -332,13 +244,34 @@ def make_synthetic_rsna(
     >>> sorted(p.name for p in root.iterdir())  # doctest: +NORMALIZE_WHITESPACE
     ['.spinecls-output.json', 'train.csv', 'train_images', 'train_label_coordinates.csv',
      'train_series_descriptions.csv']
+    >>> test = spinecls.make_synthetic_rsna(
+    ...     tempfile.mkdtemp() + "/rsna", n_studies=2, split="test", image_size=(64, 64)
+    ... )
+    >>> sorted(p.name for p in test.iterdir())  # doctest: +NORMALIZE_WHITESPACE
+    ['.spinecls-output.json', 'sample_submission.csv', 'test_images',
+     'test_series_descriptions.csv']
+    >>> len(spinecls.load_rsna(test.with_name("rsna_truth"))) > 0
+    True
     """
     if int(n_studies) != n_studies or n_studies < 1:
         raise ValueError(f"n_studies must be a positive integer, got {n_studies!r}")
     lo, hi = image_size
     if not (32 <= lo <= hi):
         raise ValueError(f"image_size must be (min, max) with 32 <= min <= max, got {image_size}")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
+    if truth_dir is not None and split != "test":
+        raise ValueError("truth_dir is only written with split='test'")
     root = Path(root)
+    truth = None
+    if split == "test":
+        truth = Path(truth_dir) if truth_dir is not None else root.with_name(f"{root.name}_truth")
+        a, b = root.resolve(), truth.resolve()
+        if a == b or a in b.parents or b in a.parents:
+            raise ValueError(f"truth_dir {truth} must lie outside root {root}, and root outside it")
+    for destination in (root, truth):
+        if destination is not None:
+            check_destination(destination, directory=True, overwrite=overwrite, create_parents=True)
 
     seeds = np.random.SeedSequence(random_state).spawn(int(n_studies) + 1)
     id_rng = np.random.default_rng(seeds[0])
@@ -348,18 +281,25 @@ def make_synthetic_rsna(
         if candidate not in study_ids:
             study_ids.append(candidate)
 
-    with atomic_directory(
-        root, written_by="spinecls.make_synthetic_rsna", overwrite=overwrite
-    ) as tmp:
+    written_by = "spinecls.make_synthetic_rsna"
+    # The truth is moved into place first: a root that looks complete has its truth.
+    with (
+        atomic_directory(root, written_by=written_by, overwrite=overwrite) as tmp,
+        atomic_directory(truth, written_by=written_by, overwrite=overwrite)
+        if truth is not None
+        else nullcontext() as truth_tmp,
+    ):
+        images = tmp / f"{split}_images"
         records = Parallel(n_jobs=n_jobs)(
-            delayed(_study)(tmp, seed, sid, (lo, hi)) for seed, sid in zip(seeds[1:], study_ids)
+            delayed(_study)(images, seed, sid, (lo, hi)) for seed, sid in zip(seeds[1:], study_ids)
         )
-        pd.DataFrame([r["labels"] for r in records]).to_csv(tmp / LABELS_CSV, index=False)
-        pd.DataFrame(
-            [row for r in records for row in r["coords"]], columns=list(COORDINATE_COLUMNS)
-        ).to_csv(tmp / COORDINATES_CSV, index=False)
-        pd.DataFrame(
-            [row for r in records for row in r["descriptions"]],
-            columns=["study_id", "series_id", "series_description"],
-        ).to_csv(tmp / "train_series_descriptions.csv", index=False)
+        if truth_tmp is None:
+            _write_truth(tmp, records)
+        else:
+            _write_truth(truth_tmp, records)
+            _write_descriptions(tmp / DESCRIPTIONS_CSV.format(split=split), records)
+            rows = [f"{sid}_{column}" for sid in study_ids for column in WIDE_COLUMNS]
+            pd.DataFrame({"row_id": rows, **{target: 1 / 3 for target in SEVERITIES}}).to_csv(
+                tmp / SUBMISSION_CSV, index=False
+            )
     return root

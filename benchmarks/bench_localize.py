@@ -1,0 +1,156 @@
+"""Accuracy and speed of LevelLocalizer on held-out synthetic studies, against two baselines.
+
+Run: ``python benchmarks/bench_localize.py [--train 60] [--test 48] [--data DIR]``.
+Writes (or reuses, under ``--data``) a training set and a test set in the competition's
+test layout with its truth beside it, fits the localizer, predicts the test studies
+and prints, against the targets of issue 11:
+
+- sagittal points within 5 px of the truth (original pixels), instance number exact
+  and within one slice;
+- axial: the level's slice exact and within one, subarticular points within 5 px,
+  levels predicted where the truth has none and missed where it has one;
+- training time and inference time per study.
+
+The two baselines of :mod:`spinecls.datasets.baselines` print beside it and must fail
+the targets by a wide margin: ``template`` (each point at its training mean in
+normalised image coordinates, on the middle slice) and ``geometry`` (each point's
+training mean in patient millimetres, projected onto the nearest slice).
+Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import spinecls
+from spinecls.datasets.baselines import baselines
+from spinecls.geometry import SeriesGeometry
+from spinecls.localization import LevelLocalizer
+
+KEYS = ["study_id", "series_id", "condition", "level"]
+TARGETS = {
+    "sagittal within 5 px": 0.99,
+    "sagittal instance exact": 0.90,
+    "sagittal instance within 1": 0.995,
+    "axial slice exact": 0.90,
+    "axial slice within 1": 0.99,
+    "subarticular within 5 px": 0.97,
+}
+
+
+def make_data(folder: Path, n_train: int, n_test: int, size) -> tuple[Path, Path, Path]:
+    train, test, truth = folder / "train", folder / "test", folder / "test_truth"
+    if not train.exists():
+        spinecls.make_synthetic_rsna(train, n_train, random_state=1, image_size=size, n_jobs=-1)
+    if not test.exists():
+        spinecls.make_synthetic_rsna(
+            test, n_test, random_state=2, image_size=size, n_jobs=-1, split="test", truth_dir=truth
+        )
+    return train, test, truth
+
+
+def geometries(series: pd.DataFrame) -> dict[int, SeriesGeometry]:
+    return {r.series_id: SeriesGeometry.from_directory(r.series_dir) for r in series.itertuples()}
+
+
+def evaluate(truth: pd.DataFrame, predicted: pd.DataFrame, geo) -> dict[str, float]:
+    merged = truth.merge(predicted, on=KEYS, how="outer", suffixes=("", "_pred"), indicator=True)
+    found = merged[merged["_merge"] == "both"].copy()
+    found["error"] = np.hypot(found["x"] - found["x_pred"], found["y"] - found["y_pred"])
+    found["exact"] = found["instance_number"] == found["instance_number_pred"]
+    steps = []
+    for r in found.itertuples():
+        g = geo[r.series_id]
+        a, b = g.index_of(r.instance_number), g.index_of(r.instance_number_pred)
+        same_stack = any(
+            g.slices[a] in stack.slices and g.slices[b] in stack.slices for stack in g.stacks
+        )
+        steps.append(abs(a - b) if same_stack else np.inf)
+    found["step"] = steps
+    sagittal = found["condition"].isin(spinecls.CONDITIONS[:3])
+    axial = ~sagittal
+    missed = merged[(merged["_merge"] == "left_only")]
+    extra = merged[(merged["_merge"] == "right_only")]
+    n_sag = int(truth["condition"].isin(spinecls.CONDITIONS[:3]).sum())
+    n_ax = len(truth) - n_sag
+    missed_ax = int((~missed["condition"].isin(spinecls.CONDITIONS[:3])).sum())
+    return {
+        "sagittal within 5 px": (found.loc[sagittal, "error"] <= 5).sum() / n_sag,
+        "sagittal instance exact": found.loc[sagittal, "exact"].sum() / n_sag,
+        "sagittal instance within 1": (found.loc[sagittal, "step"] <= 1).sum() / n_sag,
+        "axial slice exact": found.loc[axial, "exact"].sum() / n_ax,
+        "axial slice within 1": (found.loc[axial, "step"] <= 1).sum() / n_ax,
+        "subarticular within 5 px": (found.loc[axial, "error"] <= 5).sum() / n_ax,
+        "sagittal median error px": float(found.loc[sagittal, "error"].median()),
+        "subarticular median error px": float(found.loc[axial, "error"].median()),
+        "axial points missed": missed_ax,
+        "axial points extra": int((~extra["condition"].isin(spinecls.CONDITIONS[:3])).sum()),
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--train", type=int, default=26, help="training studies (the default demo trains on 26)"
+    )
+    parser.add_argument("--test", type=int, default=48, help="held-out studies")
+    parser.add_argument("--size", type=int, nargs=2, default=(160, 256), help="image size range")
+    parser.add_argument("--data", type=Path, help="folder to write or reuse the datasets in")
+    parser.add_argument(
+        "--epochs", type=int, default=None, help="max_epochs (default: estimator's)"
+    )
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = args.data or Path(tmp)
+        train, test, truth_dir = make_data(folder, args.train, args.test, tuple(args.size))
+        train_series, train_coords = spinecls.load_series(train), spinecls.load_rsna(train)
+        test_series = spinecls.load_series(test, split="test")
+        truth = spinecls.load_rsna(truth_dir)[[*KEYS[:2], "instance_number", *KEYS[2:], "x", "y"]]
+
+        params = {} if args.epochs is None else {"max_epochs": args.epochs}
+        localizer = LevelLocalizer(random_state=0, **params)
+        start = time.perf_counter()
+        localizer.fit(train_series, train_coords)
+        fit_s = time.perf_counter() - start
+        start = time.perf_counter()
+        predicted = localizer.predict(test_series)
+        predict_s = (time.perf_counter() - start) / test_series["study_id"].nunique()
+
+        train_geo, test_geo = geometries(train_series), geometries(test_series)
+        results = {"localizer": evaluate(truth, predicted, test_geo)}
+        for name, frame in baselines(train_coords, train_geo, test_series, test_geo).items():
+            results[name] = evaluate(truth, frame, test_geo)
+
+    print(
+        f"LevelLocalizer on {train_series['study_id'].nunique()} training and "
+        f"{test_series['study_id'].nunique()} held-out synthetic studies "
+        f"(images {args.size[0]}-{args.size[1]} px)"
+    )
+    names = list(results)
+    print(f"{'':30s} {'target':>8s} " + " ".join(f"{n:>10s}" for n in names))
+    for metric in results["localizer"]:
+        target = TARGETS.get(metric)
+        cells = []
+        for n in names:
+            value = results[n][metric]
+            cells.append(f"{value:10.1%}" if metric in TARGETS else f"{value:10.4g}")
+        shown = f"{target:8.1%}" if target is not None else f"{'':8s}"
+        print(f"{metric:30s} {shown} " + " ".join(cells))
+    print(f"training: {fit_s:.0f} s (target < 180 s for the demo's studies)")
+    print(f"inference: {predict_s:.2f} s per study (target < 1 s)")
+    low = predicted["confidence"] < 0.5
+    print(
+        f"points with confidence < 0.5: {low.mean():.1%}; flagged by QC: "
+        f"{predicted.filter(like='qc_').any(axis=1).mean():.1%}"
+    )
+
+
+if __name__ == "__main__":
+    main()

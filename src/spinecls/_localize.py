@@ -1,0 +1,284 @@
+"""The per-series steps of :class:`spinecls.LevelLocalizer`.
+
+Training: one labelled series -> samples for the stack network (a sagittal series
+whole; an axial series as a window of slices around each labelled level) and for the
+refining network (a crop around each labelled point). Inference: a series -> points,
+through the two networks; an axial series is first reached by projecting the study's
+sagittal level points through the DICOM geometry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ._volumes import Volume, collate_stacks, crop, to_original, to_working, to_working_xy
+from .labels import CONDITIONS, LEVELS
+from .models.heatmap import decode_heatmaps
+
+__all__ = ["AXIAL", "CHANNELS", "SERIES_CHANNELS", "Settings"]
+
+AXIAL = "Axial T2"
+CHANNELS: tuple[tuple[str, str | None], ...] = (
+    *((c, level) for c in CONDITIONS[:3] for level in LEVELS),
+    (CONDITIONS[3], None),
+    (CONDITIONS[4], None),
+)
+"""The stack network's points: the 15 sagittal (condition, level) points, then the left
+and right subarticular points of whichever level an axial slice shows."""
+
+SERIES_CHANNELS: dict[str, tuple[int, ...]] = {
+    "Sagittal T2/STIR": tuple(range(5)),
+    "Sagittal T1": tuple(range(5, 15)),
+    AXIAL: (15, 16),
+}
+"""The channels located on each series type."""
+
+# confidence counts the in-plane probability within this many original pixels
+CONFIDENCE_RADIUS = 5.0
+# weight of the projection's Gaussian prior against the network's axial slice score
+PRIOR = 1.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The sizes shared by training and inference (from the estimator's parameters)."""
+
+    size: int
+    neighbours: int
+    zoom: float
+    crop: int
+    margin: int
+    axial_window: int
+    stride: int = 4
+    refine_stride: int = 2
+
+    def ratio(self, image: np.ndarray) -> float:
+        """Working pixels per original pixel of an image (the letterbox scale)."""
+        return self.size / max(image.shape)
+
+
+def channel(condition: str, level: str) -> int:
+    """Index in :data:`CHANNELS` of a labelled point."""
+    if condition in CONDITIONS[3:]:
+        return 15 + CONDITIONS.index(condition) - 3
+    return CHANNELS.index((condition, level))
+
+
+def _crop_sample(volume: Volume, nbr: np.ndarray, x: float, y: float, settings: Settings, size):
+    scale = settings.zoom * settings.ratio(volume.images[nbr[len(nbr) // 2]])
+    return crop([volume.images[i] for i in nbr], x, y, scale, size), scale
+
+
+def training_samples(volume: Volume, description: str, points: pd.DataFrame, settings: Settings):
+    """Samples of one labelled series.
+
+    Parameters
+    ----------
+    volume : Volume
+    description : str
+    points : DataFrame
+        The series' labelled points (``instance_number, condition, level, x, y``), each
+        on a slice of ``volume``.
+
+    Returns
+    -------
+    stacks, crops : lists of (images float16 (D, C, S, S), targets float32 (K, 4))
+    """
+    base, transforms = to_working(volume.images, settings.size)
+    nbr = volume.neighbours(settings.neighbours)
+    index = {int(n): i for i, n in enumerate(volume.instance_numbers)}
+    stacks, crops = [], []
+    size = settings.crop + 2 * settings.margin
+    centre = (size - 1) / 2
+    targets = {}
+    for p in points.itertuples(index=False):
+        d = index[int(p.instance_number)]
+        u, v = to_working_xy(transforms[d], p.x, p.y)
+        group = p.level if description == AXIAL else None
+        targets.setdefault(group, []).append((channel(p.condition, p.level), d, u, v))
+        images, _ = _crop_sample(volume, nbr[d], p.x, p.y, settings, size)
+        target = np.zeros((len(CONDITIONS), 4), np.float32)
+        target[CONDITIONS.index(p.condition)] = (0, centre, centre, 1)
+        crops.append((images[None].astype(np.float16), target))
+    for group in targets.values():
+        slices = [d for _, d, _, _ in group]
+        if description == AXIAL:
+            members = np.flatnonzero(volume.stack == volume.stack[slices[0]])
+            low = max(min(slices) - settings.axial_window, members[0])
+            high = min(max(slices) + settings.axial_window, members[-1])
+            window = np.arange(low, high + 1)
+        else:
+            window = np.arange(len(volume))
+        target = np.zeros((len(CHANNELS), 4), np.float32)
+        for k, d, u, v in group:
+            target[k] = (d - window[0], u, v, 1)
+        stacks.append((base[nbr[window]].astype(np.float16), target))
+    return stacks, crops
+
+
+def _forward(module: torch.nn.Module, samples: list, device) -> torch.Tensor:
+    """Logits ``(B, D, K, h, w)`` of stacks (padded to the deepest)."""
+    batch, _ = collate_stacks(
+        [(torch.from_numpy(np.asarray(s, dtype=np.float32)), torch.zeros(1)) for s in samples]
+    )
+    module.eval()
+    with torch.inference_mode():
+        return module(**{k: v.to(device) for k, v in batch.items()}).float().cpu()
+
+
+def _refine(module, volume, nbr, found, settings, device):
+    """Sharpen points ``[(slice, x, y, condition index)]``: x, y and in-plane probability."""
+    if not found:
+        return []
+    crops, scales = [], []
+    for d, x, y, _ in found:
+        images, scale = _crop_sample(volume, nbr[d], x, y, settings, settings.crop)
+        crops.append(images[None])
+        scales.append(scale)
+    logits = _forward(module, crops, device)
+    centre = (settings.crop - 1) / 2
+    out = []
+    for (_, x, y, cond), scale, maps in zip(found, scales, logits):
+        radius = CONFIDENCE_RADIUS * scale / settings.refine_stride
+        hit = decode_heatmaps(maps[:, [cond]], settings.refine_stride, radius=radius)
+        out.append(
+            (
+                x + (float(hit["x"][0]) - centre) / scale,
+                y + (float(hit["y"][0]) - centre) / scale,
+                float(hit["p_plane"][0]),
+            )
+        )
+    return out
+
+
+def _row(volume, d, condition, level, x, y, confidence):
+    image = volume.images[d]
+    rows, cols = image.shape
+    return {
+        "instance_number": int(volume.instance_numbers[d]),
+        "condition": condition,
+        "level": level,
+        "x": x,
+        "y": y,
+        "confidence": confidence,
+        "image_path": volume.paths[d],
+        "qc_outside_coverage": False,
+        "qc_outside_image": not (0 <= x <= cols - 1 and 0 <= y <= rows - 1),
+        "qc_order": False,
+        "_slice": d,
+    }
+
+
+def predict_sagittal(nets, volume: Volume, description: str, settings: Settings, device):
+    """The level points of a sagittal series: a list of row dicts."""
+    base, transforms = to_working(volume.images, settings.size)
+    nbr = volume.neighbours(settings.neighbours)
+    channels = list(SERIES_CHANNELS[description])
+    logits = _forward(nets[0], [base[nbr]], device)[0]
+    hit = decode_heatmaps(logits[:, channels], settings.stride)
+    found = []
+    for j, k in enumerate(channels):
+        d = int(hit["slice"][j])
+        x, y = to_original(transforms[d], float(hit["x"][j]), float(hit["y"][j]))
+        found.append((d, float(x), float(y), CONDITIONS.index(CHANNELS[k][0])))
+    rows = []
+    refined = _refine(nets[1], volume, nbr, found, settings, device)
+    for j, (k, (d, *_), (x, y, p_plane)) in enumerate(zip(channels, found, refined)):
+        confidence = float(hit["p_slice"][j]) * p_plane
+        rows.append(_row(volume, d, *CHANNELS[k], x, y, confidence))
+        rows[-1]["qc_outside_coverage"] = d in (0, len(volume) - 1)
+    _order_flags(volume, rows)
+    return rows
+
+
+def _order_flags(volume: Volume, rows: list[dict]) -> None:
+    """Flag levels out of cranio-caudal order (each condition's points, L1/L2 first)."""
+    for condition in {r["condition"] for r in rows}:
+        mine = sorted(
+            (r for r in rows if r["condition"] == condition), key=lambda r: LEVELS.index(r["level"])
+        )
+        if volume.slices is not None:
+            height = [volume.to_patient(r["_slice"], r["x"], r["y"])[2] for r in mine]
+        else:  # without geometry, image rows stand in (rows run down the patient)
+            height = [-r["y"] for r in mine]
+        for a in range(len(mine) - 1):
+            if height[a] <= height[a + 1]:
+                mine[a]["qc_order"] = mine[a + 1]["qc_order"] = True
+
+
+def level_points(volume: Volume, rows: list[dict]) -> dict[str, tuple[np.ndarray, bool]]:
+    """Patient point of each level from a sagittal series' rows (left and right foramina
+    averaged), and whether it was out of order."""
+    out = {}
+    for level in LEVELS:
+        mine = [r for r in rows if r["level"] == level]
+        if mine and volume.slices is not None:
+            points = [volume.to_patient(r["_slice"], r["x"], r["y"]) for r in mine]
+            out[level] = (np.mean(points, axis=0), any(r["qc_order"] for r in mine))
+    return out
+
+
+def predict_axial(nets, volume: Volume, sources: dict, settings: Settings, device):
+    """Subarticular points of the levels an axial series covers: a list of row dicts.
+
+    ``sources`` maps a level to its patient point and order flag (:func:`level_points`).
+    A level whose point projects outside the series' coverage, or farther from the
+    nearest slice than one slice spacing, gets no rows.
+    """
+    if not sources or volume.slices is None:
+        return []
+    levels = list(sources)
+    hit = volume.geometry.project(np.array([sources[lv][0] for lv in levels]))
+    position = {path: i for i, path in enumerate(volume.paths)}
+    base, transforms = to_working(volume.images, settings.size)
+    nbr = volume.neighbours(settings.neighbours)
+    chosen = []
+    for j, level in enumerate(levels):
+        stack = volume.geometry.stacks[int(hit.stack[j])]
+        spacing = (
+            stack.spacing if np.isfinite(stack.spacing) else stack.coverage[1] - stack.coverage[0]
+        )
+        if not hit.in_coverage[j] or abs(hit.distance[j]) > spacing:
+            continue
+        d = position[volume.geometry.sources[int(hit.index[j])]]
+        chosen.append((level, d, spacing, bool(hit.in_image[j])))
+    if not chosen:
+        return []
+    windows = []
+    for _, d, _, _ in chosen:
+        members = np.flatnonzero(volume.stack == volume.stack[d])
+        low = max(d - settings.axial_window, members[0])
+        windows.append(np.arange(low, min(d + settings.axial_window, members[-1]) + 1))
+    logits = _forward(nets[0], [base[nbr[w]] for w in windows], device)
+    found, marks = [], []
+    for (level, _, spacing, in_image), window, maps in zip(chosen, windows, logits):
+        maps = maps[: len(window), 15:17]
+        marginal = maps.transpose(0, 1).reshape(2, -1).softmax(-1).view(2, len(window), -1)
+        marginal = marginal.sum(-1).T.numpy()
+        # the network's slice, held near the projection by a Gaussian prior of one spacing
+        point = sources[level][0]
+        distance = np.array([volume.slices[i].patient_to_pixel(point)[2] for i in window])
+        score = np.log(marginal.mean(1) + 1e-9) - PRIOR * 0.5 * (distance / spacing) ** 2
+        j = int(np.argmax(score))
+        hit = decode_heatmaps(maps[[j]], settings.stride)
+        for side in range(2):
+            x, y = to_original(transforms[window[j]], float(hit["x"][side]), float(hit["y"][side]))
+            found.append((int(window[j]), float(x), float(y), 3 + side))
+            marks.append((level, spacing, in_image, float(marginal[j, side])))
+    refined = _refine(nets[1], volume, nbr, found, settings, device)
+    used = pd.Series([d for d, _, _, cond in found if cond == 3]).value_counts()
+    rows = []
+    for (d, _, _, cond), (level, spacing, in_image, p_slice), (x, y, p_plane) in zip(
+        found, marks, refined
+    ):
+        row = _row(volume, d, CONDITIONS[cond], level, x, y, p_slice * p_plane)
+        distance = volume.slices[d].patient_to_pixel(sources[level][0])[2]
+        row["qc_outside_coverage"] = bool(abs(distance) > spacing / 2)
+        row["qc_outside_image"] = row["qc_outside_image"] or not in_image
+        row["qc_order"] = bool(sources[level][1] or used[d] > 1)
+        rows.append(row)
+    return rows

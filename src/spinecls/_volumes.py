@@ -1,0 +1,279 @@
+"""Series folders -> ordered slices at a working size, and crops around points.
+
+The data preparation of :class:`spinecls.LevelLocalizer`: a series is read once (its
+geometry by :mod:`spinecls.geometry`, its pixels by :mod:`spinecls.dicom`), its
+slices ordered along their normal and normalised together, then
+
+- shrunk whole to a square working size, the aspect ratio kept (letterbox), for the
+  network that finds the slice and a first position;
+- cropped around a point at a finer scale, for the network that refines it.
+
+Both keep the exact affine map back to the original pixels. Coordinates are
+continuous pixel indices (a pixel's centre is an integer), ``x`` the column.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .dicom import read_slice
+from .geometry import SeriesGeometry, SliceGeometry
+
+__all__ = ["Volume", "StackDataset", "collate_stacks", "crop", "read_volume", "to_working"]
+
+# Intensities are scaled between these percentiles of the whole series, so the slices
+# of a series keep their relative brightness (the canal's fluid fades off-centre).
+_PERCENTILES = (0.5, 99.5)
+_SAMPLE_PIXELS = 200_000
+
+
+@dataclass
+class Volume:
+    """A series' slices in order, with their pixels scaled to about [0, 1].
+
+    Attributes
+    ----------
+    images : list of ndarray
+        One float32 image per slice, in original pixels.
+    instance_numbers : ndarray of int
+    paths : list of str
+        The slices' files.
+    stack : ndarray of int
+        The orientation stack of each slice (slices of one stack are consecutive and
+        ordered along their normal, which points to +x, +y or +z whichever it is
+        closest to).
+    slices : list of SliceGeometry or None
+        The slices' geometry; None for a series whose headers lack it.
+    geometry : SeriesGeometry
+        The whole series, for projecting points onto it.
+    """
+
+    images: list[np.ndarray]
+    instance_numbers: np.ndarray
+    paths: list[str]
+    stack: np.ndarray
+    slices: list[SliceGeometry] | None
+    geometry: SeriesGeometry
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def neighbours(self, n: int) -> np.ndarray:
+        """Indices ``(len, 2n + 1)`` of each slice's neighbours in its stack (ends repeated)."""
+        index = np.arange(len(self))
+        out = np.empty((len(self), 2 * n + 1), dtype=np.int64)
+        for stack in np.unique(self.stack):
+            members = index[self.stack == stack]
+            local = np.arange(len(members))
+            for k, offset in enumerate(range(-n, n + 1)):
+                out[members, k] = members[np.clip(local + offset, 0, len(members) - 1)]
+        return out
+
+    def to_patient(self, index: int, x: float, y: float) -> np.ndarray | None:
+        """Patient millimetres of a pixel of slice ``index``; None without geometry."""
+        if self.slices is None:
+            return None
+        return self.slices[index].pixel_to_patient(x, y)
+
+
+def _oriented(stack) -> list[SliceGeometry]:
+    slices = list(stack.slices)
+    return slices if stack.normal[np.argmax(np.abs(stack.normal))] > 0 else slices[::-1]
+
+
+def read_volume(series_dir: str | os.PathLike, largest_stack_only: bool = False) -> Volume:
+    """Read a series folder of ``*.dcm`` files.
+
+    Parameters
+    ----------
+    series_dir : str or path-like
+    largest_stack_only : bool, default=False
+        Keep only the orientation with the most slices (a sagittal series with a
+        stray localizer slice).
+
+    Returns
+    -------
+    Volume
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        For a missing folder, one without ``.dcm`` files, or an unreadable file (the
+        message names it).
+    """
+    geometry = SeriesGeometry.from_directory(series_dir)
+    if geometry.has_geometry:
+        stacks = sorted(geometry.stacks, key=len, reverse=True)
+        stacks = stacks[:1] if largest_stack_only else list(geometry.stacks)
+        slices = [s for stack in stacks for s in _oriented(stack)]
+        stack_of = np.concatenate([np.full(len(s), k) for k, s in enumerate(stacks)])
+        paths = [s.source for s in slices]
+        numbers = np.array([s.instance_number for s in slices], dtype=np.int64)
+    else:
+        slices, paths = None, list(geometry.sources)
+        numbers = np.asarray(geometry.instance_numbers, dtype=np.int64)
+        stack_of = np.zeros(len(paths), dtype=np.int64)
+    images = [read_slice(path).image(normalize=None) for path in paths]
+    pool = np.concatenate([im.ravel() for im in images])
+    if pool.size > _SAMPLE_PIXELS:
+        pool = pool[:: pool.size // _SAMPLE_PIXELS]
+    low, high = np.percentile(pool, _PERCENTILES)
+    scale = np.float32(1.0 / (high - low)) if high > low else np.float32(0.0)
+    images = [np.clip((im - np.float32(low)) * scale, 0.0, 1.0) for im in images]
+    return Volume(images, numbers, paths, stack_of, slices, geometry)
+
+
+def to_working(images: list[np.ndarray], size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Shrink each image into a ``size`` x ``size`` square, aspect ratio kept, centred.
+
+    Returns
+    -------
+    stack : ndarray of shape (n, size, size), float32
+    transforms : ndarray of shape (n, 4)
+        ``(sx, sy, px, py)`` per image: working ``u = sx * (x + 0.5) - 0.5 + px`` and
+        ``v = sy * (y + 0.5) - 0.5 + py`` (see :func:`to_original`).
+    """
+    stack = np.zeros((len(images), size, size), np.float32)
+    transforms = np.zeros((len(images), 4))
+    for k, image in enumerate(images):
+        rows, cols = image.shape
+        ratio = size / max(rows, cols)
+        w, h = max(1, round(cols * ratio)), max(1, round(rows * ratio))
+        px, py = (size - w) // 2, (size - h) // 2
+        stack[k, py : py + h, px : px + w] = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+        transforms[k] = (w / cols, h / rows, px, py)
+    return stack, transforms
+
+
+def to_original(transform: np.ndarray, u, v) -> tuple[np.ndarray, np.ndarray]:
+    """Working coordinates back to original pixels (the inverse of :func:`to_working`)."""
+    sx, sy, px, py = transform
+    return (np.asarray(u) - px + 0.5) / sx - 0.5, (np.asarray(v) - py + 0.5) / sy - 0.5
+
+
+def to_working_xy(transform: np.ndarray, x, y) -> tuple[np.ndarray, np.ndarray]:
+    """Original pixels to working coordinates (see :func:`to_working`)."""
+    sx, sy, px, py = transform
+    return sx * (np.asarray(x) + 0.5) - 0.5 + px, sy * (np.asarray(y) + 0.5) - 0.5 + py
+
+
+def crop(images: list[np.ndarray], x: float, y: float, scale: float, size: int) -> np.ndarray:
+    """Square crops of the same window of several images, resampled by ``scale``.
+
+    The window is centred on original pixel ``(x, y)``; crop pixel ``(u, v)`` shows
+    original ``x + (u - c) / scale`` with ``c = (size - 1) / 2`` (likewise for ``v``).
+    Outside the image is 0. A shrinking ``scale`` is preceded by an anti-alias blur.
+
+    Returns
+    -------
+    ndarray of shape (len(images), size, size), float32
+    """
+    c = (size - 1) / 2
+    matrix = np.array([[scale, 0.0, c - scale * x], [0.0, scale, c - scale * y]])
+    out = np.empty((len(images), size, size), np.float32)
+    for k, image in enumerate(images):
+        if scale < 0.8:
+            image = cv2.GaussianBlur(image, (0, 0), 0.5 / scale)
+        out[k] = cv2.warpAffine(
+            image,
+            matrix,
+            (size, size),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=0.0,
+        )
+    return out
+
+
+class StackDataset(Dataset):
+    """Stacks of slices (each with its neighbours as channels) and their point targets.
+
+    Parameters
+    ----------
+    samples : list of (images, targets)
+        ``images``: float32 array ``(D, C, S, S)``; ``targets``: float32 array
+        ``(K, 4)`` of (slice, x, y, weight) in the stack's pixels.
+    augment : bool
+        Random rotation (+-10 degrees), scaling (+-10 %), shift (+-6 % of the size) of
+        the whole stack, and a random gamma and contrast.
+    seed : int or None
+        Seeds the augmentation.
+    window : int, optional
+        Return a random ``window`` x ``window`` part of each (larger) stack, so the
+        point is seen anywhere within it.
+    """
+
+    def __init__(
+        self, samples, augment: bool = False, seed: int | None = None, window: int | None = None
+    ):
+        self.samples = samples
+        self.augment = augment
+        self.rng = np.random.default_rng(seed)
+        self.window = window
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i):
+        images, targets = self.samples[i]
+        images = torch.from_numpy(np.asarray(images, dtype=np.float32))
+        targets = torch.from_numpy(np.array(targets, dtype=np.float32))
+        if self.augment:
+            images, targets = self._augment(images, targets)
+        if self.window is not None:
+            h, w = images.shape[-2:]
+            top = int(self.rng.integers(0, h - self.window + 1))
+            left = int(self.rng.integers(0, w - self.window + 1))
+            images = images[..., top : top + self.window, left : left + self.window]
+            targets = targets.clone()
+            targets[:, 1] -= left
+            targets[:, 2] -= top
+        return images, targets
+
+    def _augment(self, images: torch.Tensor, targets: torch.Tensor):
+        rng = self.rng
+        depth, channels, h, w = images.shape
+        angle = np.radians(rng.uniform(-10, 10))
+        zoom = rng.uniform(0.9, 1.1)
+        shift = rng.uniform(-0.06, 0.06, size=2) * np.array([w, h])
+        # forward map about the image centre, in pixels: p' = A (p - c) + c + shift
+        a = zoom * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+        centre = np.array([(w - 1) / 2, (h - 1) / 2])
+        inverse = np.linalg.inv(a)
+        # grid_sample samples the source at theta @ (normalised output coordinates)
+        norm = np.diag([2 / w, 2 / h])
+        theta = np.zeros((2, 3))
+        theta[:, :2] = norm @ inverse @ np.linalg.inv(norm)
+        theta[:, 2] = norm @ (-inverse @ shift)
+        grid = torch.nn.functional.affine_grid(
+            torch.tensor(theta, dtype=torch.float32)[None], [1, 1, h, w], align_corners=False
+        )
+        flat = images.reshape(1, depth * channels, h, w)
+        images = torch.nn.functional.grid_sample(flat, grid, align_corners=False).view_as(images)
+        xy = targets[:, 1:3].numpy().astype(np.float64)
+        moved = (xy - centre) @ a.T + centre + shift
+        targets = targets.clone()
+        targets[:, 1:3] = torch.from_numpy(moved.astype(np.float32))
+        gamma = float(np.exp(rng.uniform(-0.3, 0.3)))
+        gain = float(rng.uniform(0.85, 1.15))
+        images = (images.clamp_min(0) ** gamma) * gain
+        return images, targets
+
+
+def collate_stacks(batch):
+    """Pad stacks of different depths; skorch's ``X`` is a dict of images and slice mask."""
+    depth = max(images.shape[0] for images, _ in batch)
+    first = batch[0][0]
+    images = first.new_zeros((len(batch), depth, *first.shape[1:]))
+    mask = torch.zeros((len(batch), depth), dtype=torch.bool)
+    for k, (stack, _) in enumerate(batch):
+        images[k, : len(stack)] = stack
+        mask[k, : len(stack)] = True
+    targets = torch.stack([t for _, t in batch])
+    return {"images": images, "slice_mask": mask}, targets

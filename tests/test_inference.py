@@ -1,0 +1,119 @@
+"""predict_studies: the submission of a directory graded from located points.
+
+The localizer here is an oracle that returns the labelled coordinates, so the
+submission must equal the one graded from the given coordinates; the real
+LevelLocalizer is exercised end to end in tests/test_localization.py.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.pipeline import Pipeline
+
+from spinecls import DualHeadClassifier, LumbarPatchTransformer
+from spinecls.inference import PriorFallbackWarning, predict_studies, submission_row_ids
+from spinecls.labels import CONDITIONS, LEVELS, SEVERITY_PRIORS, TARGETS
+from spinecls.metrics import to_submission
+
+
+class Oracle:
+    """Returns the labelled points of the series it is asked about."""
+
+    def __init__(self, points):
+        self.points = points
+
+    def predict(self, series):
+        keys = set(zip(series["study_id"], series["series_id"]))
+        mine = [k in keys for k in zip(self.points["study_id"], self.points["series_id"])]
+        return self.points.loc[mine].assign(confidence=1.0, qc_outside_image=False)
+
+
+@pytest.fixture(scope="module")
+def pipe(rsna_frame):
+    model = Pipeline([
+        ("patches", LumbarPatchTransformer(patch_size=40, output_size=32, n_jobs=1)),
+        ("clf", DualHeadClassifier(max_epochs=1, valid_size=None, random_state=0)),
+    ])  # fmt: skip
+    return model.fit(rsna_frame, rsna_frame[["condition", "severity"]])
+
+
+def test_row_ids_follow_the_competition_order():
+    ids = submission_row_ids([5, 3])
+    assert len(ids) == 50 and ids.is_unique
+    assert ids.iloc[0] == "5_spinal_canal_stenosis_l1_l2"
+    assert ids.iloc[5] == "5_left_neural_foraminal_narrowing_l1_l2"
+    assert ids.iloc[25] == "3_spinal_canal_stenosis_l1_l2"
+
+
+def test_oracle_points_give_the_submission_of_the_given_coordinates(pipe, rsna_root, rsna_frame):
+    points = rsna_frame.drop(columns="severity")
+    got = predict_studies(rsna_root, pipe, Oracle(points), split="train")
+    expected = to_submission(
+        points, pipe.predict_proba(points)[1], classes=pipe.classes_[1], complete=True
+    ).set_index("row_id")
+    studies = pd.read_csv(rsna_root / "train_series_descriptions.csv")["study_id"].unique()
+    assert got["row_id"].tolist() == submission_row_ids(studies).tolist()
+    np.testing.assert_allclose(
+        got.set_index("row_id")[TARGETS], expected.loc[got["row_id"]], rtol=1e-6
+    )
+    np.testing.assert_allclose(got[TARGETS].sum(axis=1), 1.0)
+
+
+def test_a_missing_series_falls_back_to_the_prior_with_a_warning(pipe, rsna_root, rsna_frame):
+    study = int(rsna_frame["study_id"].iloc[0])
+    kept = rsna_frame.loc[
+        ~((rsna_frame["study_id"] == study) & (rsna_frame["series_description"] == "Axial T2"))
+    ].drop(columns="severity")
+    with pytest.warns(PriorFallbackWarning, match=rf"{study} \(10\)"):
+        got = predict_studies(rsna_root, pipe, Oracle(kept), split="train").set_index("row_id")
+    for side in ("left", "right"):
+        for level in ("l1_l2", "l5_s1"):
+            row = got.loc[f"{study}_{side}_subarticular_stenosis_{level}"]
+            np.testing.assert_allclose(row, SEVERITY_PRIORS[CONDITIONS[3]], rtol=1e-6)
+
+
+def test_points_on_two_series_are_averaged(pipe, rsna_root, rsna_frame):
+    points = rsna_frame.drop(columns="severity")
+    one = points.iloc[[0]]
+    doubled = pd.concat([one, one.assign(x=one["x"] + 6.0)], ignore_index=True)
+    with pytest.warns(PriorFallbackWarning):
+        got = predict_studies(rsna_root, pipe, Oracle(doubled), split="train")
+    proba = pipe.predict_proba(doubled)[1]
+    row = got.set_index("row_id").iloc[0]
+    order = [list(pipe.classes_[1]).index(t) for t in TARGETS]
+    np.testing.assert_allclose(row.to_numpy(float), proba[:, order].mean(axis=0), rtol=1e-6)
+
+
+def test_sample_submission_sets_rows_and_order(pipe, rsna_root, rsna_frame, tmp_path):
+    root = tmp_path / "rsna"
+    shutil.copytree(rsna_root, root)
+    study = int(rsna_frame["study_id"].iloc[-1])
+    ids = submission_row_ids([study])[::-1].reset_index(drop=True)
+    pd.DataFrame({"row_id": ids, **dict.fromkeys(TARGETS, 1 / 3)}).to_csv(
+        root / "sample_submission.csv", index=False
+    )
+    points = rsna_frame.drop(columns="severity")
+    got = predict_studies(root, pipe, Oracle(points), split="train")
+    assert got["row_id"].tolist() == ids.tolist()
+    assert len(got) == len(CONDITIONS) * len(LEVELS)
+
+
+def test_bad_inputs_are_named(pipe, rsna_root, rsna_frame, tmp_path):
+    oracle = Oracle(rsna_frame.drop(columns="severity"))
+    with pytest.raises(ValueError, match="split must be"):
+        predict_studies(rsna_root, pipe, oracle, split="valid")
+    with pytest.raises(FileNotFoundError, match="data directory"):
+        predict_studies(tmp_path / "nowhere", pipe, oracle)
+    with pytest.raises(TypeError, match="model must be a fitted"):
+        predict_studies(rsna_root, object(), oracle, split="train")
+    with pytest.raises(ValueError, match="needs a localizer"):
+        predict_studies(rsna_root, pipe, None, split="train")
+    root = tmp_path / "bad"
+    shutil.copytree(rsna_root, root)
+    (root / "sample_submission.csv").write_text("row_id,normal_mild\nnot-a-row,1\n")
+    with pytest.raises(ValueError, match=r"sample_submission.csv.*line\(s\) 2"):
+        predict_studies(root, pipe, oracle, split="train")

@@ -1,0 +1,328 @@
+"""LevelLocalizer and load_series: layout, coverage, determinism, persistence, errors."""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+import spinecls
+from spinecls._localize import _order_flags, predict_axial, predict_sagittal
+from spinecls._volumes import read_volume, to_original, to_working
+from spinecls.datasets import RSNADataWarning, load_series
+from spinecls.geometry import SeriesGeometry
+from spinecls.localization import OUTPUT_COLUMNS, LevelLocalizer
+
+CANAL = "Spinal Canal Stenosis"
+SMALL = dict(size=32, crop=32, widths=(8, 16, 32, 32), batch_size=2)
+
+
+@pytest.fixture(scope="session")
+def loc_root(tmp_path_factory):
+    return spinecls.make_synthetic_rsna(
+        tmp_path_factory.mktemp("loc") / "rsna", n_studies=3, random_state=5, image_size=(48, 64)
+    )
+
+
+@pytest.fixture(scope="session")
+def loc_data(loc_root):
+    return load_series(loc_root), spinecls.load_rsna(loc_root)
+
+
+@pytest.fixture(scope="session")
+def fitted(loc_data):
+    series, coords = loc_data
+    return LevelLocalizer(max_epochs=2, lr=5e-3, random_state=0, **SMALL).fit(series, coords)
+
+
+@pytest.fixture(scope="session")
+def predicted(fitted, loc_data):
+    return fitted.predict(loc_data[0])
+
+
+def _truth(coords, predicted):
+    keys = ["study_id", "series_id", "condition", "level"]
+    merged = coords.merge(predicted, on=keys, suffixes=("", "_pred"))
+    return merged, np.hypot(merged["x"] - merged["x_pred"], merged["y"] - merged["y_pred"])
+
+
+# -- load_series ---------------------------------------------------------------------------
+def test_load_series_lists_every_series(loc_root, loc_data):
+    series, _ = loc_data
+    described = pd.read_csv(loc_root / "train_series_descriptions.csv")
+    assert list(series.columns) == ["study_id", "series_id", "series_description", "series_dir"]
+    assert series["study_id"].dtype == np.int64 and series["series_id"].dtype == np.int64
+    assert len(series) == len(described)
+    for row in series.itertuples():
+        assert row.series_dir == str(
+            loc_root / "train_images" / str(row.study_id) / str(row.series_id)
+        )
+
+
+def test_load_series_warns_about_unmatched_folders(tmp_path):
+    (tmp_path / "test_images" / "1" / "10").mkdir(parents=True)
+    (tmp_path / "test_images" / "1" / "10" / "3.dcm").write_bytes(b"")
+    (tmp_path / "test_images" / "1" / "11").mkdir()
+    (tmp_path / "test_images" / "1" / "11" / "1.dcm").write_bytes(b"")
+    pd.DataFrame(
+        {"study_id": [1, 1], "series_id": [10, 12], "series_description": ["Axial T2"] * 2}
+    ).to_csv(tmp_path / "test_series_descriptions.csv", index=False)
+    with pytest.warns(RSNADataWarning) as caught:
+        series = load_series(tmp_path, split="test")
+    messages = " ".join(str(w.message) for w in caught)
+    assert "[1, 12]" in messages and "[1, 11]" in messages
+    assert series["series_id"].tolist() == [10]
+    with pytest.raises(ValueError, match="split must be"):
+        load_series(tmp_path, split="valid")
+
+
+# -- predictions ---------------------------------------------------------------------------
+def test_predict_layout(predicted, loc_data):
+    series, coords = loc_data
+    assert tuple(predicted.columns) == OUTPUT_COLUMNS
+    assert predicted[["study_id", "series_id", "instance_number"]].dtypes.eq(np.int64).all()
+    assert predicted[["x", "y", "confidence"]].dtypes.eq(np.float64).all()
+    assert predicted.filter(like="qc_").dtypes.eq(bool).all()
+    assert predicted["confidence"].between(0, 1).all()
+    per_series = predicted.groupby("series_id").size()
+    for row in series.itertuples():
+        mine = predicted[predicted["series_id"] == row.series_id]
+        if row.series_description == "Sagittal T2/STIR":
+            assert len(mine) == 5 and set(mine["condition"]) == {"Spinal Canal Stenosis"}
+            assert mine["level"].tolist() == list(spinecls.LEVELS)
+        elif row.series_description == "Sagittal T1":
+            assert per_series[row.series_id] == 10
+            assert mine.groupby("condition")["level"].apply(list).map(len).tolist() == [5, 5]
+        else:
+            assert set(mine["condition"]) <= {
+                "Left Subarticular Stenosis",
+                "Right Subarticular Stenosis",
+            }
+            assert (mine.groupby("level").size() == 2).all()
+    # every predicted slice is a file of its series, and image_path names it
+    for row in predicted.itertuples():
+        assert row.image_path.endswith(f"/{row.series_id}/{row.instance_number}.dcm")
+
+
+def test_training_lowers_both_losses(fitted):
+    for history in (fitted.history_, fitted.refine_history_):
+        losses = history[:, "train_loss"]
+        assert len(losses) == 2 and losses[1] < losses[0]
+
+
+def test_training_counts_the_labelled_series(fitted, loc_data):
+    _, coords = loc_data
+    labelled = coords.groupby("series_description")["series_id"].nunique()
+    assert fitted.n_series_ == labelled.to_dict()
+
+
+def test_predict_on_the_test_layout(fitted, loc_root, predicted, tmp_path):
+    """A directory in the test layout (no coordinates at all) predicts as the train one."""
+    shutil.copytree(loc_root / "train_images", tmp_path / "test_images")
+    shutil.copy(
+        loc_root / "train_series_descriptions.csv", tmp_path / "test_series_descriptions.csv"
+    )
+    series = load_series(tmp_path, split="test")
+    out = fitted.predict(series)
+    moved = predicted.assign(
+        image_path=predicted["image_path"].str.replace(
+            str(loc_root / "train_images"), str(tmp_path / "test_images"), regex=False
+        )
+    )
+    pd.testing.assert_frame_equal(out, moved)
+
+
+class _Fixed(torch.nn.Module):
+    """A stand-in network: logits 0 everywhere, or 20 at one slice and a block of cells."""
+
+    def __init__(self, n_points, stride, slice_=None, rows=(), cols=()):
+        super().__init__()
+        self.n_points, self.stride = n_points, stride
+        self.slice_, self.rows, self.cols = slice_, list(rows), list(cols)
+
+    def forward(self, images, slice_mask):
+        b, d, _, h, w = images.shape
+        out = torch.zeros(b, d, self.n_points, h // self.stride, w // self.stride)
+        if self.slice_ is not None:
+            out -= 20.0
+            out[
+                :,
+                self.slice_,
+                :,
+                self.rows[0] : self.rows[-1] + 1,
+                self.cols[0] : self.cols[-1] + 1,
+            ] = 20.0
+        return out
+
+
+def test_confidence_and_position_follow_the_heatmaps(loc_data):
+    """Sharp heatmaps give confidence near 1 at their peak; flat ones a low confidence."""
+    series, _ = loc_data
+    folder = series.loc[series["series_description"] == "Sagittal T1", "series_dir"].iloc[0]
+    volume = read_volume(folder, largest_stack_only=True)
+    settings = LevelLocalizer(**SMALL)._settings()
+    # the refining crop's centre (15.5) lies between its cells 7 and 8 (stride 2)
+    peaked = (_Fixed(17, 4, 2, [3], [5]), _Fixed(5, 2, 0, [7, 8], [7, 8]))
+    rows = predict_sagittal(peaked, volume, "Sagittal T1", settings, "cpu")
+    _, transforms = to_working(volume.images, settings.size)
+    x, y = to_original(transforms[2], 5 * 4 + 1.5, 3 * 4 + 1.5)
+    assert len(rows) == 10
+    for r in rows:
+        assert r["instance_number"] == volume.instance_numbers[2]
+        assert r["x"] == pytest.approx(x) and r["y"] == pytest.approx(y)
+        assert r["confidence"] > 0.99
+    assert all(r["qc_order"] for r in rows)  # five levels on one point: out of order
+    assert not any(r["qc_outside_coverage"] or r["qc_outside_image"] for r in rows)
+    edge = (_Fixed(17, 4, 0, [3], [5]), peaked[1])  # the first slice: maybe beyond the series
+    rows = predict_sagittal(edge, volume, "Sagittal T1", settings, "cpu")
+    assert all(r["qc_outside_coverage"] for r in rows)
+    flat = (_Fixed(17, 4), _Fixed(5, 2))
+    rows = predict_sagittal(flat, volume, "Sagittal T1", settings, "cpu")
+    assert max(r["confidence"] for r in rows) < 1 / len(volume)
+
+
+def _canal_sources(series, coords, study_id, shift=(0.0, 0.0, 0.0)):
+    """The study's true canal points in patient mm (moved by ``shift``), as predict_axial
+    takes them from a sagittal series; L3/L4 flagged out of order."""
+    canal = coords[(coords["study_id"] == study_id) & (coords["condition"] == CANAL)]
+    t2 = SeriesGeometry.from_directory(
+        series.loc[series["series_id"] == canal["series_id"].iloc[0], "series_dir"].iloc[0]
+    )
+    return {
+        r.level: (t2.pixel_to_patient(r.instance_number, r.x, r.y) + shift, r.level == "L3/L4")
+        for r in canal.itertuples()
+    }
+
+
+def _axial(fitted, folder, sources):
+    nets = (fitted.net_.module_, fitted.refine_net_.module_)
+    return predict_axial(nets, read_volume(folder), sources, fitted._settings(), "cpu")
+
+
+def test_axial_levels_outside_coverage_are_absent(fitted, loc_data, tmp_path):
+    """Truncate an axial series to its lowest levels: the others get no rows."""
+    series, coords = loc_data
+    axial = coords[coords["series_description"] == "Axial T2"]
+    study = axial.groupby("series_id")["level"].nunique().idxmax()
+    row = series[series["series_id"] == study].iloc[0]
+    geometry = SeriesGeometry.from_directory(row.series_dir)
+    labelled = axial[axial["series_id"] == study].drop_duplicates("level").set_index("level")
+    height = {
+        lv: geometry.pixel_to_patient(r.instance_number, r.x, r.y)[2]
+        for lv, r in labelled.iterrows()
+    }
+    keep_levels = sorted(height, key=height.get)[:2]  # the two lowest labelled levels
+    cut = (
+        max(height[lv] for lv in keep_levels)
+        + min(h for lv, h in height.items() if lv not in keep_levels)
+    ) / 2
+    folder = tmp_path / "cut"
+    folder.mkdir()
+    for s in geometry.slices:
+        if s.pixel_to_patient((s.columns - 1) / 2, (s.rows - 1) / 2)[2] < cut:
+            shutil.copy(s.source, folder)
+    rows = _axial(fitted, folder, _canal_sources(series, coords, row.study_id))
+    assert sorted(r["level"] for r in rows) == sorted(keep_levels * 2)
+    truth = labelled.loc[keep_levels, "instance_number"].to_dict()
+    assert all(r["instance_number"] == truth[r["level"]] for r in rows)
+    assert not any(r["qc_outside_image"] for r in rows)
+    # the whole series: every labelled level, L3/L4 carrying its sagittal order flag
+    rows = _axial(fitted, row.series_dir, _canal_sources(series, coords, row.study_id))
+    assert {r["level"] for r in rows} == set(labelled.index)
+    assert all(r["qc_order"] == (r["level"] == "L3/L4") for r in rows)
+
+
+def test_axial_projection_outside_the_image_is_flagged(fitted, loc_data):
+    """Level points 1 m to the patient's left still find their slices, flagged."""
+    series, coords = loc_data
+    row = series[series["series_description"] == "Axial T2"].iloc[0]
+    sources = _canal_sources(series, coords, row.study_id, shift=(1000.0, 0.0, 0.0))
+    rows = _axial(fitted, row.series_dir, sources)
+    assert rows and all(r["qc_outside_image"] for r in rows)
+
+
+def test_order_flags():
+    rows = [
+        {
+            "condition": "Spinal Canal Stenosis",
+            "level": lv,
+            "x": 10.0,
+            "y": y,
+            "_slice": 0,
+            "qc_order": False,
+        }
+        for lv, y in zip(spinecls.LEVELS, [10.0, 20.0, 40.0, 30.0, 50.0])
+    ]
+    volume = type("V", (), {"slices": None})()
+    _order_flags(volume, rows)
+    assert [r["qc_order"] for r in rows] == [False, False, True, True, False]
+
+
+# -- estimator contract ----------------------------------------------------------------------
+def test_deterministic_and_leaves_global_rng(loc_data):
+    series, coords = loc_data
+    one = series[series["study_id"] == series["study_id"].iloc[0]]
+    state = torch.random.get_rng_state()
+    a = LevelLocalizer(max_epochs=1, random_state=3, **SMALL).fit(series, coords).predict(one)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    b = LevelLocalizer(max_epochs=1, random_state=3, **SMALL).fit(series, coords).predict(one)
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_save_load_round_trip(fitted, predicted, loc_data, tmp_path):
+    path = tmp_path / "loc.pt"
+    fitted.save(path)
+    loaded = LevelLocalizer.load(path)
+    assert loaded.get_params() == fitted.get_params()
+    pd.testing.assert_frame_equal(loaded.predict(loc_data[0]), predicted)
+    (tmp_path / "bad.pt").write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="not a model file written by LevelLocalizer.save"):
+        LevelLocalizer.load(tmp_path / "bad.pt")
+
+
+def test_clone_get_set_params(fitted):
+    copy = clone(fitted)
+    assert copy.get_params() == fitted.get_params()
+    assert not hasattr(copy, "net_")
+    copy.set_params(size=40, widths=(8, 16, 32, 32))
+    assert copy.size == 40 and copy.widths == (8, 16, 32, 32)
+    with pytest.raises(
+        ValueError, match=r"size=40 must be a multiple of 2 \*\* len\(widths\) = 16"
+    ):
+        copy._settings()
+
+
+def test_bad_inputs(loc_data, tmp_path):
+    series, coords = loc_data
+    loc = LevelLocalizer(max_epochs=1, **SMALL)
+    with pytest.raises(ValueError, match=r"missing column\(s\) \['series_dir'\]"):
+        loc.fit(series.drop(columns="series_dir"), coords)
+    with pytest.raises(TypeError, match="X must be a pandas DataFrame"):
+        loc.fit(series.to_numpy(), coords)
+    empty = series.copy()
+    empty.loc[0, "series_dir"] = str(tmp_path)
+    with pytest.raises(ValueError, match="series without .dcm files"):
+        loc.fit(empty, coords)
+    odd = series.copy()
+    odd.loc[0, "series_description"] = "Coronal T2"
+    with pytest.raises(ValueError, match="unknown value"):
+        loc.fit(odd, coords)
+    no_axial = coords[coords["series_description"] != "Axial T2"]
+    with pytest.raises(ValueError, match="no coordinates on a Axial T2 series"):
+        loc.fit(series, no_axial)
+    with pytest.raises(ValueError, match="must be an int >= 1"):
+        LevelLocalizer(max_epochs=0).fit(series, coords)
+    with pytest.raises(NotFittedError):
+        loc.predict(series)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        bad = coords.copy()
+        bad.loc[0, "instance_number"] = 999999
+        with pytest.raises(ValueError, match="no slice with instance_number"):
+            loc.fit(series, bad)
