@@ -17,7 +17,7 @@ from spinecls.demo import MODELS, DemoConfig, run_demo, split_by_study
 
 # The quick demo with five studies and one epoch per model: these tests check what the demo
 # writes and that it is reproducible, not how well it trains.
-TINY = DemoConfig(studies=5, crop=48, size=32, marker_size=32, epochs=(1, 1, 1))
+TINY = DemoConfig(studies=5, crop=48, size=32, marker_size=32, epochs=(1, 1, 1), localizer_epochs=1)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -40,12 +40,26 @@ def demo_run(tmp_path_factory):
 
 def test_demo_writes_the_table_models_submission_and_plots(demo_run):
     out, table = demo_run
-    assert list(table["model"]) == [*MODELS, "baseline: majority class", "baseline: class prior"]
+    best = json.loads((out / "results.json").read_text())["meta"]["best_model"]
+    located = f"{best.split(':')[0]} on predicted coordinates"
+    assert list(table["model"]) == [
+        *MODELS, located, "baseline: majority class", "baseline: class prior"
+    ]  # fmt: skip
     assert {"condition f1", "severity accuracy", "competition score"} <= set(table.columns)
     scores = table.set_index("model")["competition score"]
     assert np.isfinite(scores[list(MODELS)]).all() and np.isfinite(scores["baseline: class prior"])
     results = json.loads((out / "results.json").read_text())
-    assert results["meta"]["studies"] == TINY.studies and len(results["table"]) == 5
+    assert results["meta"]["studies"] == TINY.studies and len(results["table"]) == 6
+    assert np.isfinite(scores[located])
+    facts = results["meta"]["localization"]
+    assert 0 <= facts["sagittal_within_5px"] <= 1 and facts["points_matched"] > 0
+    assert spinecls.LevelLocalizer.load(out / "localizer.pt").max_epochs == 1
+    located_submission = pd.read_csv(out / "submission_located.csv")
+    test_studies = pd.read_csv(out / "submission.csv")["row_id"].str.split("_").str[0]
+    assert set(located_submission["row_id"]) == set(pd.read_csv(out / "submission.csv")["row_id"])
+    assert len(located_submission) == 25 * test_studies.nunique()
+    for plot in ("localization", "localization_errors"):
+        assert (out / f"{plot}.png").stat().st_size > 1000
     assert "| model |" in (out / "results.md").read_text()
     for k in (1, 2, 3):
         model = spinecls.DualHeadClassifier.load(out / f"model{k}.pt")
@@ -67,7 +81,9 @@ def test_demo_is_deterministic_for_a_seed(demo_run, tmp_path, monkeypatch):
     out, table = demo_run
     first = next(iter(MODELS))
     monkeypatch.setattr(demo_module, "MODELS", {first: MODELS[first]})
-    again = run_demo(out / "data", tmp_path / "again", quick=True, random_state=0, plots=False)
+    again = run_demo(
+        out / "data", tmp_path / "again", quick=True, random_state=0, plots=False, localize=False
+    )
     assert list(again["model"]) == [first, "baseline: majority class", "baseline: class prior"]
     expected = table.set_index("model").loc[again["model"]].reset_index()
     pd.testing.assert_frame_equal(again, expected)

@@ -117,3 +117,12 @@ def test_bad_inputs_are_named(pipe, rsna_root, rsna_frame, tmp_path):
     (root / "sample_submission.csv").write_text("row_id,normal_mild\nnot-a-row,1\n")
     with pytest.raises(ValueError, match=r"sample_submission.csv.*line\(s\) 2"):
         predict_studies(root, pipe, oracle, split="train")
+
+
+def test_studies_restricts_the_rows(pipe, rsna_root, rsna_frame):
+    study = int(rsna_frame["study_id"].iloc[0])
+    points = rsna_frame.drop(columns="severity")
+    got = predict_studies(rsna_root, pipe, Oracle(points), split="train", studies=[study])
+    assert got["row_id"].tolist() == submission_row_ids([study]).tolist()
+    with pytest.raises(ValueError, match="not in"):
+        predict_studies(rsna_root, pipe, Oracle(points), split="train", studies=[1])

@@ -118,6 +118,7 @@ def _demo(args: argparse.Namespace) -> int:
         random_state=args.seed,
         weights=args.weights,
         overwrite=args.overwrite,
+        localize=not args.no_localize,
     )
     return 0
 
@@ -325,6 +326,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--quick", action="store_true", help="small and fast: under two minutes")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.add_argument("--weights", help="pretrained VGG-16 weights: a file or IMAGENET1K_V1")
+    demo.add_argument(
+        "--no-localize",
+        action="store_true",
+        help="skip the end-to-end stage (localizer training, grading from located points)",
+    )
     demo.add_argument("--overwrite", action="store_true", help=OVERWRITE_DIRECTORY)
     demo.set_defaults(func=_demo)
 

@@ -9,7 +9,10 @@ study, then three pipelines,
 - model 3: whole slice with a marker channel + the study's augmentation list + VGG-16,
 
 scored on the test studies by accuracy, precision, recall and F1 per head and by the
-competition score, beside a majority-class and a class-prior baseline.
+competition score, beside a majority-class and a class-prior baseline. Then the end-to-end
+stage: a :class:`~spinecls.LevelLocalizer` trained on the training studies finds the levels
+of the test studies without their coordinates, and the best model grades them from its
+points (a table row beside the same model on the true coordinates).
 """
 
 from __future__ import annotations
@@ -48,10 +51,15 @@ class DemoConfig:
     size: int
     marker_size: int
     epochs: tuple[int, int, int]
+    localizer_epochs: int
 
 
-FULL = DemoConfig(studies=30, crop=48, size=32, marker_size=48, epochs=(15, 15, 6))
-QUICK = DemoConfig(studies=12, crop=48, size=32, marker_size=32, epochs=(3, 3, 2))
+FULL = DemoConfig(
+    studies=30, crop=48, size=32, marker_size=48, epochs=(15, 15, 6), localizer_epochs=30
+)
+QUICK = DemoConfig(
+    studies=12, crop=48, size=32, marker_size=32, epochs=(3, 3, 2), localizer_epochs=3
+)
 
 MODELS = {
     "model 1: simple CNN": dict(mode="crop", backbone="simple", augment="light", batch_size=16),
@@ -123,6 +131,50 @@ def _baselines(develop: pd.DataFrame, test: pd.DataFrame, solution: pd.DataFrame
     return [majority_row, prior_row]
 
 
+def _end_to_end(root: Path, develop, test, pipe, solution, config: DemoConfig, seed: int):
+    """Train the localizer on the training studies; grade the test studies from its points."""
+    from .datasets import load_series
+    from .inference import predict_studies
+    from .localization import LevelLocalizer
+    from .localization_plots import localization_errors
+
+    series = load_series(root)
+    localizer = LevelLocalizer(max_epochs=config.localizer_epochs, random_state=seed, verbose=1)
+    started = time.perf_counter()
+    localizer.fit(series[series["study_id"].isin(develop["study_id"])], develop)
+    trained = time.perf_counter() - started
+    studies = pd.unique(test["study_id"])
+    started = time.perf_counter()
+    submission, points = predict_studies(
+        root, pipe, localizer, split="train", studies=studies, return_points=True
+    )
+    per_study = (time.perf_counter() - started) / len(studies)
+    errors = localization_errors(test, points)
+    sagittal = errors["series_description"] != "Axial T2"
+    facts = {
+        "localizer_train_seconds": round(trained, 1),
+        "end_to_end_seconds_per_study": round(per_study, 2),
+        "sagittal_within_5px": float((errors.loc[sagittal, "distance"] <= 5).mean()),
+        "sagittal_slice_exact": float((errors.loc[sagittal, "slice_offset"] == 0).mean()),
+        "axial_slice_exact": float((errors.loc[~sagittal, "slice_offset"] == 0).mean()),
+        "axial_within_5px": float((errors.loc[~sagittal, "distance"] <= 5).mean()),
+        "points_matched": int(len(errors)),
+        "points_labelled": int(len(test)),
+    }
+    return localizer, submission, points, errors, rsna_score(solution, submission), facts
+
+
+def _located_summary(facts: dict) -> str:
+    return (
+        f"\nLocated levels on the test studies (LevelLocalizer trained in "
+        f"{facts['localizer_train_seconds']} s; {facts['end_to_end_seconds_per_study']} s "
+        f"per study end to end): sagittal points within 5 px {facts['sagittal_within_5px']:.1%}"
+        f", on the true slice {facts['sagittal_slice_exact']:.1%}; axial slice exact "
+        f"{facts['axial_slice_exact']:.1%}, subarticular points within 5 px "
+        f"{facts['axial_within_5px']:.1%}.\n"
+    )
+
+
 def _markdown(table: pd.DataFrame) -> str:
     columns = list(table.columns)
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
@@ -169,6 +221,7 @@ def run_demo(
     weights: str | None = None,
     plots: bool = True,
     overwrite: bool = False,
+    localize: bool = True,
 ) -> pd.DataFrame:
     """Reproduce the study's three-model comparison and write its results.
 
@@ -182,7 +235,11 @@ def run_demo(
         it, not the working directory or a parent of either. It receives
         ``results.md`` and ``results.json`` (the table), ``model1.pt`` ... (fitted
         classifiers, see :meth:`DualHeadClassifier.save`), ``submission.csv`` (the best
-        model's competition submission for the test studies), and PNG plots.
+        model's competition submission for the test studies from their labelled
+        coordinates), ``localizer.pt`` (the :class:`~spinecls.LevelLocalizer` trained
+        on the training studies), ``located_points.csv`` and ``submission_located.csv``
+        (the test studies graded end to end from located points), and PNG plots
+        (``localization.png``, ``localization_errors.png`` among them).
         Everything is written to a temporary sibling and moved into place at the end:
         an interrupted or failed run leaves neither output nor temporary files.
     studies : int, optional
@@ -195,6 +252,9 @@ def run_demo(
         Pretrained VGG-16 weights (a file or ``"IMAGENET1K_V1"`` from torchvision's cache).
     plots : bool, default=True
         Write the PNG plots (needs matplotlib).
+    localize : bool, default=True
+        Run the end-to-end stage (train the localizer, grade the test studies from
+        located points); False: the study's comparison only.
     overwrite : bool, default=False
         Replace an existing ``out`` that a previous demo (or another spinecls
         command) wrote; a directory spinecls did not write is never replaced.
@@ -263,6 +323,28 @@ def run_demo(
         table = pd.DataFrame(rows)
         best = min(fitted, key=lambda n: table.set_index("model").loc[n, "competition score"])
         fitted[best][1].to_csv(tmp / "submission.csv", index=False)
+        facts = None
+        if localize:
+            _say(f"end to end: training the level localizer, then grading with {best}")
+            localizer, located, points, errors, located_score, facts = _end_to_end(
+                root, develop, test, fitted[best][0], solution, config, random_state
+            )
+            localizer.save(tmp / "localizer.pt")
+            located.to_csv(tmp / "submission_located.csv", index=False)
+            points.to_csv(tmp / "located_points.csv", index=False)
+            located_row = {k: float("nan") for k in rows[0]} | {
+                "model": f"{best.split(':')[0]} on predicted coordinates",
+                "competition score": located_score,
+            }
+            n = len(fitted)
+            table = pd.concat(
+                [table.iloc[:n], pd.DataFrame([located_row]), table.iloc[n:]], ignore_index=True
+            )
+            if plots:
+                from .localization_plots import plot_localization, plot_localization_errors
+
+                plot_localization(test, points, path=tmp / "localization.png")
+                plot_localization_errors(errors, path=tmp / "localization_errors.png")
         elapsed = time.perf_counter() - started
         meta = {
             "data": str(root) if data is not None else "synthetic",
@@ -272,12 +354,14 @@ def run_demo(
             "random_state": random_state,
             "best_model": best,
             "seconds": round(elapsed, 1),
+            "localization": facts,
         }
         (tmp / "results.md").write_text(
             f"# spinecls demo: the study's three models on the test studies\n\n"
             f"{_markdown(table)}\n"
             f"Competition score: lower is better. Best model: {best}. "
             f"{meta['studies']} studies, {meta['rows']} rows, {meta['seconds']} s.\n"
+            + ("" if facts is None else _located_summary(facts))
         )
         (tmp / "results.json").write_text(
             json.dumps({"meta": meta, "table": table.to_dict(orient="records")}, indent=2)

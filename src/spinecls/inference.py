@@ -112,6 +112,7 @@ def predict_studies(
     *,
     prior: dict | None = None,
     device: str | None = None,
+    studies=None,
     return_points: bool = False,
 ):
     """Grade every study of a competition directory from its images alone.
@@ -136,6 +137,9 @@ def predict_studies(
         series yields; default :data:`spinecls.labels.SEVERITY_PRIORS`.
     device : str, optional
         Torch device for models read from files (e.g. ``"cuda"``).
+    studies : sequence of int, optional
+        Grade only these studies (e.g. the held-out ones of a directory in the training
+        layout); default every study.
     return_points : bool, default=False
         Also return the localizer's points that were graded.
 
@@ -180,6 +184,14 @@ def predict_studies(
     locator = _load_localizer(localizer, model, device)
 
     series = load_series(root, split=split)
+    if studies is not None:
+        chosen = {int(s) for s in studies}
+        unknown = sorted(chosen - set(wanted.str.split("_").str[0].astype(int)))
+        if unknown:
+            raise ValueError(f"studies {listing(unknown)} are not in {root}'s {split} split")
+        wanted = wanted[wanted.str.split("_").str[0].astype(int).isin(chosen)]
+        wanted = wanted.reset_index(drop=True)
+        series = series[series["study_id"].isin(chosen)].reset_index(drop=True)
     points = locator.predict(series) if len(series) else pd.DataFrame()
     graded = points
     if len(points) and "qc_outside_image" in points.columns:
