@@ -14,8 +14,8 @@ from pathlib import Path
 import pandas as pd
 
 import spinecls
-from spinecls.demo import split_by_study
 from spinecls.metrics import dual_head_report, rsna_score, solution_from_frame, to_submission
+from spinecls.model_selection import split_by_study
 
 small = os.environ.get("SPINECLS_EXAMPLE_SMALL") == "1"
 out = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp())

@@ -12,9 +12,11 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from sklearn.pipeline import Pipeline
 
 import spinecls
 from spinecls import DualHeadClassifier, LumbarPatchTransformer
+from spinecls.persistence import load_pipeline, save_pipeline
 
 small = os.environ.get("SPINECLS_EXAMPLE_SMALL") == "1"
 out = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp())
@@ -22,19 +24,19 @@ root = spinecls.make_synthetic_rsna(
     out / "rsna", n_studies=4 if small else 20, image_size=(96, 128), overwrite=True
 )
 frame = spinecls.load_rsna(root)
-patches = LumbarPatchTransformer(patch_size=48, output_size=32)
+pipe = Pipeline([
+    ("patches", LumbarPatchTransformer(patch_size=48, output_size=32)),
+    ("clf", DualHeadClassifier(max_epochs=1 if small else 10, random_state=0)),
+])
 
 # -- once: train and save (the file holds weights and JSON, no pickle) -----------------
-model = DualHeadClassifier(max_epochs=1 if small else 10, random_state=0)
-model.fit(patches.fit_transform(frame), frame[["condition", "severity"]], groups=frame["study_id"])
-model.save(out / "model.pt", metadata={"transformer": {"patch_size": 48, "output_size": 32}})
+pipe.fit(frame, frame[["condition", "severity"]], clf__groups=frame["study_id"])
+save_pipeline(pipe, out / "model.pt")
 
 # -- later, in another script: load and score new rows ---------------------------------
-loaded = DualHeadClassifier.load(out / "model.pt")
-transformer = LumbarPatchTransformer(**loaded.metadata_["transformer"])
+loaded = load_pipeline(out / "model.pt")
 new_rows = frame.sample(5, random_state=1)
-X = transformer.fit_transform(new_rows)
-p_condition, p_severity = loaded.predict_proba(X)
+p_condition, p_severity = loaded.predict_proba(new_rows)
 for (_, row), pc, ps in zip(new_rows.iterrows(), p_condition, p_severity):
     condition = loaded.classes_[0][np.argmax(pc)]
     print(

@@ -104,9 +104,9 @@ def no_work(monkeypatch):
     def work_started(*args, **kwargs):
         raise AssertionError("the work started before the destination was checked")
 
-    monkeypatch.setattr(cli, "load_rsna", work_started)
-    monkeypatch.setattr(cli, "make_synthetic_rsna", work_started)
-    monkeypatch.setattr(cli, "_load_model", work_started)
+    monkeypatch.setattr(spinecls.datasets, "load_rsna", work_started)
+    monkeypatch.setattr(spinecls.datasets, "make_synthetic_rsna", work_started)
+    monkeypatch.setattr(cli, "_load_pipeline", work_started)
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,15 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+from sklearn.pipeline import Pipeline
 
-from spinecls import DualHeadClassifier
-from spinecls.persistence import decode_params, encode_params
+from spinecls import DualHeadClassifier, LumbarPatchTransformer
+from spinecls.persistence import (
+    decode_params,
+    encode_params,
+    load_pipeline,
+    save_pipeline,
+)
 
 TINY = dict(max_epochs=1, batch_size=8, valid_size=None, random_state=0)
 
@@ -66,7 +72,7 @@ def test_a_failed_save_leaves_the_earlier_file_and_no_partial_file(saved, tmp_pa
     target.write_bytes(b"earlier model")
 
     def broken(obj, file):
-        file.write(b"half a model")
+        Path(file).write_bytes(b"half a model")
         raise KeyboardInterrupt
 
     monkeypatch.setattr(torch, "save", broken)
@@ -207,3 +213,59 @@ def test_a_model_with_torchvision_weights_saves_them_as_json(data, tmp_path, mon
     assert loaded.weights is member
     for got, want in zip(loaded.predict_proba(data[0]), clf.predict_proba(data[0])):
         np.testing.assert_array_equal(got, want)
+
+
+# -- whole pipelines -------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def pipeline_file(rsna_frame, tmp_path_factory):
+    pipe = Pipeline([
+        ("patches", LumbarPatchTransformer(patch_size=40, output_size=32, n_jobs=1)),
+        ("clf", DualHeadClassifier(max_epochs=1, valid_size=None, random_state=0)),
+    ])  # fmt: skip
+    pipe.fit(rsna_frame, rsna_frame[["condition", "severity"]])
+    path = tmp_path_factory.mktemp("pipeline") / "model.pt"
+    save_pipeline(pipe, path, metadata={"note": "kept"})
+    return pipe, path
+
+
+def test_a_saved_pipeline_loads_as_the_same_pipeline(pipeline_file, rsna_frame):
+    pipe, path = pipeline_file
+    loaded = load_pipeline(path, n_jobs=2, verbose=0)
+    assert loaded.named_steps["patches"].get_params()["patch_size"] == 40
+    assert loaded.named_steps["patches"].get_params()["n_jobs"] == 2
+    assert loaded.named_steps["clf"].metadata_["note"] == "kept"
+    rows = rsna_frame.head(10)
+    for a, b in zip(pipe.predict_proba(rows), loaded.predict_proba(rows)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_the_file_records_only_what_shapes_the_patches(pipeline_file):
+    recorded = DualHeadClassifier.load(pipeline_file[1]).metadata_["transformer"]
+    assert recorded == {
+        "blur": None,
+        "mode": "crop",
+        "normalize": "percentile",
+        "output_size": 32,
+        "patch_size": 40,
+        "slices": 1,
+    }
+
+
+def test_load_pipeline_refuses_settings_that_would_change_the_patches(pipeline_file):
+    with pytest.raises(ValueError, match=r"\['patch_size'\] come from the model file"):
+        load_pipeline(pipeline_file[1], patch_size=8)
+
+
+def test_a_classifier_file_without_its_transformer_is_refused_in_one_line(saved):
+    clf, path = saved
+    bare = path.with_name("bare.pt")
+    clf.save(bare)
+    with pytest.raises(ValueError, match="does not record how its patches were made") as info:
+        load_pipeline(bare)
+    assert "\n" not in str(info.value)
+
+
+def test_save_pipeline_needs_a_transformer_and_a_savable_model(saved, tmp_path):
+    with pytest.raises(ValueError, match="LumbarPatchTransformer and a fitted"):
+        save_pipeline(Pipeline([("clf", saved[0])]), tmp_path / "m.pt")
+    assert not list(tmp_path.iterdir())

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from .classifier import DualHeadClassifier
     from .datasets import RSNADataWarning, load_rsna, make_synthetic_rsna
     from .labels import CONDITIONS, LEVELS, SERIES_DESCRIPTIONS, SEVERITIES, SEVERITY_WEIGHTS
+    from .model_selection import split_by_study
     from .preprocessing import LumbarPatchTransformer
 
 _LAZY = {
@@ -30,6 +31,7 @@ _LAZY = {
     "SEVERITY_WEIGHTS": ".labels",
     "load_rsna": ".datasets",
     "make_synthetic_rsna": ".datasets",
+    "split_by_study": ".model_selection",
 }
 """Public name -> the module that defines it."""
 
@@ -40,9 +42,13 @@ _SUBMODULES = (
     "datasets",
     "demo",
     "dicom",
+    "evaluation",
+    "geometry",
     "labels",
     "metrics",
+    "model_selection",
     "models",
+    "patches",
     "persistence",
     "plotting",
     "preprocessing",
@@ -61,6 +67,7 @@ __all__ = [
     "__version__",
     "load_rsna",
     "make_synthetic_rsna",
+    "split_by_study",
 ]
 
 

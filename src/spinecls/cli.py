@@ -105,36 +105,25 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-TRANSFORMER_KEYS = ("patch_size", "output_size", "mode", "slices", "normalize", "blur")
-
-
-def _load_model(path: Path):
-    from .classifier import DualHeadClassifier
+def _load_pipeline(path: Path, data: Path):
+    from .persistence import load_pipeline
 
     if path.is_dir():
         raise IsADirectoryError(f"--model {path} is a directory, not a model file")
     if not path.is_file():
         raise FileNotFoundError(f"model file not found: {path}")
-    return DualHeadClassifier.load(path)
-
-
-def _transformer(model, data: Path):
-    from .preprocessing import LumbarPatchTransformer
-
-    params = model.metadata_.get("transformer")
-    if params is None:
-        raise ValueError(
-            "the model file does not say how its patches were made: train it with spinecls train"
-        )
-    return LumbarPatchTransformer(data_dir=data, verbose=1, **params)
+    return load_pipeline(path, data_dir=data, verbose=1)
 
 
 def _train(args: argparse.Namespace) -> int:
     _check_data(args.data)
     _check_output(args, args.out)
     _check_device(args.device)
+    from sklearn.pipeline import Pipeline
+
     from .classifier import DualHeadClassifier
     from .datasets import load_rsna
+    from .persistence import save_pipeline
     from .preprocessing import LumbarPatchTransformer
 
     frame = load_rsna(args.data)
@@ -160,9 +149,8 @@ def _train(args: argparse.Namespace) -> int:
     )
     print(f"training the {args.backbone} model on {len(X)} patches", flush=True)
     model.fit(X, frame[["condition", "severity"]], groups=frame["study_id"].to_numpy())
-    params = {k: v for k, v in transformer.get_params().items() if k in TRANSFORMER_KEYS}
     with atomic_file(args.out, overwrite=args.overwrite, inputs=_inputs(args)) as tmp:
-        model.save(tmp, metadata={"transformer": params})
+        save_pipeline(Pipeline([("patches", transformer), ("clf", model)]), tmp)
     print(f"saved the {args.backbone} model to {args.out}")
     return 0
 
@@ -173,11 +161,10 @@ def _predict(args: argparse.Namespace) -> int:
     from .datasets import load_coordinates
     from .metrics import to_submission
 
-    model = _load_model(args.model)
+    pipeline = _load_pipeline(args.model, args.data)
     frame = load_coordinates(args.data, split=args.split)
-    X = _transformer(model, args.data).fit_transform(frame)
-    proba = model.predict_proba(X)[1]
-    submission = to_submission(frame, proba, classes=model.classes_[1])
+    proba = pipeline.predict_proba(frame)[1]
+    submission = to_submission(frame, proba, classes=pipeline.classes_[1])
     with atomic_file(args.out, overwrite=args.overwrite, inputs=_inputs(args)) as tmp:
         submission.to_csv(tmp, index=False)
     print(f"wrote {len(submission)} rows for {frame['study_id'].nunique()} studies to {args.out}")
@@ -188,23 +175,15 @@ def _evaluate(args: argparse.Namespace) -> int:
     _check_data(args.data)
     _check_output(args, args.json)
     from .datasets import load_rsna
-    from .metrics import dual_head_report, rsna_score, solution_from_frame, to_submission
+    from .evaluation import evaluate
 
-    model = _load_model(args.model)
-    frame = load_rsna(args.data)
-    X = _transformer(model, args.data).fit_transform(frame)
-    y = frame[["condition", "severity"]]
-    report = dual_head_report(y, model.predict(X))
-    proba = model.predict_proba(X)[1]
-    score = rsna_score(
-        solution_from_frame(frame),
-        to_submission(frame, proba, classes=model.classes_[1], complete=False),
-    )
-    print(report)
-    print(f"\ncompetition score (lower is better): {score:.4f}")
+    pipeline = _load_pipeline(args.model, args.data)
+    evaluation = evaluate(pipeline, load_rsna(args.data))
+    print(evaluation.report)
+    print(f"\ncompetition score (lower is better): {evaluation.score:.4f}")
     if args.json is not None:
         with atomic_file(args.json, overwrite=args.overwrite, inputs=_inputs(args)) as tmp:
-            tmp.write_text(json.dumps(report.to_dict() | {"competition_score": score}, indent=2))
+            tmp.write_text(json.dumps(evaluation.to_dict(), indent=2))
     return 0
 
 
@@ -297,6 +276,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _close_progress_bars():
+    """Close the progress bars an interrupted run left open, so the last line is ours."""
+    tqdm = sys.modules.get("tqdm")
+    if tqdm is None:
+        return
+    for bar in list(getattr(tqdm.tqdm, "_instances", ())):
+        bar.close()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status.
 
@@ -317,6 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with stop_on_signals(signal.SIGINT, signal.SIGTERM):
             return args.func(args)
     except KeyboardInterrupt:
+        _close_progress_bars()
         print(f"spinecls {args.command}: interrupted; no output written", file=sys.stderr)
         return 130
     except BrokenPipeError:
@@ -324,6 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except Terminated as exc:
+        _close_progress_bars()
         print(f"spinecls {args.command}: terminated; no output written", file=sys.stderr)
         return exc.code
     except (OSError, ValueError) as exc:

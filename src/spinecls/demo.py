@@ -24,14 +24,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import GroupShuffleSplit
 from sklearn.pipeline import Pipeline
 
 from ._atomic import atomic_directory, stop_on_signals
 from .classifier import DualHeadClassifier
 from .datasets import load_rsna, make_synthetic_rsna
+from .evaluation import evaluate
 from .labels import CONDITIONS, SEVERITIES
 from .metrics import dual_head_report, rsna_score, solution_from_frame, to_submission
+from .model_selection import split_by_study
+from .persistence import save_pipeline
 from .preprocessing import LumbarPatchTransformer
 
 __all__ = ["DemoConfig", "MODELS", "run_demo", "split_by_study"]
@@ -59,13 +61,6 @@ MODELS = {
 """The study's three pipelines."""
 
 METRICS = ["accuracy", "precision", "recall", "f1"]
-
-
-def split_by_study(frame: pd.DataFrame, test_size=0.15, random_state=0):
-    """Row positions of a development set and a test set with no study on both sides."""
-    splitter = GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=random_state)
-    develop, test = next(splitter.split(frame, groups=frame["study_id"]))
-    return develop, test
 
 
 def _say(message: str) -> None:
@@ -258,16 +253,12 @@ def run_demo(
                 pipe = _pipeline(spec, config, config.epochs[k], random_state, cache, weights)
                 pipe.fit(develop, y_develop, clf__groups=develop["study_id"].to_numpy())
                 _say(f"evaluating {name} on the test studies")
-                predicted = pipe.predict(test)
-                report = dual_head_report(y_test, predicted)
-                proba = pipe.predict_proba(test)[1]
-                submission = to_submission(test, proba, classes=pipe[-1].classes_[1])
-                score = rsna_score(solution, submission)
-                rows.append(_row(name, report, score))
-                fitted[name] = (pipe, submission)
-                pipe[-1].save(tmp / f"model{k + 1}.pt")
+                evaluation = evaluate(pipe, test, complete=True)
+                rows.append(_row(name, evaluation.report, evaluation.score))
+                fitted[name] = (pipe, evaluation.submission)
+                save_pipeline(pipe, tmp / f"model{k + 1}.pt")
                 if plots:
-                    _plots(tmp, name, pipe, test, y_test, report)
+                    _plots(tmp, name, pipe, test, y_test, evaluation.report)
         rows += _baselines(develop, test, solution)
         table = pd.DataFrame(rows)
         best = min(fitted, key=lambda n: table.set_index("model").loc[n, "competition score"])

@@ -48,7 +48,9 @@ __all__ = [
     "decode_params",
     "encode_params",
     "load",
+    "load_pipeline",
     "save",
+    "save_pipeline",
 ]
 
 FILE_VERSION = 1
@@ -358,3 +360,105 @@ class PersistenceMixin:
             One line naming the file and what is wrong with it.
         """
         return load(cls, path, device=device)
+
+
+# -- a whole pipeline ------------------------------------------------------------------
+def save_pipeline(pipeline, path: str | os.PathLike, *, metadata: dict | None = None) -> None:
+    """Write a fitted patch-and-classify pipeline to one model file.
+
+    The final step is saved with :func:`save`; the first step, a
+    :class:`~spinecls.LumbarPatchTransformer`, is recorded by the parameters that
+    decide what its patches look like (everything but where the data lies and how it
+    is read: :data:`spinecls.preprocessing.RUNTIME_PARAMS`), so that
+    :func:`load_pipeline` cuts the same patches from any directory.
+
+    Parameters
+    ----------
+    pipeline : sklearn.pipeline.Pipeline
+        ``[LumbarPatchTransformer, fitted estimator with weights]``.
+    path : str or path-like
+        The model file (written through a temporary sibling and a rename).
+    metadata : dict, optional
+        More JSON-serialisable values to keep; the transformer's are stored under
+        ``"transformer"``.
+
+    Raises
+    ------
+    ValueError
+        If the pipeline is not a transformer followed by a savable estimator.
+    """
+    from .preprocessing import LumbarPatchTransformer, recipe_params
+
+    steps = getattr(pipeline, "steps", None)
+    if (
+        not steps
+        or len(steps) != 2
+        or not isinstance(steps[0][1], LumbarPatchTransformer)
+        or not isinstance(steps[1][1], PersistenceMixin)
+    ):
+        raise ValueError(
+            "save_pipeline needs a Pipeline of a LumbarPatchTransformer and a fitted "
+            f"spinecls estimator with weights; got {pipeline!r}"
+        )
+    metadata = dict(metadata or {}) | {"transformer": recipe_params(steps[0][1])}
+    steps[1][1].save(path, metadata=metadata)
+
+
+def load_pipeline(
+    path: str | os.PathLike,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    device: str | None = None,
+    estimator_class: type | None = None,
+    **transformer_params,
+):
+    """Read a model file written by :func:`save_pipeline` as a ready pipeline.
+
+    Parameters
+    ----------
+    path : str or path-like
+    data_dir : str or path-like, optional
+        The competition directory the transformer resolves image paths under.
+    device : str, optional
+        Overrides the saved device of the estimator.
+    estimator_class : type, default=DualHeadClassifier
+        The class of the saved estimator.
+    **transformer_params
+        Run-time parameters of the transformer (``n_jobs``, ``memory``, ``verbose``,
+        ``on_error``); parameters that shape the patches come from the file.
+
+    Returns
+    -------
+    sklearn.pipeline.Pipeline
+        ``[("patches", LumbarPatchTransformer), ("clf", estimator)]``.
+
+    Raises
+    ------
+    ValueError
+        If the file is not a model file, or does not record its transformer (it was
+        written by ``save`` rather than :func:`save_pipeline`), or a parameter that
+        shapes the patches is given.
+    """
+    from sklearn.pipeline import Pipeline
+
+    from .classifier import DualHeadClassifier
+    from .preprocessing import RUNTIME_PARAMS, LumbarPatchTransformer
+
+    shaping = sorted(set(transformer_params) - RUNTIME_PARAMS)
+    if shaping:
+        raise ValueError(
+            f"load_pipeline takes only run-time transformer parameters {sorted(RUNTIME_PARAMS)}"
+            f"; {shaping} come from the model file"
+        )
+    estimator = load(estimator_class or DualHeadClassifier, path, device=device)
+    recorded = estimator.metadata_.get("transformer")
+    if not isinstance(recorded, dict):
+        raise ValueError(
+            f"{os.fspath(path)}: the model file does not record how its patches were made "
+            "(write it with spinecls.persistence.save_pipeline or spinecls train)"
+        )
+    try:
+        transformer = LumbarPatchTransformer(data_dir=data_dir, **recorded, **transformer_params)
+    except TypeError as exc:
+        raise ValueError(f"{os.fspath(path)}: bad transformer parameters: {exc}") from None
+    return Pipeline([("patches", transformer), ("clf", estimator)])

@@ -20,12 +20,14 @@ from ._validation import finite_numbers, listing, located, whole_numbers
 from .datasets.rsna import SPLITS, _describe_series, _description_table, image_paths
 from .dicom import NORMALIZE
 
-__all__ = ["LumbarPatchTransformer", "PatchExtractionWarning"]
+__all__ = ["RUNTIME_PARAMS", "LumbarPatchTransformer", "PatchExtractionWarning", "recipe_params"]
 
 ID_COLUMNS = ("study_id", "series_id", "instance_number")
 REQUIRED_COLUMNS = (*ID_COLUMNS, "x", "y")
 MODES = ("crop", "marker")
 ON_ERROR = ("raise", "warn")
+RUNTIME_PARAMS = frozenset({"data_dir", "n_jobs", "memory", "on_error", "verbose", "progress"})
+"""Parameters that say where the data lies and how it is read, not what a patch looks like."""
 # Each listed failure is a whole error message: the warning names more rows than
 # other messages do, so that most broken files are named in one run.
 _FAILURES_LISTED = 20
@@ -357,3 +359,27 @@ class LumbarPatchTransformer(TransformerMixin, BaseEstimator):
                 stacklevel=2,
             )
         return out
+
+
+def recipe_params(transformer: LumbarPatchTransformer) -> dict:
+    """The parameters that decide what ``transformer``'s patches look like.
+
+    Everything but :data:`RUNTIME_PARAMS`: what a model file records so that the same
+    patches can be cut from another directory, on another machine.
+
+    Parameters
+    ----------
+    transformer : LumbarPatchTransformer
+
+    Returns
+    -------
+    dict
+
+    Examples
+    --------
+    >>> recipe = recipe_params(LumbarPatchTransformer(patch_size=48, output_size=32, n_jobs=2))
+    >>> recipe["patch_size"], recipe["output_size"], "n_jobs" in recipe
+    (48, 32, False)
+    """
+    params = transformer.get_params(deep=False)
+    return {k: params[k] for k in sorted(params) if k not in RUNTIME_PARAMS}
