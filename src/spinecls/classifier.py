@@ -27,7 +27,7 @@ from torchvision.models import WeightsEnum
 
 from . import _net
 from ._net import DualHeadLoss, DualHeadNet, HeadAccuracy
-from ._validation import two_columns
+from ._validation import check_images, two_columns
 from .augment import PRESET_ALIASES, PRESETS, TTA_MODES
 from .calibration import check_temperatures, fit_temperatures, softmax
 from .labels import HEADS
@@ -241,7 +241,7 @@ class DualHeadClassifier(PersistenceMixin, MultiOutputMixin, ClassifierMixin, Ba
     def _check_X(self, X, reset: bool) -> np.ndarray:
         if not reset:
             check_is_fitted(self, "net_")
-        array = _check_images(X, None if reset else self.input_shape_)
+        array = check_images(X, None if reset else self.input_shape_)
         array = validate_data(
             self,
             array,
@@ -401,28 +401,6 @@ def _unexpected(cls: type, key: str) -> str:
         f"{cls.__name__} got an unexpected parameter {key!r}{hint}; "
         f"backbone parameters take the prefix 'module__' (module__{key})"
     )
-
-
-def _check_images(X, fitted_shape: tuple | None) -> np.ndarray:
-    """X as an array of 4-D float images, of the fitted shape when there is one."""
-    array = np.asarray(X) if not isinstance(X, np.ndarray) else X
-    if array.ndim != 4:
-        raise ValueError(
-            "X must be a 4-D array (n_samples, channels, height, width) as "
-            f"LumbarPatchTransformer returns; got shape {array.shape}"
-        )
-    if array.dtype.kind != "f":
-        raise ValueError(
-            f"X must hold floating point values (float32 patches); got dtype {array.dtype}"
-        )
-    if min(array.shape[2:]) < 8:
-        raise ValueError(f"images must be at least 8 x 8 pixels; got {array.shape[2:]}")
-    if fitted_shape is not None and tuple(array.shape[1:]) != tuple(fitted_shape):
-        raise ValueError(
-            f"X has images of shape (channels, height, width) = {tuple(array.shape[1:])}, "
-            f"but this classifier was fitted on {tuple(fitted_shape)}"
-        )
-    return array
 
 
 def _check_y(y, n_samples: int) -> tuple[list[np.ndarray], np.ndarray]:

@@ -22,6 +22,11 @@ from ._atomic import Terminated, atomic_file, check_destination, stop_on_signals
 from .labels import CONDITIONS, SEVERITIES
 
 OVERWRITE_DIRECTORY = "replace an existing output directory (only one that spinecls wrote)"
+CALIBRATION_HELP = "fit a temperature per head on the validation split (docs/quality.md)"
+TTA_HELP = (
+    "test-time augmentation: average with the mirror (and shifts); in predict, replaces the "
+    "model's own, with which its temperatures were fitted"
+)
 
 
 def _summary(frame) -> str:
@@ -142,7 +147,9 @@ def _train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         augment=args.augment,
         severity_weights=args.severity_weights,
+        tta=args.tta,
         weights=args.weights,
+        calibration=args.calibration,
         device=args.device,
         random_state=args.seed,
         verbose=1,
@@ -162,6 +169,8 @@ def _predict(args: argparse.Namespace) -> int:
     from .metrics import to_submission
 
     pipeline = _load_pipeline(args.model, args.data)
+    if args.tta is not None:
+        pipeline[-1].set_params(tta=None if args.tta == "none" else args.tta)
     frame = load_coordinates(args.data, split=args.split)
     proba = pipeline.predict_proba(frame)[1]
     submission = to_submission(frame, proba, classes=pipeline.classes_[1])
@@ -247,6 +256,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--augment", choices=["study", "light", "seed"], default=None)
     train.add_argument("--severity-weights", choices=["rsna"], default=None)
     train.add_argument("--weights", help="pretrained weights for torchvision backbones")
+    train.add_argument(
+        "--calibration", choices=["temperature"], default=None, help=CALIBRATION_HELP
+    )
+    train.add_argument("--tta", choices=["flip", "flip+shift"], default=None, help=TTA_HELP)
     train.add_argument("--device", default="cpu")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
@@ -261,6 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["test", "train"],
         default="test",
         help="read {split}_label_coordinates.csv and {split}_images/ (default test)",
+    )
+    predict.add_argument(
+        "--tta", choices=["none", "flip", "flip+shift"], default=None, help=TTA_HELP
     )
     predict.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     predict.set_defaults(func=_predict)
