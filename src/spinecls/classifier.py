@@ -78,7 +78,7 @@ class DualHeadClassifier(PersistenceMixin, MultiOutputMixin, ClassifierMixin, Ba
     tta : None, "flip" or "flip+shift", default=None
         Test-time augmentation: ``predict_proba`` averages over the image and its mirror
         (condition columns swapped by the training rule), and for ``"flip+shift"`` two
-        shifted copies (:func:`spinecls.augment.tta_views`): 2 or 4 forward passes.
+        shifted copies (:func:`spinecls.augment.tta_views`), stacked in one forward pass.
     weights : None, str, path-like or torchvision weights member, default=None
         Pretrained weights for backbones that take them (torchvision's): a local state
         dict file, or torchvision weights such as ``"IMAGENET1K_V1"`` or
