@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import albumentations as A
 import joblib
 import numpy as np
@@ -16,6 +18,8 @@ from sklearn.pipeline import Pipeline
 from torch import nn
 
 from spinecls import CONDITIONS, SEVERITIES, DualHeadClassifier, LumbarPatchTransformer
+from spinecls.augment import lateral_swap, tta_views
+from spinecls.classifier import DualHeadLoss
 
 FAST = dict(max_epochs=2, batch_size=16, random_state=0)
 
@@ -383,3 +387,97 @@ def test_bad_inputs_say_what_was_expected(fitted, data):
         fitted.predict_proba(np.zeros((2, 1, 40, 40), np.float32))
     with pytest.raises(ValueError, match="backbone must be one of"):
         DualHeadClassifier(backbone="lenet").fit(X, y)
+
+
+# -- test-time augmentation and the any-severe loss ---------------------------------------
+def _softmax_of(module, images):
+    with torch.no_grad():
+        return [torch.softmax(z, dim=1).numpy() for z in module(torch.from_numpy(images))]
+
+
+def test_flip_tta_averages_the_mirror_with_subarticular_columns_swapped(fitted, data, tmp_path):
+    X = data[0][:12]
+    flip = pickle.loads(pickle.dumps(fitted)).set_params(tta="flip")
+    module = flip.net_.module_.eval()
+    given = _softmax_of(module, X)
+    mirrored = _softmax_of(module, np.ascontiguousarray(X[..., ::-1]))
+    # sorted names: the two subarticular classes (1 and 3) trade places; foraminal do not
+    swap = lateral_swap(flip.classes_[0])
+    assert swap.tolist() == [0, 3, 2, 1, 4]
+    condition, severity = flip.predict_proba(X)
+    np.testing.assert_allclose(condition, (given[0] + mirrored[0][:, swap]) / 2, rtol=1e-5)
+    np.testing.assert_allclose(severity, (given[1] + mirrored[1]) / 2, rtol=1e-5)
+    # so the prediction for a mirrored crop is the mirror of the prediction
+    condition_m, severity_m = flip.predict_proba(np.ascontiguousarray(X[..., ::-1]))
+    np.testing.assert_allclose(condition_m, condition[:, swap], rtol=1e-5)
+    np.testing.assert_allclose(severity_m, severity, rtol=1e-5)
+    # parameters and predictions survive clone, save and load
+    assert clone(flip).tta == "flip"
+    flip.save(tmp_path / "flip.pt")
+    loaded = DualHeadClassifier.load(tmp_path / "flip.pt")
+    assert loaded.tta == "flip"
+    for got, want in zip(loaded.predict_proba(X), (condition, severity)):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_flip_and_shift_tta_averages_four_views(fitted, data):
+    X = data[0][:10]
+    clf = pickle.loads(pickle.dumps(fitted)).set_params(tta="flip+shift")
+    module = clf.net_.module_.eval()
+    swap = lateral_swap(clf.classes_[0])
+    views = tta_views("flip+shift", 32, 32)
+    expected = [np.zeros((10, 5)), np.zeros((10, 3))]
+    for view, mirrored in views:
+        shown = view(torch.from_numpy(X)).numpy()
+        for k, proba in enumerate(_softmax_of(module, shown)):
+            expected[k] += (proba[:, swap] if mirrored and k == 0 else proba) / len(views)
+    for got, want in zip(clf.predict_proba(X), expected):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="'tta' parameter of DualHeadClassifier"):
+        DualHeadClassifier(tta="rotate").fit(*data)
+
+
+def test_the_any_severe_term_is_a_weighted_cross_entropy_on_spinal_rows():
+    severity = torch.tensor([[0.2, 0.1, 1.5], [1.0, -0.5, 0.3], [0.0, 0.0, 2.0]])
+    condition = torch.zeros(3, 2)
+    # rows: spinal & severe, spinal & normal_mild, foraminal & severe (codes 0 / 1)
+    y = torch.tensor([[0, 2], [0, 0], [1, 2]])
+    p_severe = torch.softmax(severity, dim=1)[:, 2].numpy()
+    bce = [-np.log(p_severe[0]), -np.log(1 - p_severe[1])]
+    expected = (4 * bce[0] + 1 * bce[1]) / (4 + 1)
+    plain = DualHeadLoss()((condition, severity), y)
+    term = DualHeadLoss(
+        any_severe_weight=0.5, spinal_class=0, severe_class=2, metric_weight=[1.0, 2.0, 4.0]
+    )((condition, severity), y)
+    assert float(term - plain) == pytest.approx(0.5 * expected, rel=1e-5)
+    # a batch without spinal rows adds nothing
+    other = torch.tensor([[1, 2], [1, 0], [1, 1]])
+    assert float(
+        DualHeadLoss(
+            any_severe_weight=0.5, spinal_class=0, severe_class=2, metric_weight=[1.0, 2.0, 4.0]
+        )((condition, severity), other)
+    ) == (pytest.approx(float(DualHeadLoss()((condition, severity), other))))
+
+
+def test_any_severe_weight_reaches_the_loss_and_is_checked(data):
+    X, y = data[0][:40], data[1][:40]
+    quick = dict(max_epochs=1, valid_size=None, random_state=0)
+    clf = DualHeadClassifier(any_severe_weight=2.0, **quick).fit(X, y)
+    criterion = clf.net_.criterion_
+    # sorted classes: "Spinal Canal Stenosis" is the last condition, "severe" the last severity
+    assert (criterion.any_severe_weight, criterion.spinal_class, criterion.severe_class) == (
+        2.0,
+        4,
+        2,
+    )
+    assert criterion.metric_weight.tolist() == [2.0, 1.0, 4.0]
+    plain = DualHeadClassifier(**quick).fit(X, y)
+    assert not np.allclose(clf.predict_proba(X)[1], plain.predict_proba(X)[1])
+    foraminal = y.assign(condition=np.where(np.arange(40) % 2, CONDITIONS[1], CONDITIONS[2]))
+    with pytest.warns(UserWarning, match="any_severe_weight=2.0 has no effect"):
+        DualHeadClassifier(any_severe_weight=2.0, **quick).fit(X, foraminal)
+    codes = np.column_stack([np.arange(40) % 5, np.arange(40) % 3 + 5])
+    with pytest.raises(ValueError, match="any_severe_weight needs severity labels"):
+        DualHeadClassifier(any_severe_weight=1.0, **quick).fit(X, codes)
+    with pytest.raises(ValueError, match="'any_severe_weight' parameter"):
+        DualHeadClassifier(any_severe_weight=-1.0, **quick).fit(X, y)

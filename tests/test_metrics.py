@@ -8,15 +8,25 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.metrics import brier_score_loss, f1_score, get_scorer, log_loss, roc_auc_score
+from sklearn.metrics import (
+    balanced_accuracy_score,
+    brier_score_loss,
+    f1_score,
+    get_scorer,
+    log_loss,
+    roc_auc_score,
+)
 from sklearn.model_selection import GridSearchCV, GroupKFold
 from sklearn.pipeline import Pipeline
 
 from spinecls import CONDITIONS, LEVELS, SEVERITIES, DualHeadClassifier, LumbarPatchTransformer
 from spinecls.labels import SEVERITY_PRIORS, TARGETS
 from spinecls.metrics import (
+    CALIBRATION_BINS,
     dual_head_report,
+    expected_calibration_error,
     head_scorer,
+    reliability_table,
     row_ids,
     rsna_score,
     rsna_scorer,
@@ -98,6 +108,95 @@ def test_report_names_rows_with_missing_labels():
     codes = pd.DataFrame({"c": [0.0, np.nan, 1.0], "s": [0, 1, 2]})
     with pytest.raises(ValueError, match=r"y_pred has missing condition labels at row\(s\) 1$"):
         dual_head_report(codes.fillna(0), codes)
+
+
+def test_expected_calibration_error_by_hand():
+    # confidences 0.95, 0.92 (bin 0.9-1), 0.75 (bin 0.7-0.8), 0.55, 0.52 (bin 0.5-0.6)
+    y_true = ["a", "a", "b", "a", "b"]
+    proba = [[0.95, 0.05], [0.08, 0.92], [0.25, 0.75], [0.55, 0.45], [0.52, 0.48]]
+    table = reliability_table(y_true, proba, classes=["a", "b"])
+    assert table[["lower", "upper"]].round(1).to_numpy().tolist() == [
+        [0.5, 0.6],
+        [0.7, 0.8],
+        [0.9, 1.0],
+    ]
+    assert table["count"].tolist() == [2, 1, 2]
+    np.testing.assert_allclose(table["confidence"], [0.535, 0.75, 0.935])
+    np.testing.assert_allclose(table["accuracy"], [0.5, 1.0, 0.5])
+    # (2 |0.5 - 0.535| + 1 |1 - 0.75| + 2 |0.5 - 0.935|) / 5
+    expected = (2 * 0.035 + 0.25 + 2 * 0.435) / 5
+    assert expected_calibration_error(y_true, proba, classes=["a", "b"]) == pytest.approx(expected)
+    # one bin: |accuracy - mean confidence| over all rows; default classes: sorted y_true
+    assert expected_calibration_error(y_true, proba, n_bins=1) == pytest.approx(
+        abs(0.6 - np.mean([0.95, 0.92, 0.75, 0.55, 0.52]))
+    )
+    assert CALIBRATION_BINS == 10
+    # a confidence of exactly 1 falls in the last bin, and perfect certainty costs 0
+    assert expected_calibration_error([0, 1], [[1.0, 0.0], [0.0, 1.0]]) == 0.0
+    with pytest.raises(ValueError, match=r"proba must have shape \(5, 3\)"):
+        reliability_table(y_true, proba, classes=["a", "b", "c"])
+    with pytest.raises(ValueError, match=r"label\(s\) \['b'\] not in the classes"):
+        reliability_table(y_true, np.array(proba)[:, :1].repeat(2, 1), classes=["a", "z"])
+    with pytest.raises(ValueError, match="n_bins must be a positive int"):
+        reliability_table(y_true, proba, n_bins=0)
+
+
+def test_report_with_probabilities_adds_log_loss_ece_and_balanced_accuracy():
+    rng = np.random.default_rng(3)
+    n = 80
+    severities = sorted(SEVERITIES)  # a classifier's classes_[1]
+    conditions = sorted(CONDITIONS)
+    true = np.column_stack(
+        [rng.choice(conditions, n), rng.choice(severities, n, p=[0.3, 0.6, 0.1])]
+    )
+    proba = [
+        rng.dirichlet(np.ones(5), n).astype(np.float32),
+        rng.dirichlet(np.ones(3), n).astype(np.float32),
+    ]
+    classes = [np.array(conditions), np.array(severities)]
+    pred = np.column_stack([c[p.argmax(1)] for c, p in zip(classes, proba)])
+    report = dual_head_report(true, pred, proba=proba, classes=classes)
+    for k, head in enumerate(["condition", "severity"]):
+        p64 = proba[k].astype(np.float64)
+        p64 /= p64.sum(1, keepdims=True)
+        assert report.summary.loc[head, "log_loss"] == pytest.approx(
+            log_loss(true[:, k], p64, labels=classes[k])
+        )
+        assert report.summary.loc[head, "ece"] == pytest.approx(
+            expected_calibration_error(true[:, k], p64, classes=classes[k])
+        )
+        assert report.summary.loc[head, "balanced_accuracy"] == pytest.approx(
+            balanced_accuracy_score(true[:, k], pred[:, k])
+        )
+        assert report.reliability[head]["count"].sum() == n
+    assert list(report.summary.columns) == [
+        "accuracy",
+        "precision",
+        "recall",
+        "f1",
+        "balanced_accuracy",
+        "log_loss",
+        "ece",
+        "support",
+    ]
+    data = json.loads(report.to_json())
+    assert data["summary"]["severity"]["log_loss"] == pytest.approx(
+        report.summary.loc["severity", "log_loss"]
+    )
+    assert sum(data["reliability"]["condition"]["count"]) == n
+    assert "severity: reliability" in str(report)
+    # without probabilities: the old columns plus balanced accuracy, no reliability
+    plain = dual_head_report(true, pred)
+    assert "log_loss" not in plain.summary and plain.reliability == {}
+    assert plain.summary.loc["severity", "balanced_accuracy"] == pytest.approx(
+        report.summary.loc["severity", "balanced_accuracy"]
+    )
+    with pytest.raises(ValueError, match="proba needs classes="):
+        dual_head_report(true, pred, proba=proba)
+    with pytest.raises(ValueError, match=r"severity probabilities must have shape \(80, 3\)"):
+        dual_head_report(true, pred, proba=[proba[0], proba[1][:, :2]], classes=classes)
+    with pytest.raises(ValueError, match="condition probabilities must be finite"):
+        dual_head_report(true, pred, proba=[-proba[0], proba[1]], classes=classes)
 
 
 # -- scorers -------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from spinecls.plotting import (  # noqa: E402
     plot_feature_maps,
     plot_filters,
     plot_patches,
+    plot_reliability,
     plot_training_curves,
 )
 
@@ -59,6 +60,32 @@ def test_confusion_matrices(model, tmp_path):
     assert len(plot_confusion_matrices(y, clf.predict(X)).axes) == 2
     with pytest.raises(ValueError, match="DualHeadReport"):
         plot_confusion_matrices(y)
+
+
+def test_reliability_diagram(model, tmp_path):
+    clf, X, y = model
+    proba = clf.predict_proba(X)
+    report = dual_head_report(y, clf.predict(X), proba=proba, classes=clf.classes_)
+    figure = plot_reliability(report, path=tmp_path / "reliability.png")
+    assert [ax.get_title() for ax in figure.axes] == ["condition", "severity"]
+    _png(tmp_path / "reliability.png")
+    for ax, head in zip(figure.axes, ["condition", "severity"]):
+        table = report.reliability[head]
+        diagonal, model_line = ax.get_lines()
+        np.testing.assert_allclose(model_line.get_xdata(), table["confidence"])
+        np.testing.assert_allclose(model_line.get_ydata(), table["accuracy"])
+        ece = report.summary.loc[head, "ece"]
+        assert ax.get_legend().get_texts()[1].get_text() == f"model (ECE {ece:.3f})"
+        assert [bar.get_height() for bar in ax.patches] == pytest.approx(table["accuracy"].tolist())
+    # from labels and probabilities directly: the same bars
+    direct = plot_reliability(y, proba, classes=clf.classes_)
+    assert [p.get_height() for p in direct.axes[1].patches] == [
+        p.get_height() for p in figure.axes[1].patches
+    ]
+    with pytest.raises(ValueError, match="no reliability tables"):
+        plot_reliability(dual_head_report(y, clf.predict(X)))
+    with pytest.raises(ValueError, match="y_true, proba and classes"):
+        plot_reliability(y, proba)
 
 
 def test_feature_maps_and_filters(model, tmp_path):

@@ -1,4 +1,6 @@
-"""The skorch side of DualHeadClassifier: the net, its two-head loss and callbacks.
+"""The skorch side of DualHeadClassifier: the net, its callbacks and its checks.
+
+The two-head loss is in :mod:`spinecls._loss`.
 
 Written around skorch's known pitfalls for two-headed models:
 
@@ -11,10 +13,15 @@ Written around skorch's known pitfalls for two-headed models:
 - the training iterator does not shuffle unless told: ``iterator_train__shuffle=True``;
 - weights are seeded before ``initialize``, inside :func:`torch_seed`, which leaves the
   caller's global torch generators as they were.
+
+Test-time augmentation stacks the views of each batch into one skorch
+``evaluation_step`` (:meth:`DualHeadNet.predict_logits`), so no copy of the whole input
+is made per view.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -24,14 +31,15 @@ import torch
 from sklearn.model_selection import GroupShuffleSplit, ShuffleSplit
 from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping, LRScheduler, ProgressBar
+from skorch.dataset import unpack_data
 from skorch.helper import predefined_split
 from skorch.history import History
-from skorch.utils import to_numpy
-from torch import nn
+from skorch.utils import to_device, to_numpy
 
-from .augment import AugmentedDataset, lateral_swap, make_augmentation
-from .labels import HEADS, SEVERITIES, SEVERITY_WEIGHTS
-from .models import build_backbone, takes_weights
+from ._loss import DualHeadLoss, any_severe_params, severity_class_weights
+from .augment import AugmentedDataset, lateral_swap, make_augmentation, tta_views
+from .labels import HEADS
+from .models import BACKBONES, backbone_name, build_backbone, check_backbone_params, takes_weights
 from .persistence import check_state_dict
 
 __all__ = [
@@ -39,6 +47,8 @@ __all__ = [
     "DualHeadLoss",
     "DualHeadNet",
     "HeadAccuracy",
+    "any_severe_params",
+    "check_params",
     "make_net",
     "module_params",
     "restore_net",
@@ -50,28 +60,6 @@ __all__ = [
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 """Optimizers by the names ``DualHeadClassifier(optimizer=...)`` takes."""
-
-
-class DualHeadLoss(nn.Module):
-    """Sum of the two heads' cross-entropies; the severity one optionally class-weighted.
-
-    Parameters
-    ----------
-    severity_weight : sequence of float, optional
-        One weight per severity class.
-    """
-
-    def __init__(self, severity_weight=None):
-        super().__init__()
-        weight = None if severity_weight is None else torch.as_tensor(severity_weight).float()
-        self.register_buffer("severity_weight", weight)
-
-    def forward(self, y_pred, y_true):
-        condition, severity = y_pred
-        y_true = y_true.long()
-        return nn.functional.cross_entropy(condition, y_true[:, 0]) + nn.functional.cross_entropy(
-            severity, y_true[:, 1], weight=self.severity_weight
-        )
 
 
 class HeadAccuracy(Callback):
@@ -130,50 +118,76 @@ class DualHeadNet(NeuralNet):
         skorch's own ``predict_proba`` keeps only the first output of a tuple; this one
         runs the same :meth:`forward_iter` and keeps both.
         """
+        return [to_numpy(torch.softmax(torch.from_numpy(z), dim=1)) for z in self.predict_logits(X)]
+
+    def predict_logits(self, X, tta: str | None = None) -> list[np.ndarray]:
+        """Both heads' logits, ``[condition, severity]``: their softmax is the probabilities.
+
+        Parameters
+        ----------
+        X : tensor or ndarray of shape (n_samples, channels, height, width)
+        tta : None or one of :data:`spinecls.augment.TTA_MODES`
+            Test-time augmentation: every batch runs through each view of
+            :func:`spinecls.augment.tta_views`; a mirrored view's condition columns are
+            permuted by ``lateral_swap``; the logits returned are the log of the views'
+            mean probabilities.
+
+        Returns
+        -------
+        list of two float32 ndarrays
+        """
         parts: tuple[list, list] = ([], [])
-        for outputs in self.forward_iter(X, training=False, device=self.device):
-            for part, logits in zip(parts, outputs):
-                part.append(to_numpy(torch.softmax(logits, dim=1)))
+        if tta is None:
+            for outputs in self.forward_iter(X, training=False, device=self.device):
+                for part, logits in zip(parts, outputs):
+                    part.append(to_numpy(logits))
+            return [np.concatenate(part) for part in parts]
+        views = tta_views(tta, *X.shape[-2:])
+        swap = torch.as_tensor(self.lateral_swap)
+        mirrored = [m for _, m in views]
+        for batch in self.get_iterator(self.get_dataset(X), training=False):
+            Xi, yi = unpack_data(batch)
+            Xi = to_device(Xi, self.device)  # the views run where the model runs
+            # One forward pass over all views stacked: larger batches run faster than
+            # one pass per view (eval mode, so no row sees another's statistics).
+            stacked = torch.cat([view(Xi) for view, _ in views])
+            outputs = self.evaluation_step((stacked, yi), training=False)
+            for k, (part, logits) in enumerate(zip(parts, outputs)):
+                log_ps = torch.log_softmax(logits.float(), dim=1).unflatten(0, (len(views), -1))
+                if k == 0 and any(mirrored):
+                    swapped = log_ps[:, :, swap.to(log_ps.device)]
+                    flags = torch.tensor(mirrored, device=log_ps.device)[:, None, None]
+                    log_ps = torch.where(flags, swapped, log_ps)
+                mean = torch.logsumexp(log_ps, dim=0) - math.log(len(views))
+                part.append(to_numpy(mean))
         return [np.concatenate(part) for part in parts]
 
 
-def severity_class_weights(weights, classes: np.ndarray) -> list[float] | None:
-    """The severity loss's class weights, in the order of ``classes``.
+def check_params(params: dict) -> None:
+    """Check the backbone, its weights, its parameters and the device, allocating nothing.
 
     Parameters
     ----------
-    weights : None, "rsna", sequence or dict
-        As ``DualHeadClassifier(severity_weights=...)`` takes them.
-    classes : ndarray
-        The severity classes, sorted (``classes_[1]``).
+    params : dict
+        A DualHeadClassifier's ``get_params(deep=False)``, already type-checked.
     """
-    if weights is None:
-        return None
-    if isinstance(weights, str):
-        if weights != "rsna":
-            raise ValueError(
-                f"severity_weights must be None, 'rsna', a sequence or a dict; got {weights!r}"
-            )
-        table = {**SEVERITY_WEIGHTS, **dict(enumerate(SEVERITY_WEIGHTS[s] for s in SEVERITIES))}
-        unknown = [c for c in classes.tolist() if c not in table]
-        if unknown:
-            raise ValueError(
-                f"severity_weights='rsna' needs severity labels {list(SEVERITIES)} or codes "
-                f"0-2; got {unknown}"
-            )
-        return [float(table[c]) for c in classes.tolist()]
-    if isinstance(weights, dict):
-        missing = [c for c in classes.tolist() if c not in weights]
-        if missing:
-            raise ValueError(f"severity_weights has no weight for class(es) {missing}")
-        return [float(weights[c]) for c in classes.tolist()]
-    weights = [float(w) for w in weights]
-    if len(weights) != len(classes):
+    if "module__weights" in params:
+        raise ValueError("pretrained weights are the 'weights' parameter, not module__weights")
+    if params["weights"] is not None and not takes_weights(params["backbone"]):
         raise ValueError(
-            f"severity_weights needs one weight per severity class {classes.tolist()}; "
-            f"got {len(weights)}"
+            f"backbone {backbone_name(params['backbone'])} takes no pretrained weights; "
+            f"weights={params['weights']!r} is for {[n for n in BACKBONES if takes_weights(n)]}"
         )
-    return weights
+    if params["calibration"] is not None and not params["valid_size"]:
+        raise ValueError(
+            f"calibration={params['calibration']!r} fits on the validation split: "
+            f"set valid_size (got {params['valid_size']!r})"
+        )
+    check_backbone_params(params["backbone"], module_params(params), prefix="module__")
+    try:
+        torch.device(params["device"])
+    except RuntimeError as exc:
+        raise ValueError(f"device={params['device']!r} is not a torch device ({exc})") from None
 
 
 def module_params(params: dict) -> dict:
@@ -221,6 +235,10 @@ def make_net(
         module=partial(build_backbone, params["backbone"], in_channels, *map(len, classes)),
         criterion=DualHeadLoss,
         criterion__severity_weight=severity_class_weights(params["severity_weights"], classes[1]),
+        **{
+            f"criterion__{k}": v
+            for k, v in (any_severe_params(params["any_severe_weight"], classes) or {}).items()
+        },
         optimizer=OPTIMIZERS[optimizer] if isinstance(optimizer, str) else optimizer,
         optimizer__weight_decay=params["weight_decay"],
         lr=params["lr"],

@@ -201,3 +201,25 @@ def two_columns(y, name: str = "y") -> tuple[np.ndarray, np.ndarray]:
         pd.Series(c, dtype=object).infer_objects().to_numpy() if c.dtype == object else c
         for c in columns
     )
+
+
+def check_images(X, fitted_shape: tuple | None) -> np.ndarray:
+    """X as 4-D float images (a classifier's input), of the fitted shape when there is one."""
+    array = np.asarray(X) if not isinstance(X, np.ndarray) else X
+    if array.ndim != 4:
+        raise ValueError(
+            "X must be a 4-D array (n_samples, channels, height, width) as "
+            f"LumbarPatchTransformer returns; got shape {array.shape}"
+        )
+    if array.dtype.kind != "f":
+        raise ValueError(
+            f"X must hold floating point values (float32 patches); got dtype {array.dtype}"
+        )
+    if min(array.shape[2:]) < 8:
+        raise ValueError(f"images must be at least 8 x 8 pixels; got {array.shape[2:]}")
+    if fitted_shape is not None and tuple(array.shape[1:]) != tuple(fitted_shape):
+        raise ValueError(
+            f"X has images of shape (channels, height, width) = {tuple(array.shape[1:])}, "
+            f"but this classifier was fitted on {tuple(fitted_shape)}"
+        )
+    return array

@@ -1,19 +1,38 @@
-"""Training-time augmentation: albumentations presets and a laterality-aware flip.
+"""Augmentation: albumentations presets, test-time views and a laterality-aware flip.
 
-A horizontal flip mirrors the anatomy, so a flipped image of a left-sided condition
-shows a right-sided one: :class:`AugmentedDataset` swaps the Left and Right condition
-labels whenever the albumentations pipeline applied an odd number of horizontal flips.
+A horizontal flip mirrors the patient's left and right only where the image's
+horizontal axis is the patient's left-right axis: on axial images, where the
+subarticular conditions are labelled. There a flipped left-sided condition shows a
+right-sided one. On a sagittal image (spinal canal, foraminal conditions) the
+horizontal axis runs front to back, and a flip leaves the side as it was.
+:func:`lateral_swap` encodes that rule (the condition tells the plane:
+:data:`spinecls.labels.CONDITION_SERIES`); :class:`AugmentedDataset` applies it
+whenever the albumentations pipeline applied an odd number of horizontal flips, and
+test-time augmentation (:func:`tta_views`) applies it to the condition head's columns.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import albumentations as A
 import numpy as np
 import torch
+from torch.nn import functional as F
 
-from .labels import CONDITIONS, LATERAL_SWAP
+from .labels import CONDITION_SERIES, CONDITIONS, LATERAL_SWAP
 
-__all__ = ["PRESETS", "PRESET_ALIASES", "AugmentedDataset", "lateral_swap", "make_augmentation"]
+__all__ = [
+    "PRESETS",
+    "PRESET_ALIASES",
+    "TTA_MODES",
+    "AugmentedDataset",
+    "lateral_swap",
+    "make_augmentation",
+    "mirrors_sides",
+    "shift_pixels",
+    "tta_views",
+]
 
 MIRRORS = frozenset({"HorizontalFlip"})
 """albumentations transforms that mirror left and right."""
@@ -79,11 +98,43 @@ def make_augmentation(augment, random_state: int | None = None) -> A.Compose | N
     return A.Compose(transforms, seed=random_state, save_applied_params=True)
 
 
-def lateral_swap(condition_classes) -> np.ndarray:
-    """For each condition class, the index of the class a mirror image shows.
+def mirrors_sides(condition) -> bool:
+    """Whether a horizontal flip of a crop of ``condition`` mirrors the patient's sides.
 
-    Classes are condition names (:data:`spinecls.CONDITIONS`) or the study's integer
-    codes 0-4. A class without a lateral twin among the classes maps to itself.
+    True for conditions labelled on axial images (the subarticular ones), whose
+    horizontal axis is the patient's left-right axis; False for those labelled on
+    sagittal images (spinal canal, foraminal), where it runs front to back.
+
+    Parameters
+    ----------
+    condition : str or int
+        A name of :data:`spinecls.CONDITIONS` or its code 0-4.
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> mirrors_sides("Left Subarticular Stenosis")
+    True
+    >>> mirrors_sides("Left Neural Foraminal Narrowing")
+    False
+    """
+    if isinstance(condition, (int, np.integer)) and 0 <= int(condition) < len(CONDITIONS):
+        condition = CONDITIONS[int(condition)]
+    return CONDITION_SERIES.get(condition, "").startswith("Axial")
+
+
+def lateral_swap(condition_classes) -> np.ndarray:
+    """For each condition class, the index of the class its horizontal mirror image shows.
+
+    Left and Right swap only for conditions whose crops are axial
+    (:func:`mirrors_sides`): a mirrored left subarticular crop shows a right
+    subarticular one, while a mirrored (sagittal) left foraminal crop is still a left
+    foraminal one. Classes are condition names (:data:`spinecls.CONDITIONS`) or the
+    study's integer codes 0-4; a class without a lateral twin among the classes maps
+    to itself.
 
     Parameters
     ----------
@@ -93,6 +144,11 @@ def lateral_swap(condition_classes) -> np.ndarray:
     Returns
     -------
     ndarray of int
+
+    Examples
+    --------
+    >>> lateral_swap(range(5)).tolist()  # codes: spinal, foraminal L/R, subarticular L/R
+    [0, 1, 2, 4, 3]
     """
     classes = list(condition_classes)
     index = {c: i for i, c in enumerate(classes)}
@@ -102,12 +158,71 @@ def lateral_swap(condition_classes) -> np.ndarray:
         if isinstance(c, (int, np.integer)) and 0 <= int(c) < len(CONDITIONS):
             name = CONDITIONS[int(c)]
         twin = LATERAL_SWAP.get(name)
-        if twin is None:
+        if twin is None or not mirrors_sides(name):
             continue
         twin_class = CONDITIONS.index(twin) if not isinstance(c, str) else twin
         if twin_class in index:
             swap[i] = index[twin_class]
     return swap
+
+
+TTA_MODES = ("flip", "flip+shift")
+"""Test-time augmentation modes: ``"flip"`` (the image and its horizontal mirror) and
+``"flip+shift"`` (those two and the image shifted by :func:`shift_pixels` along both
+axes, one way and the other)."""
+
+
+def shift_pixels(height: int, width: int) -> int:
+    """The test-time shift: 1/32 of the crop's shorter side, at least 1 pixel (2 at 64 px).
+
+    About 3 %, the translation of the ``"light"`` preset: larger shifts move the graded
+    structure away from the centre the network learnt to read.
+    """
+    return max(1, round(min(height, width) / 32))
+
+
+def _flip(batch: torch.Tensor) -> torch.Tensor:
+    return torch.flip(batch, dims=[-1])
+
+
+def _shift(dy: int, dx: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    def shift(batch: torch.Tensor) -> torch.Tensor:
+        # Edge pixels fill the gap: a wrap-around (torch.roll) would move the far edge
+        # of the crop next to its centre.
+        height, width = batch.shape[-2:]
+        padded = F.pad(batch, (max(dx, 0), max(-dx, 0), max(dy, 0), max(-dy, 0)), mode="replicate")
+        top, left = max(-dy, 0), max(-dx, 0)
+        return padded[..., top : top + height, left : left + width]
+
+    return shift
+
+
+def tta_views(mode: str | None, height: int, width: int) -> list[tuple[Callable, bool]]:
+    """The test-time views of a batch of crops and whether each is mirrored.
+
+    Parameters
+    ----------
+    mode : None or one of :data:`TTA_MODES`
+        None: the crops as given.
+    height, width : int
+        The crops' size (it sets the shift, :func:`shift_pixels`).
+
+    Returns
+    -------
+    list of (callable, bool)
+        Functions from a ``(n, channels, height, width)`` tensor to one of the same
+        shape, each with True when it mirrors left and right (so that the condition
+        head's columns are permuted by :func:`lateral_swap` before averaging).
+    """
+    if mode is not None and mode not in TTA_MODES:
+        raise ValueError(f"tta must be None or one of {list(TTA_MODES)}; got {mode!r}")
+    views: list[tuple[Callable, bool]] = [(lambda batch: batch, False)]
+    if mode is not None:
+        views.append((_flip, True))
+    if mode == "flip+shift":
+        d = shift_pixels(height, width)
+        views += [(_shift(d, d), False), (_shift(-d, -d), False)]
+    return views
 
 
 class AugmentedDataset(torch.utils.data.Dataset):
@@ -120,7 +235,8 @@ class AugmentedDataset(torch.utils.data.Dataset):
     transform : albumentations.Compose
         Built by :func:`make_augmentation` (records the transforms it applied).
     swap : ndarray of int
-        From :func:`lateral_swap`: condition code after a mirror.
+        From :func:`lateral_swap`: condition code after a horizontal flip (changed only
+        for axial, subarticular crops).
     """
 
     def __init__(self, dataset, transform: A.Compose, swap: np.ndarray):

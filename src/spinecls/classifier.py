@@ -1,9 +1,10 @@
 """DualHeadClassifier: the study's dual-head CNNs as one scikit-learn estimator.
 
 This module holds the scikit-learn contract: parameters, validation, ``classes_``,
-``predict_proba``, scoring. Training runs through skorch; the net, its loss, callbacks
-and validation split are in :mod:`spinecls._net`, saving and loading in
-:mod:`spinecls.persistence`.
+``predict_proba``, scoring. Training runs through skorch; the net, its loss, callbacks,
+validation split and test-time augmentation are in :mod:`spinecls._net`, the
+augmentations themselves in :mod:`spinecls.augment`, temperature scaling in
+:mod:`spinecls.calibration`, saving and loading in :mod:`spinecls.persistence`.
 """
 
 from __future__ import annotations
@@ -26,10 +27,10 @@ from torchvision.models import WeightsEnum
 
 from . import _net
 from ._net import DualHeadLoss, DualHeadNet, HeadAccuracy
-from ._validation import two_columns
-from .augment import PRESET_ALIASES, PRESETS
+from ._validation import check_images, two_columns
+from .augment import PRESET_ALIASES, PRESETS, TTA_MODES
+from .calibration import check_temperatures, fit_temperatures, softmax
 from .labels import HEADS
-from .models import BACKBONES, backbone_name, check_backbone_params, takes_weights
 from .persistence import PersistenceMixin
 
 __all__ = ["DualHeadClassifier", "DualHeadLoss", "HeadAccuracy", "DualHeadNet", "HeadProbabilities"]
@@ -84,10 +85,19 @@ class DualHeadClassifier(PersistenceMixin, MultiOutputMixin, ClassifierMixin, Ba
     severity_weights : None, "rsna", sequence or dict, default=None
         Class weights of the severity loss. ``"rsna"``: the competition's 1 / 2 / 4
         for normal_mild / moderate / severe (severity labels as names or codes 0-2).
+    any_severe_weight : float, default=0
+        Factor of an auxiliary loss for the score's any-severe spinal term: on spinal
+        canal rows, the cross-entropy of P(severe) weighted 1 / 2 / 4 like the metric
+        (:class:`spinecls._loss.DualHeadLoss`). 0: off.
     augment : None, "study", "light" or albumentations transform, default=None
         Per-sample augmentation in training only. ``"study"`` is the study's model 3
         list (``"seed"``, its former name, still works). A horizontal flip swaps Left
-        and Right condition labels.
+        and Right condition labels of axial (subarticular) crops only; on a sagittal
+        crop it mirrors front and back (:func:`spinecls.augment.lateral_swap`).
+    tta : None, "flip" or "flip+shift", default=None
+        Test-time augmentation: ``predict_proba`` averages over the image and its mirror
+        (condition columns swapped by the training rule), and for ``"flip+shift"`` two
+        shifted copies (:func:`spinecls.augment.tta_views`), stacked in one forward pass.
     weights : None, str, path-like or torchvision weights member, default=None
         Pretrained weights for backbones that take them (torchvision's): a local state
         dict file, or torchvision weights such as ``"IMAGENET1K_V1"`` or
@@ -96,6 +106,10 @@ class DualHeadClassifier(PersistenceMixin, MultiOutputMixin, ClassifierMixin, Ba
     valid_size : float or None, default=0.15
         Share of the training data held out for validation (by study when ``fit``
         gets ``groups``). None or 0: no validation.
+    calibration : None or "temperature", default=None
+        ``"temperature"``: after training, fit one temperature per head on the
+        validation split (needs ``valid_size``); a head with too few rows there stays
+        uncalibrated, with a warning (:mod:`spinecls.calibration`).
     device : str, default="cpu"
         Torch device, e.g. ``"cuda"``.
     random_state : int, RandomState or None, default=None
@@ -123,6 +137,10 @@ class DualHeadClassifier(PersistenceMixin, MultiOutputMixin, ClassifierMixin, Ba
     history_ : skorch.history.History
         Per epoch: ``train_loss``, ``valid_loss``, ``{train,valid}_{condition,severity}_acc``,
         ``lr``-scheduler state, timings.
+    temperatures_ : ndarray of shape (2,) or None
+        Condition and severity temperatures that ``predict_proba`` divides the logits
+        by (``calibration="temperature"`` or :func:`spinecls.calibration.calibrate_heads`);
+        None: uncalibrated.
 
     See Also
     --------
@@ -151,14 +169,18 @@ class DualHeadClassifier(PersistenceMixin, MultiOutputMixin, ClassifierMixin, Ba
         "lr_patience": [Interval(Integral, 0, None, closed="left"), None],
         "lr_factor": [Interval(Real, 0, 1, closed="neither")],
         "severity_weights": [StrOptions({"rsna"}), "array-like", dict, None],
+        "any_severe_weight": [Interval(Real, 0, None, closed="left")],
         "augment": [StrOptions({*PRESETS, *PRESET_ALIASES}), A.BaseCompose, A.BasicTransform, None],
+        "tta": [StrOptions(set(TTA_MODES)), None],
         "weights": [str, os.PathLike, WeightsEnum, None],
         "valid_size": [Interval(Real, 0, 1, closed="left"), None],
+        "calibration": [StrOptions({"temperature"}), None],
         "device": [str, torch.device],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
-    _persisted_fields = ("classes", "input_shape", "history")
+    _persisted_fields = ("classes", "input_shape", "history", "temperatures")
+    _persisted_defaults = {"temperatures": None}  # files written before calibration
 
     def __init__(
         self,
@@ -172,9 +194,12 @@ class DualHeadClassifier(PersistenceMixin, MultiOutputMixin, ClassifierMixin, Ba
         lr_patience=2,
         lr_factor=0.75,
         severity_weights=None,
+        any_severe_weight=0.0,
         augment=None,
+        tta=None,
         weights=None,
         valid_size=0.15,
+        calibration=None,
         device="cpu",
         random_state=None,
         verbose=0,
@@ -190,9 +215,12 @@ class DualHeadClassifier(PersistenceMixin, MultiOutputMixin, ClassifierMixin, Ba
         self.lr_patience = lr_patience
         self.lr_factor = lr_factor
         self.severity_weights = severity_weights
+        self.any_severe_weight = any_severe_weight
         self.augment = augment
+        self.tta = tta
         self.weights = weights
         self.valid_size = valid_size
+        self.calibration = calibration
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -227,24 +255,12 @@ class DualHeadClassifier(PersistenceMixin, MultiOutputMixin, ClassifierMixin, Ba
     def _check_params(self) -> None:
         """Check every parameter as fit does, without allocating a module."""
         self._validate_params()
-        if any(k == "module__weights" for k in vars(self)):
-            raise ValueError("pretrained weights are the 'weights' parameter, not module__weights")
-        if self.weights is not None and not takes_weights(self.backbone):
-            raise ValueError(
-                f"backbone {backbone_name(self.backbone)} takes no pretrained weights; "
-                f"weights={self.weights!r} is for {[n for n in BACKBONES if takes_weights(n)]}"
-            )
-        params = _net.module_params(self.get_params(deep=False))
-        check_backbone_params(self.backbone, params, prefix="module__")
-        try:
-            torch.device(self.device)
-        except RuntimeError as exc:
-            raise ValueError(f"device={self.device!r} is not a torch device ({exc})") from None
+        _net.check_params(self.get_params(deep=False))
 
     def _check_X(self, X, reset: bool) -> np.ndarray:
         if not reset:
             check_is_fitted(self, "net_")
-        array = _check_images(X, None if reset else self.input_shape_)
+        array = check_images(X, None if reset else self.input_shape_)
         array = validate_data(
             self,
             array,
@@ -283,6 +299,13 @@ class DualHeadClassifier(PersistenceMixin, MultiOutputMixin, ClassifierMixin, Ba
         self._check_params()
         X = self._check_X(X, reset=True)
         self.classes_, codes = _check_y(y, len(X))
+        if _net.any_severe_params(self.any_severe_weight, self.classes_) is None:
+            warnings.warn(
+                f"any_severe_weight={self.any_severe_weight} has no effect: the condition "
+                "classes have no spinal canal class ('Spinal Canal Stenosis' or code 0)",
+                UserWarning,
+                stacklevel=2,
+            )
         seed = _net.seed_from(self.random_state)
         train, valid = _net.validation_split(len(X), groups, self.valid_size, seed)
         # Tensors made once here; skorch's own Dataset would convert every sample.
@@ -299,6 +322,9 @@ class DualHeadClassifier(PersistenceMixin, MultiOutputMixin, ClassifierMixin, Ba
         self.net_ = net
         self.history_ = net.history
         self.valid_index_ = valid
+        self.temperatures_ = None
+        if self.calibration is not None:
+            self.temperatures_ = fit_temperatures(self, X[valid], codes[valid])
         return self
 
     # -- inference ---------------------------------------------------------------------
@@ -314,11 +340,22 @@ class DualHeadClassifier(PersistenceMixin, MultiOutputMixin, ClassifierMixin, Ba
         HeadProbabilities
             A list ``[P_condition (n_samples, n_condition_classes), P_severity
             (n_samples, n_severity_classes)]``, columns in the order of ``classes_[0]``
-            and ``classes_[1]``. It is not one array: ``np.asarray`` on it raises an
-            error that names the per-head scorers (:func:`spinecls.metrics.head_scorer`).
+            and ``classes_[1]``; averaged over the views of ``tta``, then divided by
+            ``temperatures_`` (in logit space). It is not one array: ``np.asarray`` on it
+            raises an error that names the per-head scorers
+            (:func:`spinecls.metrics.head_scorer`).
         """
+        logits = self._logits(X)  # checks that the classifier is fitted
+        temperatures = self.temperatures_
+        return HeadProbabilities(
+            softmax(z, None if temperatures is None else temperatures[k])
+            for k, z in enumerate(logits)
+        )
+
+    def _logits(self, X) -> list[np.ndarray]:
+        """Both heads' logits before any temperature, with test-time augmentation."""
         X = self._check_X(X, reset=False)
-        return HeadProbabilities(self.net_.predict_proba(torch.from_numpy(X)))
+        return self.net_.predict_logits(torch.from_numpy(X), tta=self.tta)
 
     def predict(self, X) -> np.ndarray:
         """Labels of both heads: an (n_samples, 2) array, condition then severity."""
@@ -361,6 +398,7 @@ class DualHeadClassifier(PersistenceMixin, MultiOutputMixin, ClassifierMixin, Ba
             "classes": [c.tolist() for c in self.classes_],
             "input_shape": list(self.input_shape_),
             "history": self.history_.to_list(),
+            "temperatures": None if self.temperatures_ is None else self.temperatures_.tolist(),
         }
         return fitted, self.net_.module_.state_dict()
 
@@ -378,6 +416,7 @@ class DualHeadClassifier(PersistenceMixin, MultiOutputMixin, ClassifierMixin, Ba
         )
         self.classes_, self.input_shape_, self.n_features_in_ = classes, shape, shape[0]
         self.history_ = self.net_.history
+        self.temperatures_ = check_temperatures(fitted["temperatures"])
 
 
 def _unexpected(cls: type, key: str) -> str:
@@ -387,28 +426,6 @@ def _unexpected(cls: type, key: str) -> str:
         f"{cls.__name__} got an unexpected parameter {key!r}{hint}; "
         f"backbone parameters take the prefix 'module__' (module__{key})"
     )
-
-
-def _check_images(X, fitted_shape: tuple | None) -> np.ndarray:
-    """X as an array of 4-D float images, of the fitted shape when there is one."""
-    array = np.asarray(X) if not isinstance(X, np.ndarray) else X
-    if array.ndim != 4:
-        raise ValueError(
-            "X must be a 4-D array (n_samples, channels, height, width) as "
-            f"LumbarPatchTransformer returns; got shape {array.shape}"
-        )
-    if array.dtype.kind != "f":
-        raise ValueError(
-            f"X must hold floating point values (float32 patches); got dtype {array.dtype}"
-        )
-    if min(array.shape[2:]) < 8:
-        raise ValueError(f"images must be at least 8 x 8 pixels; got {array.shape[2:]}")
-    if fitted_shape is not None and tuple(array.shape[1:]) != tuple(fitted_shape):
-        raise ValueError(
-            f"X has images of shape (channels, height, width) = {tuple(array.shape[1:])}, "
-            f"but this classifier was fitted on {tuple(fitted_shape)}"
-        )
-    return array
 
 
 def _check_y(y, n_samples: int) -> tuple[list[np.ndarray], np.ndarray]:

@@ -26,6 +26,11 @@ DEVICE_HELP = "torch device, e.g. cuda or cuda:1 (default cpu)"
 MODEL_DEVICE_HELP = (
     "torch device to predict on, e.g. cuda (default cpu, whatever device the model was trained on)"
 )
+CALIBRATION_HELP = "fit a temperature per head on the validation split (docs/quality.md)"
+TTA_HELP = (
+    "test-time augmentation: average with the mirror (and shifts); in predict, replaces the "
+    "model's own, with which its temperatures were fitted"
+)
 
 
 def _summary(frame) -> str:
@@ -160,7 +165,9 @@ def _train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         augment=args.augment,
         severity_weights=args.severity_weights,
+        tta=args.tta,
         weights=args.weights,
+        calibration=args.calibration,
         device=args.device,
         random_state=args.seed,
         verbose=1,
@@ -205,6 +212,8 @@ def _predict(args: argparse.Namespace) -> int:
     from .metrics import to_submission
 
     pipeline = _load_pipeline(args.model, args.data, args.device)
+    if args.tta is not None:
+        pipeline[-1].set_params(tta=None if args.tta == "none" else args.tta)
     if _located(args):
         from .inference import predict_studies
         from .persistence import load_localizer
@@ -348,6 +357,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--augment", choices=["study", "light", "seed"], default=None)
     train.add_argument("--severity-weights", choices=["rsna"], default=None)
     train.add_argument("--weights", help="pretrained weights for torchvision backbones")
+    train.add_argument(
+        "--calibration", choices=["temperature"], default=None, help=CALIBRATION_HELP
+    )
+    train.add_argument("--tta", choices=["flip", "flip+shift"], default=None, help=TTA_HELP)
     train.add_argument("--device", default="cpu", help=DEVICE_HELP)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument(
@@ -401,6 +414,9 @@ def build_parser() -> argparse.ArgumentParser:
         "given (default: when {split}_label_coordinates.csv is absent, the one --model carries)",
     )
     predict.add_argument("--device", default="cpu", help=MODEL_DEVICE_HELP)
+    predict.add_argument(
+        "--tta", choices=["none", "flip", "flip+shift"], default=None, help=TTA_HELP
+    )
     predict.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     predict.set_defaults(func=_predict)
 

@@ -1,8 +1,12 @@
 """Per-head reports, scorers, the competition score and submissions.
 
 - :func:`dual_head_report`: accuracy, precision, recall and F1 per head (weighted
-  averages, as the study reports them), scikit-learn's classification report and the
-  confusion matrix, built on :mod:`sklearn.metrics`.
+  averages, as the study reports them), balanced accuracy, scikit-learn's
+  classification report and the confusion matrix, built on :mod:`sklearn.metrics`;
+  given the probabilities, also the log loss, the expected calibration error and a
+  reliability table per head.
+- :func:`reliability_table` and :func:`expected_calibration_error`: how well one
+  head's top probability matches its accuracy.
 - :func:`head_scorer` and :data:`rsna_scorer`: scorers for ``GridSearchCV(scoring=...)``,
   where scikit-learn's string scorers refuse a two-column y: labels or probabilities of
   one head, and the competition score.
@@ -14,6 +18,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -37,17 +42,25 @@ from ._validation import located, two_columns
 from .labels import CONDITIONS, HEADS, SEVERITIES
 
 __all__ = [
+    "CALIBRATION_BINS",
     "DualHeadReport",
     "HeadScorer",
     "RSNAScorer",
     "dual_head_report",
+    "expected_calibration_error",
     "head_scorer",
+    "reliability_table",
     "row_ids",
     "rsna_score",
     "rsna_scorer",
     "solution_from_frame",
     "to_submission",
 ]
+
+_MAX_LISTED = 10
+
+CALIBRATION_BINS = 10
+"""Equal-width bins of the top probability in reliability tables and the ECE."""
 
 
 # -- label checks ----------------------------------------------------------------------
@@ -97,19 +110,26 @@ class DualHeadReport:
     ----------
     summary : pandas.DataFrame
         One row per head; columns ``accuracy, precision, recall, f1`` (weighted
-        averages) and ``support``.
+        averages), ``balanced_accuracy``, with probabilities also ``log_loss`` and
+        ``ece`` (:func:`expected_calibration_error`), and ``support``.
     classification_reports : dict of DataFrame
         scikit-learn's ``classification_report`` per head, as a frame.
     confusion_matrices : dict of DataFrame
         Confusion matrix per head (rows: true label, columns: predicted label).
+    reliability : dict of DataFrame
+        With probabilities: :func:`reliability_table` per head; else empty.
     """
 
     summary: pd.DataFrame
     classification_reports: dict[str, pd.DataFrame] = field(default_factory=dict)
     confusion_matrices: dict[str, pd.DataFrame] = field(default_factory=dict)
+    reliability: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     def __str__(self) -> str:
-        parts = ["Per-head metrics (weighted averages):", self.summary.round(4).to_string()]
+        parts = [
+            "Per-head metrics (precision, recall, f1: weighted averages):",
+            self.summary.round(4).to_string(),
+        ]
         for head in self.summary.index:
             parts += [
                 "",
@@ -118,11 +138,17 @@ class DualHeadReport:
                 f"{head}: confusion matrix (rows true, columns predicted)",
                 self.confusion_matrices[head].to_string(),
             ]
+            if head in self.reliability:
+                parts += [
+                    f"{head}: reliability (top probability bins)",
+                    self.reliability[head].round(4).to_string(index=False),
+                ]
         return "\n".join(parts)
 
     def to_dict(self) -> dict:
         """Plain dict: ``{"summary": {head: {...}}, "classification_reports": ...,
-        "confusion_matrices": {head: {"labels": [...], "matrix": [[...]]}}}``."""
+        "confusion_matrices": {head: {"labels": [...], "matrix": [[...]]}},
+        "reliability": {head: {column: [...]}}}``."""
         return {
             "summary": {
                 head: {k: float(v) for k, v in row.items()}
@@ -142,6 +168,10 @@ class DualHeadReport:
                 }
                 for head, frame in self.confusion_matrices.items()
             },
+            "reliability": {
+                head: {k: [float(v) for v in values] for k, values in frame.items()}
+                for head, frame in self.reliability.items()
+            },
         }
 
     def to_json(self, **kwargs) -> str:
@@ -149,8 +179,16 @@ class DualHeadReport:
         return json.dumps(self.to_dict(), **kwargs)
 
 
-def dual_head_report(y_true, y_pred, *, labels=None) -> DualHeadReport:
-    """Accuracy, precision, recall and F1 of the condition and severity heads.
+def dual_head_report(
+    y_true,
+    y_pred,
+    *,
+    labels=None,
+    proba=None,
+    classes=None,
+    n_bins: int = CALIBRATION_BINS,
+) -> DualHeadReport:
+    """Accuracy, precision, recall, F1 and balanced accuracy of both heads.
 
     Parameters
     ----------
@@ -160,6 +198,15 @@ def dual_head_report(y_true, y_pred, *, labels=None) -> DualHeadReport:
         Allowed labels of each head, in report order. By default, heads whose true
         labels are spinecls's vocabulary (:data:`spinecls.CONDITIONS`,
         :data:`spinecls.SEVERITIES`) use it, and predictions outside it are errors.
+    proba : (array, array), optional
+        Both heads' probabilities, as ``predict_proba`` returns them. Adds the log loss
+        (:func:`sklearn.metrics.log_loss`), the expected calibration error and a
+        reliability table per head.
+    classes : (sequence, sequence), optional
+        The label of each column of ``proba`` (a classifier's ``classes_``); needed
+        with ``proba``.
+    n_bins : int, default=CALIBRATION_BINS
+        Bins of the reliability tables and the ECE.
 
     Returns
     -------
@@ -168,7 +215,8 @@ def dual_head_report(y_true, y_pred, *, labels=None) -> DualHeadReport:
     Raises
     ------
     ValueError
-        If the inputs differ in length, lack two columns or hold unknown labels.
+        If the inputs differ in length, lack two columns or hold unknown labels, or if
+        ``proba`` does not match ``classes``.
 
     Examples
     --------
@@ -180,7 +228,9 @@ def dual_head_report(y_true, y_pred, *, labels=None) -> DualHeadReport:
     (np.float64(1.0), np.float64(0.5))
     """
     true, pred, labels = _check_pair(y_true, y_pred, labels)
-    rows, reports, matrices = {}, {}, {}
+    if proba is not None:
+        proba, classes = _check_proba(proba, classes, len(true[0]))
+    rows, reports, matrices, reliability = {}, {}, {}, {}
     for k, head in enumerate(HEADS):
         t, p, head_labels = true[k], pred[k], labels[k]
         weighted = {"labels": head_labels, "average": "weighted", "zero_division": 0}
@@ -189,8 +239,13 @@ def dual_head_report(y_true, y_pred, *, labels=None) -> DualHeadReport:
             "precision": precision_score(t, p, **weighted),
             "recall": recall_score(t, p, **weighted),
             "f1": f1_score(t, p, **weighted),
-            "support": len(t),
+            "balanced_accuracy": _balanced_accuracy(t, p),
         }
+        if proba is not None:
+            reliability[head] = reliability_table(t, proba[k], classes=classes[k], n_bins=n_bins)
+            rows[head]["log_loss"] = log_loss(t, proba[k], labels=classes[k])
+            rows[head]["ece"] = _ece(reliability[head])
+        rows[head]["support"] = len(t)
         reports[head] = pd.DataFrame(
             classification_report(t, p, labels=head_labels, output_dict=True, zero_division=0)
         ).T
@@ -202,7 +257,129 @@ def dual_head_report(y_true, y_pred, *, labels=None) -> DualHeadReport:
     summary = pd.DataFrame.from_dict(rows, orient="index")
     summary["support"] = summary["support"].astype(int)
     summary.index.name = "head"
-    return DualHeadReport(summary, reports, matrices)
+    return DualHeadReport(summary, reports, matrices, reliability)
+
+
+def _balanced_accuracy(true, predicted) -> float:
+    # Classes predicted but never true would count as zero recall and trigger
+    # scikit-learn's warning; balanced accuracy is the mean recall of the true classes.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "y_pred contains classes not in y_true")
+        return float(balanced_accuracy_score(true, predicted))
+
+
+def _check_proba(proba, classes, n_rows: int) -> tuple[list[np.ndarray], list[list]]:
+    """Both heads' probabilities as float64 rows summing to one, and their classes."""
+    if classes is None:
+        raise ValueError("proba needs classes= to name its columns (the classifier's classes_)")
+    if len(proba) != len(HEADS) or len(classes) != len(HEADS):
+        raise ValueError(
+            f"proba and classes need one entry per head {list(HEADS)}; got {len(proba)} "
+            f"and {len(classes)}"
+        )
+    checked = []
+    for head, p, c in zip(HEADS, proba, classes):
+        p = np.asarray(p, dtype=np.float64)
+        if p.ndim != 2 or p.shape != (n_rows, len(c)):
+            raise ValueError(
+                f"the {head} probabilities must have shape ({n_rows}, {len(c)}), one column "
+                f"per class {list(c)}; got {p.shape}"
+            )
+        if not np.isfinite(p).all() or (p < 0).any() or (p.sum(axis=1) == 0).any():
+            raise ValueError(f"the {head} probabilities must be finite, non-negative rows")
+        checked.append(p / p.sum(axis=1, keepdims=True))  # float32 rows sum to 1 +- 1e-7
+    return checked, [np.asarray(c).tolist() for c in classes]
+
+
+def reliability_table(
+    y_true, proba, *, classes=None, n_bins: int = CALIBRATION_BINS
+) -> pd.DataFrame:
+    """One head's top-label reliability: accuracy against confidence, per bin.
+
+    Each row's confidence is its largest probability; rows are put in ``n_bins``
+    equal-width bins of ``[0, 1]`` (bin ``b`` holds confidences in ``(b/n, (b+1)/n]``,
+    the first one also 0), and each bin's accuracy is the share of its rows whose most
+    probable class is the true one. A calibrated head has accuracy = confidence.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        True labels of one head.
+    proba : array of shape (n_samples, n_classes)
+        That head's probabilities.
+    classes : sequence, optional
+        The label of each column; default the sorted labels of ``y_true``, which must
+        then number ``n_classes``.
+    n_bins : int, default=CALIBRATION_BINS
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per bin holding at least one row: ``lower, upper, count, confidence``
+        (mean top probability) and ``accuracy``.
+    """
+    y_true = np.asarray(y_true)
+    proba = np.asarray(proba, dtype=np.float64)
+    if classes is None:
+        classes = np.unique(y_true)
+    classes = np.asarray(classes)
+    if proba.ndim != 2 or proba.shape != (len(y_true), len(classes)):
+        raise ValueError(
+            f"proba must have shape ({len(y_true)}, {len(classes)}): one row per label and "
+            f"one column per class {classes.tolist()}; got {proba.shape}"
+        )
+    if not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
+        raise ValueError(f"n_bins must be a positive int; got {n_bins!r}")
+    unknown = sorted(set(y_true.tolist()) - set(classes.tolist()), key=str)
+    if unknown:
+        raise ValueError(f"y_true has label(s) {unknown[:_MAX_LISTED]} not in the classes")
+    confidence = proba.max(axis=1)
+    correct = classes[proba.argmax(axis=1)] == y_true
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, n_bins - 1)
+    table = pd.DataFrame({"bin": which, "confidence": confidence, "accuracy": correct})
+    table = table.groupby("bin").agg(
+        count=("confidence", "size"),
+        confidence=("confidence", "mean"),
+        accuracy=("accuracy", "mean"),
+    )
+    table.insert(0, "lower", edges[table.index])
+    table.insert(1, "upper", edges[table.index + 1])
+    return table.reset_index(drop=True)
+
+
+def _ece(table: pd.DataFrame) -> float:
+    weights = table["count"] / table["count"].sum()
+    return float((weights * (table["accuracy"] - table["confidence"]).abs()).sum())
+
+
+def expected_calibration_error(
+    y_true, proba, *, classes=None, n_bins: int = CALIBRATION_BINS
+) -> float:
+    """The expected calibration error (ECE) of one head's top probability.
+
+    The mean over :func:`reliability_table`'s bins of ``|accuracy - confidence|``,
+    weighted by the share of rows in each bin: 0 for a calibrated head.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+    proba : array of shape (n_samples, n_classes)
+    classes : sequence, optional
+        The label of each column (default: the sorted labels of ``y_true``).
+    n_bins : int, default=CALIBRATION_BINS
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> # right at 0.9 and 0.8, wrong at 0.7: (0.1 + 0.2 + 0.7) / 3
+    >>> round(expected_calibration_error([0, 1, 1], [[0.9, 0.1], [0.2, 0.8], [0.7, 0.3]]), 4)
+    0.3333
+    """
+    return _ece(reliability_table(y_true, proba, classes=classes, n_bins=n_bins))
 
 
 # -- scorers ---------------------------------------------------------------------------

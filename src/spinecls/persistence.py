@@ -11,6 +11,8 @@ An estimator takes part by inheriting :class:`PersistenceMixin` (its ``save`` an
 ``load`` methods) and providing:
 
 - ``_persisted_fields``: the names of its fitted attributes in the file;
+- ``_persisted_defaults`` (optional): values of fields that older files lack, e.g.
+  ``{"temperatures": None}``;
 - ``_get_persisted()``: ``(fitted, state_dict)``, the JSON-able values of those fields
   and the module's tensors;
 - ``_set_persisted(fitted, state_dict)``: checks them and makes the estimator fitted,
@@ -234,8 +236,11 @@ def _check_archive(state: Any, path: str, cls: type) -> dict:
     if not isinstance(state, dict) or state.get("format") != _format(cls):
         found = state.get("format") if isinstance(state, dict) else None
         raise ValueError(f"{what}" + (f" (its format is {found!r})" if found else ""))
+    optional = getattr(cls, "_persisted_defaults", {})
     expected = {**_COMMON, **dict.fromkeys(cls._persisted_fields, (str, list))}
     for key, kind in expected.items():
+        if key in optional and key not in state:
+            continue
         if key not in state:
             raise ValueError(f"{path}: the model file has no {key!r} entry")
         if not isinstance(state[key], kind) or isinstance(state[key], bool):
@@ -353,7 +358,10 @@ def _build(cls: type, state: dict, path: str, device) -> Any:
         elif "device" in params:
             params["device"] = _usable_or_cpu(params["device"], path)
         estimator = cls(**params)
-        fitted = {k: _json(path, state, k) for k in cls._persisted_fields}
+        defaults = getattr(cls, "_persisted_defaults", {})
+        fitted = {
+            k: _json(path, state, k) if k in state else defaults[k] for k in cls._persisted_fields
+        }
         fitted = {k: FIELDS[k](v) if k in FIELDS else v for k, v in fitted.items()}
         estimator._set_persisted(fitted, state["state_dict"])
     except (TypeError, ValueError) as exc:

@@ -22,6 +22,7 @@ __all__ = [
     "plot_feature_maps",
     "plot_filters",
     "plot_patches",
+    "plot_reliability",
     "plot_training_curves",
 ]
 
@@ -141,6 +142,79 @@ def plot_confusion_matrices(report_or_true, y_pred=None, path=None):
         ax.set_title(head)
         ax.tick_params(axis="x", labelrotation=45, labelsize=7)
         ax.tick_params(axis="y", labelsize=7)
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def plot_reliability(report_or_true, proba=None, classes=None, path=None):
+    """Reliability diagrams of both heads: accuracy against confidence.
+
+    Rows are binned by their top probability (:func:`spinecls.metrics.reliability_table`,
+    equal-width bins); each bar is a bin's accuracy, each dot its mean confidence and
+    accuracy. A calibrated head keeps to the diagonal; bars below it are over-confident.
+
+    Parameters
+    ----------
+    report_or_true : DualHeadReport or array of shape (n_samples, 2)
+        A :func:`spinecls.metrics.dual_head_report` built with ``proba=``, or the true
+        labels.
+    proba : (array, array), optional
+        Both heads' probabilities (``predict_proba``), when the first argument holds
+        the true labels.
+    classes : (sequence, sequence), optional
+        The label of each column of ``proba`` (the classifier's ``classes_``).
+    path : str or path-like, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Two axes titled ``condition`` and ``severity``; the legend gives each head's
+        expected calibration error.
+    """
+    from .metrics import DualHeadReport, dual_head_report
+
+    report = report_or_true
+    if not isinstance(report, DualHeadReport):
+        if proba is None or classes is None:
+            raise ValueError(
+                "pass a DualHeadReport built with proba=, or y_true, proba and classes"
+            )
+        # An object array keeps each head's own label type (ints stay ints).
+        predicted = np.empty((len(proba[0]), len(proba)), dtype=object)
+        for k, (c, p) in enumerate(zip(classes, proba)):
+            predicted[:, k] = np.asarray(c)[np.asarray(p).argmax(axis=1)]
+        report = dual_head_report(report_or_true, predicted, proba=proba, classes=classes)
+    if not report.reliability:
+        raise ValueError(
+            "the report has no reliability tables: build it with "
+            "dual_head_report(..., proba=clf.predict_proba(X), classes=clf.classes_)"
+        )
+    figure = _figure(figsize=(11, 4.6))
+    for k, (head, table) in enumerate(report.reliability.items()):
+        ax = figure.add_subplot(1, len(report.reliability), k + 1)
+        ax.plot([0, 1], [0, 1], linestyle="--", color="gray", label="calibrated")
+        ax.bar(
+            table["lower"],
+            table["accuracy"],
+            width=table["upper"] - table["lower"],
+            align="edge",
+            alpha=0.35,
+            edgecolor="tab:blue",
+        )
+        ax.plot(
+            table["confidence"],
+            table["accuracy"],
+            marker="o",
+            color="tab:blue",
+            label=f"model (ECE {report.summary.loc[head, 'ece']:.3f})",
+        )
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_title(head)
+        ax.set_xlabel("confidence (top probability)")
+        ax.set_ylabel("accuracy")
+        ax.legend(loc="upper left")
+        ax.grid(alpha=0.3)
     figure.tight_layout()
     return _save(figure, path)
 
