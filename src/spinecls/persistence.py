@@ -19,7 +19,8 @@ An estimator takes part by inheriting :class:`PersistenceMixin` (its ``save`` an
 Parameter values JSON cannot hold are stored as one-key objects: tuples, dicts with
 non-string keys, albumentations transforms, ``torch.optim`` classes and torchvision
 weights members. A backbone given as a class or callable is not saved: its code would
-have to come from the file.
+have to come from the file. Parameters an estimator lists in ``_unsaved_params``
+(run-time resources such as an ``accelerate.Accelerator``) are stored as None.
 """
 
 from __future__ import annotations
@@ -139,6 +140,11 @@ def decode_params(params: dict) -> dict:
 
 
 # -- the file --------------------------------------------------------------------------
+def _saved_params(estimator) -> dict:
+    unsaved = dict.fromkeys(getattr(estimator, "_unsaved_params", ()))
+    return estimator.get_params(deep=False) | unsaved
+
+
 def save(estimator, path: str | os.PathLike, *, metadata: dict | None = None) -> None:
     """Write a fitted estimator to one file, without pickle.
 
@@ -156,7 +162,7 @@ def save(estimator, path: str | os.PathLike, *, metadata: dict | None = None) ->
     fitted, state_dict = estimator._get_persisted()
     try:
         text = {
-            "params": json.dumps(encode_params(estimator.get_params(deep=False))),
+            "params": json.dumps(encode_params(_saved_params(estimator))),
             "metadata": json.dumps(metadata or {}),
             **{k: json.dumps(fitted[k], default=float) for k in estimator._persisted_fields},
         }
