@@ -36,6 +36,7 @@ from skorch.helper import predefined_split
 from skorch.history import History
 from skorch.utils import to_device, to_numpy
 
+from ._accelerate import PrecisionMixin, build_net
 from ._loss import DualHeadLoss, any_severe_params, severity_class_weights
 from .augment import AugmentedDataset, lateral_swap, make_augmentation, tta_views
 from .labels import HEADS
@@ -89,13 +90,14 @@ class HeadAccuracy(Callback):
                 net.history.record(f"{split}_{head}_acc", correct / total)
 
 
-class DualHeadNet(NeuralNet):
+class DualHeadNet(PrecisionMixin, NeuralNet):
     """skorch ``NeuralNet`` that augments training batches and predicts both heads.
 
     Parameters
     ----------
     *args, **kwargs
-        As for :class:`skorch.NeuralNet`.
+        As for :class:`skorch.NeuralNet`, and ``precision`` and ``channels_last`` of
+        :class:`spinecls._accelerate.PrecisionMixin`.
     augmentation : albumentations.Compose, optional
         Applied per sample in training only (see :func:`spinecls.augment.make_augmentation`).
     lateral_swap : ndarray of int, optional
@@ -231,7 +233,9 @@ def make_net(
     if params["verbose"]:
         callbacks.append(("progress_bar", ProgressBar()))
     optimizer = params["optimizer"]
-    return DualHeadNet(
+    return build_net(
+        DualHeadNet,
+        params,
         module=partial(build_backbone, params["backbone"], in_channels, *map(len, classes)),
         criterion=DualHeadLoss,
         criterion__severity_weight=severity_class_weights(params["severity_weights"], classes[1]),
@@ -247,7 +251,6 @@ def make_net(
         iterator_train__shuffle=True,
         train_split=None if valid is None else predefined_split(valid),
         callbacks=callbacks,
-        device=params["device"],
         verbose=params["verbose"],
         augmentation=make_augmentation(params["augment"], seed),
         lateral_swap=lateral_swap(classes[0]),

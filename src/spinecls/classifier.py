@@ -25,7 +25,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from torch.utils.data import TensorDataset
 from torchvision.models import WeightsEnum
 
-from . import _net
+from . import _accelerate, _net
 from ._net import DualHeadLoss, DualHeadNet, HeadAccuracy
 from ._validation import check_images, two_columns
 from .augment import PRESET_ALIASES, PRESETS, TTA_MODES
@@ -111,7 +111,23 @@ class DualHeadClassifier(PersistenceMixin, MultiOutputMixin, ClassifierMixin, Ba
         validation split (needs ``valid_size``); a head with too few rows there stays
         uncalibrated, with a warning (:mod:`spinecls.calibration`).
     device : str, default="cpu"
-        Torch device, e.g. ``"cuda"``.
+        Torch device, e.g. ``"cuda"``. With an ``accelerator``, leave it at its default
+        (or name the accelerator's device): the accelerator places the model.
+    accelerator : accelerate.Accelerator or None, default=None
+        Train through Hugging Face accelerate (skorch's ``AccelerateMixin``): on every
+        GPU or node of an ``accelerate launch`` run, data-parallel. ``batch_size`` is
+        then per process. Not saved: a loaded model has ``accelerator=None``.
+        Needs the ``accelerate`` extra.
+    precision : {"32", "bf16", "fp16"}, default="32"
+        Autocast precision of the forward passes (outputs stay float32). ``"fp16"``
+        scales the loss and needs a CUDA device. With an ``accelerator``, leave it at
+        ``"32"`` (or repeat it): ``Accelerator(mixed_precision=...)`` decides.
+    channels_last : bool, default=False
+        Keep weights and images in channels-last memory format (faster convolutions
+        on GPUs with tensor cores, above all with bf16 or fp16).
+    num_workers : int, default=0
+        DataLoader worker processes that assemble (and augment) batches; 0: in the
+        main process. Memory is pinned automatically when training on CUDA.
     random_state : int, RandomState or None, default=None
         Seeds the split, the weights, the batch order and the augmentation; the
         caller's global torch generators are left as they were.
@@ -176,11 +192,16 @@ class DualHeadClassifier(PersistenceMixin, MultiOutputMixin, ClassifierMixin, Ba
         "valid_size": [Interval(Real, 0, 1, closed="left"), None],
         "calibration": [StrOptions({"temperature"}), None],
         "device": [str, torch.device],
+        "accelerator": "no_validation",  # an accelerate.Accelerator: checked in fit
+        "precision": [StrOptions(set(_accelerate.PRECISIONS))],
+        "channels_last": ["boolean"],
+        "num_workers": [Interval(Integral, 0, None, closed="left")],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
     _persisted_fields = ("classes", "input_shape", "history", "temperatures")
     _persisted_defaults = {"temperatures": None}  # files written before calibration
+    _unsaved_params = ("accelerator",)
 
     def __init__(
         self,
@@ -201,6 +222,10 @@ class DualHeadClassifier(PersistenceMixin, MultiOutputMixin, ClassifierMixin, Ba
         valid_size=0.15,
         calibration=None,
         device="cpu",
+        accelerator=None,
+        precision="32",
+        channels_last=False,
+        num_workers=0,
         random_state=None,
         verbose=0,
         **module_params,
@@ -222,6 +247,10 @@ class DualHeadClassifier(PersistenceMixin, MultiOutputMixin, ClassifierMixin, Ba
         self.valid_size = valid_size
         self.calibration = calibration
         self.device = device
+        self.accelerator = accelerator
+        self.precision = precision
+        self.channels_last = channels_last
+        self.num_workers = num_workers
         self.random_state = random_state
         self.verbose = verbose
         for key, value in module_params.items():
@@ -256,6 +285,7 @@ class DualHeadClassifier(PersistenceMixin, MultiOutputMixin, ClassifierMixin, Ba
         """Check every parameter as fit does, without allocating a module."""
         self._validate_params()
         _net.check_params(self.get_params(deep=False))
+        _accelerate.check_params(self.get_params(deep=False))
 
     def _check_X(self, X, reset: bool) -> np.ndarray:
         if not reset:
@@ -317,7 +347,8 @@ class DualHeadClassifier(PersistenceMixin, MultiOutputMixin, ClassifierMixin, Ba
             seed=seed,
             valid=None if valid is None else TensorDataset(X_t[valid], y_t[valid]),
         )
-        with _net.torch_seed(seed, self.device):  # skorch initialises the module in fit
+        device = _accelerate.training_device(self.get_params(deep=False))
+        with _net.torch_seed(seed, device):  # skorch initialises the module in fit
             net.fit(TensorDataset(X_t[train], y_t[train]), y=None)
         self.net_ = net
         self.history_ = net.history

@@ -26,7 +26,9 @@ or callable is not saved: its code would have to come from the file.
 Tensors are saved on the CPU and loaded there first, so a file written on a GPU machine
 reads anywhere. The estimator then goes to its saved ``device`` when torch can use it
 here, else to ``"cpu"`` with a :class:`skorch.exceptions.DeviceWarning` (as skorch does
-for its own nets); ``load(..., device=...)`` chooses instead.
+for its own nets); ``load(..., device=...)`` chooses instead. Parameters an
+estimator lists in ``_unsaved_params`` (run-time resources such as an
+``accelerate.Accelerator``) are stored as None.
 """
 
 from __future__ import annotations
@@ -157,6 +159,11 @@ def decode_params(params: dict) -> dict:
 
 
 # -- the file --------------------------------------------------------------------------
+def _saved_params(estimator) -> dict:
+    unsaved = dict.fromkeys(getattr(estimator, "_unsaved_params", ()))
+    return estimator.get_params(deep=False) | unsaved
+
+
 def save(estimator, path: str | os.PathLike, *, metadata: dict | None = None) -> None:
     """Write a fitted estimator to one file, without pickle.
 
@@ -190,7 +197,7 @@ def _archive(estimator, metadata: dict | None) -> dict:
     fitted, state_dict = estimator._get_persisted()
     try:
         text = {
-            "params": json.dumps(encode_params(estimator.get_params(deep=False))),
+            "params": json.dumps(encode_params(_saved_params(estimator))),
             "metadata": json.dumps(metadata or {}),
             **{k: json.dumps(fitted[k], default=float) for k in estimator._persisted_fields},
         }
