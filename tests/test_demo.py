@@ -41,15 +41,18 @@ def demo_run(tmp_path_factory):
 def test_demo_writes_the_table_models_submission_and_plots(demo_run):
     out, table = demo_run
     best = json.loads((out / "results.json").read_text())["meta"]["best_model"]
-    located = f"{best.split(':')[0]} on predicted coordinates"
+    located = f"{best}, on predicted coordinates"
+    trained = [n for m in MODELS for n in (m, f"{m}, calibrated")]
     assert list(table["model"]) == [
-        *MODELS, located, "baseline: majority class", "baseline: class prior"
+        *trained, located, "baseline: majority class", "baseline: class prior"
     ]  # fmt: skip
+    assert {"severity balanced accuracy", "severity log loss", "severity ECE"} <= set(table)
+    assert table.set_index("model").loc[trained, "severity log loss"].notna().all()
     assert {"condition f1", "severity accuracy", "competition score"} <= set(table.columns)
     scores = table.set_index("model")["competition score"]
-    assert np.isfinite(scores[list(MODELS)]).all() and np.isfinite(scores["baseline: class prior"])
+    assert np.isfinite(scores[trained]).all() and np.isfinite(scores["baseline: class prior"])
     results = json.loads((out / "results.json").read_text())
-    assert results["meta"]["studies"] == TINY.studies and len(results["table"]) == 6
+    assert results["meta"]["studies"] == TINY.studies and len(results["table"]) == 9
     assert np.isfinite(scores[located])
     facts = results["meta"]["localization"]
     assert 0 <= facts["sagittal_within_5px"] <= 1 and facts["points_matched"] > 0
@@ -84,7 +87,9 @@ def test_demo_is_deterministic_for_a_seed(demo_run, tmp_path, monkeypatch):
     again = run_demo(
         out / "data", tmp_path / "again", quick=True, random_state=0, plots=False, localize=False
     )
-    assert list(again["model"]) == [first, "baseline: majority class", "baseline: class prior"]
+    assert list(again["model"]) == [
+        first, f"{first}, calibrated", "baseline: majority class", "baseline: class prior"
+    ]  # fmt: skip
     expected = table.set_index("model").loc[again["model"]].reset_index()
     pd.testing.assert_frame_equal(again, expected)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from .metrics import (
@@ -28,7 +29,8 @@ class Evaluation:
     Attributes
     ----------
     report : DualHeadReport
-        Accuracy, precision, recall and F1 per head (:func:`spinecls.metrics.dual_head_report`).
+        Accuracy, precision, recall, F1, balanced accuracy, log loss and expected
+        calibration error per head (:func:`spinecls.metrics.dual_head_report`).
     submission : pandas.DataFrame
         The competition submission of the rows' studies (:func:`spinecls.metrics.to_submission`).
     score : float
@@ -66,8 +68,12 @@ def evaluate(estimator, frame: pd.DataFrame, *, complete: bool = False) -> Evalu
     Evaluation
     """
     y = frame[["condition", "severity"]]
-    report = dual_head_report(y, estimator.predict(frame))
-    proba = estimator.predict_proba(frame)[1]
-    submission = to_submission(frame, proba, classes=estimator.classes_[1], complete=complete)
+    proba = estimator.predict_proba(frame)
+    # The labels are each head's most probable class: one forward pass serves both.
+    predicted = np.column_stack(
+        [np.asarray(c)[np.argmax(p, axis=1)] for c, p in zip(estimator.classes_, proba)]
+    )
+    report = dual_head_report(y, predicted, proba=proba, classes=estimator.classes_)
+    submission = to_submission(frame, proba[1], classes=estimator.classes_[1], complete=complete)
     score = rsna_score(solution_from_frame(frame), submission)
     return Evaluation(report=report, submission=submission, score=float(score))
