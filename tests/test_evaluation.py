@@ -25,7 +25,12 @@ def fitted(rsna_frame):
 def test_evaluate_matches_the_metrics_computed_by_hand(fitted, rsna_frame):
     rows = rsna_frame.iloc[::3]
     evaluation = evaluate(fitted, rows)
-    by_hand = dual_head_report(rows[["condition", "severity"]], fitted.predict(rows))
+    by_hand = dual_head_report(
+        rows[["condition", "severity"]],
+        fitted.predict(rows),
+        proba=fitted.predict_proba(rows),
+        classes=fitted.classes_,
+    )
     assert evaluation.report.summary.equals(by_hand.summary)
     proba = fitted.predict_proba(rows)[1]
     submission = to_submission(rows, proba, classes=fitted.classes_[1], complete=False)
