@@ -335,6 +335,7 @@ def test_the_file_records_only_what_shapes_the_patches(pipeline_file):
         "normalize": "percentile",
         "output_size": 32,
         "patch_size": 40,
+        "patch_size_mm": None,
         "slices": 1,
     }
 
