@@ -19,6 +19,7 @@ from pathlib import Path
 
 from . import __version__
 from ._atomic import Terminated, atomic_file, check_destination, stop_on_signals
+from ._scheduler import add_scheduler_option, dask_backend
 from .labels import CONDITIONS, SEVERITIES
 
 OVERWRITE_DIRECTORY = "replace an existing output directory (only one that spinecls wrote)"
@@ -231,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.add_argument("--weights", help="pretrained VGG-16 weights: a file or IMAGENET1K_V1")
     demo.add_argument("--overwrite", action="store_true", help=OVERWRITE_DIRECTORY)
+    add_scheduler_option(demo)
     demo.set_defaults(func=_demo)
 
     train = sub.add_parser("train", help="train one model on a competition directory")
@@ -250,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", default="cpu")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    add_scheduler_option(train)
     train.set_defaults(func=_train)
 
     predict = sub.add_parser("predict", help="write a competition submission")
@@ -263,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="read {split}_label_coordinates.csv and {split}_images/ (default test)",
     )
     predict.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    add_scheduler_option(predict)
     predict.set_defaults(func=_predict)
 
     evaluate = sub.add_parser("evaluate", help="report and competition score on labelled data")
@@ -272,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--overwrite", action="store_true", help="replace an existing --json file"
     )
+    add_scheduler_option(evaluate)
     evaluate.set_defaults(func=_evaluate)
     return parser
 
@@ -302,7 +307,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        with stop_on_signals(signal.SIGINT, signal.SIGTERM):
+        with (
+            stop_on_signals(signal.SIGINT, signal.SIGTERM),
+            dask_backend(getattr(args, "scheduler", None)),
+        ):
             return args.func(args)
     except KeyboardInterrupt:
         _close_progress_bars()
