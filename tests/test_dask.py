@@ -56,6 +56,21 @@ def test_patches_on_the_cluster_are_those_of_one_process(rsna_frame, client, eve
     assert workers_used(tasks) == set(client.scheduler_info()["workers"])
 
 
+def test_a_call_below_the_threshold_stays_in_this_process(rsna_frame, client, monkeypatch):
+    assert rsna_frame["image_path"].nunique() < _extract.PARALLEL_MIN_FILES
+    reference = LumbarPatchTransformer(patch_size=24).transform(rsna_frame)
+
+    def no_workers(*args, **kwargs):
+        raise AssertionError("a small call was sent to joblib's workers")
+
+    monkeypatch.setattr(_extract, "Parallel", no_workers)
+    transformer = LumbarPatchTransformer(patch_size=24, n_jobs=2)
+    np.testing.assert_array_equal(transformer.transform(rsna_frame), reference)
+    with parallel_backend("dask", client=client), distributed.get_task_stream(client) as tasks:
+        np.testing.assert_array_equal(transformer.transform(rsna_frame), reference)
+    assert tasks.data == []
+
+
 def test_workers_fill_a_shared_cache_that_this_process_reads(
     rsna_frame, client, every_call_parallel, tmp_path, monkeypatch
 ):

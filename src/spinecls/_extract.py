@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from . import dicom, patches
 from ._cache import check_cache, decoded_series, folder_stamps, sorted_series, stamp
 
-PARALLEL_MIN_FILES = 400
+PARALLEL_MIN_FILES = 1000
 """Calls over fewer DICOM files run in this process whatever ``n_jobs`` says.
 
 Below it, handing work to other processes and shipping the patches back costs more than

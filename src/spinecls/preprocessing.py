@@ -108,7 +108,7 @@ class LumbarPatchTransformer(TransformerMixin, BaseEstimator):
     n_jobs : int, default=None
         Series processed in parallel by joblib's active backend (``-1``: all cores;
         under ``joblib.parallel_backend("dask")``, the cluster's workers). A call over
-        fewer than ``PARALLEL_MIN_FILES`` (400) DICOM files runs in this process
+        fewer than ``PARALLEL_MIN_FILES`` (1,000) DICOM files runs in this process
         whatever ``n_jobs`` says: below that, starting and feeding workers costs more
         than it saves.
     memory : str, path-like or joblib.Memory, default=None
