@@ -1,9 +1,13 @@
 import importlib.util
+import json
+import warnings
 
+import numpy as np
 import pytest
+import torch
 
 import spinecls
-from spinecls import cli
+from spinecls import CONDITIONS, SEVERITIES, cli
 from spinecls.cli import main
 
 
@@ -99,6 +103,104 @@ def test_model_and_data_errors_are_one_line(rsna_root, tmp_path, capsys):
         assert err.startswith(f"spinecls {argv[0]}: error:") and len(err.splitlines()) == 1
 
 
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    """A tiny model on 32 x 32 patches, saved with the patch settings as train saves them."""
+    rng = np.random.default_rng(0)
+    X = rng.random((20, 1, 32, 32), dtype=np.float32)
+    y = np.column_stack(
+        [np.array(CONDITIONS)[np.arange(20) % 5], np.array(SEVERITIES)[np.arange(20) % 3]]
+    )
+    clf = spinecls.DualHeadClassifier(
+        max_epochs=1, valid_size=None, random_state=0, module__widths=(4, 8, 8), module__hidden=8
+    ).fit(X, y)
+    path = tmp_path_factory.mktemp("model") / "model.pt"
+    clf.save(path, metadata={"transformer": {"patch_size": 32, "output_size": 32}})
+    return path
+
+
+def _changed(key, value):
+    def change(state):
+        state[key] = value
+
+    return change
+
+
+def _param(name, value):
+    def change(state):
+        state["params"] = json.dumps({**json.loads(state["params"]), name: value})
+
+    return change
+
+
+def _transformer(value):
+    return _changed("metadata", json.dumps({"transformer": value}))
+
+
+DAMAGED = {
+    "missing-key": (lambda s: s.pop("state_dict"), "the model file has no 'state_dict' entry"),
+    "wrong-type": (_changed("classes", 5), "'classes' has the wrong type (int)"),
+    "wrong-shape": (
+        lambda s: s["state_dict"].update({"heads.severity.1.weight": torch.zeros(2, 8)}),
+        "'heads.severity.1.weight' has shape (2, 8), the model expects (3, 8)",
+    ),
+    "huge-hidden": (_param("module__hidden", 10**9), "module__hidden must be an int in [1, 4096]"),
+    "bad-lr": (_param("lr", -1), "The 'lr' parameter of DualHeadClassifier must be"),
+    "patch-settings": (_transformer("x"), "does not record how its patches were made"),
+    "patch-keys": (_transformer({"bogus": 1}), "bad transformer parameters"),
+    "patch-runtime": (_transformer({"memory": "/tmp"}), "run-time parameters ['memory']"),
+    "patch-value": (_transformer({"patch_size": -3}), "patch_size"),
+}
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate"])
+@pytest.mark.parametrize("case", [*DAMAGED, "other-torch-file", "truncated", "empty", "directory"])
+def test_a_bad_model_file_is_one_line_and_exit_2(
+    case, command, model_file, rsna_root, tmp_path, capsys
+):
+    path = tmp_path / "bad.pt"
+    if case in DAMAGED:
+        change, message = DAMAGED[case]
+        state = torch.load(model_file, weights_only=True)
+        change(state)
+        torch.save(state, path)
+    elif case == "other-torch-file":
+        torch.save({"weights": torch.zeros(3)}, path)
+        message = "bad.pt is not a model file written by DualHeadClassifier.save"
+    elif case == "truncated":
+        path.write_bytes(model_file.read_bytes()[:3000])
+        message = "bad.pt is not a model file written by DualHeadClassifier.save: it is not a"
+    elif case == "empty":
+        path.write_bytes(b"")
+        message = "it is not a complete torch archive"
+    else:
+        path.mkdir()
+        message = "bad.pt is a directory, not a model file"
+    out = ["--out", str(tmp_path / "s.csv")] if command == "predict" else []
+    argv = [command, "--data", str(rsna_root), "--model", str(path), *out]
+    if command == "predict":
+        argv += ["--split", "train"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"spinecls {command}: error:") and len(err.splitlines()) == 1
+    assert message in err and "weights_only" not in err
+    assert not (tmp_path / "s.csv").exists()
+
+
+def test_a_model_saved_for_cuda_predicts_on_the_chosen_device(model_file, rsna_root, tmp_path):
+    state = torch.load(model_file, weights_only=True)
+    _param("device", "cuda")(state)
+    torch.save(state, tmp_path / "cuda.pt")
+    argv = ["predict", "--data", str(rsna_root), "--model", str(tmp_path / "cuda.pt"),
+            "--split", "train", "--out", str(tmp_path / "s.csv")]  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", spinecls.persistence.DeviceWarning)
+        assert main(argv) == 0  # --device defaults to cpu, whatever the file says
+    with_device = [*argv[:-1], str(tmp_path / "t.csv"), "--device", "cpu"]
+    assert main(with_device) == 0
+    assert (tmp_path / "s.csv").read_bytes() == (tmp_path / "t.csv").read_bytes()
+
+
 @pytest.fixture
 def no_work(monkeypatch):
     """Fail a command that gets past its destination check."""
@@ -120,6 +222,10 @@ def no_work(monkeypatch):
         (["train", "--out", "{data}/train.csv", "--overwrite"], "lies inside the input data"),
         (["train", "--out", "{tmp}/old.pt/model.pt"], "old.pt is not a directory"),
         (["train", "--out", "{tmp}/m.pt", "--device", "bogus"], "--device bogus cannot be used"),
+        (["predict", "--model", "{tmp}/old.pt", "--out", "{tmp}/s.csv", "--device", "bogus"],
+         "--device bogus cannot be used"),
+        (["evaluate", "--model", "{tmp}/old.pt", "--device", "cuda:99"],
+         "--device cuda:99 cannot be used"),
         (["predict", "--model", "{tmp}/old.pt", "--out", "{tmp}/old.pt", "--overwrite"],
          "is the input file"),
         (["predict", "--model", "{tmp}/old.pt", "--out", "{tmp}/no/s.csv"], "does not exist"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import warnings
 from pathlib import Path
@@ -266,4 +268,80 @@ def test_duplicated_study_in_train_csv_raises(tmp_path, quirks):
     quirks["train.csv"] = pd.concat([quirks["train.csv"], quirks["train.csv"].iloc[[0]]])
     root = _write(tmp_path / "rsna", quirks)
     with pytest.raises(ValueError, match=r"study_id \[100\] appears more than once"):
+        load_rsna(root)
+
+
+@pytest.mark.parametrize(
+    ("name", "column", "value", "line"),
+    [
+        ("train_label_coordinates.csv", "instance_number", "99999999999999999999", 4),
+        ("train_label_coordinates.csv", "series_id", "9223372036854775808", 2),
+        ("train.csv", "study_id", "-9223372036854775809", 3),
+        ("train_series_descriptions.csv", "series_id", "18446744073709551616", 5),
+    ],
+)
+def test_ids_beyond_int64_are_rejected_with_their_line(tmp_path, quirks, name, column, value, line):
+    table = quirks[name].astype({column: object})
+    table.loc[line - 2, column] = value
+    quirks[name] = table
+    root = _write(tmp_path / "rsna", quirks)
+    with pytest.raises(
+        ValueError,
+        match=rf"{name}: column '{column}' must hold whole numbers from -2\*\*63 to "
+        rf"2\*\*63 - 1; got \['{value}'\] at line\(s\) {line}$",
+    ):
+        load_rsna(root)
+
+
+def test_ids_are_read_exactly_up_to_the_int64_limit(tmp_path, quirks):
+    big = 2**63 - 1  # a float64 would round it to 2**63
+    coords = quirks["train_label_coordinates.csv"].iloc[:4].copy()
+    coords.loc[1, "instance_number"] = big
+    quirks["train_label_coordinates.csv"] = coords
+    frame = load_rsna(_write(tmp_path / "rsna", quirks))
+    assert frame.loc[1, "instance_number"] == big
+    assert frame.loc[1, "image_path"].endswith(f"{os.sep}1001{os.sep}{big}.dcm")
+
+
+def test_exact_duplicate_coordinates_are_dropped_with_a_count(tmp_path, quirks):
+    coords = quirks["train_label_coordinates.csv"]
+    # lines 10 and 11 repeat lines 2 and 4; line 12 differs from line 2 in x only
+    moved = coords.iloc[[0]].assign(x=323.0)
+    quirks["train_label_coordinates.csv"] = pd.concat([coords, coords.iloc[[0, 2]], moved])
+    root = _write(tmp_path / "rsna", quirks)
+    with pytest.warns(RSNADataWarning) as record:
+        frame = load_rsna(root)
+    messages = [str(w.message) for w in record]
+    assert (
+        "train_label_coordinates.csv: dropped 2 exact duplicate row(s): "
+        "line 10 (= line 2), line 11 (= line 4)" in messages
+    )
+    # the later warnings still name the CSV's own lines
+    assert any("blank in train.csv (train_label_coordinates.csv line(s) 8)" in m for m in messages)
+    assert len(frame) == 7 and frame["x"].tolist().count(322.8) == 1 and 323.0 in frame["x"].values
+    with pytest.warns(RSNADataWarning, match="dropped 2 exact duplicate row"):
+        loaded = spinecls.datasets.load_coordinates(root, split="train")
+    assert len(loaded) == 9  # 10 rows less the duplicate ones (no labels to drop)
+
+
+@pytest.mark.parametrize(
+    "name", ["train.csv", "train_label_coordinates.csv", "train_series_descriptions.csv"]
+)
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "the file is empty; expected a UTF-8 CSV file with a header line holding"),
+        (b"\n\n", "the file is empty"),
+        (None, "the file has a header line but no rows; expected at least one"),
+        (b"id,name\n1,caf\xe9\n", r"not UTF-8 text \(line 2: invalid continuation byte"),
+        (b'a,b\n"1,2\n', "not a readable CSV file"),
+    ],
+)
+def test_empty_headed_and_non_utf8_csvs_name_the_file(tmp_path, quirks, name, content, message):
+    root = _write(tmp_path / "rsna", quirks)
+    path = root / name
+    if content is None:  # the header line alone
+        content = path.read_bytes().splitlines(keepends=True)[0]
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(path))}: {message}"):
         load_rsna(root)

@@ -1,4 +1,4 @@
-"""spinecls.dicom: decoding, modality LUT, MONOCHROME1, codecs, percentiles, ordering."""
+"""spinecls.dicom: decoding, modality LUT, MONOCHROME1, codecs, percentiles."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from pydicom.data import get_testdata_file
 from pydicom.pixels import get_decoder
+from pydicom.uid import MPEG2MPML, DeflatedExplicitVRLittleEndian
 
 from spinecls.dicom import (
     MissingCodecError,
+    PixelDataError,
     exact_percentiles,
     read_slice,
-    slice_position,
-    sort_slices,
 )
 
 from .helpers import write_dicom
@@ -135,6 +135,44 @@ def test_missing_truncated_and_non_dicom_files(tmp_path):
         read_slice(cut)
 
 
+def _damaged(tmp_path, name: str, how: str) -> Path:
+    """A copy of a bundled file whose pixel data is cut in half or has 64 bytes flipped."""
+    data = Path(get_testdata_file(name)).read_bytes()
+    pixel_data = pydicom.dcmread(get_testdata_file(name)).PixelData
+    start = data.index(pixel_data[:200])
+    if how == "truncated":
+        data = data[: start + len(pixel_data) // 2]
+    else:
+        flip = start + len(pixel_data) // 4
+        data = data[:flip] + bytes(b ^ 0xFF for b in data[flip : flip + 64]) + data[flip + 64 :]
+    path = tmp_path / f"{how}-{name}"
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "how", "decoder"),
+    [
+        ("MR_small_RLE.dcm", "truncated", "RLE Lossless"),
+        ("MR_small_RLE.dcm", "flipped", "RLE Lossless"),
+        ("MR_small_jp2klossless.dcm", "truncated", "JPEG 2000 Image Compression"),
+        ("JPEG2000.dcm", "flipped", "JPEG 2000 Image Compression"),
+        ("JPEG-lossy.dcm", "truncated", "JPEG Extended"),
+    ],
+)
+def test_corrupt_compressed_data_names_the_file_and_the_decoder_not_the_extra(
+    tmp_path, name, how, decoder
+):
+    path = _damaged(tmp_path, name, how)
+    with pytest.raises(PixelDataError) as info:
+        read_slice(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: corrupt or truncated pixel data: the {decoder}")
+    assert "plugins:" in message and "\n" not in message  # pydicom's reasons, on one line
+    assert "codecs" not in message
+    assert isinstance(info.value, ValueError) and not isinstance(info.value, MissingCodecError)
+
+
 def test_missing_codec_names_the_transfer_syntax_and_the_extra():
     decoder = get_decoder(pydicom.uid.JPEGLSLossless)
     available = dict(decoder._available)
@@ -148,46 +186,47 @@ def test_missing_codec_names_the_transfer_syntax_and_the_extra():
         for name in available:
             decoder._unavailable.pop(name, None)
     message = str(info.value)
+    assert "MR_small_jpeg_ls_lossless.dcm" in message
     assert "JPEG-LS Lossless Image Compression" in message
+    assert "requires pylibjpeg" in message
     assert "spinecls[codecs]" in message
     assert read_slice(get_testdata_file("MR_small_jpeg_ls_lossless.dcm")).pixels.shape == (64, 64)
 
 
-def test_slice_position_projects_on_the_normal(tmp_path):
-    px = np.zeros((4, 4))
-    sag = write_dicom(
-        tmp_path / "s.dcm",
-        px,
-        ImagePositionPatient=[12.5, -30, 40],
-        ImageOrientationPatient=[0, 1, 0, 0, 0, -1],
-    )
-    ax = write_dicom(
-        tmp_path / "a.dcm",
-        px,
-        ImagePositionPatient=[-80, -60, 33.0],
-        ImageOrientationPatient=[1, 0, 0, 0, 1, 0],
-    )
-    assert slice_position(sag) == pytest.approx(-12.5)  # normal (0,1,0) x (0,0,-1) = (-1,0,0)
-    assert slice_position(ax) == pytest.approx(33.0)
-    assert slice_position(write_dicom(tmp_path / "l.dcm", px, SliceLocation=7.5)) == 7.5
-    assert slice_position(write_dicom(tmp_path / "i.dcm", px, InstanceNumber=1234)) == 1234
-    with pytest.raises(ValueError, match="cannot order"):
-        slice_position(write_dicom(tmp_path / "n.dcm", px))
-    with pytest.raises(FileNotFoundError):
-        slice_position(tmp_path / "none.dcm")
+def test_a_transfer_syntax_without_any_decoder_says_so(tmp_path):
+    ds = pydicom.dcmread(get_testdata_file("MR_small_RLE.dcm"))
+    ds.file_meta.TransferSyntaxUID = MPEG2MPML
+    ds.save_as(tmp_path / "video.dcm")
+    with pytest.raises(MissingCodecError, match="MPEG2 Main Profile / Main Level") as info:
+        read_slice(tmp_path / "video.dcm")
+    assert "no decoder for this transfer syntax" in str(info.value)
 
 
-def test_sort_slices_orders_by_position_then_file_number(tmp_path):
-    px = np.zeros((4, 4))
-    axial = {"ImageOrientationPatient": [1, 0, 0, 0, 1, 0]}
-    # instance numbers run against position; 10.dcm and 9.dcm share a position
-    for name, z in [("1", 30.0), ("2", 20.0), ("10", 10.0), ("9", 10.0), ("3", -5.0)]:
-        write_dicom(tmp_path / f"{name}.dcm", px, ImagePositionPatient=[0, 0, z], **axial)
-    listed = sorted(str(p) for p in tmp_path.glob("*.dcm"))
-    order = [Path(p).stem for p in sort_slices(listed)]
-    assert order == ["3", "9", "10", "2", "1"]
-    assert sort_slices(reversed(listed)) == sort_slices(listed)
-    assert sort_slices(Path(p) for p in listed) == sort_slices(listed)
-    write_dicom(tmp_path / "bad.dcm", px)
-    with pytest.raises(ValueError, match=r"bad\.dcm: cannot order"):
-        sort_slices([*listed, str(tmp_path / "bad.dcm")])
+@pytest.mark.filterwarnings("ignore:Expected explicit VR:UserWarning")  # pydicom's first try
+def test_deflated_files_decode_like_pydicom(tmp_path):
+    bundled = get_testdata_file("image_dfl.dcm")
+    np.testing.assert_array_equal(read_slice(bundled).pixels, pydicom.dcmread(bundled).pixel_array)
+    pixels = np.arange(120, dtype=np.uint16).reshape(10, 12) * 7
+    path = write_dicom(tmp_path / "plain.dcm", pixels, RescaleSlope=2, RescaleIntercept=-5)
+    ds = pydicom.dcmread(path)
+    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    ds.save_as(tmp_path / "deflated.dcm", enforce_file_format=True)
+    assert pydicom.dcmread(tmp_path / "deflated.dcm").file_meta.TransferSyntaxUID.is_deflated
+    deflated = read_slice(tmp_path / "deflated.dcm")
+    np.testing.assert_array_equal(deflated.pixels, pixels)
+    np.testing.assert_array_equal(deflated.image(None), pixels * 2.0 - 5)
+
+
+def test_constant_images_are_told_apart(tmp_path):
+    flat = read_slice(write_dicom(tmp_path / "flat.dcm", np.full((4, 5), 300)))
+    single = read_slice(write_dicom(tmp_path / "one.dcm", [[7]]))
+    spike = np.zeros((20, 20))
+    spike[0, 0] = 900  # one pixel in 400: the 1st and 99th percentiles are both 0
+    spiked = read_slice(write_dicom(tmp_path / "spike.dcm", spike))
+    ramp = read_slice(write_dicom(tmp_path / "ramp.dcm", np.arange(20).reshape(4, 5)))
+    for normalize in ("percentile", "minmax", None):
+        assert flat.is_constant(normalize) and single.is_constant(normalize)
+        assert not ramp.is_constant(normalize)
+    assert spiked.is_constant("percentile")
+    assert not spiked.is_constant("minmax") and not spiked.is_constant(None)
+    np.testing.assert_array_equal(spiked.image("percentile"), 0)

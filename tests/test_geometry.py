@@ -480,6 +480,10 @@ def test_unreadable_inputs_raise_clear_errors(tmp_path):
         SliceGeometry.from_file(tmp_path / "notes.dcm")
     with pytest.raises(FileNotFoundError, match="missing.dcm"):
         SliceGeometry.from_file(tmp_path / "missing.dcm")
+    deflated = Path(get_testdata_file("image_dfl.dcm")).read_bytes()
+    (tmp_path / "cut.dcm").write_bytes(deflated[: len(deflated) // 2])
+    with pytest.raises(ValueError, match=r"cut\.dcm: not a readable DICOM file \(Error -5"):
+        SliceGeometry.from_file(tmp_path / "cut.dcm")
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match=r"empty: no files matching '\*\.dcm'"):
         SeriesGeometry.from_directory(tmp_path / "empty")

@@ -37,7 +37,7 @@ def test_every_public_name_is_listed_and_resolves():
     from spinecls.classifier import DualHeadClassifier
 
     assert spinecls.DualHeadClassifier is DualHeadClassifier
-    assert spinecls.metrics.rsna_score.__module__ == "spinecls.metrics"
+    assert spinecls.metrics.dual_head_report.__module__ == "spinecls.metrics"
     try:
         spinecls.no_such_name  # noqa: B018
     except AttributeError as exc:

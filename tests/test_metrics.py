@@ -8,12 +8,12 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.metrics import f1_score, log_loss
+from sklearn.metrics import brier_score_loss, f1_score, get_scorer, log_loss, roc_auc_score
 from sklearn.model_selection import GridSearchCV, GroupKFold
 from sklearn.pipeline import Pipeline
 
 from spinecls import CONDITIONS, LEVELS, SEVERITIES, DualHeadClassifier, LumbarPatchTransformer
-from spinecls.labels import SEVERITY_PRIORS
+from spinecls.labels import SEVERITY_PRIORS, TARGETS
 from spinecls.metrics import (
     dual_head_report,
     head_scorer,
@@ -90,15 +90,30 @@ def test_report_bad_input():
         dual_head_report([["x", 0]], [["y", 0]], labels=(["x"], [0]))
 
 
+def test_report_names_rows_with_missing_labels():
+    scs = CONDITIONS[0]
+    good = [[scs, "severe"], [scs, "moderate"], [scs, "severe"]]
+    with pytest.raises(ValueError, match=r"y_true has missing severity labels at row\(s\) 1, 2$"):
+        dual_head_report([[scs, "severe"], [scs, None], [scs, np.nan]], good)
+    codes = pd.DataFrame({"c": [0.0, np.nan, 1.0], "s": [0, 1, 2]})
+    with pytest.raises(ValueError, match=r"y_pred has missing condition labels at row\(s\) 1$"):
+        dual_head_report(codes.fillna(0), codes)
+
+
 # -- scorers -------------------------------------------------------------------------------
 class Fixed:
-    """A stand-in estimator that predicts given labels."""
+    """A stand-in estimator that predicts given labels and probabilities."""
 
-    def __init__(self, predicted):
+    def __init__(self, predicted, proba=None, classes=None):
         self.predicted = np.asarray(predicted, dtype=object)
+        self.proba = proba
+        self.classes_ = classes
 
     def predict(self, X):
         return self.predicted[: len(X)]
+
+    def predict_proba(self, X):
+        return [p[: len(X)] for p in self.proba]
 
 
 def test_head_scorer_scores_one_column():
@@ -113,6 +128,104 @@ def test_head_scorer_scores_one_column():
         head_scorer("level")
     with pytest.raises(ValueError, match="metric must be one of"):
         head_scorer("severity", "roc_auc")
+
+
+def test_head_scorer_scores_one_heads_probabilities():
+    rng = np.random.default_rng(0)
+    severity = np.array(SEVERITIES)[[0, 1, 2, 0, 0, 1, 2, 0]]
+    condition = np.array(CONDITIONS)[[0, 1, 0, 1, 0, 1, 0, 0]]
+    y = np.column_stack([condition, severity])
+    classes = [np.unique(condition), np.unique(severity)]  # as a fitted classifier sorts them
+    proba = [rng.dirichlet([1, 1], 8), rng.dirichlet([1, 1, 1], 8)]
+    estimator, X = Fixed(y, proba, classes), np.zeros((8, 1))
+
+    def score(head, metric, estimator=estimator, X=X, y=y):
+        return head_scorer(head, metric)(estimator, X, y)
+
+    assert score("severity", "neg_log_loss") == pytest.approx(-log_loss(severity, proba[1]))
+    assert score("severity", "neg_brier_score") == pytest.approx(
+        -brier_score_loss(severity, proba[1], labels=classes[1])
+    )
+    for metric, multi_class, average in [
+        ("roc_auc_ovr", "ovr", "macro"),
+        ("roc_auc_ovo_weighted", "ovo", "weighted"),
+    ]:
+        assert score("severity", metric) == pytest.approx(
+            roc_auc_score(severity, proba[1], multi_class=multi_class, average=average)
+        )
+    # a head of two classes: the binary AUC of its second class, as scikit-learn scores it
+    assert score("condition", "roc_auc_ovr") == pytest.approx(
+        roc_auc_score(condition == classes[0][1], proba[0][:, 1])
+    )
+    # a fold whose labels lack "severe" is scored against all the fitted classes
+    part = severity != "severe"
+    fold = Fixed(y[part], [p[part] for p in proba], classes)
+    expected = -log_loss(severity[part], proba[1][part], labels=classes[1])
+    assert score("severity", "neg_log_loss", fold, X[part], y[part]) == pytest.approx(expected)
+    wrong = Fixed(y, [proba[0], proba[1][:, :2]], classes)
+    with pytest.raises(ValueError, match=r"severity probabilities have shape \(8, 2\); expected"):
+        score("severity", "neg_log_loss", wrong)
+    with pytest.raises(ValueError, match=r"y has missing severity labels at row\(s\) 0"):
+        score("severity", "neg_log_loss", y=np.column_stack([condition, [None, *severity[1:]]]))
+
+
+TINY = dict(
+    max_epochs=1, valid_size=None, random_state=0, module__widths=(4, 8, 8), module__hidden=8
+)
+
+
+@pytest.fixture(scope="module")
+def images():
+    """24 random images with every condition and severity, for quick grid searches."""
+    rng = np.random.default_rng(0)
+    X = rng.random((24, 1, 32, 32), dtype=np.float32)
+    y = np.column_stack(
+        [np.array(CONDITIONS)[np.arange(24) % 5], np.array(SEVERITIES)[np.arange(24) % 3]]
+    )
+    return X, y
+
+
+def test_string_probability_scorers_name_head_scorer_instead_of_a_silent_nan(images):
+    search = GridSearchCV(DualHeadClassifier(**TINY), {"lr": [1e-3]}, scoring="neg_log_loss", cv=2)
+    # scikit-learn turns any scoring error into NaN under the default error_score; the
+    # warning it gives then says what to use
+    with pytest.warns(UserWarning) as record:
+        search.fit(*images)
+    messages = [str(w.message) for w in record]
+    assert any("Scoring failed" in m and "spinecls.metrics.head_scorer" in m for m in messages)
+    assert any("test scores are non-finite" in m for m in messages)
+    fitted = search.best_estimator_
+    # what GridSearchCV(error_score="raise") lets through: one line naming the way out
+    for scoring in ("neg_log_loss", "roc_auc_ovr", "neg_brier_score"):
+        with pytest.raises(ValueError, match=r"head_scorer\(head, metric\)") as info:
+            get_scorer(scoring)(fitted, *images)
+        assert "\n" not in str(info.value) and "rsna_scorer" in str(info.value)
+    proba = fitted.predict_proba(images[0])
+    assert isinstance(proba, list) and [p.shape for p in proba] == [(24, 5), (24, 3)]
+    with pytest.raises(ValueError, match="one array per head"):
+        np.asarray(proba)
+
+
+def test_head_scorer_probabilities_in_a_grid_search(images):
+    search = GridSearchCV(
+        DualHeadClassifier(**TINY),
+        {"lr": [1e-3]},
+        scoring={
+            "severity_log_loss": head_scorer("severity", "neg_log_loss"),
+            "condition_auc": head_scorer("condition", "roc_auc_ovr"),
+        },
+        refit="severity_log_loss",
+        cv=2,
+        error_score="raise",
+    ).fit(*images)
+    results = search.cv_results_
+    assert (results["mean_test_severity_log_loss"] < 0).all()
+    auc = results["mean_test_condition_auc"]
+    assert np.isfinite(auc).all() and ((auc >= 0) & (auc <= 1)).all()
+    X, y = images
+    best = search.best_estimator_
+    expected = -log_loss(y[:, 1], best.predict_proba(X)[1], labels=best.classes_[1])
+    assert head_scorer("severity", "neg_log_loss")(best, X, y) == pytest.approx(expected)
 
 
 # -- the competition score -----------------------------------------------------------------
@@ -259,8 +372,84 @@ def test_score_bad_input():
         rsna_score(solution, submission.drop(columns="severe"))
     nan = submission.copy()
     nan.loc[3, "moderate"] = np.nan
-    with pytest.raises(ValueError, match="finite and non-negative"):
+    with pytest.raises(ValueError, match="finite, non-negative numbers; see row_id"):
         rsna_score(solution, nan)
+
+
+def changed(**values):
+    """A change to the first row of a solution (sorted: 1_left_neural_..._l1_l2)."""
+
+    def change(frame):
+        frame = frame.astype(object)
+        for column, value in values.items():
+            frame.loc[0, column] = value
+        return frame
+
+    return change
+
+
+FIRST = "1_left_neural_foraminal_narrowing_l1_l2"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda s: pd.concat([s, s.iloc[:1]]), rf"duplicated row_id\(s\).*once: {FIRST}$"),
+        (
+            lambda s: pd.concat([s, s.iloc[:1].assign(normal_mild=0, moderate=0, severe=1)]),
+            rf"duplicated row_id\(s\).*once: {FIRST}$",
+        ),
+        (changed(normal_mild=1, moderate=1, severe=0), rf"must be one-hot.*row_id\(s\) {FIRST}$"),
+        (changed(normal_mild=0, moderate=0, severe=0), rf"must be one-hot.*row_id\(s\) {FIRST}$"),
+        (changed(normal_mild=0.5, moderate=0.5, severe=0), "must be one-hot"),
+        (changed(normal_mild=np.nan), rf"must be one-hot.*row_id\(s\) {FIRST}$"),
+        (changed(normal_mild="yes"), rf"must be one-hot.*row_id\(s\) {FIRST}$"),
+        (changed(sample_weight=np.nan), rf"sample_weight must be finite.*row_id\(s\) {FIRST}$"),
+        (changed(sample_weight=-1.0), rf"sample_weight must be finite.*row_id\(s\) {FIRST}$"),
+        (lambda s: s.assign(sample_weight=0), "every spinal row of the solution has sample_"),
+        (lambda s: s.assign(sample_weight=s.sample_weight.where(~s.row_id.str.contains("sub"), 0)),
+         "every subarticular row of the solution has sample_weight 0"),
+        (changed(row_id="1_spinal_l1_l2"), r"row_id\(s\) not of the form .*: 1_spinal_l1_l2$"),
+        (changed(row_id=None), r"row_id\(s\) not of the form .*: None$"),
+        (lambda s: s.iloc[:0], "the solution has no rows"),
+    ],
+    ids=[
+        "duplicated",
+        "duplicated-conflicting",
+        "two-ones",
+        "no-one",
+        "fractions",
+        "nan-label",
+        "text-label",
+        "nan-weight",
+        "negative-weight",
+        "zero-weights",
+        "zero-weights-in-a-group",
+        "malformed-row-id",
+        "missing-row-id",
+        "empty",
+    ],
+)  # fmt: skip
+def test_the_solution_is_checked_as_strictly_as_the_submission(change, message):
+    solution = solution_from_frame(labelled(studies=(1,)))
+    submission = solution[["row_id"]].assign(normal_mild=0.5, moderate=0.3, severe=0.2)
+    with pytest.raises(ValueError, match=message) as info:
+        rsna_score(change(solution), submission)
+    assert "\n" not in str(info.value)
+
+
+def test_submission_row_ids_are_checked_and_named():
+    solution = solution_from_frame(labelled(studies=(1,)))
+    submission = solution[["row_id"]].assign(normal_mild=0.5, moderate=0.3, severe=0.2)
+    with pytest.raises(ValueError, match=rf"submission has duplicated row_id\(s\).*: {FIRST}$"):
+        rsna_score(solution, pd.concat([submission, submission.iloc[:1]]))
+    with pytest.raises(ValueError, match=r"submission has row_id\(s\) not of the form.*: 7$"):
+        rsna_score(solution, changed(row_id=7)(submission))
+    text = changed(moderate="0.3x")(submission)
+    with pytest.raises(
+        ValueError, match=rf"finite, non-negative numbers; see row_id\(s\) {FIRST}$"
+    ):
+        rsna_score(solution, text)
 
 
 # -- submissions ---------------------------------------------------------------------------
@@ -303,6 +492,86 @@ def test_to_submission_and_solution_bad_input():
     conflict.iloc[0, conflict.columns.get_loc("severity")] = "normal_mild"
     with pytest.raises(ValueError, match="disagree on the severity"):
         solution_from_frame(conflict)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"prior": {c: (-0.1, 0.6, 0.5) for c in CONDITIONS}},
+         r"prior probabilities must not be negative; see condition\(s\) Spinal Canal"),
+        ({"prior": {CONDITIONS[0]: (1, 0, 0)}},
+         "prior needs exactly one entry per condition; missing Left Neural Foraminal"),
+        ({"prior": {**SEVERITY_PRIORS, "Spinal": (1, 0, 0)}}, "; unknown 'Spinal'$"),
+        ({"prior": {**SEVERITY_PRIORS, CONDITIONS[1]: (1, 0)}},
+         r"prior\['Left Neural Foraminal Narrowing'\] must be 3 values"),
+        ({"prior": {**SEVERITY_PRIORS, CONDITIONS[1]: (0, 0, 0)}},
+         r"prior probabilities sum to zero at condition\(s\) Left Neural Foraminal Narrowing:"),
+        ({"prior": {**SEVERITY_PRIORS, CONDITIONS[1]: (np.nan, 0, 1)}}, "NaN or infinite"),
+        ({"prior": [0.8, 0.1, 0.1]}, "prior must be a dict"),
+        ({"classes": [0, 1, 3]}, "severity codes must be 0-2 .* classes holds 3"),
+        ({"classes": [-1, 0, 1]}, "severity codes must be 0-2 .* classes holds -1"),
+        ({"classes": ["normal_mild", "severe", "severe"]}, "three severities .* each once"),
+        ({"classes": ["normal_mild", "moderate"]}, "three severities"),
+    ],
+    ids=["negative-prior", "incomplete-prior", "unknown-prior", "short-prior", "zero-prior",
+         "nan-prior", "list-prior", "code-3", "code-minus-1", "repeated-class", "two-classes"],
+)  # fmt: skip
+def test_to_submission_refuses_a_bad_prior_or_bad_classes(kwargs, message):
+    frame = labelled(studies=(1,)).iloc[:3]
+    with pytest.raises(ValueError, match=message):
+        to_submission(frame, np.full((3, 3), 1 / 3), **kwargs)
+
+
+def test_to_submission_normalises_rows_and_the_prior():
+    frame = labelled(studies=(1,)).iloc[:2]  # spinal canal stenosis L1/L2 and L2/L3
+    sub = to_submission(frame, [[2, 1, 1], [0, 0, 3]], prior={c: (2, 1, 1) for c in CONDITIONS})
+    table = sub.set_index("row_id")
+    np.testing.assert_allclose(table.loc["1_spinal_canal_stenosis_l1_l2"], [0.5, 0.25, 0.25])
+    np.testing.assert_allclose(table.loc["1_spinal_canal_stenosis_l2_l3"], [0, 0, 1])
+    np.testing.assert_allclose(table.loc["1_left_subarticular_stenosis_l4_l5"], [0.5, 0.25, 0.25])
+    np.testing.assert_allclose(sub[TARGETS].sum(axis=1), 1)
+    with pytest.raises(ValueError, match=r"severity probabilities sum to zero at row\(s\) 1:"):
+        to_submission(frame, [[1, 1, 1], [0, 0, 0]])
+    with pytest.raises(ValueError, match=r"must not be negative; see row\(s\) 0$"):
+        to_submission(frame, [[-1, 1, 1], [1, 1, 1]])
+    with pytest.raises(ValueError, match="severity probabilities must be numbers"):
+        to_submission(frame, [["a", 1, 1], [1, 1, 1]])
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (np.nan, r"column 'study_id' must hold whole numbers; got \[nan\] at row\(s\) 2$"),
+        (1.5, r"must hold whole numbers; got \[1.5\] at row\(s\) 2$"),
+        ("x1", r"must hold whole numbers; got \['x1'\] at row\(s\) 2$"),
+        (-4, r"must hold non-negative ids; got \[-4\] at row\(s\) 2$"),
+    ],
+    ids=["nan", "fraction", "text", "negative"],
+)
+def test_rows_with_bad_study_ids_are_named(value, message):
+    frame = labelled(studies=(1,)).iloc[:4].astype({"study_id": object})
+    frame.loc[2, "study_id"] = value
+    with pytest.raises(ValueError, match=message):
+        to_submission(frame, np.full((4, 3), 1 / 3))
+    with pytest.raises(ValueError, match=message):
+        solution_from_frame(frame)
+
+
+def test_unknown_and_missing_labels_are_named_with_their_rows():
+    frame = labelled(studies=(1,)).iloc[:4]
+    with pytest.raises(
+        ValueError, match=r"unknown severity value\(s\) nan at row\(s\) 1; expected"
+    ):
+        solution_from_frame(frame.assign(severity=["severe", np.nan, "severe", "moderate"]))
+    with pytest.raises(ValueError, match=r"unknown condition value\(s\) Spinal at row\(s\) 3;"):
+        row_ids(frame.assign(condition=[*frame.condition[:3], "Spinal"]))
+    with pytest.raises(ValueError, match=r"unknown level value\(s\) nan at row\(s\) 0;"):
+        to_submission(frame.assign(level=[None, *frame.level[1:]]), np.ones((4, 3)))
+
+
+def test_rsna_scorer_takes_no_sample_weight():
+    with pytest.raises(ValueError, match="rsna_scorer weights rows as the competition does"):
+        rsna_scorer(Fixed([]), labelled(studies=(1,)), None, sample_weight=np.ones(25))
 
 
 def test_solution_from_load_rsna_frame(rsna_frame):

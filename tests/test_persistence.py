@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import albumentations as A
@@ -11,6 +12,7 @@ import pytest
 import torch
 import torchvision
 from sklearn.pipeline import Pipeline
+from skorch.exceptions import DeviceWarning
 
 from spinecls import DualHeadClassifier, LumbarPatchTransformer
 from spinecls.persistence import (
@@ -104,6 +106,22 @@ def test_a_failed_save_leaves_the_earlier_file_and_no_partial_file(saved, tmp_pa
             lambda s: s.update(params=json.dumps({**json.loads(s["params"]), "lrr": 1})),
             r"unexpected parameter 'lrr' \(did you mean 'lr'\?\)",
         ),
+        (
+            lambda s: s.update(classes="[[0, 0, 1, 2, 3], [0, 1, 2]]"),
+            r"'classes' must list distinct labels of one type per output; got \[0, 0, 1, 2, 3\]",
+        ),
+        (
+            lambda s: s.update(classes='[[0, 1, 2, 3, "4"], [0, 1, 2]]'),
+            r"distinct labels of one type per output; got \[0, 1, 2, 3, '4'\]",
+        ),
+        (
+            lambda s: s["state_dict"]["heads.severity.1.weight"].fill_(float("nan")),
+            r"the weights hold NaN values; see \['heads.severity.1.weight'\]",
+        ),
+        (
+            lambda s: s["state_dict"].update({"heads.severity.1.bias": torch.zeros(3).long()}),
+            r"'heads.severity.1.bias' holds torch.int64, the model expects torch.float32",
+        ),
     ],
     ids=[
         "missing-entry",
@@ -116,6 +134,10 @@ def test_a_failed_save_leaves_the_earlier_file_and_no_partial_file(saved, tmp_pa
         "wrong-shape",
         "missing-tensor",
         "unknown-parameter",
+        "repeated-class",
+        "mixed-classes",
+        "nan-weights",
+        "integer-weights",
     ],
 )
 def test_a_damaged_file_gives_one_line_naming_the_file(saved, tmp_path, change, message):
@@ -147,6 +169,72 @@ def test_files_that_need_pickle_are_refused_without_suggesting_it(tmp_path):
         DualHeadClassifier.load(tmp_path / "junk.pt")
     with pytest.raises(FileNotFoundError):
         DualHeadClassifier.load(tmp_path / "missing.pt")
+
+
+def test_other_files_are_refused_in_one_line(saved, tmp_path):
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "other.pt")
+    torch.save(torch.zeros(3), tmp_path / "tensor.pt")
+    (tmp_path / "truncated.pt").write_bytes(saved[1].read_bytes()[:4000])
+    (tmp_path / "empty.pt").write_bytes(b"")
+    for name in ("other.pt", "tensor.pt"):
+        with pytest.raises(ValueError, match=f"{name} is not a model file written by Dual") as info:
+            DualHeadClassifier.load(tmp_path / name)
+        assert "\n" not in str(info.value)
+    for name in ("truncated.pt", "empty.pt"):
+        with pytest.raises(ValueError, match="not a complete torch archive") as info:
+            DualHeadClassifier.load(tmp_path / name)
+        assert "\n" not in str(info.value) and "weights_only" not in str(info.value)
+    with pytest.raises(IsADirectoryError, match="is a directory, not a model file"):
+        DualHeadClassifier.load(tmp_path)
+
+
+def _saved_for(saved, tmp_path, device: str) -> Path:
+    return _tampered(
+        saved,
+        tmp_path,
+        lambda s: s.update(params=json.dumps({**json.loads(s["params"]), "device": device})),
+    )
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_model_saved_on_cuda_loads_on_the_cpu_with_a_warning(saved, data, tmp_path):
+    path = _saved_for(saved, tmp_path, "cuda")
+    with pytest.warns(DeviceWarning, match=r"saved for device='cuda'.*loaded on 'cpu'"):
+        loaded = DualHeadClassifier.load(path)
+    assert loaded.device == "cpu" and loaded.net_.device == "cpu"
+    assert {p.device.type for p in loaded.net_.module_.parameters()} == {"cpu"}
+    for got, want in zip(loaded.predict_proba(data[0]), saved[0].predict_proba(data[0])):
+        np.testing.assert_array_equal(got, want)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert DualHeadClassifier.load(path, device="cpu").device == "cpu"
+    with pytest.raises(ValueError, match="device cuda cannot be used"):
+        DualHeadClassifier.load(saved[1], device="cuda")
+
+
+def test_a_saved_device_that_is_no_device_is_refused(saved, tmp_path):
+    with pytest.raises(ValueError, match="tampered.pt: device='bogus' is not a torch device"):
+        DualHeadClassifier.load(_saved_for(saved, tmp_path, "bogus"))
+
+
+def test_a_torch_device_parameter_is_saved_by_name(data, tmp_path):
+    clf = DualHeadClassifier(device=torch.device("cpu"), module__hidden=8, **TINY).fit(*data)
+    clf.save(tmp_path / "m.pt")
+    assert DualHeadClassifier.load(tmp_path / "m.pt").device == "cpu"
+
+
+def test_save_checks_its_destination_before_writing(saved, tmp_path):
+    clf = saved[0]
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "a-file").write_text("mine")
+    with pytest.raises(IsADirectoryError, match="folder is a directory: give a file name"):
+        clf.save(tmp_path / "folder")
+    with pytest.raises(FileNotFoundError, match="the directory .*missing does not exist"):
+        clf.save(tmp_path / "missing" / "m.pt")
+    with pytest.raises(NotADirectoryError, match="a-file is not a directory"):
+        clf.save(tmp_path / "a-file" / "m.pt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "folder"]
+    assert list((tmp_path / "folder").iterdir()) == []
 
 
 def test_parameter_values_json_cannot_hold_round_trip():
@@ -269,3 +357,25 @@ def test_save_pipeline_needs_a_transformer_and_a_savable_model(saved, tmp_path):
     with pytest.raises(ValueError, match="LumbarPatchTransformer and a fitted"):
         save_pipeline(Pipeline([("clf", saved[0])]), tmp_path / "m.pt")
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("runtime", [{"memory": "/tmp/cache"}, {"data_dir": "/elsewhere"}])
+def test_a_file_cannot_choose_where_data_is_read_or_cached(saved, tmp_path, runtime):
+    recipe = {"patch_size": 32, "output_size": 32, **runtime}
+    path = _tampered(
+        saved, tmp_path, lambda s: s.update(metadata=json.dumps({"transformer": recipe}))
+    )
+    with pytest.raises(
+        ValueError, match=rf"tampered.pt: .* run-time parameters \['{[*runtime][0]}'\]"
+    ):
+        load_pipeline(path, data_dir=tmp_path)
+
+
+def test_load_pipeline_puts_the_model_on_the_chosen_device(pipeline_file, tmp_path):
+    state = torch.load(pipeline_file[1], weights_only=True)
+    state["params"] = json.dumps({**json.loads(state["params"]), "device": "cuda"})
+    torch.save(state, tmp_path / "cuda.pt")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loaded = load_pipeline(tmp_path / "cuda.pt", device="cpu")
+    assert loaded.named_steps["clf"].net_.device == "cpu"

@@ -11,6 +11,7 @@ import cv2
 import joblib
 import numpy as np
 import pandas as pd
+import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 from sklearn.base import clone
@@ -19,6 +20,7 @@ from sklearn.utils.validation import check_is_fitted
 import spinecls
 import spinecls.dicom
 from spinecls.dicom import read_slice
+from spinecls.geometry import GeometryWarning
 from spinecls.preprocessing import LumbarPatchTransformer, PatchExtractionWarning
 
 from .helpers import write_dicom
@@ -90,8 +92,6 @@ def test_borders_are_zero_padded_never_shifted(series):
     np.testing.assert_array_equal(corner[5:, 5:], raw[:5, :5])
     np.testing.assert_array_equal(far[5:6, 5:6], raw[39:40, 49:50])
     np.testing.assert_array_equal(far[6:], 0)
-    outside = t.transform(_rows((500, -500)))
-    np.testing.assert_array_equal(outside, 0)
 
 
 def test_output_size_resizes_images_of_any_resolution(series, tmp_path):
@@ -329,6 +329,92 @@ def test_failure_warning_names_twenty_rows_and_counts_the_rest(series):
     np.testing.assert_array_equal(out, 0)
 
 
+def test_coordinates_outside_their_image_raise_or_warn_listing_the_rows(series):
+    # the image is 50 columns x 40 rows: x = 49.9 and y = 0 still lie on it
+    rows = _rows((49.9, 0), (500, -500), (-3, 20), (20, 40)).set_axis(["a", "b", "c", "d"])
+    t = LumbarPatchTransformer(data_dir=series, patch_size=10, normalize=None)
+    with pytest.raises(ValueError, match=r"^3 of 4 row\(s\) have a coordinate outside") as info:
+        t.transform(rows)
+    message = str(info.value)
+    assert "row 'b' (x=500, y=-500 on 50 x 40 " in message and "1003.dcm)" in message
+    assert "row 'c' (x=-3, y=20" in message and "row 'd' (x=20, y=40" in message
+    assert "row 'a'" not in message
+    with pytest.warns(PatchExtractionWarning, match="3 of 4 row") as record:
+        out = t.set_params(on_error="warn").transform(rows)
+    assert len(record) == 1 and "row 'a'" not in str(record[0].message)
+    assert record[0].filename == __file__  # points at the caller of transform
+    np.testing.assert_array_equal(out[1], 0)  # wholly off the image
+    np.testing.assert_array_equal(out[2, 0, :, 8:], _raw(series)[15:25, :2])  # cut, not shifted
+    np.testing.assert_array_equal(out[2, 0, :, :8], 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        t.transform(rows.iloc[:1])
+
+
+def test_constant_images_warn_naming_the_file_whatever_on_error(tmp_path):
+    flat = write_dicom(tmp_path / "s" / "1.dcm", np.full((16, 16), 500), InstanceNumber=1)
+    dot = write_dicom(tmp_path / "t" / "1.dcm", [[9]], InstanceNumber=1)
+    ramp = write_dicom(tmp_path / "u" / "1.dcm", _ramp(16, 16), InstanceNumber=1)
+    rows = pd.DataFrame(
+        {"study_id": 1, "series_id": [1, 2, 3, 1], "instance_number": 1, "x": 0.0, "y": 0.0}
+    ).assign(image_path=[str(flat), str(dot), str(ramp), str(flat)])
+    with pytest.warns(PatchExtractionWarning) as record:
+        out = LumbarPatchTransformer(patch_size=4).transform(rows)
+    assert len(record) == 1
+    message = str(record[0].message)
+    assert message.startswith("2 DICOM file(s) hold a constant image")
+    assert str(flat) in message and str(dot) in message and str(ramp) not in message
+    np.testing.assert_array_equal(out[[0, 1, 3]], 0)
+    with pytest.warns(PatchExtractionWarning, match="1 DICOM file"):
+        marker = LumbarPatchTransformer(mode="marker", output_size=8, normalize=None)
+        assert marker.transform(rows.iloc[:1])[0, 0].tolist() == np.full((8, 8), 500.0).tolist()
+
+
+def test_2_5d_never_mixes_positions_and_instance_numbers(series):
+    folder = series / "train_images" / str(STUDY) / str(SERIES)
+    # 1004 loses its position: ordered by position the others would run 1005, 1003,
+    # 1002, 1001 (z = 0 to 40) with 1004 placed by its InstanceNumber in millimetres
+    ds = pydicom.dcmread(folder / "1004.dcm")
+    del ds.ImagePositionPatient
+    ds.save_as(folder / "1004.dcm")
+    rows = pd.concat([_rows((5, 5), instance=1002), _rows((5, 5), instance=1005)])
+    t = LumbarPatchTransformer(data_dir=series, patch_size=2, slices=3, normalize=None)
+    for memory in (None, series / "cache", series / "cache"):  # the cache keeps the warning
+        with pytest.warns(GeometryWarning) as record:
+            out = t.set_params(memory=memory).transform(rows)
+        assert len(record) == 1
+        message = str(record[0].message)
+        assert message.startswith(f"series {folder}: no ImagePositionPatient in 1 of 5 files")
+        assert "(1004.dcm)" in message and "ordered by InstanceNumber" in message
+        # InstanceNumber order 1001..1005 for the whole series; slice k holds 10000 * (4 - k)
+        assert [plane[1, 1] for plane in out[0]] == [40505.0, 30505.0, 20505.0]
+        assert [plane[1, 1] for plane in out[1]] == [10505.0, 505.0, 505.0]
+
+
+def test_memory_notices_files_swapped_within_a_series_with_their_mtimes_restored(tmp_path):
+    folder = tmp_path / "s"
+    first = write_dicom(folder / "1.dcm", _ramp(8, 8), InstanceNumber=1)
+    second = folder / "2.dcm"
+    data = first.read_bytes()
+    pixels = (_ramp(8, 8) + 1000).astype("<u2").tobytes()
+    second.write_bytes(data[: -len(pixels)] + pixels)  # same header and size, other pixels
+    rows = pd.DataFrame(
+        {"study_id": 1, "series_id": 1, "instance_number": [1, 2], "x": 4.0, "y": 4.0}
+    ).assign(image_path=[str(first), str(second)])
+    t = LumbarPatchTransformer(patch_size=2, normalize=None, memory=tmp_path / "cache")
+    before = t.transform(rows)
+    assert before[:, 0, 1, 1].tolist() == [404.0, 1404.0]
+    times = {p: (p.stat().st_atime_ns, p.stat().st_mtime_ns) for p in (first, second)}
+    os.rename(first, folder / "swap")
+    os.rename(second, first)
+    os.rename(folder / "swap", second)
+    for path, (atime, mtime) in times.items():
+        os.utime(path, ns=(atime, mtime))
+    assert first.stat().st_size == second.stat().st_size
+    # both the whole call and the series' decoded slices are cached: each must miss
+    assert t.transform(rows)[:, 0, 1, 1].tolist() == [1404.0, 404.0]
+
+
 @pytest.mark.parametrize(
     ("params", "message"),
     [
@@ -375,6 +461,12 @@ def test_bad_frames_name_the_rows_or_columns(series):
         r"at row\(s\) 0, 1, 2, 3, 4, 5, 6, 7, 8, 9 and 3 more$",
     ):
         t.transform(rows)
+    rows = _rows((1, 1), (2, 2)).astype({"series_id": object})
+    rows.loc[1, "series_id"] = 2**64 + SERIES  # would wrap around to SERIES in int64
+    with pytest.raises(
+        ValueError, match=r"'series_id' must hold whole numbers from -2\*\*63 to 2\*\*63 - 1"
+    ):
+        t.fit(rows)
     with pytest.raises(ValueError, match="pandas DataFrame"):
         t.fit(np.zeros((3, 5)))
     with pytest.raises(ValueError, match="set data_dir"):
@@ -391,6 +483,7 @@ def test_patches_match_values_recorded_before_the_modules_were_split(tmp_path):
         write_dicom(
             tmp_path / "s" / f"{k + 1}.dcm",
             rng.integers(0, 4000, size=(40, 50)),
+            InstanceNumber=k + 1,
             ImagePositionPatient=[0, 0, z],
             ImageOrientationPatient=[1, 0, 0, 0, 1, 0],
         )

@@ -1,9 +1,9 @@
 """What the transformer's ``memory`` caches, and the file stamps that key it.
 
-A file is named in a cache key by its stamp (path, modification time, size), so a
-changed file is read again. The cached units are a series' slice order and a series'
-decoded slices; the transformer also caches whole calls, keyed by
-:func:`folder_stamps`.
+A file is named in a cache key by its stamp (path, modification time, size, inode,
+change time), so a changed or replaced file is read again. The cached units are a
+series' slice order and a series' decoded slices; the transformer also caches whole
+calls, keyed by :func:`folder_stamps`.
 """
 
 from __future__ import annotations
@@ -15,6 +15,9 @@ import numpy as np
 from sklearn.utils.validation import check_memory
 
 from . import dicom
+from .geometry._series import series_order
+
+_INT63 = (1 << 63) - 1
 
 
 def check_cache(memory):
@@ -35,17 +38,23 @@ def check_cache(memory):
     return None if getattr(memory, "location", "") is None else memory
 
 
-def stamp(path: str) -> tuple[str, int, int]:
-    """A file's identity for the cache: its path, modification time and size."""
+def stamp(path: str) -> tuple[str, int, int, int, int]:
+    """A file's identity for the cache: path, modification time, size, inode, change time.
+
+    The modification time alone can be forged: ``cp -p``, ``rsync -t`` or files renamed
+    within a series keep it (and often the size). The inode and the change time
+    (``st_ctime_ns``: set by the system on every write, rename or chmod, never by a
+    user) cannot, so a replaced file is always read again.
+    """
     try:
         st = os.stat(path)
     except OSError:
-        return (path, -1, -1)
-    return (path, st.st_mtime_ns, st.st_size)
+        return (path, -1, -1, -1, -1)
+    return (path, st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)
 
 
 def folder_stamps(folders) -> tuple[str, np.ndarray]:
-    """Names, modification times and sizes of the DICOM files in the given folders.
+    """Names and :func:`stamp` numbers of the DICOM files in the given folders.
 
     Returned as one string and one int64 array, which the cache hashes quickly.
     """
@@ -58,15 +67,17 @@ def folder_stamps(folders) -> tuple[str, np.ndarray]:
         for entry in sorted(entries, key=lambda e: e.name):
             st = entry.stat()
             names.append(entry.path)
-            numbers.append((st.st_mtime_ns, st.st_size))
-    return "\n".join(names), np.asarray(numbers, dtype=np.int64).reshape(-1, 2)
+            # inodes are unsigned: their low 63 bits fit the int64 array
+            numbers.append((st.st_mtime_ns, st.st_size, st.st_ino & _INT63, st.st_ctime_ns))
+    return "\n".join(names), np.asarray(numbers, dtype=np.int64).reshape(-1, 4)
 
 
-def sorted_series(stamps: tuple) -> list[str]:
-    """:func:`spinecls.dicom.sort_slices` of the stamped files (a cached unit)."""
-    return dicom.sort_slices(path for path, _, _ in stamps)
+def sorted_series(stamps: tuple) -> tuple[tuple[str, ...], str | None]:
+    """The stamped files in series order and the GeometryWarning's message, if any (a cached
+    unit; see :func:`spinecls.geometry._series.series_order`)."""
+    return series_order(path for path, *_ in stamps)
 
 
 def decoded_series(stamps: tuple) -> dict[str, dicom.DicomSlice]:
     """Every stamped file decoded (a cached unit); raises on the first bad one."""
-    return {path: dicom.read_slice(path) for path, _, _ in stamps}
+    return {path: dicom.read_slice(path) for path, *_ in stamps}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from joblib import Parallel, delayed, effective_n_jobs
@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from . import dicom, patches
 from ._cache import check_cache, decoded_series, folder_stamps, sorted_series, stamp
+from .geometry._series import series_order
 
 PARALLEL_MIN_FILES = 1000
 """Calls over fewer DICOM files run in this process whatever ``n_jobs`` says.
@@ -41,8 +42,41 @@ class _Normalised:
     def shape(self) -> tuple[int, int]:
         return self.source.pixels.shape
 
+    @property
+    def constant(self) -> bool:
+        return self.source.is_constant(self.normalize)
+
     def window(self, top: int, left: int, height: int, width: int) -> np.ndarray:
         return self.source.window(top, left, height, width, self.normalize)
+
+
+@dataclass
+class Notes:
+    """What the caller warns about, gathered in the workers (where warnings would be lost).
+
+    Attributes
+    ----------
+    unordered : dict
+        Series folder -> the GeometryWarning's message of a series ordered by
+        InstanceNumber (2.5D only).
+    outside : dict
+        Row position -> its coordinate, image size and file, for coordinates off the
+        image (``0 <= x < Columns``, ``0 <= y < Rows`` fails).
+    constant : set
+        Files whose image is constant under the normalisation: their patches are too.
+    """
+
+    unordered: dict = field(default_factory=dict)
+    outside: dict = field(default_factory=dict)
+    constant: set = field(default_factory=set)
+
+    def update(self, other: Notes) -> None:
+        self.unordered.update(other.unordered)
+        self.outside.update(other.outside)
+        self.constant |= other.constant
+
+    def __bool__(self) -> bool:
+        return bool(self.unordered or self.outside or self.constant)
 
 
 class SeriesExtractor:
@@ -58,12 +92,13 @@ class SeriesExtractor:
         self.order_cached = None if memory is None else memory.cache(sorted_series)
         self.decode_cached = None if memory is None else memory.cache(decoded_series)
 
-    def _order(self, folder: str) -> list[str]:
+    def _order(self, folder: str) -> tuple[tuple[str, ...], str | None]:
+        """The series' files in order, and the GeometryWarning's message if any."""
         entries = sorted(
             e.path for e in os.scandir(folder) if e.is_file() and e.name.endswith(".dcm")
         )
         if self.order_cached is None:  # no cache: the stamps would key nothing
-            return dicom.sort_slices(entries)
+            return series_order(entries)
         return self.order_cached(tuple(stamp(p) for p in entries))
 
     def _decode(self, paths: list[str]) -> dict[str, dicom.DicomSlice | Exception]:
@@ -81,15 +116,17 @@ class SeriesExtractor:
                 decoded[path] = exc
         return decoded
 
-    def _channels(self, folder: str, rows: list[tuple]) -> tuple[dict, list]:
+    def _channels(self, folder: str, rows: list[tuple], notes: Notes) -> tuple[dict, list]:
         """Each row's slices (2.5D neighbours in slice order), or its error."""
         half = self.slices // 2
         if not half:
             return {position: [path] for position, path, *_ in rows}, []
         try:
-            order = self._order(folder)
+            order, unordered = self._order(folder)
         except Exception as exc:  # noqa: BLE001 - every row of the series gets it
             return {}, [(position, exc) for position, *_ in rows]
+        if unordered is not None:
+            notes.unordered[folder] = unordered
         channels, errors = {}, []
         for position, path, _, _, ids in rows:
             if path not in order:
@@ -100,9 +137,10 @@ class SeriesExtractor:
             channels[position] = [order[k] for k in picked]
         return channels, errors
 
-    def __call__(self, folder: str, rows: list[tuple]) -> tuple[list, list]:
+    def __call__(self, folder: str, rows: list[tuple]) -> tuple[list, list, Notes]:
         """Patches for the rows of one series: ``rows`` = (position, path, x, y, ids)."""
-        channels, errors = self._channels(folder, rows)
+        notes = Notes()
+        channels, errors = self._channels(folder, rows, notes)
         decoded = self._decode(sorted({p for paths in channels.values() for p in paths}))
         images = {
             p: _Normalised(s, self.normalize)
@@ -120,6 +158,10 @@ class SeriesExtractor:
                     bad = missing(path, ids)
                 errors.append((position, bad))
                 continue
+            n_rows, n_columns = images[path].shape
+            if not (0 <= x < n_columns and 0 <= y < n_rows):
+                notes.outside[position] = (x, y, n_columns, n_rows, path)
+            notes.constant.update(p for p in channels[position] if images[p].constant)
             if self.mode == "crop":
                 planes = [
                     patches.crop(images[p], x, y, self.patch_size, self.output_size, self.blur)
@@ -132,16 +174,17 @@ class SeriesExtractor:
                 planes = [whole[p] for p in channels[position]]
                 planes.append(patches.marker(images[path].shape, x, y, self.output_size))
             results.append((position, np.stack(planes)))
-        return results, errors
+        return results, errors, notes
 
-    def many(self, series: list[tuple[str, list]]) -> tuple[list, list]:
+    def many(self, series: list[tuple[str, list]]) -> tuple[list, list, Notes]:
         """:meth:`__call__` over several series, results concatenated."""
-        found, errors = [], []
+        found, errors, notes = [], [], Notes()
         for folder, rows in series:
-            p, e = self(folder, rows)
+            p, e, n = self(folder, rows)
             found.extend(p)
             errors.extend(e)
-        return found, errors
+            notes.update(n)
+        return found, errors, notes
 
 
 def missing(path: str, ids: tuple) -> FileNotFoundError:
@@ -155,9 +198,9 @@ def missing(path: str, ids: tuple) -> FileNotFoundError:
 class PartialResult(Exception):  # noqa: N818 - a carrier, not an error
     """Raised by :func:`_extract_all` when some rows failed, so the call is not cached."""
 
-    def __init__(self, out: np.ndarray, failures: list):
+    def __init__(self, out: np.ndarray, failures: list, notes: Notes):
         super().__init__(f"{len(failures)} row(s) failed")
-        self.out, self.failures = out, failures
+        self.out, self.failures, self.notes = out, failures, notes
 
 
 def _group_by_series(paths, xs, ys, ids) -> dict[str, list]:
@@ -184,8 +227,8 @@ def _tasks(series: list, n_files: int, n_jobs) -> tuple[list[list], bool]:
     return [series[i::n_tasks] for i in range(n_tasks)], True
 
 
-def _extract_all(params, paths, xs, ys, ids, shape, on_error, n_jobs, verbose) -> np.ndarray:
-    """Patches for every row; the unit that ``memory`` caches for a whole call.
+def _extract_all(params, paths, xs, ys, ids, shape, on_error, n_jobs, verbose):
+    """Patches for every row and the :class:`Notes`; the unit ``memory`` caches for a call.
 
     Arguments are arrays (paths as a unicode array) so that the cache key hashes fast.
     """
@@ -201,22 +244,24 @@ def _extract_all(params, paths, xs, ys, ids, shape, on_error, n_jobs, verbose) -
     else:
         results = map(extractor.many, chunks)
     out = np.zeros(shape, np.float32)
-    failures = []
+    failures, notes = [], Notes()
     with tqdm(total=len(series), disable=not verbose, desc="patches", unit="series") as bar:
-        for chunk, (found, errors) in zip(chunks, results):
+        for chunk, (found, errors, chunk_notes) in zip(chunks, results):
             if errors and on_error == "raise":
                 raise min(errors, key=lambda e: e[0])[1]
             failures.extend(errors)
+            notes.update(chunk_notes)
             for position, patch in found:
                 out[position] = patch
             bar.update(len(chunk))
     if failures:
-        raise PartialResult(out, failures)
-    return out
+        raise PartialResult(out, failures, notes)
+    return out, notes
 
 
 def extract(params: dict, paths, xs, ys, ids, shape, on_error, n_jobs, verbose):
-    """Patches for every row and the rows that failed, as ``(out, [(position, error)])``.
+    """Patches for every row, the rows that failed and the notes, as
+    ``(out, [(position, error)], Notes)``.
 
     With ``params["memory"]`` the whole call is cached too, keyed by the rows, the
     parameters and the files' stamps: GridSearchCV transforms the same fold for every
@@ -228,8 +273,8 @@ def extract(params: dict, paths, xs, ys, ids, shape, on_error, n_jobs, verbose):
         run = memory.cache(_extract_all, ignore=["on_error", "n_jobs", "verbose"])
         params = {**params, "stamps": folder_stamps({os.path.dirname(p) for p in paths})}
     try:
-        out = run(params, paths, xs, ys, ids, shape, on_error, n_jobs, verbose)
+        out, notes = run(params, paths, xs, ys, ids, shape, on_error, n_jobs, verbose)
     except PartialResult as partial:
-        return partial.out, partial.failures
+        return partial.out, partial.failures, partial.notes
     # a cached result comes back as a read-only memory map: copy it
-    return (out if out.flags.writeable else np.array(out)), []
+    return (out if out.flags.writeable else np.array(out)), [], notes

@@ -7,12 +7,15 @@ format: ``"a, b, c and 7 more"``.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from decimal import Decimal, InvalidOperation
 
 import numpy as np
 import pandas as pd
 
 MAX_LISTED = 10
 """How many bad entries a message names before counting the rest."""
+
+_INT64 = np.iinfo(np.int64)
 
 
 def listing(items: Iterable, limit: int = MAX_LISTED, sep: str = ", ") -> str:
@@ -59,7 +62,11 @@ def located(bad: np.ndarray, labels, unit: str = "row") -> str:
 
 
 def whole_numbers(values: pd.Series, name: str, labels=None, unit: str = "row") -> pd.Series:
-    """``values`` as int64, or a ValueError naming the entries that are not whole numbers.
+    """``values`` as int64, or a ValueError naming the entries that are not whole numbers
+    or do not fit in int64.
+
+    Text is converted exactly: ``"9223372036854775808"`` (one past the int64 maximum)
+    is rejected, never wrapped to a negative number nor rounded through a float.
 
     Parameters
     ----------
@@ -79,12 +86,52 @@ def whole_numbers(values: pd.Series, name: str, labels=None, unit: str = "row") 
     Raises
     ------
     ValueError
-        ``"{name} must hold whole numbers; got [...] at row(s) ..."``.
+        ``"{name} must hold whole numbers; got [...] at row(s) ..."``, or
+        ``"{name} must hold whole numbers from -2**63 to 2**63 - 1; got [...] at ..."``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> whole_numbers(pd.Series(["12", " 7", "3.0", "9223372036854775807"]), "ids").tolist()
+    [12, 7, 3, 9223372036854775807]
     """
     numbers = pd.to_numeric(values, errors="coerce")
-    bad = numbers.isna().to_numpy() | (numbers % 1 != 0).to_numpy()
-    _raise_if_any(values, bad, f"{name} must hold whole numbers", labels, unit)
-    return numbers.astype(np.int64)
+    if numbers.dtype.kind == "i":  # every value read as a signed 64-bit integer: exact
+        _raise_if_any(
+            values, numbers.isna().to_numpy(), f"{name} must hold whole numbers", labels, unit
+        )
+        return numbers.astype(np.int64)
+    # A float no longer holds every whole number beyond 2**53, and uint64 or Python
+    # ints may exceed int64: read each value again, exactly.
+    exact = pd.Series(
+        [_exact_whole(v, n) for v, n in zip(values.tolist(), numbers.tolist())],
+        index=values.index,
+        dtype=object,
+    )
+    _raise_if_any(values, exact.isna().to_numpy(), f"{name} must hold whole numbers", labels, unit)
+    wide = np.array([not _INT64.min <= v <= _INT64.max for v in exact], dtype=bool)
+    _raise_if_any(
+        values, wide, f"{name} must hold whole numbers from -2**63 to 2**63 - 1", labels, unit
+    )
+    return exact.astype(np.int64)
+
+
+def _exact_whole(value, number) -> int | None:
+    """``value`` as an exact int, or None when it is not a whole number.
+
+    ``number`` is pandas' reading of it (NaN when it is not a number at all).
+    """
+    if pd.isna(number):
+        return None
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return int(value)
+    try:
+        exact = Decimal(value.strip()) if isinstance(value, str) else Decimal(float(number))
+    except (InvalidOperation, ValueError):
+        return None
+    if not exact.is_finite() or exact != exact.to_integral_value():
+        return None
+    return int(exact)
 
 
 def finite_numbers(values: pd.Series, name: str, labels=None, unit: str = "row") -> pd.Series:

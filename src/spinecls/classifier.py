@@ -31,7 +31,26 @@ from .labels import HEADS
 from .models import BACKBONES, backbone_name, check_backbone_params, takes_weights
 from .persistence import PersistenceMixin
 
-__all__ = ["DualHeadClassifier", "DualHeadLoss", "HeadAccuracy", "DualHeadNet"]
+__all__ = ["DualHeadClassifier", "DualHeadLoss", "HeadAccuracy", "DualHeadNet", "HeadProbabilities"]
+
+
+class HeadProbabilities(list):
+    """``[P_condition, P_severity]``, as :meth:`DualHeadClassifier.predict_proba` returns them.
+
+    A list of two arrays that refuses to be read as one array. scikit-learn's string
+    scorers (``GridSearchCV(scoring="neg_log_loss")``, ``"roc_auc_ovr"``...) read
+    ``predict_proba`` as one array; they fail here with a message that names the scorers
+    that work (:func:`spinecls.metrics.head_scorer`, :data:`spinecls.metrics.rsna_scorer`),
+    instead of numpy's "inhomogeneous shape".
+    """
+
+    def __array__(self, dtype=None, copy=None):
+        raise ValueError(
+            "predict_proba gives one array per head, [P_condition, P_severity], not one "
+            "array: take one (predict_proba(X)[1]); to score one head in GridSearchCV, use "
+            "spinecls.metrics.head_scorer(head, metric), e.g. head_scorer('severity', "
+            "'neg_log_loss'), or spinecls.metrics.rsna_scorer for the competition score"
+        )
 
 
 class DualHeadClassifier(PersistenceMixin, MultiOutputMixin, ClassifierMixin, BaseEstimator):
@@ -287,13 +306,14 @@ class DualHeadClassifier(PersistenceMixin, MultiOutputMixin, ClassifierMixin, Ba
 
         Returns
         -------
-        list of two ndarrays
-            ``[P_condition (n_samples, n_condition_classes), P_severity (n_samples,
-            n_severity_classes)]``, columns in the order of ``classes_[0]`` and
-            ``classes_[1]``.
+        HeadProbabilities
+            A list ``[P_condition (n_samples, n_condition_classes), P_severity
+            (n_samples, n_severity_classes)]``, columns in the order of ``classes_[0]``
+            and ``classes_[1]``. It is not one array: ``np.asarray`` on it raises an
+            error that names the per-head scorers (:func:`spinecls.metrics.head_scorer`).
         """
         X = self._check_X(X, reset=False)
-        return self.net_.predict_proba(torch.from_numpy(X))
+        return HeadProbabilities(self.net_.predict_proba(torch.from_numpy(X)))
 
     def predict(self, X) -> np.ndarray:
         """Labels of both heads: an (n_samples, 2) array, condition then severity."""

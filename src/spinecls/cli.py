@@ -23,6 +23,10 @@ from ._scheduler import add_scheduler_option, dask_backend
 from .labels import CONDITIONS, SEVERITIES
 
 OVERWRITE_DIRECTORY = "replace an existing output directory (only one that spinecls wrote)"
+DEVICE_HELP = "torch device, e.g. cuda or cuda:1 (default cpu)"
+MODEL_DEVICE_HELP = (
+    "torch device to predict on, e.g. cuda (default cpu, whatever device the model was trained on)"
+)
 
 
 def _summary(frame) -> str:
@@ -65,12 +69,9 @@ def _check_data(path: Path | None) -> None:
 
 
 def _check_device(device: str) -> None:
-    import torch
+    from .persistence import check_device
 
-    try:
-        torch.empty(0, device=device)
-    except (RuntimeError, AssertionError) as exc:  # AssertionError: torch built without CUDA
-        raise ValueError(f"--device {device} cannot be used: {exc}") from exc
+    check_device(device, "--device")
 
 
 def _synth(args: argparse.Namespace) -> int:
@@ -106,14 +107,14 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_pipeline(path: Path, data: Path):
+def _load_pipeline(path: Path, data: Path, device: str):
     from .persistence import load_pipeline
 
     if path.is_dir():
         raise IsADirectoryError(f"--model {path} is a directory, not a model file")
     if not path.is_file():
         raise FileNotFoundError(f"model file not found: {path}")
-    return load_pipeline(path, data_dir=data, verbose=1)
+    return load_pipeline(path, data_dir=data, device=device, verbose=1)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -159,10 +160,11 @@ def _train(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     _check_data(args.data)
     _check_output(args, args.out)
+    _check_device(args.device)
     from .datasets import load_coordinates
     from .metrics import to_submission
 
-    pipeline = _load_pipeline(args.model, args.data)
+    pipeline = _load_pipeline(args.model, args.data, args.device)
     frame = load_coordinates(args.data, split=args.split)
     proba = pipeline.predict_proba(frame)[1]
     submission = to_submission(frame, proba, classes=pipeline.classes_[1])
@@ -175,10 +177,11 @@ def _predict(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     _check_data(args.data)
     _check_output(args, args.json)
+    _check_device(args.device)
     from .datasets import load_rsna
     from .evaluation import evaluate
 
-    pipeline = _load_pipeline(args.model, args.data)
+    pipeline = _load_pipeline(args.model, args.data, args.device)
     evaluation = evaluate(pipeline, load_rsna(args.data))
     print(evaluation.report)
     print(f"\ncompetition score (lower is better): {evaluation.score:.4f}")
@@ -186,6 +189,13 @@ def _evaluate(args: argparse.Namespace) -> int:
         with atomic_file(args.json, overwrite=args.overwrite, inputs=_inputs(args)) as tmp:
             tmp.write_text(json.dumps(evaluation.to_dict(), indent=2))
     return 0
+
+
+def _input_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is the user's to fix (a bad argument, file or setup): one line, exit 2."""
+    from .dicom import MissingCodecError  # loaded already if it was raised
+
+    return isinstance(exc, (OSError, ValueError, MissingCodecError))
 
 
 def _message(exc: BaseException) -> str:
@@ -249,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--augment", choices=["study", "light", "seed"], default=None)
     train.add_argument("--severity-weights", choices=["rsna"], default=None)
     train.add_argument("--weights", help="pretrained weights for torchvision backbones")
-    train.add_argument("--device", default="cpu")
+    train.add_argument("--device", default="cpu", help=DEVICE_HELP)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     add_scheduler_option(train)
@@ -265,6 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="test",
         help="read {split}_label_coordinates.csv and {split}_images/ (default test)",
     )
+    predict.add_argument("--device", default="cpu", help=MODEL_DEVICE_HELP)
     predict.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     add_scheduler_option(predict)
     predict.set_defaults(func=_predict)
@@ -273,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", type=Path, required=True, help="competition directory")
     evaluate.add_argument("--model", type=Path, required=True, help="model file from train")
     evaluate.add_argument("--json", type=Path, help="also write the report as JSON")
+    evaluate.add_argument("--device", default="cpu", help=MODEL_DEVICE_HELP)
     evaluate.add_argument(
         "--overwrite", action="store_true", help="replace an existing --json file"
     )
@@ -324,7 +336,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _close_progress_bars()
         print(f"spinecls {args.command}: terminated; no output written", file=sys.stderr)
         return exc.code
-    except (OSError, ValueError) as exc:
+    except Exception as exc:
+        if not _input_error(exc):
+            raise
         print(f"spinecls {args.command}: error: {_message(exc)}", file=sys.stderr)
         return 2
 

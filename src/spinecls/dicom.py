@@ -1,16 +1,19 @@
-"""One DICOM slice to a float image: modality LUT, MONOCHROME1, codecs, ordering.
+"""One DICOM slice to a float image: modality LUT, MONOCHROME1, codecs.
 
 :func:`read_slice` decodes a file once into its stored pixels plus the few numbers
 needed to turn any region of it into real or normalised values
 (:meth:`DicomSlice.window`). Percentiles come exactly from a histogram of the integer
-pixels, which costs a fraction of a sort. :func:`slice_position` and
-:func:`sort_slices` order the slices of a series along their normal.
+pixels, which costs a fraction of a sort. A file that cannot be decoded raises
+:class:`MissingCodecError` when no installed decoder handles its transfer syntax and
+:class:`PixelDataError` when one does but fails on the file. The order of a series'
+slices is :mod:`spinecls.geometry`'s.
 """
 
 from __future__ import annotations
 
 import os
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,34 +21,34 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
-from pydicom.pixels import pixel_array
+from pydicom.filereader import read_file_meta_info
+from pydicom.pixels import get_decoder, pixel_array
+from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
 __all__ = [
     "NORMALIZE",
     "DicomSlice",
     "MissingCodecError",
+    "PixelDataError",
     "exact_percentiles",
     "read_slice",
-    "slice_position",
-    "sort_slices",
 ]
 
 NORMALIZE = ("percentile", "minmax", None)
 """Accepted ``normalize`` values."""
 
 PERCENTILES = (1.0, 99.0)
-_HEADER_TAGS = [
-    "ImagePositionPatient",
-    "ImageOrientationPatient",
-    "SliceLocation",
-    "InstanceNumber",
-]
 # Histogram percentiles need one bin per value: beyond this range use a partition.
 _MAX_HISTOGRAM_BINS = 1 << 20
 
 
 class MissingCodecError(RuntimeError):
     """The pixel data is compressed with a transfer syntax no installed plugin decodes."""
+
+
+class PixelDataError(ValueError):
+    """A decoder for the file's transfer syntax is installed but failed on its pixel data
+    (corrupt or truncated compressed data)."""
 
 
 def exact_percentiles(pixels: np.ndarray, q) -> np.ndarray:
@@ -179,19 +182,68 @@ class DicomSlice:
         """The whole slice as float32 (see :meth:`window`)."""
         return self.window(0, 0, *self.pixels.shape, normalize=normalize)
 
+    def is_constant(self, normalize="percentile") -> bool:
+        """Whether every pixel of the slice has the same value under ``normalize``.
 
-def _transfer_syntax(path):
+        Parameters
+        ----------
+        normalize : {"percentile", "minmax", None}
+            As :meth:`window`.
+
+        Returns
+        -------
+        bool
+            True for a constant (or 1 x 1) image, and under ``"percentile"`` also when
+            the 1st and 99th percentiles are equal: the normalisation then has no range
+            and maps the whole slice to 0.
+        """
+        a, _, _ = self._affine(normalize)
+        return a == 0 or self.low == self.high
+
+
+def _transfer_syntax(path) -> UID | None:
+    """The file's transfer syntax, or None when its file meta cannot be read."""
     try:
-        return pydicom.dcmread(path, stop_before_pixels=True).file_meta.TransferSyntaxUID
-    except Exception:  # noqa: BLE001 - only used to word an error message
+        return read_file_meta_info(path).TransferSyntaxUID
+    except Exception:  # noqa: BLE001 - the caller reports the decoding error instead
         return None
 
 
-def _codec_hint(syntax, path) -> str:
-    return (
-        f"{path}: cannot decode pixel data compressed as {syntax.name} ({syntax}): "
-        "no installed plugin handles it. Install the codecs extra: "
-        "pip install 'spinecls[codecs]'"
+def _one_line(exc: BaseException) -> str:
+    """pydicom's multi-line message (one line per failed plugin) on one line."""
+    text = ""
+    for line in filter(None, (line.strip() for line in str(exc).splitlines())):
+        text += line if not text else (" " if text.endswith(":") else "; ") + line
+    return text
+
+
+def _decoding_error(path: Path, exc: Exception) -> Exception:
+    """What went wrong when pydicom raised ``exc`` decoding the pixel data of ``path``.
+
+    pydicom raises RuntimeError both when no plugin for the transfer syntax is
+    installed and when every installed one failed: its decoder's ``is_available``
+    tells which.
+    """
+    syntax = _transfer_syntax(path)
+    if syntax is None:
+        return ValueError(f"{path}: not a readable DICOM file ({_one_line(exc)})")
+    try:
+        decoder = get_decoder(syntax)
+    except NotImplementedError:
+        return MissingCodecError(
+            f"{path}: cannot decode pixel data compressed as {syntax.name} ({syntax}): "
+            "pydicom has no decoder for this transfer syntax, with or without the codecs "
+            "extra; convert the file to an uncompressed transfer syntax"
+        )
+    if not decoder.is_available:
+        return MissingCodecError(
+            f"{path}: cannot decode pixel data compressed as {syntax.name} ({syntax}): no "
+            f"installed plugin handles it ({'; '.join(decoder.missing_dependencies)}). "
+            "Install the codecs extra: pip install 'spinecls[codecs]'"
+        )
+    return PixelDataError(
+        f"{path}: corrupt or truncated pixel data: the {syntax.name} decoder failed "
+        f"({_one_line(exc)})"
     )
 
 
@@ -214,9 +266,13 @@ def read_slice(path: str | os.PathLike) -> DicomSlice:
     ValueError
         If it is not a readable DICOM image (not DICOM, truncated, no pixel data,
         multi-frame or colour), naming the path.
+    PixelDataError
+        A ValueError: the decoder of its transfer syntax is installed but failed on
+        the file (corrupt or truncated compressed data); the message names the file
+        and gives the decoder's.
     MissingCodecError
-        If its transfer syntax needs a decoder that is not installed; the message
-        names the transfer syntax and the ``codecs`` extra.
+        If no installed decoder handles its transfer syntax; the message names the
+        transfer syntax and the ``codecs`` extra.
 
     Examples
     --------
@@ -230,16 +286,22 @@ def read_slice(path: str | os.PathLike) -> DicomSlice:
     # into ``ds``): about a third faster than dcmread(...).pixel_array.
     ds = Dataset()
     try:
-        pixels = pixel_array(os.fspath(path), ds_out=ds)
+        try:
+            pixels = pixel_array(os.fspath(path), ds_out=ds)
+        except AttributeError:
+            # pixel_array reads the stored bytes as they are; a deflated data set must
+            # be inflated first, which dcmread does (checked only on this failure, as
+            # reading the file meta of every file would cost a fifth of a decode).
+            if _transfer_syntax(path) != DeflatedExplicitVRLittleEndian:
+                raise
+            ds = pydicom.dcmread(path)
+            pixels = pixel_array(ds)
     except FileNotFoundError as exc:
         raise FileNotFoundError(f"DICOM file not found: {path}") from exc
     except IsADirectoryError as exc:
         raise ValueError(f"{path}: not a readable DICOM file (a directory)") from exc
-    except RuntimeError as exc:
-        syntax = _transfer_syntax(path)
-        if syntax is not None and syntax.is_compressed and "plugin" in str(exc):
-            raise MissingCodecError(_codec_hint(syntax, path)) from exc
-        raise ValueError(f"{path}: cannot decode the pixel data ({exc})") from exc
+    except (RuntimeError, NotImplementedError) as exc:
+        raise _decoding_error(path, exc) from exc
     except (
         InvalidDicomError,
         OSError,
@@ -249,6 +311,7 @@ def read_slice(path: str | os.PathLike) -> DicomSlice:
         KeyError,
         TypeError,
         struct.error,
+        zlib.error,
     ) as exc:
         raise ValueError(f"{path}: not a readable DICOM file ({exc})") from exc
     if pixels.ndim != 2:
@@ -271,71 +334,3 @@ def read_slice(path: str | os.PathLike) -> DicomSlice:
         p_low=p_low,
         p_high=p_high,
     )
-
-
-def slice_position(path: str | os.PathLike) -> float:
-    """Position of a slice along its series' normal, read from the header only.
-
-    ImagePositionPatient projected on the normal of ImageOrientationPatient (row x
-    column direction); without them SliceLocation, then InstanceNumber.
-
-    Parameters
-    ----------
-    path : str or path-like
-        The DICOM file.
-
-    Returns
-    -------
-    float
-        Millimetres along the normal (or the fallback value).
-
-    Raises
-    ------
-    FileNotFoundError, ValueError
-        For a missing file, or one whose header cannot be read or has none of the tags.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"DICOM file not found: {path}")
-    try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_HEADER_TAGS)
-    except (InvalidDicomError, OSError, EOFError, ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"{path}: not a readable DICOM file ({exc})") from exc
-    if "ImagePositionPatient" in ds and "ImageOrientationPatient" in ds:
-        iop = np.asarray(ds.ImageOrientationPatient, dtype=np.float64)
-        normal = np.cross(iop[:3], iop[3:])
-        return float(np.dot(np.asarray(ds.ImagePositionPatient, dtype=np.float64), normal))
-    for tag in ("SliceLocation", "InstanceNumber"):
-        if ds.get(tag) is not None:
-            return float(ds.get(tag))
-    raise ValueError(
-        f"{path}: cannot order the slice: no ImagePositionPatient/ImageOrientationPatient, "
-        "SliceLocation or InstanceNumber"
-    )
-
-
-def sort_slices(paths) -> list[str]:
-    """The slices of one series in order along its normal, read from the headers only.
-
-    Sorted by :func:`slice_position`; ties by the file name's number (``12.dcm``),
-    then by path, so the order never depends on the directory listing.
-
-    Parameters
-    ----------
-    paths : iterable of str or path-like
-        The series' DICOM files.
-
-    Returns
-    -------
-    list of str
-
-    Raises
-    ------
-    FileNotFoundError, ValueError
-        As :func:`slice_position`, for the first file that cannot be placed.
-    """
-    keyed = []
-    for path in map(os.fspath, paths):
-        stem = Path(path).stem
-        keyed.append((slice_position(path), int(stem) if stem.isdigit() else 0, path))
-    return [path for *_, path in sorted(keyed)]

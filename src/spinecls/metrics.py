@@ -4,9 +4,11 @@
   averages, as the study reports them), scikit-learn's classification report and the
   confusion matrix, built on :mod:`sklearn.metrics`.
 - :func:`head_scorer` and :data:`rsna_scorer`: scorers for ``GridSearchCV(scoring=...)``,
-  where scikit-learn's string scorers refuse a two-column y.
+  where scikit-learn's string scorers refuse a two-column y: labels or probabilities of
+  one head, and the competition score.
 - :func:`rsna_score`: the RSNA 2024 competition metric on frames in its own format;
-  :func:`to_submission` and :func:`solution_from_frame` build those frames.
+  :func:`to_submission` and :func:`solution_from_frame` build those frames (they live in
+  ``spinecls._competition``).
 """
 
 from __future__ import annotations
@@ -20,27 +22,19 @@ import pandas as pd
 from sklearn.metrics import (
     accuracy_score,
     balanced_accuracy_score,
+    brier_score_loss,
     classification_report,
     confusion_matrix,
     f1_score,
+    log_loss,
     precision_score,
     recall_score,
+    roc_auc_score,
 )
 
-from ._validation import two_columns
-from .labels import (
-    CONDITIONS,
-    HEADS,
-    LEVELS,
-    ROW_ID_GROUP,
-    SCORE_EPSILON,
-    SCORE_GROUPS,
-    SEVERITIES,
-    SEVERITY_PRIORS,
-    SEVERITY_WEIGHTS,
-    TARGETS,
-    slug,
-)
+from ._competition import row_ids, rsna_score, solution_from_frame, to_submission
+from ._validation import located, two_columns
+from .labels import CONDITIONS, HEADS, SEVERITIES
 
 __all__ = [
     "DualHeadReport",
@@ -55,15 +49,24 @@ __all__ = [
     "to_submission",
 ]
 
-_MAX_LISTED = 10
-
 
 # -- label checks ----------------------------------------------------------------------
+def _check_no_missing(columns: tuple, name: str) -> None:
+    for head, column in zip(HEADS, columns):
+        missing = pd.isna(column)
+        if missing.any():
+            raise ValueError(
+                f"{name} has missing {head} labels at {located(missing, range(len(column)))}"
+            )
+
+
 def _check_pair(y_true, y_pred, labels=None) -> tuple[tuple, tuple, list]:
     """The two columns of each (:func:`spinecls._validation.two_columns`) and each head's labels."""
     true, pred = two_columns(y_true, "y_true"), two_columns(y_pred, "y_pred")
     if len(true[0]) != len(pred[0]):
         raise ValueError(f"y_true has {len(true[0])} rows but y_pred has {len(pred[0])}")
+    for name, columns in (("y_true", true), ("y_pred", pred)):
+        _check_no_missing(columns, name)
     if labels is None:
         labels = []
         for k, vocabulary in enumerate((CONDITIONS, SEVERITIES)):
@@ -218,22 +221,88 @@ _LABEL_METRICS = {
 }
 
 
+def _roc_auc(multi_class: str, average: str):
+    def score(true, proba, classes, sample_weight=None) -> float:
+        if len(classes) == 2:  # scikit-learn's binary form: the second class is positive
+            return roc_auc_score(true == classes[1], proba[:, 1], sample_weight=sample_weight)
+        return roc_auc_score(
+            true,
+            proba,
+            multi_class=multi_class,
+            average=average,
+            labels=classes,
+            sample_weight=sample_weight,
+        )
+
+    return score
+
+
+def _negated(metric):
+    def score(true, proba, classes, sample_weight=None) -> float:
+        return -metric(true, proba, labels=classes, sample_weight=sample_weight)
+
+    return score
+
+
+# Each takes the head's classes as labels, so that a fold whose true labels lack a class
+# is still scored (scikit-learn's own "neg_log_loss" refuses it).
+_PROBABILITY_METRICS = {
+    "neg_log_loss": _negated(log_loss),
+    "neg_brier_score": _negated(brier_score_loss),
+    "roc_auc_ovr": _roc_auc("ovr", "macro"),
+    "roc_auc_ovo": _roc_auc("ovo", "macro"),
+    "roc_auc_ovr_weighted": _roc_auc("ovr", "weighted"),
+    "roc_auc_ovo_weighted": _roc_auc("ovo", "weighted"),
+}
+
+
 class HeadScorer:
     """A scorer ``(estimator, X, y) -> float`` for one head of a two-column y.
 
     Built by :func:`head_scorer`; usable in ``GridSearchCV(scoring=...)``, alone or in
     a dict of metrics with ``refit=``.
+
+    Parameters
+    ----------
+    head : {"condition", "severity"}
+    metric : str
+        One of :func:`head_scorer`'s metrics.
     """
 
     def __init__(self, head: str, metric: str):
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+        if metric not in _LABEL_METRICS and metric not in _PROBABILITY_METRICS:
+            raise ValueError(
+                f"metric must be one of {sorted(_LABEL_METRICS)} (labels) or "
+                f"{sorted(_PROBABILITY_METRICS)} (probabilities), got {metric!r}"
+            )
         self.head = head
         self.metric = metric
 
     def __call__(self, estimator, X, y, sample_weight=None) -> float:
         k = HEADS.index(self.head)
         true = two_columns(y)[k]
-        predicted = two_columns(estimator.predict(X), "predictions")[k]
-        return float(_LABEL_METRICS[self.metric](true, predicted, sample_weight=sample_weight))
+        missing = pd.isna(true)
+        if missing.any():
+            raise ValueError(
+                f"y has missing {self.head} labels at {located(missing, range(len(true)))}"
+            )
+        if self.metric in _LABEL_METRICS:
+            predicted = two_columns(estimator.predict(X), "predictions")[k]
+            return float(_LABEL_METRICS[self.metric](true, predicted, sample_weight=sample_weight))
+        proba = np.asarray(estimator.predict_proba(X)[k], dtype=np.float64)
+        classes = np.asarray(estimator.classes_[k])
+        if proba.shape != (len(true), len(classes)):
+            raise ValueError(
+                f"the {self.head} probabilities have shape {proba.shape}; expected "
+                f"{(len(true), len(classes))} (one row per sample, one column per class)"
+            )
+        # A float32 softmax sums to one within 1e-7, beyond what sklearn's float64 checks
+        # accept without a warning.
+        proba = proba / proba.sum(axis=1, keepdims=True)
+        metric = _PROBABILITY_METRICS[self.metric]
+        return float(metric(true, proba, classes, sample_weight=sample_weight))
 
     def __repr__(self) -> str:
         return f"head_scorer({self.head!r}, {self.metric!r})"
@@ -242,12 +311,21 @@ class HeadScorer:
 def head_scorer(head: str, metric: str = "accuracy") -> HeadScorer:
     """A scorer of one head for ``GridSearchCV(scoring=...)``.
 
+    scikit-learn's string scorers (``scoring="accuracy"``, ``"neg_log_loss"``...) cannot
+    score a two-column y; this scores one head with the metric of the same name.
+
     Parameters
     ----------
     head : {"condition", "severity"}
     metric : str, default="accuracy"
-        ``"accuracy"``, ``"balanced_accuracy"``, or ``"{f1,precision,recall}_{weighted,
-        macro,micro}"`` (sklearn.metrics with ``zero_division=0``). Greater is better.
+        From the head's labels (``predict``): ``"accuracy"``, ``"balanced_accuracy"``,
+        or ``"{f1,precision,recall}_{weighted,macro,micro}"`` (sklearn.metrics with
+        ``zero_division=0``). From its probabilities (``predict_proba(X)[k]`` and
+        ``classes_[k]``): ``"neg_log_loss"``, ``"neg_brier_score"``, ``"roc_auc_ovr"``,
+        ``"roc_auc_ovo"``, ``"roc_auc_ovr_weighted"``, ``"roc_auc_ovo_weighted"``; the
+        fitted classes are the metric's labels, so a fold whose true labels lack a class
+        is scored too (ROC AUC is then undefined: scikit-learn warns and gives NaN). A
+        head of two classes gets the binary ROC AUC. Greater is better.
 
     Returns
     -------
@@ -257,11 +335,9 @@ def head_scorer(head: str, metric: str = "accuracy") -> HeadScorer:
     --------
     >>> head_scorer("severity", "f1_weighted")
     head_scorer('severity', 'f1_weighted')
+    >>> head_scorer("severity", "neg_log_loss")
+    head_scorer('severity', 'neg_log_loss')
     """
-    if head not in HEADS:
-        raise ValueError(f"head must be one of {HEADS}, got {head!r}")
-    if metric not in _LABEL_METRICS:
-        raise ValueError(f"metric must be one of {sorted(_LABEL_METRICS)}, got {metric!r}")
     return HeadScorer(head, metric)
 
 
@@ -275,6 +351,11 @@ class RSNAScorer:
     """
 
     def __call__(self, estimator, X, y, sample_weight=None) -> float:
+        if sample_weight is not None:
+            raise ValueError(
+                "rsna_scorer weights rows as the competition does (1 / 2 / 4 by severity); "
+                "it takes no sample_weight"
+            )
         if not isinstance(X, pd.DataFrame) or not {"study_id", "condition", "level"} <= set(
             X.columns
         ):
@@ -294,258 +375,3 @@ class RSNAScorer:
 
 rsna_scorer = RSNAScorer()
 """Scorer of the competition score, negated so that greater is better."""
-
-
-# -- the competition format ------------------------------------------------------------
-def row_ids(frame: pd.DataFrame) -> pd.Series:
-    """Competition row ids ``{study_id}_{condition}_{level}`` in snake case.
-
-    For example ``44036939_left_neural_foraminal_narrowing_l1_l2``.
-    """
-    condition = frame["condition"].map({c: slug(c) for c in CONDITIONS})
-    level = frame["level"].map({lv: slug(lv) for lv in LEVELS})
-    return frame["study_id"].astype(np.int64).astype(str) + "_" + condition + "_" + level
-
-
-def _check_rows(frame: pd.DataFrame, columns) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ValueError(f"frame is missing column(s) {missing}; it has {list(frame.columns)}")
-    for column, vocabulary in (("condition", CONDITIONS), ("level", LEVELS)):
-        if column in columns:
-            bad = sorted(set(frame[column]) - set(vocabulary), key=str)
-            if bad:
-                raise ValueError(
-                    f"unknown {column} value(s) {bad[:_MAX_LISTED]}; expected {list(vocabulary)}"
-                )
-
-
-def solution_from_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """The competition's solution frame from labelled rows.
-
-    Parameters
-    ----------
-    frame : pandas.DataFrame
-        Rows with ``study_id, condition, level, severity`` (e.g. :func:`spinecls.load_rsna`);
-        several rows of one (study, condition, level) must agree on the severity.
-
-    Returns
-    -------
-    pandas.DataFrame
-        ``row_id, normal_mild, moderate, severe`` (one-hot) and ``sample_weight``
-        (1 / 2 / 4), one row per (study, condition, level), sorted by ``row_id``.
-    """
-    _check_rows(frame, ("study_id", "condition", "level", "severity"))
-    bad = sorted(set(frame["severity"]) - set(SEVERITIES), key=str)
-    if bad:
-        raise ValueError(f"unknown severity value(s) {bad}; expected {TARGETS}")
-    rows = pd.DataFrame({"row_id": row_ids(frame), "severity": frame["severity"].to_numpy()})
-    rows = rows.drop_duplicates()
-    conflict = rows["row_id"].duplicated(keep=False)
-    if conflict.any():
-        raise ValueError(
-            "rows of one (study, condition, level) disagree on the severity: "
-            f"{sorted(set(rows.loc[conflict, 'row_id']))[:_MAX_LISTED]}"
-        )
-    solution = pd.DataFrame({"row_id": rows["row_id"].to_numpy()})
-    for target in TARGETS:
-        solution[target] = (rows["severity"].to_numpy() == target).astype(np.int64)
-    solution["sample_weight"] = rows["severity"].map(SEVERITY_WEIGHTS).to_numpy()
-    return solution.sort_values("row_id").reset_index(drop=True)
-
-
-def _probabilities(severity_proba, classes, n_rows: int) -> np.ndarray:
-    if isinstance(severity_proba, pd.DataFrame):
-        if classes is None:
-            classes = list(severity_proba.columns)
-        severity_proba = severity_proba.to_numpy()
-    proba = np.asarray(severity_proba, dtype=np.float64)
-    if proba.ndim != 2 or proba.shape[1] != 3:
-        raise ValueError(
-            f"severity probabilities must have 3 columns ({TARGETS}); got shape {proba.shape}"
-        )
-    if len(proba) != n_rows:
-        raise ValueError(f"{len(proba)} probability rows for {n_rows} frame rows")
-    if not np.isfinite(proba).all():
-        rows = np.flatnonzero(~np.isfinite(proba).all(axis=1))[:_MAX_LISTED].tolist()
-        raise ValueError(f"severity probabilities hold NaN or infinite values at row(s) {rows}")
-    if (proba < 0).any():
-        raise ValueError("severity probabilities must not be negative")
-    if classes is not None:
-        classes = [SEVERITIES[c] if isinstance(c, (int, np.integer)) else c for c in classes]
-        if sorted(classes) != sorted(TARGETS):
-            raise ValueError(f"classes must be the three severities {TARGETS}; got {classes}")
-        proba = proba[:, [classes.index(t) for t in TARGETS]]
-    return proba
-
-
-def to_submission(
-    frame: pd.DataFrame,
-    severity_proba,
-    *,
-    classes=None,
-    prior: dict | None = None,
-    complete: bool = True,
-) -> pd.DataFrame:
-    """The competition's submission frame from rows and severity probabilities.
-
-    Parameters
-    ----------
-    frame : pandas.DataFrame
-        Rows with ``study_id, condition, level`` (e.g. from :func:`spinecls.load_rsna`).
-    severity_proba : array of shape (n_rows, 3) or DataFrame
-        Probabilities of each row. Columns are ``normal_mild, moderate, severe`` unless
-        ``classes`` (e.g. a classifier's ``classes_[1]``) or the DataFrame's column
-        names say otherwise.
-    classes : sequence, optional
-        The severity of each column (names, or codes 0-2).
-    prior : dict, optional
-        ``{condition: (normal_mild, moderate, severe)}`` for the condition-levels of a
-        study that have no row; default :data:`spinecls.labels.SEVERITY_PRIORS`, the
-        real training labels' balance per condition.
-    complete : bool, default=True
-        Give all 25 rows of every study (filling with ``prior``); False: only the rows
-        that ``frame`` has.
-
-    Returns
-    -------
-    pandas.DataFrame
-        ``row_id, normal_mild, moderate, severe``, sorted by study and ``row_id``;
-        several rows of one (study, condition, level) are averaged. Write it with
-        ``to_csv(path, index=False)``.
-    """
-    _check_rows(frame, ("study_id", "condition", "level"))
-    proba = _probabilities(severity_proba, classes, len(frame))
-    ids = row_ids(frame).to_numpy()
-    table = pd.DataFrame(proba, columns=TARGETS).assign(row_id=ids).groupby("row_id").mean()
-    if complete:
-        prior = SEVERITY_PRIORS if prior is None else prior
-        studies = pd.unique(frame["study_id"].astype(np.int64))
-        wanted = [
-            (f"{s}_{slug(c)}_{slug(lv)}", c) for s in studies for c in CONDITIONS for lv in LEVELS
-        ]
-        missing = [(rid, c) for rid, c in wanted if rid not in table.index]
-        if missing:
-            filler = pd.DataFrame(
-                [prior[c] for _, c in missing],
-                columns=TARGETS,
-                index=pd.Index([rid for rid, _ in missing], name="row_id"),
-            )
-            table = pd.concat([table, filler])
-    table = table.reset_index()
-    table["_study"] = table["row_id"].str.split("_").str[0].astype(np.int64)
-    table = table.sort_values(["_study", "row_id"]).drop(columns="_study")
-    return table[["row_id", *TARGETS]].reset_index(drop=True)
-
-
-# -- the score -------------------------------------------------------------------------
-def _group(row_id: pd.Series) -> pd.Series:
-    return row_id.str.extract(ROW_ID_GROUP, expand=False)
-
-
-def _weighted_log_loss(y_true: np.ndarray, proba: np.ndarray, weight: np.ndarray) -> float:
-    # sklearn.metrics.log_loss on rows that sum to one; computed here so that the
-    # clipping is exactly the competition's [1e-15, 1 - 1e-15].
-    losses = -(y_true * np.log(proba)).sum(axis=1)
-    return float(np.average(losses, weights=weight))
-
-
-def rsna_score(solution: pd.DataFrame, submission: pd.DataFrame) -> float:
-    """The RSNA 2024 Lumbar Spine Degenerative Classification metric (lower is better).
-
-    Per row, probabilities are divided by their sum, then clipped to
-    ``[1e-15, 1 - 1e-15]``. Rows are grouped into spinal (5 levels), foraminal (left
-    and right pooled) and subarticular (pooled); each group scores a log loss over the
-    three severities weighted by ``sample_weight`` (1 / 2 / 4). A fourth, binary term
-    per study, any_severe_spinal, takes as label whether any spinal level is severe,
-    as prediction the largest normalised severe probability of its spinal rows and
-    as weight the largest spinal sample weight. The score is the mean of the four.
-
-    Parameters
-    ----------
-    solution : pandas.DataFrame
-        ``row_id, normal_mild, moderate, severe`` (one-hot) and ``sample_weight``.
-    submission : pandas.DataFrame
-        ``row_id, normal_mild, moderate, severe`` probabilities. Rows are matched by
-        ``row_id`` in any order; rows absent from the solution are ignored.
-
-    Returns
-    -------
-    float
-
-    Raises
-    ------
-    ValueError
-        Missing columns, submission rows missing for solution rows, NaN or negative
-        probabilities, or row ids of no known condition.
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> ids = ["1_spinal_canal_stenosis_l1_l2", "1_left_neural_foraminal_narrowing_l1_l2",
-    ...        "1_right_subarticular_stenosis_l1_l2"]
-    >>> solution = pd.DataFrame({"row_id": ids, "normal_mild": 1, "moderate": 0, "severe": 0,
-    ...                          "sample_weight": 1.0})
-    >>> uniform = solution[["row_id"]].assign(normal_mild=1, moderate=1, severe=1)
-    >>> round(rsna_score(solution, uniform), 4)  # (3 log 3 + log 3/2) / 4
-    0.9253
-    """
-    for name, frame, columns in (
-        ("solution", solution, ["row_id", *TARGETS, "sample_weight"]),
-        ("submission", submission, ["row_id", *TARGETS]),
-    ):
-        missing = [c for c in columns if c not in frame.columns]
-        if missing:
-            raise ValueError(f"{name} is missing column(s) {missing}")
-    if submission["row_id"].duplicated().any():
-        raise ValueError("submission has duplicated row_id values")
-    merged = solution[["row_id", *TARGETS, "sample_weight"]].merge(
-        submission[["row_id", *TARGETS]], on="row_id", how="left", suffixes=("", "_pred")
-    )
-    predicted = merged[[f"{t}_pred" for t in TARGETS]].to_numpy(dtype=np.float64)
-    absent = np.isnan(predicted).all(axis=1)
-    if absent.any():
-        ids = merged.loc[absent, "row_id"].tolist()
-        raise ValueError(f"submission lacks {len(ids)} row(s) of the solution: {ids[:_MAX_LISTED]}")
-    if not np.isfinite(predicted).all() or (predicted < 0).any():
-        bad = merged.loc[~np.isfinite(predicted).all(axis=1) | (predicted < 0).any(axis=1)]
-        raise ValueError(
-            f"submission probabilities must be finite and non-negative; see row(s) "
-            f"{bad['row_id'].tolist()[:_MAX_LISTED]}"
-        )
-    totals = predicted.sum(axis=1, keepdims=True)
-    if (totals == 0).any():
-        raise ValueError("submission rows whose probabilities sum to zero cannot be normalised")
-    predicted = np.clip(predicted / totals, SCORE_EPSILON, 1 - SCORE_EPSILON)
-    truth = merged[TARGETS].to_numpy(dtype=np.float64)
-    weight = merged["sample_weight"].to_numpy(dtype=np.float64)
-    group = _group(merged["row_id"])
-    if group.isna().any():
-        raise ValueError(
-            f"row_id of no known condition: {merged.loc[group.isna(), 'row_id'].tolist()[:5]}"
-        )
-    losses = []
-    for name in SCORE_GROUPS:
-        rows = (group == name).to_numpy()
-        if not rows.any():
-            raise ValueError(f"the solution has no {name} rows; the score needs all three groups")
-        losses.append(_weighted_log_loss(truth[rows], predicted[rows], weight[rows]))
-
-    spinal = (group == "spinal").to_numpy()
-    study = merged.loc[spinal, "row_id"].str.split("_").str[0].to_numpy()
-    per_study = pd.DataFrame(
-        {
-            "study": study,
-            "label": truth[spinal, 2],
-            "severe": predicted[spinal, 2],
-            "weight": weight[spinal],
-        }
-    ).groupby("study")
-    label = per_study["label"].max().to_numpy()
-    severe = per_study["severe"].max().to_numpy()
-    binary_truth = np.column_stack([1 - label, label])
-    binary_pred = np.column_stack([1 - severe, severe])
-    losses.append(
-        _weighted_log_loss(binary_truth, binary_pred, per_study["weight"].max().to_numpy())
-    )
-    return float(np.mean(losses))

@@ -18,14 +18,22 @@ An estimator takes part by inheriting :class:`PersistenceMixin` (its ``save`` an
 
 Parameter values JSON cannot hold are stored as one-key objects: tuples, dicts with
 non-string keys, albumentations transforms, ``torch.optim`` classes and torchvision
-weights members. A backbone given as a class or callable is not saved: its code would
-have to come from the file.
+weights members; a ``torch.device`` is stored as its name. A backbone given as a class
+or callable is not saved: its code would have to come from the file.
+
+Tensors are saved on the CPU and loaded there first, so a file written on a GPU machine
+reads anywhere. The estimator then goes to its saved ``device`` when torch can use it
+here, else to ``"cpu"`` with a :class:`skorch.exceptions.DeviceWarning` (as skorch does
+for its own nets); ``load(..., device=...)`` chooses instead.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import warnings
+import zipfile
+from pathlib import Path
 from pickle import UnpicklingError
 from typing import Any
 
@@ -33,15 +41,17 @@ import albumentations as A
 import numpy as np
 import torch
 import torchvision
+from skorch.exceptions import DeviceWarning
 from torch import nn
 from torchvision.models import WeightsEnum
 
-from ._atomic import replacing
+from ._atomic import check_destination, replacing
 
 __all__ = [
     "FIELDS",
     "FILE_VERSION",
     "PersistenceMixin",
+    "check_device",
     "check_state_dict",
     "decode_params",
     "encode_params",
@@ -72,6 +82,8 @@ def _encode(name: str, value: Any) -> Any:
         return None  # a generator's state is not a parameter worth keeping
     if isinstance(value, WeightsEnum):
         return {"torchvision.weights": str(value)}
+    if isinstance(value, torch.device):
+        return str(value)
     if isinstance(value, (A.BaseCompose, A.BasicTransform)):
         return {"albumentations": A.to_dict(value)}
     if isinstance(value, type) and issubclass(value, torch.optim.Optimizer):
@@ -152,8 +164,17 @@ def save(estimator, path: str | os.PathLike, *, metadata: dict | None = None) ->
     metadata : dict, optional
         Anything JSON-serialisable to keep beside the model; :func:`load` returns it as
         ``metadata_``.
+
+    Raises
+    ------
+    IsADirectoryError, FileNotFoundError, NotADirectoryError, PermissionError
+        Before anything is written: ``path`` is a directory, or its directory does not
+        exist or cannot be written (:func:`spinecls._atomic.check_destination`).
+    ValueError
+        A parameter or ``metadata`` that cannot be saved as JSON.
     """
     fitted, state_dict = estimator._get_persisted()
+    check_destination(path, directory=False, overwrite=True)
     try:
         text = {
             "params": json.dumps(encode_params(estimator.get_params(deep=False))),
@@ -175,6 +196,8 @@ def save(estimator, path: str | os.PathLike, *, metadata: dict | None = None) ->
 def _read(path: str, cls: type) -> dict:
     """The file's dict, its keys and their types checked, JSON still undecoded."""
     what = f"{path} is not a model file written by {cls.__name__}.save"
+    if Path(path).is_dir():
+        raise IsADirectoryError(f"{path} is a directory, not a model file")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -182,8 +205,11 @@ def _read(path: str, cls: type) -> dict:
     except UnpicklingError:
         raise ValueError(f"{what}: it holds objects other than tensors and plain values") from None
     except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a bad file
-        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-        raise ValueError(f"{what} ({type(exc).__name__}: {reason})") from None
+        if not zipfile.is_zipfile(path):  # every torch.save archive is a zip file
+            raise ValueError(
+                f"{what}: it is not a complete torch archive (truncated, or another kind of file)"
+            ) from None
+        raise ValueError(f"{what} ({type(exc).__name__}: {_first_line(exc)})") from None
     if not isinstance(state, dict) or state.get("format") != _format(cls):
         found = state.get("format") if isinstance(state, dict) else None
         raise ValueError(f"{what}" + (f" (its format is {found!r})" if found else ""))
@@ -201,7 +227,15 @@ def _read(path: str, cls: type) -> dict:
     bad = [k for k, v in state["state_dict"].items() if not isinstance(v, torch.Tensor)]
     if bad or not all(isinstance(k, str) for k in state["state_dict"]):
         raise ValueError(f"{path}: 'state_dict' must map names to tensors; see {bad[:3]}")
+    nan = [k for k, v in state["state_dict"].items() if v.is_floating_point() and v.isnan().any()]
+    if nan:
+        raise ValueError(f"{path}: the weights hold NaN values; see {nan[:3]}")
     return state
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
 def _classes(value: Any) -> list[np.ndarray]:
@@ -211,6 +245,11 @@ def _classes(value: Any) -> list[np.ndarray]:
         and all(isinstance(v, (str, int, float)) for c in value for v in c)
     ):
         raise ValueError("'classes' must be lists of at least two labels, one list per output")
+    for labels in value:
+        if len({type(v) for v in labels}) > 1 or len(set(labels)) < len(labels):
+            raise ValueError(
+                f"'classes' must list distinct labels of one type per output; got {labels[:10]}"
+            )
     return [np.asarray(c) for c in value]
 
 
@@ -248,7 +287,7 @@ def _json(path: str, state: dict, key: str, kind: type | None = None) -> Any:
     return value
 
 
-def load(cls: type, path: str | os.PathLike, *, device: str | None = None):
+def load(cls: type, path: str | os.PathLike, *, device: str | torch.device | None = None):
     """Read an estimator of class ``cls`` written by :func:`save`.
 
     Parameters
@@ -256,8 +295,11 @@ def load(cls: type, path: str | os.PathLike, *, device: str | None = None):
     cls : type
         The estimator class (e.g. :class:`spinecls.DualHeadClassifier`).
     path : str or path-like
-    device : str, optional
-        Overrides the saved ``device`` parameter.
+    device : str or torch.device, optional
+        Where the estimator runs, instead of its saved ``device``. By default the saved
+        device when torch can use it here, else ``"cpu"`` with a
+        :class:`skorch.exceptions.DeviceWarning` (a model trained on a GPU loads on a
+        machine without one).
 
     Returns
     -------
@@ -266,18 +308,25 @@ def load(cls: type, path: str | os.PathLike, *, device: str | None = None):
 
     Raises
     ------
-    FileNotFoundError
-        If there is no file at ``path``.
+    FileNotFoundError, IsADirectoryError
+        If there is no file at ``path``, or a directory.
     ValueError
-        One line naming the file and what is wrong: not a model file of ``cls``, a
-        missing entry or one of the wrong type, a parameter the estimator refuses, or a
-        tensor whose shape does not fit the model.
+        One line naming the file and what is wrong: not a model file of ``cls`` (a
+        truncated one included), a missing entry or one of the wrong type, a parameter
+        the estimator refuses, or a tensor whose shape or kind does not fit the model or
+        that holds NaN; or a ``device`` torch cannot use here.
     """
     path = os.fspath(path)
+    if device is not None:
+        check_device(device)
     state = _read(path, cls)
     params = _json(path, state, "params", dict)
     try:
-        params = decode_params(params) | ({} if device is None else {"device": device})
+        params = decode_params(params)
+        if device is not None:
+            params["device"] = device
+        elif "device" in params:
+            params["device"] = _usable_or_cpu(params["device"], path)
         estimator = cls(**params)
         fitted = {k: _json(path, state, k) for k in cls._persisted_fields}
         fitted = {k: FIELDS[k](v) if k in FIELDS else v for k, v in fitted.items()}
@@ -286,6 +335,47 @@ def load(cls: type, path: str | os.PathLike, *, device: str | None = None):
         raise ValueError(f"{path}: {exc}") from None
     estimator.metadata_ = _json(path, state, "metadata", dict)
     return estimator
+
+
+def _device_problem(device: Any) -> str | None:
+    """Why torch cannot place tensors on ``device`` here; None when it can."""
+    try:
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError) as exc:  # AssertionError: torch built without CUDA
+        return _first_line(exc)
+    return None
+
+
+def check_device(device: str | torch.device, name: str = "device") -> None:
+    """Raise ValueError unless torch can place tensors on ``device`` on this machine.
+
+    Parameters
+    ----------
+    device : str or torch.device
+    name : str, default="device"
+        How the message calls it (``"--device"`` in the command line).
+    """
+    problem = _device_problem(device)
+    if problem is not None:
+        raise ValueError(f"{name} {device} cannot be used: {problem}")
+
+
+def _usable_or_cpu(saved: Any, path: str) -> Any:
+    """The saved device, or "cpu" with a warning when this machine cannot use it."""
+    try:
+        torch.device(saved)
+    except (RuntimeError, TypeError):
+        return saved  # not a device at all: the estimator's own checks name it
+    problem = _device_problem(saved)
+    if problem is None:
+        return saved
+    warnings.warn(
+        f"{path} was saved for device={saved!r}, which this machine cannot use "
+        f"({problem}); it is loaded on 'cpu' (pass device= to choose)",
+        DeviceWarning,
+        stacklevel=4,
+    )
+    return "cpu"
 
 
 def check_state_dict(module: nn.Module, state_dict: dict) -> None:
@@ -306,6 +396,11 @@ def check_state_dict(module: nn.Module, state_dict: dict) -> None:
             raise ValueError(
                 f"the weights do not fit the model: {key!r} has shape "
                 f"{tuple(state_dict[key].shape)}, the model expects {tuple(tensor.shape)}"
+            )
+        if state_dict[key].is_floating_point() != tensor.is_floating_point():
+            raise ValueError(
+                f"the weights do not fit the model: {key!r} holds {state_dict[key].dtype}, "
+                f"the model expects {tensor.dtype}"
             )
 
 
@@ -331,14 +426,16 @@ class PersistenceMixin:
         save(self, path, metadata=metadata)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, device: str | None = None):
+    def load(cls, path: str | os.PathLike, device: str | torch.device | None = None):
         """Read an estimator written by :meth:`save`.
 
         Parameters
         ----------
         path : str or path-like
-        device : str, optional
-            Overrides the saved ``device`` (e.g. load a GPU-trained model on "cpu").
+        device : str or torch.device, optional
+            Where the estimator runs, instead of its saved ``device``. By default the
+            saved device when this machine can use it, else "cpu" with a
+            :class:`skorch.exceptions.DeviceWarning`.
 
         Returns
         -------
@@ -400,7 +497,7 @@ def load_pipeline(
     path: str | os.PathLike,
     *,
     data_dir: str | os.PathLike | None = None,
-    device: str | None = None,
+    device: str | torch.device | None = None,
     estimator_class: type | None = None,
     **transformer_params,
 ):
@@ -411,8 +508,8 @@ def load_pipeline(
     path : str or path-like
     data_dir : str or path-like, optional
         The competition directory the transformer resolves image paths under.
-    device : str, optional
-        Overrides the saved device of the estimator.
+    device : str or torch.device, optional
+        Where the estimator runs, instead of its saved ``device`` (see :func:`load`).
     estimator_class : type, default=DualHeadClassifier
         The class of the saved estimator.
     **transformer_params
@@ -427,9 +524,10 @@ def load_pipeline(
     Raises
     ------
     ValueError
-        If the file is not a model file, or does not record its transformer (it was
-        written by ``save`` rather than :func:`save_pipeline`), or a parameter that
-        shapes the patches is given.
+        If the file is not a model file (see :func:`load`), or does not record its
+        transformer (it was written by ``save`` rather than :func:`save_pipeline`) or
+        records one with unknown or run-time parameters, or a parameter that shapes the
+        patches is given.
     """
     from sklearn.pipeline import Pipeline
 
@@ -448,6 +546,11 @@ def load_pipeline(
         raise ValueError(
             f"{os.fspath(path)}: the model file does not record how its patches were made "
             "(write it with spinecls.persistence.save_pipeline or spinecls train)"
+        )
+    runtime = sorted(set(recorded) & RUNTIME_PARAMS)
+    if runtime:  # where data lies and is cached is the caller's choice, never the file's
+        raise ValueError(
+            f"{os.fspath(path)}: the recorded transformer holds run-time parameters {runtime}"
         )
     try:
         transformer = LumbarPatchTransformer(data_dir=data_dir, **recorded, **transformer_params)

@@ -1,8 +1,9 @@
 """LumbarPatchTransformer: rows of labelled coordinates -> model-ready image patches.
 
-The estimator only: the patch geometry is :mod:`spinecls.patches`, decoding and slice
-order :mod:`spinecls.dicom`, image paths and series descriptions
-:mod:`spinecls.datasets`; the extraction engine and its cache are private modules.
+The estimator only: the patch geometry is :mod:`spinecls.patches`, decoding
+:mod:`spinecls.dicom`, slice order :mod:`spinecls.geometry`, image paths and series
+descriptions :mod:`spinecls.datasets`; the extraction engine and its cache are private
+modules.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from ._cache import check_cache
-from ._extract import extract
+from ._extract import Notes, extract
 from ._validation import finite_numbers, listing, located, whole_numbers
 from .datasets.rsna import SPLITS, _describe_series, _description_table, image_paths
 from .dicom import NORMALIZE
+from .geometry import GeometryWarning
 
 __all__ = ["RUNTIME_PARAMS", "LumbarPatchTransformer", "PatchExtractionWarning", "recipe_params"]
 
@@ -34,7 +36,8 @@ _FAILURES_LISTED = 20
 
 
 class PatchExtractionWarning(UserWarning):
-    """Rows whose DICOM files could not be read were given all-zero patches."""
+    """Patches that hold no image: rows whose DICOM files could not be read (all-zero
+    patches), coordinates outside their image, or constant images."""
 
 
 def _pair(value, name: str) -> tuple[int, int]:
@@ -96,8 +99,10 @@ class LumbarPatchTransformer(TransformerMixin, BaseEstimator):
         slice plus a last channel with a Gaussian spot (sigma ``max(1, min(output_size)
         / 32)`` pixels) at the coordinate.
     slices : int, default=1
-        Odd number of adjacent slices stacked as channels (2.5D), in order of slice
-        position (ImagePositionPatient projected on the slice normal), the labelled
+        Odd number of adjacent slices stacked as channels (2.5D), in the series order
+        of :class:`spinecls.geometry.SeriesGeometry` (ImagePositionPatient projected
+        on the slice normal; by InstanceNumber for a whole series, with a
+        ``GeometryWarning``, when one of its files lacks its geometry), the labelled
         slice in the middle, the first and last slice of the series repeated at the
         ends.
     normalize : {"percentile", "minmax", None}, default="percentile"
@@ -115,12 +120,15 @@ class LumbarPatchTransformer(TransformerMixin, BaseEstimator):
         Cache of decoded slices (one entry per series and set of slices used) and of
         whole calls: a second transform of the same rows, e.g. inside GridSearchCV
         with folds grouped by study, skips decoding. Entries are keyed by path,
-        modification time and size, so changed files are decoded again. A path
+        modification time, size, inode and change time, so changed or replaced files
+        are decoded again, even with their modification time restored. A path
         caches there with memory-mapped reads; a ``joblib.Memory`` is used as it is.
     on_error : {"raise", "warn"}, default="raise"
-        ``"raise"`` stops at the first unreadable row; ``"warn"`` returns all-zero
-        patches for bad rows and emits one :class:`PatchExtractionWarning` listing
-        the bad rows.
+        ``"raise"`` stops at the first unreadable row, and raises for coordinates
+        outside their image (``0 <= x < Columns``, ``0 <= y < Rows`` fails); ``"warn"``
+        returns all-zero patches for unreadable rows, keeps the (zero-padded) patches
+        of coordinates outside their image, and emits one
+        :class:`PatchExtractionWarning` listing the rows of each kind.
     verbose : int, default=0
         1: a tqdm progress bar over series (the word the other estimators use).
     progress : bool, default="deprecated"
@@ -316,7 +324,9 @@ class LumbarPatchTransformer(TransformerMixin, BaseEstimator):
         FileNotFoundError
             A DICOM file is missing (names the path, study, series and instance).
         ValueError
-            A file is unreadable or truncated (names the path), or ``X`` or a
+            A file is unreadable or truncated (names the path;
+            :class:`spinecls.dicom.PixelDataError` when a decoder failed on it), a
+            coordinate lies outside its image (listing the rows), or ``X`` or a
             parameter is malformed.
         spinecls.dicom.MissingCodecError
             Compressed pixel data without the decoder installed.
@@ -324,7 +334,12 @@ class LumbarPatchTransformer(TransformerMixin, BaseEstimator):
         Warns
         -----
         PatchExtractionWarning
-            With ``on_error="warn"``, once, listing the rows that got a zero patch.
+            With ``on_error="warn"``, once listing the rows that got a zero patch and
+            once listing the coordinates outside their image; whatever ``on_error``,
+            once listing the files whose image is constant (constant patches).
+        spinecls.geometry.GeometryWarning
+            With ``slices > 1``, once per series whose files do not all carry their
+            patient geometry: that series is ordered by InstanceNumber.
         """
         params = self._check_params()
         show_progress = self._show_progress()
@@ -338,7 +353,7 @@ class LumbarPatchTransformer(TransformerMixin, BaseEstimator):
         shape = (len(X), n_channels, *params["output_size"])
         if not len(X):
             return np.zeros(shape, np.float32)
-        out, failures = extract(
+        out, failures, notes = extract(
             params,
             np.array([os.path.abspath(p) for p in paths.astype(str)]),
             checked["x"].to_numpy(),
@@ -349,20 +364,56 @@ class LumbarPatchTransformer(TransformerMixin, BaseEstimator):
             self.n_jobs,
             show_progress,
         )
-        if failures:
-            failures.sort(key=lambda e: e[0])
-            listed = listing(
-                (f"row {X.index[p]!r}: {type(e).__name__}: {e}" for p, e in failures),
-                limit=_FAILURES_LISTED,
-                sep="; ",
-            )
-            warnings.warn(
-                f"{len(failures)} of {len(X)} row(s) could not be read and got all-zero "
-                f"patches: {listed}",
-                PatchExtractionWarning,
-                stacklevel=2,
-            )
+        _report(X.index, notes, failures, self.on_error)
         return out
+
+
+def _report(index: pd.Index, notes: Notes, failures: list, on_error: str) -> None:
+    """Issue what :func:`spinecls._extract.extract` noted about the rows of ``index``.
+
+    Raises the ValueError for coordinates outside their image when ``on_error`` is
+    ``"raise"``; otherwise one warning per kind of problem, each listing its rows.
+    """
+    # stacklevel 4: the caller of transform (past scikit-learn's set_output wrapper)
+    for message in notes.unordered.values():
+        warnings.warn(message, GeometryWarning, stacklevel=4)
+    if notes.outside:
+        outside = listing(
+            f"row {index[p]!r} (x={x:g}, y={y:g} on {columns} x {rows} {path})"
+            for p, (x, y, columns, rows, path) in sorted(notes.outside.items())
+        )
+        message = (
+            f"{len(notes.outside)} of {len(index)} row(s) have a coordinate outside their "
+            f"image (0 <= x < Columns and 0 <= y < Rows): {outside}"
+        )
+        if on_error == "raise":
+            raise ValueError(message)
+        warnings.warn(
+            f"{message}; their patches are mostly or entirely zero",
+            PatchExtractionWarning,
+            stacklevel=4,
+        )
+    if notes.constant:
+        warnings.warn(
+            f"{len(notes.constant)} DICOM file(s) hold a constant image (or one whose "
+            f"normalisation range is empty), so their patches are constant: "
+            f"{listing(sorted(notes.constant))}",
+            PatchExtractionWarning,
+            stacklevel=4,
+        )
+    if failures:
+        failures.sort(key=lambda e: e[0])
+        listed = listing(
+            (f"row {index[p]!r}: {type(e).__name__}: {e}" for p, e in failures),
+            limit=_FAILURES_LISTED,
+            sep="; ",
+        )
+        warnings.warn(
+            f"{len(failures)} of {len(index)} row(s) could not be read and got all-zero "
+            f"patches: {listed}",
+            PatchExtractionWarning,
+            stacklevel=4,
+        )
 
 
 def recipe_params(transformer: LumbarPatchTransformer) -> dict:

@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._validation import MAX_LISTED, finite_numbers, listing, located, whole_numbers
+from .._validation import MAX_LISTED, listing
 from ..labels import CONDITIONS, LEVELS, RAW_SEVERITIES, WIDE_COLUMNS
+from ._csv import FIRST_DATA_LINE, as_float64, as_int64, at_lines, check_vocabulary, read_csv
 
 __all__ = [
     "RSNADataWarning",
@@ -30,6 +31,7 @@ COORDINATES_CSV = "train_label_coordinates.csv"
 DESCRIPTIONS_CSV = "{split}_series_descriptions.csv"
 SPLITS = ("train", "test")
 
+ID_COLUMNS = ("study_id", "series_id", "instance_number")
 COORDINATE_COLUMNS = ("study_id", "series_id", "instance_number", "condition", "level", "x", "y")
 DESCRIPTION_COLUMNS = ("study_id", "series_id", "series_description")
 OUTPUT_COLUMNS = (
@@ -45,59 +47,20 @@ OUTPUT_COLUMNS = (
     "image_path",
 )
 
-# Row numbers in messages are the CSV's own line numbers (header = line 1).
-_FIRST_DATA_LINE = 2
-
 
 class RSNADataWarning(UserWarning):
     """Rows of the competition CSVs were dropped or left incomplete while loading."""
 
 
-def _read_csv(path: Path, required: tuple[str, ...], dtype=None) -> pd.DataFrame:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path.name} not found: expected the file {path}")
-    frame = pd.read_csv(path, dtype=dtype, keep_default_na=True)
-    missing = [c for c in required if c not in frame.columns]
-    if missing:
-        raise ValueError(
-            f"{path.name}: missing column(s) {missing}; found {list(frame.columns)} in {path}"
-        )
-    return frame
-
-
-def _lines(mask: np.ndarray) -> str:
-    return located(mask, np.arange(len(mask)) + _FIRST_DATA_LINE, unit="line")
-
-
-def _as_int64(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
-    lines = np.arange(len(frame)) + _FIRST_DATA_LINE
-    return whole_numbers(frame[column], f"{path.name}: column {column!r}", lines, unit="line")
-
-
-def _as_float64(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
-    lines = np.arange(len(frame)) + _FIRST_DATA_LINE
-    return finite_numbers(frame[column], f"{path.name}: column {column!r}", lines, unit="line")
-
-
-def _check_vocabulary(values: pd.Series, allowed, column: str, path: Path) -> None:
-    bad = ~values.isin(list(allowed)).to_numpy()
-    if bad.any():
-        unknown = sorted(set(values[bad].astype(str)))
-        raise ValueError(
-            f"{path.name}: unknown {column} value(s) {unknown[:MAX_LISTED]} at {_lines(bad)}; "
-            f"expected one of {list(allowed)}"
-        )
-
-
 def _read_labels(path: Path) -> pd.DataFrame:
     """``train.csv`` reshaped to one row per (study, condition, level) with a known severity."""
-    wide = _read_csv(path, ("study_id", *WIDE_COLUMNS), dtype={c: "string" for c in WIDE_COLUMNS})
-    wide["study_id"] = _as_int64(wide, "study_id", path)
+    wide = read_csv(path, ("study_id", *WIDE_COLUMNS), text=("study_id", *WIDE_COLUMNS))
+    wide["study_id"] = as_int64(wide, "study_id", path)
     duplicated = wide["study_id"].duplicated(keep=False).to_numpy()
     if duplicated.any():
         raise ValueError(
             f"{path.name}: study_id {sorted(set(wide.loc[duplicated, 'study_id']))[:MAX_LISTED]} "
-            f"appears more than once, at {_lines(duplicated)}"
+            f"appears more than once, at {at_lines(duplicated)}"
         )
     cells = wide[list(WIDE_COLUMNS)].apply(lambda col: col.str.strip())
     filled = cells.notna() & (cells != "")
@@ -105,7 +68,7 @@ def _read_labels(path: Path) -> pd.DataFrame:
     if unknown.to_numpy().any():
         rows, cols = np.nonzero(unknown.to_numpy())
         where = (
-            f"line {r + _FIRST_DATA_LINE} ({cells.columns[c]}={cells.iat[r, c]!r})"
+            f"line {r + FIRST_DATA_LINE} ({cells.columns[c]}={cells.iat[r, c]!r})"
             for r, c in zip(rows, cols)
         )
         values = sorted(set(cells.to_numpy()[rows, cols]))
@@ -144,14 +107,15 @@ def read_series_descriptions(path: str | os.PathLike) -> pd.DataFrame:
     FileNotFoundError
         If the file does not exist.
     ValueError
-        If a column is missing, an id is not a whole number, or one series has two
-        different descriptions.
+        If the file is empty, has no rows, is not a UTF-8 CSV, a column is missing, an
+        id is not a whole number within int64, or one series has two different
+        descriptions.
     """
     path = Path(path)
-    frame = _read_csv(path, DESCRIPTION_COLUMNS)
+    frame = read_csv(path, DESCRIPTION_COLUMNS, text=("study_id", "series_id"))
     frame = frame[list(DESCRIPTION_COLUMNS)].copy()
-    frame["study_id"] = _as_int64(frame, "study_id", path)
-    frame["series_id"] = _as_int64(frame, "series_id", path)
+    frame["study_id"] = as_int64(frame, "study_id", path)
+    frame["series_id"] = as_int64(frame, "series_id", path)
     frame["series_description"] = frame["series_description"].astype("string").str.strip()
     frame = frame.drop_duplicates()
     conflict = frame.duplicated(["study_id", "series_id"], keep=False)
@@ -254,15 +218,31 @@ def _describe_series(frame: pd.DataFrame, table: pd.DataFrame) -> pd.Series:
 
 
 def _read_coordinates(path: Path) -> pd.DataFrame:
-    coords = _read_csv(path, COORDINATE_COLUMNS)[list(COORDINATE_COLUMNS)].copy()
-    for column in ("study_id", "series_id", "instance_number"):
-        coords[column] = _as_int64(coords, column, path)
+    """The coordinates CSV, checked, with each row's CSV ``line``; exact duplicates dropped."""
+    coords = read_csv(path, COORDINATE_COLUMNS, text=ID_COLUMNS)[list(COORDINATE_COLUMNS)].copy()
+    for column in ID_COLUMNS:
+        coords[column] = as_int64(coords, column, path)
     for column in ("x", "y"):
-        coords[column] = _as_float64(coords, column, path)
+        coords[column] = as_float64(coords, column, path)
     for column, vocabulary in (("condition", CONDITIONS), ("level", LEVELS)):
         coords[column] = coords[column].astype("string").str.strip().astype(object)
-        _check_vocabulary(coords[column], vocabulary, column, path)
-    return coords
+        check_vocabulary(coords[column], vocabulary, column, path)
+    coords["line"] = np.arange(len(coords)) + FIRST_DATA_LINE
+    repeated = coords.duplicated(list(COORDINATE_COLUMNS)).to_numpy()
+    if repeated.any():
+        # A row repeated word for word is one label entered twice: keeping it would
+        # weigh that coordinate double in training and in the score.
+        group = coords.groupby(list(COORDINATE_COLUMNS), sort=False).ngroup()
+        first = coords["line"].groupby(group).transform("min").to_numpy()
+        lines = coords["line"].to_numpy()
+        warnings.warn(
+            f"{path.name}: dropped {int(repeated.sum())} exact duplicate row(s): "
+            + listing(f"line {lines[i]} (= line {first[i]})" for i in np.flatnonzero(repeated)),
+            RSNADataWarning,
+            stacklevel=3,
+        )
+        coords = coords.loc[~repeated]
+    return coords.reset_index(drop=True)
 
 
 def load_coordinates(root: str | os.PathLike, split: str = "test") -> pd.DataFrame:
@@ -280,6 +260,11 @@ def load_coordinates(root: str | os.PathLike, split: str = "test") -> pd.DataFra
     -------
     pandas.DataFrame
         The columns of :func:`load_rsna` but ``severity``, in the file's order.
+
+    Warns
+    -----
+    RSNADataWarning
+        When exact duplicate rows are dropped (as :func:`load_rsna`).
 
     Raises
     ------
@@ -329,19 +314,21 @@ def load_rsna(root: str | os.PathLike) -> pd.DataFrame:
     Warns
     -----
     RSNADataWarning
-        When coordinates are dropped because their severity cell is blank or their
-        (study, condition, level) has no row in ``train.csv``, and when coordinates lie
-        on a series missing from the descriptions file (kept, description missing).
-        Each warning gives the count.
+        When coordinates are dropped because their severity cell is blank, their
+        (study, condition, level) has no row in ``train.csv``, or they repeat an earlier
+        row of ``train_label_coordinates.csv`` word for word (only the first is kept),
+        and when coordinates lie on a series missing from the descriptions file (kept,
+        description missing). Each warning gives the count and the CSV lines.
 
     Raises
     ------
     FileNotFoundError
         If one of the three CSV files is missing (the message names it).
     ValueError
-        If a column is missing (naming the column and file), or condition, level or
-        severity strings are unknown, or ids and coordinates are not numbers (listing
-        the bad values and their CSV line numbers).
+        If a file is empty, has a header but no rows, is not UTF-8 or not a CSV, a
+        column is missing (naming the column and file), condition, level or severity
+        strings are unknown, ids and coordinates are not numbers, or an id is not a
+        whole number within int64 (listing the bad values and their CSV line numbers).
 
     Examples
     --------
@@ -359,18 +346,19 @@ def load_rsna(root: str | os.PathLike) -> pd.DataFrame:
     merged = coords.merge(labels, on=["study_id", "condition", "level"], how="left", indicator=True)
     unlabelled = (merged["_merge"] == "left_only").to_numpy()
     blank = ~unlabelled & merged["severity"].isna().to_numpy()
+    lines = merged["line"].to_numpy()
     if unlabelled.any():
         warnings.warn(
             f"load_rsna: dropped {int(unlabelled.sum())} coordinate row(s) whose "
             f"(study_id, condition, level) has no row in {LABELS_CSV} "
-            f"({COORDINATES_CSV} {_lines(unlabelled)})",
+            f"({COORDINATES_CSV} {at_lines(unlabelled, lines)})",
             RSNADataWarning,
             stacklevel=2,
         )
     if blank.any():
         warnings.warn(
             f"load_rsna: dropped {int(blank.sum())} coordinate row(s) whose severity is "
-            f"blank in {LABELS_CSV} ({COORDINATES_CSV} {_lines(blank)})",
+            f"blank in {LABELS_CSV} ({COORDINATES_CSV} {at_lines(blank, lines)})",
             RSNADataWarning,
             stacklevel=2,
         )

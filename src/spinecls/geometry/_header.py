@@ -1,0 +1,112 @@
+"""DICOM header values as the geometry reads them, and the headers of a series' files."""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+
+from .._validation import listing
+
+_GEOMETRY_TAGS = ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing")
+_HEADER_TAGS = [
+    *_GEOMETRY_TAGS,
+    "Rows",
+    "Columns",
+    "InstanceNumber",
+    "SliceThickness",
+    "NumberOfFrames",
+]
+
+
+def _absent(value) -> bool:
+    """True for a header value that is missing or empty."""
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return not value.strip()
+    try:
+        return len(value) == 0
+    except TypeError:
+        return False
+
+
+def _floats(value, n: int, what: str, source: str) -> tuple[float, ...]:
+    try:
+        values = np.atleast_1d(np.asarray(value, dtype=np.float64)).ravel()
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{source}: {what} must hold {n} numbers, got {value!r}") from exc
+    if values.size != n or not np.isfinite(values).all():
+        raise ValueError(f"{source}: {what} must hold {n} finite numbers, got {values.tolist()}")
+    return tuple(float(v) for v in values)
+
+
+def _whole(value, what: str, source: str) -> int:
+    try:
+        number = float(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{source}: {what} must be a whole number, got {value!r}") from exc
+    if not number.is_integer():
+        raise ValueError(f"{source}: {what} must be a whole number, got {value!r}")
+    return int(number)
+
+
+def _read_header(path: Path) -> Dataset:
+    if not path.is_file():
+        raise FileNotFoundError(f"DICOM file not found: {path}")
+    try:
+        return pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_HEADER_TAGS)
+    except (
+        InvalidDicomError,
+        OSError,
+        EOFError,
+        ValueError,
+        KeyError,
+        TypeError,
+        zlib.error,  # a deflated file whose stream is cut or damaged
+    ) as exc:
+        raise ValueError(f"{path}: not a readable DICOM file ({exc})") from exc
+    except struct.error as exc:
+        raise ValueError(f"{path}: not a readable DICOM file (truncated: {exc})") from exc
+
+
+def read_series_headers(paths, name: str | None) -> tuple[str, list[tuple[Path, Dataset]], str]:
+    """The name of a series, its files' headers, and why it lacks geometry ("" if it has it).
+
+    The series lacks geometry when any file lacks ImagePositionPatient,
+    ImageOrientationPatient or PixelSpacing; the reason counts and names those files.
+    """
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise ValueError(f"series {name}: no files")
+    name = str(paths[0].parent) if name is None else str(name)
+    headers = [(path, _read_header(path)) for path in paths]
+    missing: dict[str, list[str]] = {}
+    for path, ds in headers:
+        for tag in _GEOMETRY_TAGS:
+            if _absent(ds.get(tag)):
+                missing.setdefault(tag, []).append(path.name)
+    reason = "; ".join(
+        f"no {tag} in {len(files)} of {len(paths)} files ({listing(files)})"
+        for tag, files in missing.items()
+    )
+    return name, headers, reason
+
+
+def instance_order(headers: list[tuple[Path, Dataset]], name: str) -> list[tuple[int, str]]:
+    """``(InstanceNumber, path)`` of each file, sorted: a series without geometry's order."""
+    numbered = []
+    for path, ds in headers:
+        if _absent(ds.get("InstanceNumber")):
+            raise ValueError(
+                f"{path}: no InstanceNumber, and series {name} lacks patient geometry "
+                "to order it by position"
+            )
+        numbered.append((_whole(ds.InstanceNumber, "InstanceNumber", path), os.fspath(path)))
+    return sorted(numbered)
