@@ -1,3 +1,4 @@
+import importlib.util
 import json
 import warnings
 
@@ -278,3 +279,34 @@ def test_destinations_are_checked_before_the_work(argv, message, tmp_path, no_wo
     assert err.startswith(f"spinecls {argv[0]}: error:") and len(err.splitlines()) == 1
     assert message.format(tmp=tmp_path) in err
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+
+
+def test_a_bad_scheduler_is_one_line_and_exit_2_before_any_work(
+    tmp_path, no_work, monkeypatch, capsys
+):
+    from spinecls import _scheduler
+
+    monkeypatch.setattr(_scheduler, "CONNECT_TIMEOUT", 1)
+    installed = importlib.util.find_spec("distributed") is not None
+    data = tmp_path / "rsna"
+    data.mkdir()
+    train = ["train", "--data", str(data), "--out", str(tmp_path / "m.pt")]
+    for argv, env, message in [
+        (
+            [*train, "--scheduler", "tcp://127.0.0.1:1"],
+            None,
+            "cannot use the dask scheduler at tcp://127.0.0.1:1: Timed out trying to connect",
+        ),
+        (train, "127.0.0.1", "missing port number in address '127.0.0.1'"),
+    ]:
+        if env is None:
+            monkeypatch.delenv(_scheduler.SCHEDULER_ENV, raising=False)
+        else:
+            monkeypatch.setenv(_scheduler.SCHEDULER_ENV, env)
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        if not installed:
+            message = "needs dask.distributed: pip install 'spinecls[dask]'"
+        assert err.startswith("spinecls train: error: ") and message in err
+        assert len(err.splitlines()) == 1
+    assert list(tmp_path.iterdir()) == [data]

@@ -21,6 +21,17 @@ from . import dicom, patches
 from ._cache import check_cache, decoded_series, folder_stamps, sorted_series, stamp
 from .geometry._series import series_order
 
+PARALLEL_MIN_FILES = 1000
+"""Calls over fewer DICOM files run in this process whatever ``n_jobs`` says.
+
+Below it, handing work to other processes and shipping the patches back costs more than
+the second process saves (measured with ``benchmarks/bench_transform.py``).
+"""
+# A parallel call's tasks: enough per worker to even out series of different lengths,
+# each with enough files that its decoding outweighs shipping it.
+_TASKS_PER_WORKER = 4
+_TASK_MIN_FILES = 50
+
 
 @dataclass(frozen=True)
 class _Normalised:
@@ -249,6 +260,21 @@ def _group_by_series(paths, xs, ys, ids) -> dict[str, list]:
     return jobs
 
 
+def _tasks(series: list, n_files: int, n_jobs) -> tuple[list[list], bool]:
+    """``series`` cut into tasks, and whether they go to joblib's workers.
+
+    In process, one task per series (the progress bar moves series by series); in
+    parallel, a few large tasks per worker, since one task per series spends more time
+    shipping work between processes than decoding it.
+    """
+    workers = 1 if n_files < PARALLEL_MIN_FILES else effective_n_jobs(n_jobs)
+    if workers == 1:
+        return [[s] for s in series], False
+    by_size = min(_TASKS_PER_WORKER * workers, n_files // _TASK_MIN_FILES)
+    n_tasks = min(len(series), max(workers, by_size))
+    return [series[i::n_tasks] for i in range(n_tasks)], True
+
+
 def _extract_all(params, paths, xs, ys, ids, shape, on_error, n_jobs, verbose):
     """Patches for every row and the :class:`Notes`; the unit ``memory`` caches for a call.
 
@@ -256,15 +282,16 @@ def _extract_all(params, paths, xs, ys, ids, shape, on_error, n_jobs, verbose):
     """
     extractor = SeriesExtractor({k: v for k, v in params.items() if k != "stamps"})
     series = list(_group_by_series(paths, xs, ys, ids).items())
-    # A few large tasks per worker: one task per series spends more time shipping
-    # work between processes than decoding it.
-    workers = effective_n_jobs(n_jobs)
-    n_tasks = len(series) if workers == 1 else min(len(series), 16 * workers)
-    chunks = [series[i::n_tasks] for i in range(n_tasks)]
+    chunks, parallel = _tasks(series, len(np.unique(paths)), n_jobs)
+    if parallel:
+        # No backend named: the active one (loky, or dask under joblib.parallel_backend)
+        # runs the tasks, and each task sends back only its own patches.
+        results = Parallel(n_jobs=n_jobs, return_as="generator")(
+            delayed(extractor.many)(chunk) for chunk in chunks
+        )
+    else:
+        results = map(extractor.many, chunks)
     out = np.zeros(shape, np.float32)
-    results = Parallel(n_jobs=n_jobs, return_as="generator")(
-        delayed(extractor.many)(chunk) for chunk in chunks
-    )
     failures, notes = [], Notes()
     with tqdm(total=len(series), disable=not verbose, desc="patches", unit="series") as bar:
         for chunk, (found, errors, chunk_notes) in zip(chunks, results):

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from . import __version__
 from ._atomic import Terminated, atomic_file, check_destination, stop_on_signals
+from ._scheduler import add_scheduler_option, dask_backend
 from .labels import CONDITIONS, SEVERITIES
 
 OVERWRITE_DIRECTORY = "replace an existing output directory (only one that spinecls wrote)"
@@ -341,6 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip the end-to-end stage (localizer training, grading from located points)",
     )
     demo.add_argument("--overwrite", action="store_true", help=OVERWRITE_DIRECTORY)
+    add_scheduler_option(demo)
     demo.set_defaults(func=_demo)
 
     train = sub.add_parser("train", help="train one model on a competition directory")
@@ -373,6 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--localizer-epochs", type=int, default=30, help="localizer epochs (default 30)"
     )
     train.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    add_scheduler_option(train)
     train.set_defaults(func=_train)
 
     localize = sub.add_parser(
@@ -418,6 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--tta", choices=["none", "flip", "flip+shift"], default=None, help=TTA_HELP
     )
     predict.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    add_scheduler_option(predict)
     predict.set_defaults(func=_predict)
 
     evaluate = sub.add_parser("evaluate", help="report and competition score on labelled data")
@@ -428,6 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--overwrite", action="store_true", help="replace an existing --json file"
     )
+    add_scheduler_option(evaluate)
     evaluate.set_defaults(func=_evaluate)
     return parser
 
@@ -458,7 +463,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        with stop_on_signals(signal.SIGINT, signal.SIGTERM):
+        with (
+            stop_on_signals(signal.SIGINT, signal.SIGTERM),
+            dask_backend(getattr(args, "scheduler", None)),
+        ):
             return args.func(args)
     except KeyboardInterrupt:
         _close_progress_bars()

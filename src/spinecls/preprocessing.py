@@ -139,7 +139,11 @@ class LumbarPatchTransformer(TransformerMixin, BaseEstimator):
     blur : float, default=None
         Sigma (pixels of the slice) of a Gaussian denoising blur before cropping.
     n_jobs : int, default=None
-        Series processed in parallel by joblib (``-1``: all cores).
+        Series processed in parallel by joblib's active backend (``-1``: all cores;
+        under ``joblib.parallel_backend("dask")``, the cluster's workers). A call over
+        fewer than ``PARALLEL_MIN_FILES`` (1,000) DICOM files runs in this process
+        whatever ``n_jobs`` says: below that, starting and feeding workers costs more
+        than it saves.
     memory : str, path-like or joblib.Memory, default=None
         Cache of decoded slices (one entry per series and set of slices used) and of
         whole calls: a second transform of the same rows, e.g. inside GridSearchCV
