@@ -42,7 +42,7 @@ def test_demo_writes_the_table_models_submission_and_plots(demo_run):
     out, table = demo_run
     best = json.loads((out / "results.json").read_text())["meta"]["best_model"]
     located = f"{best}, on predicted coordinates"
-    trained = [n for m in MODELS for n in (m, f"{m}, calibrated")]
+    trained = [*[n for m in MODELS for n in (m, f"{m}, calibrated")], "recommended"]
     assert list(table["model"]) == [
         *trained, located, "baseline: majority class", "baseline: class prior"
     ]  # fmt: skip
@@ -52,7 +52,7 @@ def test_demo_writes_the_table_models_submission_and_plots(demo_run):
     scores = table.set_index("model")["competition score"]
     assert np.isfinite(scores[trained]).all() and np.isfinite(scores["baseline: class prior"])
     results = json.loads((out / "results.json").read_text())
-    assert results["meta"]["studies"] == TINY.studies and len(results["table"]) == 9
+    assert results["meta"]["studies"] == TINY.studies and len(results["table"]) == 10
     assert np.isfinite(scores[located])
     facts = results["meta"]["localization"]
     assert 0 <= facts["sagittal_within_5px"] <= 1 and facts["points_matched"] > 0
@@ -64,6 +64,8 @@ def test_demo_writes_the_table_models_submission_and_plots(demo_run):
     for plot in ("localization", "localization_errors"):
         assert (out / f"{plot}.png").stat().st_size > 1000
     assert "| model |" in (out / "results.md").read_text()
+    recommended = spinecls.persistence.load_pipeline(out / "recommended.pt")
+    assert recommended[0].patch_size_mm == demo_module.RECOMMENDED["transformer"]["patch_size_mm"]
     for k in (1, 2, 3):
         model = spinecls.DualHeadClassifier.load(out / f"model{k}.pt")
         assert model.backbone == ["simple", "inception", "vgg16"][k - 1]
@@ -85,7 +87,13 @@ def test_demo_is_deterministic_for_a_seed(demo_run, tmp_path, monkeypatch):
     first = next(iter(MODELS))
     monkeypatch.setattr(demo_module, "MODELS", {first: MODELS[first]})
     again = run_demo(
-        out / "data", tmp_path / "again", quick=True, random_state=0, plots=False, localize=False
+        out / "data",
+        tmp_path / "again",
+        quick=True,
+        random_state=0,
+        plots=False,
+        localize=False,
+        recommended=False,
     )
     assert list(again["model"]) == [
         first, f"{first}, calibrated", "baseline: majority class", "baseline: class prior"

@@ -11,7 +11,8 @@ study, then three pipelines,
 scored on the test studies by accuracy, precision, recall and F1 per head and by the
 competition score, beside a majority-class and a class-prior baseline; each model again
 with its probabilities calibrated (a temperature per head fitted on its validation studies,
-:func:`spinecls.calibration.calibrate_heads`). Then the end-to-end
+:func:`spinecls.calibration.calibrate_heads`); and a "recommended" row, the library's best
+recipe on a CPU budget (:data:`RECOMMENDED`). Then the end-to-end
 stage: a :class:`~spinecls.LevelLocalizer` trained on the training studies finds the levels
 of the test studies without their coordinates, and the best model grades them from its
 points (a table row beside the same model on the true coordinates).
@@ -71,6 +72,25 @@ MODELS = {
 }
 """The study's three pipelines."""
 
+RECOMMENDED_NAME = "recommended"
+RECOMMENDED = {
+    "transformer": dict(patch_size_mm=48.0, slices=3),
+    "classifier": dict(
+        backbone="simple",
+        augment="light",
+        tta="flip",
+        severity_weights="rsna",
+        calibration="temperature",
+        batch_size=16,
+    ),
+    "per_group": False,
+}
+"""The recipe of the "recommended" row: the best that ``benchmarks/bench_quality.py``
+measured within this machine's budget (docs/quality.md): crops of 48 mm, 2.5D (three
+slices), the light augmentation with flip test-time augmentation, the competition's
+1/2/4 severity weights and a temperature per head. ``per_group``: one such pipeline per
+condition group (:class:`~spinecls.ConditionGroupClassifier`)."""
+
 METRICS = ["accuracy", "precision", "recall", "f1"]
 SEVERITY_EXTRAS = {
     "balanced_accuracy": "severity balanced accuracy",
@@ -108,6 +128,32 @@ def _pipeline(spec: dict, config: DemoConfig, epochs: int, seed: int, memory, we
         verbose=1,
     )
     return Pipeline([("patches", transformer), ("clf", classifier)])
+
+
+def _recommended(config: DemoConfig, seed: int, memory):
+    """The pipeline of the "recommended" row (:data:`RECOMMENDED`)."""
+    transformer = LumbarPatchTransformer(
+        output_size=config.size, memory=memory, verbose=1, **RECOMMENDED["transformer"]
+    )
+    classifier = DualHeadClassifier(
+        lr=1e-3,
+        max_epochs=config.epochs[0],
+        valid_size=0.15 / 0.85,
+        early_stopping=5,
+        lr_patience=2,
+        lr_factor=0.75,
+        random_state=seed,
+        verbose=1,
+        **RECOMMENDED["classifier"],
+    )
+    pipe = Pipeline([("patches", transformer), ("clf", classifier)])
+    if not RECOMMENDED["per_group"]:
+        return pipe
+    from sklearn.base import clone
+
+    from .routing import CONDITION_GROUPS, ConditionGroupClassifier
+
+    return ConditionGroupClassifier([(group, clone(pipe)) for group in CONDITION_GROUPS])
 
 
 def _row(name: str, report, score: float) -> dict:
@@ -184,6 +230,12 @@ def _end_to_end(root: Path, develop, test, pipe, solution, config: DemoConfig, s
     return localizer, submission, points, errors, rsna_score(solution, submission), facts
 
 
+def _describe(recipe: dict) -> str:
+    parts = {**recipe["transformer"], **recipe["classifier"]}
+    text = ", ".join(f"{k}={v}" for k, v in parts.items())
+    return text + (", one model per condition group" if recipe["per_group"] else "")
+
+
 def _located_summary(facts: dict) -> str:
     return (
         f"\nLocated levels on the test studies (LevelLocalizer trained in "
@@ -242,6 +294,7 @@ def run_demo(
     plots: bool = True,
     overwrite: bool = False,
     localize: bool = True,
+    recommended: bool = True,
 ) -> pd.DataFrame:
     """Reproduce the study's three-model comparison and write its results.
 
@@ -272,6 +325,9 @@ def run_demo(
         Pretrained VGG-16 weights (a file or ``"IMAGENET1K_V1"`` from torchvision's cache).
     plots : bool, default=True
         Write the PNG plots (needs matplotlib).
+    recommended : bool, default=True
+        Also train and score the library's recommended recipe (:data:`RECOMMENDED`),
+        the table's "recommended" row.
     localize : bool, default=True
         Run the end-to-end stage (train the localizer, grade the test studies from
         located points); False: the study's comparison only.
@@ -343,6 +399,16 @@ def run_demo(
                 evaluation = evaluate(calibrated, test, complete=True)
                 rows.append(_row(f"{name}, calibrated", evaluation.report, evaluation.score))
                 fitted[f"{name}, calibrated"] = (calibrated, evaluation.submission)
+            if recommended:
+                _say(f"training the {RECOMMENDED_NAME} recipe ({_describe(RECOMMENDED)})")
+                pipe = _recommended(config, random_state, cache)
+                groups = develop["study_id"].to_numpy()
+                pipe.fit(develop, y_develop, clf__groups=groups)
+                evaluation = evaluate(pipe, test, complete=True)
+                rows.append(_row(RECOMMENDED_NAME, evaluation.report, evaluation.score))
+                fitted[RECOMMENDED_NAME] = (pipe, evaluation.submission)
+                if not RECOMMENDED["per_group"]:
+                    save_pipeline(pipe, tmp / "recommended.pt")
         rows += _baselines(develop, test, solution)
         table = pd.DataFrame(rows)
         best = min(fitted, key=lambda n: table.set_index("model").loc[n, "competition score"])
