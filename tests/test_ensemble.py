@@ -59,7 +59,7 @@ def test_probabilities_are_the_weighted_mean_of_the_members(rsna_frame):
     assert weighted.weights_.tolist() == [0.25, 0.75]
     assert [c.tolist() for c in mean.classes_] == [sorted(CONDITIONS), sorted(SEVERITIES)]
     predicted = mean.predict(rsna_frame)
-    assert predicted.shape == (150, 2)
+    assert predicted.shape == (len(rsna_frame), 2)
     assert (
         predicted[:, 1].tolist()
         == mean.classes_[1][mean.predict_proba(rsna_frame)[1].argmax(1)].tolist()
