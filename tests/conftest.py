@@ -5,7 +5,17 @@ Helpers that tests import (``write_dicom``) live in ``tests/helpers.py``.
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+# One BLAS/OpenMP thread per process in the test session (and the processes it starts: CLI
+# runs, joblib and dask workers, accelerate's two ranks). The tests' networks are tiny: on
+# two cores a second thread per convolution buys nothing and, with worker processes beside
+# it, oversubscribes the cores (measured: half the CPU time with one thread). Set before
+# torch is imported; a value the caller exported wins.
+for _variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
 
 import spinecls
 
