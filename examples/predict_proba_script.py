@@ -28,10 +28,12 @@ root = spinecls.make_synthetic_rsna(
     out / "rsna", n_studies=4 if small else 20, image_size=(96, 128), overwrite=True
 )
 frame = spinecls.load_rsna(root)
-pipe = Pipeline([
-    ("patches", LumbarPatchTransformer(patch_size=48, output_size=32)),
-    ("clf", DualHeadClassifier(max_epochs=1 if small else 10, random_state=0)),
-])
+pipe = Pipeline(
+    [
+        ("patches", LumbarPatchTransformer(patch_size=48, output_size=32)),
+        ("clf", DualHeadClassifier(max_epochs=1 if small else 10, random_state=0)),
+    ]
+)
 
 # -- once: train and save (the file holds weights and JSON, no pickle) -----------------
 pipe.fit(frame, frame[["condition", "severity"]], clf__groups=frame["study_id"])

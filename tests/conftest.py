@@ -9,6 +9,8 @@ import os
 
 import pytest
 
+import spinecls  # lazy (PEP 562): loads no torch yet
+
 # One BLAS/OpenMP thread per process in the test session (and the processes it starts: CLI
 # runs, joblib and dask workers, accelerate's two ranks). The tests' networks are tiny: on
 # two cores a second thread per convolution buys nothing and, with worker processes beside
@@ -16,8 +18,6 @@ import pytest
 # torch is imported; a value the caller exported wins.
 for _variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")
-
-import spinecls
 
 
 @pytest.fixture(scope="session")
