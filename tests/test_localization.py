@@ -15,7 +15,7 @@ from sklearn.exceptions import NotFittedError
 
 import spinecls
 from spinecls._localize import _order_flags, predict_axial, predict_sagittal
-from spinecls._volumes import read_volume, to_original, to_working
+from spinecls._volumes import StackDataset, read_volume, to_original, to_working
 from spinecls.datasets import RSNADataWarning, load_series
 from spinecls.geometry import SeriesGeometry
 from spinecls.localization import OUTPUT_COLUMNS, LevelLocalizer
@@ -246,6 +246,21 @@ def test_axial_projection_outside_the_image_is_flagged(fitted, loc_data):
     sources = _canal_sources(series, coords, row.study_id, shift=(1000.0, 0.0, 0.0))
     rows = _axial(fitted, row.series_dir, sources)
     assert rows and all(r["qc_outside_image"] for r in rows)
+
+
+@pytest.mark.parametrize("augment", [False, True])
+def test_points_moved_out_of_the_sample_lose_their_weight(augment):
+    images = np.ones((2, 1, 40, 40), np.float32)
+    targets = np.array([[0, 1.0, 1.0, 1.0], [1, 20.0, 20.0, 1.0]], np.float32)
+    data = StackDataset([(images, targets)], augment=augment, seed=0, window=16)
+    kept = []
+    for _ in range(30):
+        sample, out = data[0]
+        assert sample.shape == (2, 1, 16, 16)
+        inside = ((out[:, 1:3] >= 0) & (out[:, 1:3] <= 15)).all(1)
+        assert torch.equal(out[:, 3], inside.float())
+        kept.append(out[:, 3].tolist())
+    assert {0.0, 1.0} <= {w for pair in kept for w in pair}
 
 
 def test_order_flags():
