@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import warnings
 
@@ -14,7 +15,7 @@ from sklearn.exceptions import NotFittedError
 
 import spinecls
 from spinecls._localize import _order_flags, predict_axial, predict_sagittal
-from spinecls._volumes import read_volume, to_original, to_working
+from spinecls._volumes import StackDataset, read_volume, to_original, to_working
 from spinecls.datasets import RSNADataWarning, load_series
 from spinecls.geometry import SeriesGeometry
 from spinecls.localization import OUTPUT_COLUMNS, LevelLocalizer
@@ -247,6 +248,21 @@ def test_axial_projection_outside_the_image_is_flagged(fitted, loc_data):
     assert rows and all(r["qc_outside_image"] for r in rows)
 
 
+@pytest.mark.parametrize("augment", [False, True])
+def test_points_moved_out_of_the_sample_lose_their_weight(augment):
+    images = np.ones((2, 1, 40, 40), np.float32)
+    targets = np.array([[0, 1.0, 1.0, 1.0], [1, 20.0, 20.0, 1.0]], np.float32)
+    data = StackDataset([(images, targets)], augment=augment, seed=0, window=16)
+    kept = []
+    for _ in range(30):
+        sample, out = data[0]
+        assert sample.shape == (2, 1, 16, 16)
+        inside = ((out[:, 1:3] >= 0) & (out[:, 1:3] <= 15)).all(1)
+        assert torch.equal(out[:, 3], inside.float())
+        kept.append(out[:, 3].tolist())
+    assert {0.0, 1.0} <= {w for pair in kept for w in pair}
+
+
 def test_order_flags():
     rows = [
         {
@@ -273,6 +289,45 @@ def test_deterministic_and_leaves_global_rng(loc_data):
     assert torch.equal(torch.random.get_rng_state(), state)
     b = LevelLocalizer(max_epochs=1, random_state=3, **SMALL).fit(series, coords).predict(one)
     pd.testing.assert_frame_equal(a, b)
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("accelerate") is None, reason="accelerate is not installed"
+)
+def test_one_process_accelerator_predicts_as_without(fitted, predicted, loc_data):
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState, GradientState
+    from skorch.hf import AccelerateMixin
+
+    series, coords = loc_data
+    try:
+        loc = clone(fitted).set_params(accelerator=Accelerator(cpu=True)).fit(series, coords)
+        out = loc.predict(series)
+    finally:  # accelerate keeps its state per process
+        AcceleratorState._reset_state(True)
+        GradientState._reset_state()
+    assert isinstance(loc.net_, AccelerateMixin) and loc.net_.device is None
+    np.testing.assert_allclose(
+        loc.history_[:, "train_loss"], fitted.history_[:, "train_loss"], atol=1e-6
+    )
+    pd.testing.assert_frame_equal(
+        out.drop(columns=["x", "y", "confidence"]),
+        predicted.drop(columns=["x", "y", "confidence"]),
+    )
+    np.testing.assert_allclose(out[["x", "y"]], predicted[["x", "y"]], atol=1e-3)
+
+
+def test_bf16_trains_and_predicts(loc_data):
+    series, coords = loc_data
+    one = series[series["study_id"] == series["study_id"].iloc[0]]
+    loc = LevelLocalizer(max_epochs=1, precision="bf16", random_state=0, **SMALL)
+    out = loc.fit(series, coords).predict(one)
+    assert np.isfinite(loc.history_[:, "train_loss"]).all()
+    assert len(out) >= 15 and np.isfinite(out[["x", "y", "confidence"]]).all().all()
+    with pytest.raises(ValueError, match="precision='fp16' needs a CUDA device"):
+        LevelLocalizer(precision="fp16").fit(series, coords)
+    with pytest.raises(ValueError, match="precision must be one of"):
+        LevelLocalizer(precision="16").fit(series, coords)
 
 
 def test_save_load_round_trip(fitted, predicted, loc_data, tmp_path):
