@@ -372,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
         "predict grades studies without coordinates",
     )
     train.add_argument(
-        "--localizer-epochs", type=int, default=30, help="localizer epochs (default 30)"
+        "--localizer-epochs", type=int, default=10, help="localizer epochs (default 10)"
     )
     train.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     add_scheduler_option(train)

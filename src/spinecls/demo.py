@@ -59,7 +59,7 @@ class DemoConfig:
 
 
 FULL = DemoConfig(
-    studies=30, crop=48, size=32, marker_size=48, epochs=(15, 15, 6), localizer_epochs=30
+    studies=30, crop=48, size=32, marker_size=48, epochs=(15, 15, 6), localizer_epochs=10
 )
 QUICK = DemoConfig(
     studies=12, crop=48, size=32, marker_size=32, epochs=(3, 3, 2), localizer_epochs=3
