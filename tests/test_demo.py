@@ -65,7 +65,7 @@ def test_demo_writes_the_table_models_submission_and_plots(demo_run):
         assert (out / f"{plot}.png").stat().st_size > 1000
     assert "| model |" in (out / "results.md").read_text()
     recommended = spinecls.persistence.load_pipeline(out / "recommended.pt")
-    assert recommended[0].patch_size_mm == demo_module.RECOMMENDED["transformer"]["patch_size_mm"]
+    assert recommended[-1].tta == demo_module.RECOMMENDED["classifier"]["tta"]
     for k in (1, 2, 3):
         model = spinecls.DualHeadClassifier.load(out / f"model{k}.pt")
         assert model.backbone == ["simple", "inception", "vgg16"][k - 1]

@@ -12,7 +12,8 @@ scored on the test studies by accuracy, precision, recall and F1 per head and by
 competition score, beside a majority-class and a class-prior baseline; each model again
 with its probabilities calibrated (a temperature per head fitted on its validation studies,
 :func:`spinecls.calibration.calibrate_heads`); and a "recommended" row, the library's best
-recipe on a CPU budget (:data:`RECOMMENDED`). Then the end-to-end
+recipe on a CPU budget (:data:`RECOMMENDED`: weighted loss, calibration, flip TTA). Then
+the end-to-end
 stage: a :class:`~spinecls.LevelLocalizer` trained on the training studies finds the levels
 of the test studies without their coordinates, and the best model grades them from its
 points (a table row beside the same model on the true coordinates).
@@ -74,22 +75,24 @@ MODELS = {
 
 RECOMMENDED_NAME = "recommended"
 RECOMMENDED = {
-    "transformer": dict(patch_size_mm=48.0, slices=3),
+    "transformer": dict(mode="crop"),
     "classifier": dict(
         backbone="simple",
         augment="light",
-        tta="flip",
+        batch_size=16,
         severity_weights="rsna",
         calibration="temperature",
-        batch_size=16,
+        tta="flip",
     ),
     "per_group": False,
 }
-"""The recipe of the "recommended" row: the best that ``benchmarks/bench_quality.py``
-measured within this machine's budget (docs/quality.md): crops of 48 mm, 2.5D (three
-slices), the light augmentation with flip test-time augmentation, the competition's
-1/2/4 severity weights and a temperature per head. ``per_group``: one such pipeline per
-condition group (:class:`~spinecls.ConditionGroupClassifier`)."""
+"""The recipe of the "recommended" row: the best mean competition score within two
+minutes of training that ``benchmarks/bench_quality.py`` measured over three seeds on
+the demo's data (docs/quality.md): model 1's crops and light augmentation, the
+competition's 1/2/4 severity weights in the loss, a temperature per head and flip
+test-time augmentation. Crops of 48 mm in 2.5D, one model per condition group and an
+ensemble of two seeds did not pay there. ``per_group``: one such pipeline per condition
+group (:class:`~spinecls.ConditionGroupClassifier`)."""
 
 METRICS = ["accuracy", "precision", "recall", "f1"]
 SEVERITY_EXTRAS = {
@@ -133,7 +136,11 @@ def _pipeline(spec: dict, config: DemoConfig, epochs: int, seed: int, memory, we
 def _recommended(config: DemoConfig, seed: int, memory):
     """The pipeline of the "recommended" row (:data:`RECOMMENDED`)."""
     transformer = LumbarPatchTransformer(
-        output_size=config.size, memory=memory, verbose=1, **RECOMMENDED["transformer"]
+        patch_size=config.crop,
+        output_size=config.size,
+        memory=memory,
+        verbose=1,
+        **RECOMMENDED["transformer"],
     )
     classifier = DualHeadClassifier(
         lr=1e-3,
