@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import spinecls
-from spinecls import CONDITIONS, SEVERITIES, cli
+from spinecls import CONDITIONS, SEVERITIES, _commands
 from spinecls.cli import main
 
 
@@ -230,7 +230,7 @@ def no_work(monkeypatch):
 
     monkeypatch.setattr(spinecls.datasets, "load_rsna", work_started)
     monkeypatch.setattr(spinecls.datasets, "make_synthetic_rsna", work_started)
-    monkeypatch.setattr(cli, "_load_pipeline", work_started)
+    monkeypatch.setattr(_commands, "_load_pipeline", work_started)
 
 
 @pytest.mark.parametrize(

@@ -20,24 +20,23 @@ from __future__ import annotations
 import json
 import warnings
 from dataclasses import dataclass, field
-from functools import partial
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import (
     accuracy_score,
     balanced_accuracy_score,
-    brier_score_loss,
     classification_report,
     confusion_matrix,
     f1_score,
     log_loss,
     precision_score,
     recall_score,
-    roc_auc_score,
 )
 
 from ._competition import row_ids, rsna_score, solution_from_frame, to_submission
+from ._reliability import CALIBRATION_BINS, _ece, expected_calibration_error, reliability_table
+from ._scorers import HeadScorer, RSNAScorer, head_scorer, rsna_scorer
 from ._validation import located, two_columns
 from .labels import CONDITIONS, HEADS, SEVERITIES
 
@@ -56,11 +55,6 @@ __all__ = [
     "solution_from_frame",
     "to_submission",
 ]
-
-_MAX_LISTED = 10
-
-CALIBRATION_BINS = 10
-"""Equal-width bins of the top probability in reliability tables and the ECE."""
 
 
 # -- label checks ----------------------------------------------------------------------
@@ -289,266 +283,3 @@ def _check_proba(proba, classes, n_rows: int) -> tuple[list[np.ndarray], list[li
             raise ValueError(f"the {head} probabilities must be finite, non-negative rows")
         checked.append(p / p.sum(axis=1, keepdims=True))  # float32 rows sum to 1 +- 1e-7
     return checked, [np.asarray(c).tolist() for c in classes]
-
-
-def reliability_table(
-    y_true, proba, *, classes=None, n_bins: int = CALIBRATION_BINS
-) -> pd.DataFrame:
-    """One head's top-label reliability: accuracy against confidence, per bin.
-
-    Each row's confidence is its largest probability; rows are put in ``n_bins``
-    equal-width bins of ``[0, 1]`` (bin ``b`` holds confidences in ``(b/n, (b+1)/n]``,
-    the first one also 0), and each bin's accuracy is the share of its rows whose most
-    probable class is the true one. A calibrated head has accuracy = confidence.
-
-    Parameters
-    ----------
-    y_true : array-like of shape (n_samples,)
-        True labels of one head.
-    proba : array of shape (n_samples, n_classes)
-        That head's probabilities.
-    classes : sequence, optional
-        The label of each column; default the sorted labels of ``y_true``, which must
-        then number ``n_classes``.
-    n_bins : int, default=CALIBRATION_BINS
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per bin holding at least one row: ``lower, upper, count, confidence``
-        (mean top probability) and ``accuracy``.
-    """
-    y_true = np.asarray(y_true)
-    proba = np.asarray(proba, dtype=np.float64)
-    if classes is None:
-        classes = np.unique(y_true)
-    classes = np.asarray(classes)
-    if proba.ndim != 2 or proba.shape != (len(y_true), len(classes)):
-        raise ValueError(
-            f"proba must have shape ({len(y_true)}, {len(classes)}): one row per label and "
-            f"one column per class {classes.tolist()}; got {proba.shape}"
-        )
-    if not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
-        raise ValueError(f"n_bins must be a positive int; got {n_bins!r}")
-    unknown = sorted(set(y_true.tolist()) - set(classes.tolist()), key=str)
-    if unknown:
-        raise ValueError(f"y_true has label(s) {unknown[:_MAX_LISTED]} not in the classes")
-    confidence = proba.max(axis=1)
-    correct = classes[proba.argmax(axis=1)] == y_true
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, n_bins - 1)
-    table = pd.DataFrame({"bin": which, "confidence": confidence, "accuracy": correct})
-    table = table.groupby("bin").agg(
-        count=("confidence", "size"),
-        confidence=("confidence", "mean"),
-        accuracy=("accuracy", "mean"),
-    )
-    table.insert(0, "lower", edges[table.index])
-    table.insert(1, "upper", edges[table.index + 1])
-    return table.reset_index(drop=True)
-
-
-def _ece(table: pd.DataFrame) -> float:
-    weights = table["count"] / table["count"].sum()
-    return float((weights * (table["accuracy"] - table["confidence"]).abs()).sum())
-
-
-def expected_calibration_error(
-    y_true, proba, *, classes=None, n_bins: int = CALIBRATION_BINS
-) -> float:
-    """The expected calibration error (ECE) of one head's top probability.
-
-    The mean over :func:`reliability_table`'s bins of ``|accuracy - confidence|``,
-    weighted by the share of rows in each bin: 0 for a calibrated head.
-
-    Parameters
-    ----------
-    y_true : array-like of shape (n_samples,)
-    proba : array of shape (n_samples, n_classes)
-    classes : sequence, optional
-        The label of each column (default: the sorted labels of ``y_true``).
-    n_bins : int, default=CALIBRATION_BINS
-
-    Returns
-    -------
-    float
-
-    Examples
-    --------
-    >>> # right at 0.9 and 0.8, wrong at 0.7: (0.1 + 0.2 + 0.7) / 3
-    >>> round(expected_calibration_error([0, 1, 1], [[0.9, 0.1], [0.2, 0.8], [0.7, 0.3]]), 4)
-    0.3333
-    """
-    return _ece(reliability_table(y_true, proba, classes=classes, n_bins=n_bins))
-
-
-# -- scorers ---------------------------------------------------------------------------
-_LABEL_METRICS = {
-    "accuracy": accuracy_score,
-    "balanced_accuracy": balanced_accuracy_score,
-    **{
-        f"{name}_{average}": partial(func, average=average, zero_division=0)
-        for name, func in (
-            ("f1", f1_score),
-            ("precision", precision_score),
-            ("recall", recall_score),
-        )
-        for average in ("weighted", "macro", "micro")
-    },
-}
-
-
-def _roc_auc(multi_class: str, average: str):
-    def score(true, proba, classes, sample_weight=None) -> float:
-        if len(classes) == 2:  # scikit-learn's binary form: the second class is positive
-            return roc_auc_score(true == classes[1], proba[:, 1], sample_weight=sample_weight)
-        return roc_auc_score(
-            true,
-            proba,
-            multi_class=multi_class,
-            average=average,
-            labels=classes,
-            sample_weight=sample_weight,
-        )
-
-    return score
-
-
-def _negated(metric):
-    def score(true, proba, classes, sample_weight=None) -> float:
-        return -metric(true, proba, labels=classes, sample_weight=sample_weight)
-
-    return score
-
-
-# Each takes the head's classes as labels, so that a fold whose true labels lack a class
-# is still scored (scikit-learn's own "neg_log_loss" refuses it).
-_PROBABILITY_METRICS = {
-    "neg_log_loss": _negated(log_loss),
-    "neg_brier_score": _negated(brier_score_loss),
-    "roc_auc_ovr": _roc_auc("ovr", "macro"),
-    "roc_auc_ovo": _roc_auc("ovo", "macro"),
-    "roc_auc_ovr_weighted": _roc_auc("ovr", "weighted"),
-    "roc_auc_ovo_weighted": _roc_auc("ovo", "weighted"),
-}
-
-
-class HeadScorer:
-    """A scorer ``(estimator, X, y) -> float`` for one head of a two-column y.
-
-    Built by :func:`head_scorer`; usable in ``GridSearchCV(scoring=...)``, alone or in
-    a dict of metrics with ``refit=``.
-
-    Parameters
-    ----------
-    head : {"condition", "severity"}
-    metric : str
-        One of :func:`head_scorer`'s metrics.
-    """
-
-    def __init__(self, head: str, metric: str):
-        if head not in HEADS:
-            raise ValueError(f"head must be one of {HEADS}, got {head!r}")
-        if metric not in _LABEL_METRICS and metric not in _PROBABILITY_METRICS:
-            raise ValueError(
-                f"metric must be one of {sorted(_LABEL_METRICS)} (labels) or "
-                f"{sorted(_PROBABILITY_METRICS)} (probabilities), got {metric!r}"
-            )
-        self.head = head
-        self.metric = metric
-
-    def __call__(self, estimator, X, y, sample_weight=None) -> float:
-        k = HEADS.index(self.head)
-        true = two_columns(y)[k]
-        missing = pd.isna(true)
-        if missing.any():
-            raise ValueError(
-                f"y has missing {self.head} labels at {located(missing, range(len(true)))}"
-            )
-        if self.metric in _LABEL_METRICS:
-            predicted = two_columns(estimator.predict(X), "predictions")[k]
-            return float(_LABEL_METRICS[self.metric](true, predicted, sample_weight=sample_weight))
-        proba = np.asarray(estimator.predict_proba(X)[k], dtype=np.float64)
-        classes = np.asarray(estimator.classes_[k])
-        if proba.shape != (len(true), len(classes)):
-            raise ValueError(
-                f"the {self.head} probabilities have shape {proba.shape}; expected "
-                f"{(len(true), len(classes))} (one row per sample, one column per class)"
-            )
-        # A float32 softmax sums to one within 1e-7, beyond what sklearn's float64 checks
-        # accept without a warning.
-        proba = proba / proba.sum(axis=1, keepdims=True)
-        metric = _PROBABILITY_METRICS[self.metric]
-        return float(metric(true, proba, classes, sample_weight=sample_weight))
-
-    def __repr__(self) -> str:
-        return f"head_scorer({self.head!r}, {self.metric!r})"
-
-
-def head_scorer(head: str, metric: str = "accuracy") -> HeadScorer:
-    """A scorer of one head for ``GridSearchCV(scoring=...)``.
-
-    scikit-learn's string scorers (``scoring="accuracy"``, ``"neg_log_loss"``...) cannot
-    score a two-column y; this scores one head with the metric of the same name.
-
-    Parameters
-    ----------
-    head : {"condition", "severity"}
-    metric : str, default="accuracy"
-        From the head's labels (``predict``): ``"accuracy"``, ``"balanced_accuracy"``,
-        or ``"{f1,precision,recall}_{weighted,macro,micro}"`` (sklearn.metrics with
-        ``zero_division=0``). From its probabilities (``predict_proba(X)[k]`` and
-        ``classes_[k]``): ``"neg_log_loss"``, ``"neg_brier_score"``, ``"roc_auc_ovr"``,
-        ``"roc_auc_ovo"``, ``"roc_auc_ovr_weighted"``, ``"roc_auc_ovo_weighted"``; the
-        fitted classes are the metric's labels, so a fold whose true labels lack a class
-        is scored too (ROC AUC is then undefined: scikit-learn warns and gives NaN). A
-        head of two classes gets the binary ROC AUC. Greater is better.
-
-    Returns
-    -------
-    HeadScorer
-
-    Examples
-    --------
-    >>> head_scorer("severity", "f1_weighted")
-    head_scorer('severity', 'f1_weighted')
-    >>> head_scorer("severity", "neg_log_loss")
-    head_scorer('severity', 'neg_log_loss')
-    """
-    return HeadScorer(head, metric)
-
-
-class RSNAScorer:
-    """The competition score as a scorer: ``-rsna_score`` (greater is better).
-
-    ``X`` must be the rows of a :func:`spinecls.load_rsna`-style frame (``study_id``,
-    ``condition``, ``level``), as a Pipeline that starts with
-    :class:`~spinecls.LumbarPatchTransformer` receives them; the severity labels come
-    from the second column of ``y``.
-    """
-
-    def __call__(self, estimator, X, y, sample_weight=None) -> float:
-        if sample_weight is not None:
-            raise ValueError(
-                "rsna_scorer weights rows as the competition does (1 / 2 / 4 by severity); "
-                "it takes no sample_weight"
-            )
-        if not isinstance(X, pd.DataFrame) or not {"study_id", "condition", "level"} <= set(
-            X.columns
-        ):
-            raise ValueError(
-                "rsna_scorer needs X to be rows with study_id, condition and level (a "
-                "Pipeline of LumbarPatchTransformer and DualHeadClassifier on load_rsna's frame)"
-            )
-        severity = two_columns(y)[1]
-        frame = X[["study_id", "condition", "level"]].assign(severity=severity)
-        proba = estimator.predict_proba(X)[1]
-        submission = to_submission(frame, proba, classes=estimator.classes_[1], complete=False)
-        return -rsna_score(solution_from_frame(frame), submission)
-
-    def __repr__(self) -> str:
-        return "rsna_scorer"
-
-
-rsna_scorer = RSNAScorer()
-"""Scorer of the competition score, negated so that greater is better."""

@@ -39,17 +39,18 @@ import warnings
 import zipfile
 from pathlib import Path
 from pickle import UnpicklingError
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import albumentations as A
 import numpy as np
 import torch
-import torchvision
 from skorch.exceptions import DeviceWarning
 from torch import nn
-from torchvision.models import WeightsEnum
 
 from ._atomic import check_destination, replacing
+from ._param_codec import decode_params, encode_params
+
+if TYPE_CHECKING:  # re-exported lazily, see __getattr__ at the end
+    from ._pipeline_file import load_localizer, load_pipeline, save_pipeline
 
 __all__ = [
     "FIELDS",
@@ -69,93 +70,11 @@ __all__ = [
 FILE_VERSION = 1
 """Layout version written by :func:`save`; :func:`load` reads this version and older."""
 
-LOCALIZER_ENTRY = "localizer"
-"""The entry of a pipeline's model file that holds a :class:`~spinecls.LevelLocalizer`."""
-
 _COMMON = {"format": str, "version": int, "params": str, "metadata": str, "state_dict": dict}
-_TAGS = ("tuple", "dict_items", "albumentations", "torch.optim", "torchvision.weights")
 
 
 def _format(cls: type) -> str:
     return f"spinecls.{cls.__name__}"
-
-
-# -- parameters as JSON ----------------------------------------------------------------
-def _encode(name: str, value: Any) -> Any:
-    if isinstance(value, (np.generic, np.ndarray)):
-        return _encode(name, value.tolist())
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    if isinstance(value, np.random.RandomState):
-        return None  # a generator's state is not a parameter worth keeping
-    if isinstance(value, WeightsEnum):
-        return {"torchvision.weights": str(value)}
-    if isinstance(value, torch.device):
-        return str(value)
-    if isinstance(value, (A.BaseCompose, A.BasicTransform)):
-        return {"albumentations": A.to_dict(value)}
-    if isinstance(value, type) and issubclass(value, torch.optim.Optimizer):
-        if getattr(torch.optim, value.__name__, None) is not value:
-            raise ValueError(f"cannot save {name}={value!r}: only torch.optim classes are saved")
-        return {"torch.optim": value.__name__}
-    if isinstance(value, tuple):
-        return {"tuple": [_encode(name, v) for v in value]}
-    if isinstance(value, list):
-        return [_encode(name, v) for v in value]
-    if isinstance(value, dict):
-        if all(isinstance(k, str) for k in value) and not (
-            len(value) == 1 and set(value) & set(_TAGS)
-        ):
-            return {k: _encode(name, v) for k, v in value.items()}
-        return {"dict_items": [[_encode(name, k), _encode(name, v)] for k, v in value.items()]}
-    if callable(value):
-        raise ValueError(
-            f"cannot save {name}={value!r}: a class or function would have to be imported "
-            "from the file; register it (spinecls.models.register_backbone) and pass its name"
-        )
-    if value is None or isinstance(value, (str, bool, int, float)):
-        return value
-    raise ValueError(f"cannot save {name}={value!r}: not a JSON value")
-
-
-def encode_params(params: dict) -> dict:
-    """Parameters as JSON-able values; :func:`decode_params` restores them."""
-    return {name: _encode(name, value) for name, value in params.items()}
-
-
-def _decode(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_decode(v) for v in value]
-    if not isinstance(value, dict):
-        return value
-    if len(value) != 1 or next(iter(value)) not in _TAGS:
-        return {k: _decode(v) for k, v in value.items()}
-    ((tag, content),) = value.items()
-    if tag == "tuple":
-        return tuple(_decode(v) for v in content)
-    if tag == "dict_items":
-        return {_decode(k): _decode(v) for k, v in content}
-    if tag == "albumentations":
-        return A.from_dict(content)
-    if tag == "torch.optim":
-        optimizer = getattr(torch.optim, str(content), None)
-        if not (isinstance(optimizer, type) and issubclass(optimizer, torch.optim.Optimizer)):
-            raise ValueError(f"unknown torch.optim optimizer {content!r}")
-        return optimizer
-    return torchvision.models.get_weight(str(content))
-
-
-def decode_params(params: dict) -> dict:
-    """The parameters :func:`encode_params` stored."""
-    decoded = {}
-    for name, value in params.items():
-        try:
-            decoded[name] = _decode(value)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ValueError(
-                f"parameter {name!r} cannot be read ({type(exc).__name__}: {exc})"
-            ) from None
-    return decoded
 
 
 # -- the file --------------------------------------------------------------------------
@@ -491,164 +410,18 @@ class PersistenceMixin:
         return load(cls, path, device=device)
 
 
-# -- a whole pipeline ------------------------------------------------------------------
-def save_pipeline(
-    pipeline, path: str | os.PathLike, *, metadata: dict | None = None, localizer=None
-) -> None:
-    """Write a fitted patch-and-classify pipeline to one model file.
-
-    The final step is saved with :func:`save`; the first step, a
-    :class:`~spinecls.LumbarPatchTransformer`, is recorded by the parameters that
-    decide what its patches look like (everything but where the data lies and how it
-    is read: :data:`spinecls.preprocessing.RUNTIME_PARAMS`), so that
-    :func:`load_pipeline` cuts the same patches from any directory.
-
-    Parameters
-    ----------
-    pipeline : sklearn.pipeline.Pipeline
-        ``[LumbarPatchTransformer, fitted estimator with weights]``.
-    path : str or path-like
-        The model file (written through a temporary sibling and a rename).
-    metadata : dict, optional
-        More JSON-serialisable values to keep; the transformer's are stored under
-        ``"transformer"``.
-    localizer : LevelLocalizer, optional
-        A fitted localizer to carry in the same file, under the entry ``"localizer"``
-        (read it with :func:`load_localizer`), so that one file grades studies that
-        come without coordinates (:func:`spinecls.inference.predict_studies`).
-
-    Raises
-    ------
-    ValueError
-        If the pipeline is not a transformer followed by a savable estimator, or
-        ``localizer`` is not a fitted estimator with weights.
-    """
-    from .preprocessing import LumbarPatchTransformer, recipe_params
-
-    steps = getattr(pipeline, "steps", None)
-    if (
-        not steps
-        or len(steps) != 2
-        or not isinstance(steps[0][1], LumbarPatchTransformer)
-        or not isinstance(steps[1][1], PersistenceMixin)
-    ):
-        raise ValueError(
-            "save_pipeline needs a Pipeline of a LumbarPatchTransformer and a fitted "
-            f"spinecls estimator with weights; got {pipeline!r}"
-        )
-    if localizer is not None and not isinstance(localizer, PersistenceMixin):
-        raise ValueError(f"localizer must be a fitted LevelLocalizer; got {localizer!r}")
-    metadata = dict(metadata or {}) | {"transformer": recipe_params(steps[0][1])}
-    check_destination(path, directory=False, overwrite=True)
-    state = _archive(steps[1][1], metadata)
-    if localizer is not None:
-        state[LOCALIZER_ENTRY] = _archive(localizer, {})
-    with replacing(path) as tmp:
-        torch.save(state, tmp)
+# The pipeline file imports this module's archive functions; re-exporting its names lazily
+# (PEP 562) keeps that import one way.
+_PIPELINE_NAMES = ("LOCALIZER_ENTRY", "load_localizer", "load_pipeline", "save_pipeline")
 
 
-def load_localizer(path: str | os.PathLike, *, device: str | torch.device | None = None):
-    """Read the :class:`~spinecls.LevelLocalizer` a model file carries.
+def __getattr__(name: str):
+    if name in _PIPELINE_NAMES:
+        from . import _pipeline_file
 
-    Parameters
-    ----------
-    path : str or path-like
-        A file written by ``LevelLocalizer.save`` or by :func:`save_pipeline` with a
-        ``localizer`` (``spinecls train --localizer``).
-    device : str or torch.device, optional
-        Where the localizer runs, instead of its saved ``device`` (see :func:`load`).
-
-    Returns
-    -------
-    LevelLocalizer
-        Fitted.
-
-    Raises
-    ------
-    FileNotFoundError, IsADirectoryError
-        If there is no file at ``path``, or a directory.
-    ValueError
-        One line naming the file: it carries no localizer, or the localizer's entry is
-        damaged (as :func:`load` checks it).
-    """
-    from .localization import LevelLocalizer
-
-    path = os.fspath(path)
-    if device is not None:
-        check_device(device)
-    state = _torch_load(path, LevelLocalizer)
-    if isinstance(state, dict) and state.get("format") == _format(LevelLocalizer):
-        return _build(LevelLocalizer, _check_archive(state, path, LevelLocalizer), path, device)
-    carried = state.get(LOCALIZER_ENTRY) if isinstance(state, dict) else None
-    if carried is None:
-        raise ValueError(
-            f"{path} carries no localizer: train one with `spinecls train --localizer` (or "
-            "save a fitted LevelLocalizer) to grade studies without coordinates"
-        )
-    return _build(LevelLocalizer, _check_archive(carried, path, LevelLocalizer), path, device)
+        return getattr(_pipeline_file, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def load_pipeline(
-    path: str | os.PathLike,
-    *,
-    data_dir: str | os.PathLike | None = None,
-    device: str | torch.device | None = None,
-    estimator_class: type | None = None,
-    **transformer_params,
-):
-    """Read a model file written by :func:`save_pipeline` as a ready pipeline.
-
-    Parameters
-    ----------
-    path : str or path-like
-    data_dir : str or path-like, optional
-        The competition directory the transformer resolves image paths under.
-    device : str or torch.device, optional
-        Where the estimator runs, instead of its saved ``device`` (see :func:`load`).
-    estimator_class : type, default=DualHeadClassifier
-        The class of the saved estimator.
-    **transformer_params
-        Run-time parameters of the transformer (``n_jobs``, ``memory``, ``verbose``,
-        ``on_error``); parameters that shape the patches come from the file.
-
-    Returns
-    -------
-    sklearn.pipeline.Pipeline
-        ``[("patches", LumbarPatchTransformer), ("clf", estimator)]``.
-
-    Raises
-    ------
-    ValueError
-        If the file is not a model file (see :func:`load`), or does not record its
-        transformer (it was written by ``save`` rather than :func:`save_pipeline`) or
-        records one with unknown or run-time parameters, or a parameter that shapes the
-        patches is given.
-    """
-    from sklearn.pipeline import Pipeline
-
-    from .classifier import DualHeadClassifier
-    from .preprocessing import RUNTIME_PARAMS, LumbarPatchTransformer
-
-    shaping = sorted(set(transformer_params) - RUNTIME_PARAMS)
-    if shaping:
-        raise ValueError(
-            f"load_pipeline takes only run-time transformer parameters {sorted(RUNTIME_PARAMS)}"
-            f"; {shaping} come from the model file"
-        )
-    estimator = load(estimator_class or DualHeadClassifier, path, device=device)
-    recorded = estimator.metadata_.get("transformer")
-    if not isinstance(recorded, dict):
-        raise ValueError(
-            f"{os.fspath(path)}: the model file does not record how its patches were made "
-            "(write it with spinecls.persistence.save_pipeline or spinecls train)"
-        )
-    runtime = sorted(set(recorded) & RUNTIME_PARAMS)
-    if runtime:  # where data lies and is cached is the caller's choice, never the file's
-        raise ValueError(
-            f"{os.fspath(path)}: the recorded transformer holds run-time parameters {runtime}"
-        )
-    try:
-        transformer = LumbarPatchTransformer(data_dir=data_dir, **recorded, **transformer_params)
-    except TypeError as exc:
-        raise ValueError(f"{os.fspath(path)}: bad transformer parameters: {exc}") from None
-    return Pipeline([("patches", transformer), ("clf", estimator)])
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_PIPELINE_NAMES})

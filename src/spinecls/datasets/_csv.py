@@ -10,6 +10,10 @@ import pandas as pd
 
 from .._validation import MAX_LISTED, finite_numbers, located, whole_numbers
 
+DESCRIPTIONS_CSV = "{split}_series_descriptions.csv"
+DESCRIPTION_COLUMNS = ("study_id", "series_id", "series_description")
+SPLITS = ("train", "test")
+
 # Row numbers in messages are the CSV's own line numbers (header = line 1).
 FIRST_DATA_LINE = 2
 
@@ -79,3 +83,7 @@ def check_vocabulary(values: pd.Series, allowed, column: str, path: Path) -> Non
             f"{path.name}: unknown {column} value(s) {unknown[:MAX_LISTED]} at {at_lines(bad)}; "
             f"expected one of {list(allowed)}"
         )
+
+
+class RSNADataWarning(UserWarning):
+    """Rows of the competition CSVs were dropped or left incomplete while loading."""

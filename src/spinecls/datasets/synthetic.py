@@ -24,14 +24,9 @@ from pydicom.uid import (
 from .._atomic import atomic_directory, check_destination
 from ..labels import LEVELS, RAW_SEVERITIES, SEVERITIES, SEVERITY_PRIORS, WIDE_COLUMNS
 from ._acquisition import design
+from ._csv import DESCRIPTION_COLUMNS, DESCRIPTIONS_CSV
 from ._phantom import render
-from .rsna import (
-    COORDINATE_COLUMNS,
-    COORDINATES_CSV,
-    DESCRIPTION_COLUMNS,
-    DESCRIPTIONS_CSV,
-    LABELS_CSV,
-)
+from .rsna import COORDINATE_COLUMNS, COORDINATES_CSV, LABELS_CSV
 
 __all__ = ["make_synthetic_rsna", "SEVERITY_PRIORS"]
 

@@ -1,0 +1,254 @@
+"""The work of each ``spinecls`` command, given its parsed arguments.
+
+:mod:`spinecls.cli` builds the parser and runs these; each checks its inputs and its
+destination before any long work (:func:`spinecls._atomic.check_destination`), then calls
+the library.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ._atomic import atomic_file, check_destination
+from .labels import CONDITIONS, SEVERITIES
+
+
+def _summary(frame) -> str:
+    table = (
+        frame.groupby("condition")["severity"]
+        .value_counts(normalize=True)
+        .unstack(fill_value=0.0)
+        .reindex(index=list(CONDITIONS), columns=list(SEVERITIES), fill_value=0.0)
+    )
+    overall = frame["severity"].value_counts(normalize=True).reindex(list(SEVERITIES), fill_value=0)
+    lines = [
+        f"{frame['study_id'].nunique()} studies, {frame['series_id'].nunique()} series, "
+        f"{len(frame)} labelled coordinates",
+        "severity balance (share of rows):",
+        (100 * table).round(1).to_string(),
+        "all: " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in overall.items()),
+    ]
+    return "\n".join(lines)
+
+
+def _inputs(args: argparse.Namespace) -> list[Path | None]:
+    localizer = getattr(args, "localizer", None)
+    return [
+        getattr(args, "data", None),
+        getattr(args, "model", None),
+        localizer if isinstance(localizer, Path) else None,
+    ]
+
+
+def _check_output(args: argparse.Namespace, path: Path | None, *, directory: bool = False) -> None:
+    """Refuse a bad destination before any long work (see ``check_destination``)."""
+    if path is not None:
+        check_destination(
+            path,
+            directory=directory,
+            overwrite=args.overwrite,
+            inputs=_inputs(args),
+            overwrite_hint="--overwrite",
+        )
+
+
+def _check_data(path: Path | None) -> None:
+    if path is not None and not path.is_dir():
+        raise NotADirectoryError(f"--data {path} is not a directory")
+
+
+def _check_device(device: str) -> None:
+    from .persistence import check_device
+
+    check_device(device, "--device")
+
+
+def _synth(args: argparse.Namespace) -> int:
+    if args.truth is not None and args.split != "test":
+        raise ValueError("--truth is only written with --split test")
+    truth = None
+    if args.split == "test":
+        truth = args.truth or args.outdir.with_name(f"{args.outdir.name}_truth")
+    for destination in (args.outdir, truth):
+        _check_output(args, destination, directory=True)
+    from .datasets import load_rsna, make_synthetic_rsna
+
+    root = make_synthetic_rsna(
+        args.outdir,
+        n_studies=args.studies,
+        random_state=args.seed,
+        n_jobs=args.n_jobs,
+        overwrite=args.overwrite,
+        split=args.split,
+        truth_dir=truth,
+    )
+    if truth is None:
+        print(f"wrote a synthetic RSNA dataset to {root}")
+    else:
+        print(f"wrote a synthetic RSNA test set to {root} and its labels to {truth}")
+    print(_summary(load_rsna(truth or root)))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    _check_data(args.data)
+    _check_output(args, args.out, directory=True)
+    from .demo import run_demo
+
+    run_demo(
+        args.data,
+        args.out,
+        studies=args.studies,
+        quick=args.quick,
+        random_state=args.seed,
+        weights=args.weights,
+        overwrite=args.overwrite,
+        localize=not args.no_localize,
+    )
+    return 0
+
+
+def _load_pipeline(path: Path, data: Path, device: str):
+    from .persistence import load_pipeline
+
+    if path.is_dir():
+        raise IsADirectoryError(f"--model {path} is a directory, not a model file")
+    if not path.is_file():
+        raise FileNotFoundError(f"model file not found: {path}")
+    return load_pipeline(path, data_dir=data, device=device, verbose=1)
+
+
+def _train(args: argparse.Namespace) -> int:
+    _check_data(args.data)
+    _check_output(args, args.out)
+    _check_device(args.device)
+    from sklearn.pipeline import Pipeline
+
+    from .classifier import DualHeadClassifier
+    from .datasets import load_rsna
+    from .persistence import save_pipeline
+    from .preprocessing import LumbarPatchTransformer
+
+    frame = load_rsna(args.data)
+    transformer = LumbarPatchTransformer(
+        patch_size=args.patch_size,
+        output_size=args.size,
+        mode=args.mode,
+        slices=args.slices,
+        verbose=1,
+    )
+    X = transformer.fit_transform(frame)
+    model = DualHeadClassifier(
+        backbone=args.backbone,
+        lr=args.lr,
+        max_epochs=args.epochs,
+        batch_size=args.batch_size,
+        augment=args.augment,
+        severity_weights=args.severity_weights,
+        tta=args.tta,
+        weights=args.weights,
+        calibration=args.calibration,
+        device=args.device,
+        random_state=args.seed,
+        verbose=1,
+    )
+    print(f"training the {args.backbone} model on {len(X)} patches", flush=True)
+    model.fit(X, frame[["condition", "severity"]], groups=frame["study_id"].to_numpy())
+    localizer = _train_localizer(args, frame) if args.localizer else None
+    with atomic_file(args.out, overwrite=args.overwrite, inputs=_inputs(args)) as tmp:
+        save_pipeline(
+            Pipeline([("patches", transformer), ("clf", model)]), tmp, localizer=localizer
+        )
+    carried = " and the level localizer" if localizer is not None else ""
+    print(f"saved the {args.backbone} model{carried} to {args.out}")
+    return 0
+
+
+def _train_localizer(args: argparse.Namespace, coordinates):
+    from .datasets import load_series
+    from .localization import LevelLocalizer
+
+    series = load_series(args.data, split="train")
+    localizer = LevelLocalizer(
+        max_epochs=args.localizer_epochs, device=args.device, random_state=args.seed, verbose=1
+    )
+    print(f"training the level localizer on {len(series)} series", flush=True)
+    return localizer.fit(series, coordinates)
+
+
+def _located(args: argparse.Namespace) -> bool:
+    """Whether ``predict`` must find the levels itself: no coordinates file, or asked to."""
+    return (
+        args.localizer is not None
+        or not (args.data / f"{args.split}_label_coordinates.csv").is_file()
+    )
+
+
+def _predict(args: argparse.Namespace) -> int:
+    _check_data(args.data)
+    _check_output(args, args.out)
+    _check_device(args.device)
+    from .datasets import load_coordinates
+    from .metrics import to_submission
+
+    pipeline = _load_pipeline(args.model, args.data, args.device)
+    if args.tta is not None:
+        pipeline[-1].set_params(tta=None if args.tta == "none" else args.tta)
+    if _located(args):
+        from .inference import predict_studies
+        from .persistence import load_localizer
+
+        localizer = load_localizer(args.localizer or args.model, device=args.device)
+        print(f"no coordinates given: locating the levels of {args.split}_images", flush=True)
+        submission = predict_studies(args.data, pipeline, localizer, split=args.split)
+        studies = len(submission) // 25
+    else:
+        frame = load_coordinates(args.data, split=args.split)
+        proba = pipeline.predict_proba(frame)[1]
+        submission = to_submission(frame, proba, classes=pipeline.classes_[1])
+        studies = frame["study_id"].nunique()
+    with atomic_file(args.out, overwrite=args.overwrite, inputs=_inputs(args)) as tmp:
+        submission.to_csv(tmp, index=False)
+    print(f"wrote {len(submission)} rows for {studies} studies to {args.out}")
+    return 0
+
+
+def _localize(args: argparse.Namespace) -> int:
+    _check_data(args.data)
+    _check_output(args, args.out)
+    _check_device(args.device)
+    from .datasets import load_series
+    from .localization import POINT_COLUMNS
+    from .persistence import load_localizer
+
+    if args.model.is_dir():
+        raise IsADirectoryError(f"--model {args.model} is a directory, not a model file")
+    localizer = load_localizer(args.model, device=args.device)
+    points = localizer.predict(load_series(args.data, split=args.split))
+    with atomic_file(args.out, overwrite=args.overwrite, inputs=_inputs(args)) as tmp:
+        columns = [*POINT_COLUMNS, "confidence", *[c for c in points if c.startswith("qc_")]]
+        points[columns].to_csv(tmp, index=False)
+    print(
+        f"wrote {len(points)} points for {points['study_id'].nunique()} studies to {args.out} "
+        f"({int(points[['qc_outside_image', 'qc_order']].any(axis=1).sum())} flagged for review)"
+    )
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    _check_data(args.data)
+    _check_output(args, args.json)
+    _check_device(args.device)
+    from .datasets import load_rsna
+    from .evaluation import evaluate
+
+    pipeline = _load_pipeline(args.model, args.data, args.device)
+    evaluation = evaluate(pipeline, load_rsna(args.data))
+    print(evaluation.report)
+    print(f"\ncompetition score (lower is better): {evaluation.score:.4f}")
+    if args.json is not None:
+        with atomic_file(args.json, overwrite=args.overwrite, inputs=_inputs(args)) as tmp:
+            tmp.write_text(json.dumps(evaluation.to_dict(), indent=2))
+    return 0
