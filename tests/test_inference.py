@@ -126,3 +126,22 @@ def test_studies_restricts_the_rows(pipe, rsna_root, rsna_frame):
     assert got["row_id"].tolist() == submission_row_ids([study]).tolist()
     with pytest.raises(ValueError, match="not in"):
         predict_studies(rsna_root, pipe, Oracle(points), split="train", studies=[1])
+
+
+def test_model_weight_shrinks_each_grade_towards_the_prior(pipe, rsna_root, rsna_frame):
+    points = rsna_frame.drop(columns="severity").iloc[:10]
+    oracle = Oracle(points)
+    kwargs = dict(split="train", studies=[int(points["study_id"].iloc[0])])
+    with pytest.warns(PriorFallbackWarning):
+        alone = predict_studies(rsna_root, pipe, oracle, model_weight=1.0, **kwargs)
+        half = predict_studies(rsna_root, pipe, oracle, model_weight=0.5, **kwargs)
+        prior = predict_studies(rsna_root, pipe, oracle, model_weight=0.0, **kwargs)
+        trusted = predict_studies(rsna_root, pipe, oracle, **kwargs)  # the oracle's confidence 1
+    np.testing.assert_allclose(half[TARGETS], (alone[TARGETS] + prior[TARGETS]) / 2, rtol=1e-6)
+    np.testing.assert_allclose(trusted[TARGETS], alone[TARGETS], rtol=1e-6)
+    condition = CONDITIONS[0]
+    rows = prior["row_id"].str.contains("spinal_canal")
+    expected = np.asarray(SEVERITY_PRIORS[condition], dtype=float)
+    np.testing.assert_allclose(prior.loc[rows, TARGETS], np.tile(expected / expected.sum(), (5, 1)))
+    with pytest.raises(ValueError, match="model_weight"):
+        predict_studies(rsna_root, pipe, oracle, model_weight=2.0, **kwargs)

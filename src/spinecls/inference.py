@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ._competition import _probabilities
 from ._validation import listing
 from .labels import CONDITIONS, LEVELS, SEVERITY_PRIORS, TARGETS, slug
 
@@ -104,6 +105,34 @@ def _load_localizer(localizer, model, device: str | None):
     return localizer
 
 
+def _prior_rows(prior: dict, conditions: pd.Series) -> np.ndarray:
+    """The prior's probabilities for each condition, rows summing to one."""
+    try:
+        rows = np.array([prior[c] for c in conditions], dtype=float).reshape(-1, 3)
+    except KeyError as exc:
+        raise ValueError(f"prior has no entry for {exc.args[0]!r}") from None
+    except ValueError:
+        raise ValueError("prior must give three probabilities per condition") from None
+    if (rows < 0).any() or (rows.sum(axis=1) <= 0).any() or not np.isfinite(rows).all():
+        raise ValueError("prior must give three non-negative probabilities per condition")
+    return rows / rows.sum(axis=1, keepdims=True)
+
+
+def _model_weight(model_weight, points: pd.DataFrame) -> np.ndarray:
+    """Each point's weight of the model against the prior, as a column."""
+    if isinstance(model_weight, str) and model_weight == "confidence":
+        if "confidence" not in points.columns:
+            raise ValueError("model_weight='confidence' needs the localizer's confidence column")
+        weight = points["confidence"].to_numpy(dtype=float)
+    elif isinstance(model_weight, (int, float)) and not isinstance(model_weight, bool):
+        weight = np.full(len(points), float(model_weight))
+    else:
+        raise ValueError(f"model_weight must be 'confidence' or a number; got {model_weight!r}")
+    if not (np.isfinite(weight).all() and ((weight >= 0) & (weight <= 1)).all()):
+        raise ValueError("model_weight (or the points' confidence) must lie in [0, 1]")
+    return weight[:, None]
+
+
 def predict_studies(
     data_dir: str | os.PathLike,
     model,
@@ -111,6 +140,7 @@ def predict_studies(
     split: str = "test",
     *,
     prior: dict | None = None,
+    model_weight="confidence",
     device: str | None = None,
     studies=None,
     return_points: bool = False,
@@ -135,6 +165,14 @@ def predict_studies(
     prior : dict, optional
         ``{condition: (normal_mild, moderate, severe)}`` for the condition-levels no
         series yields; default :data:`spinecls.labels.SEVERITY_PRIORS`.
+    model_weight : "confidence" or float in [0, 1], default="confidence"
+        How far each point's grade is trusted: its probabilities become ``w *
+        model + (1 - w) * prior``, with ``w`` the localizer's ``confidence`` for that
+        point, or the number given (1: the model alone). A point placed on the wrong
+        level gets a confident grade of another level, which the competition's log loss
+        punishes hard; shrinking towards the prior caps that. Measured on the default
+        demo's 5 held-out studies (docs/end_to_end.md): 1.75 with the model alone,
+        0.49 with ``"confidence"``, 1.26 with the prior alone.
     device : str, optional
         Torch device for models read from files (e.g. ``"cuda"``).
     studies : sequence of int, optional
@@ -196,27 +234,23 @@ def predict_studies(
     graded = points
     if len(points) and "qc_outside_image" in points.columns:
         graded = points.loc[~points["qc_outside_image"].to_numpy(bool)]
+    prior = SEVERITY_PRIORS if prior is None else prior
     if len(graded):
-        proba = pipeline.predict_proba(graded.reset_index(drop=True))[1]
-        table = to_submission(
-            graded.reset_index(drop=True), proba, classes=pipeline.classes_[1], complete=False
-        ).set_index("row_id")
+        graded = graded.reset_index(drop=True)
+        proba = pipeline.predict_proba(graded)[1]
+        proba = _probabilities(proba, pipeline.classes_[1], graded)  # in TARGETS order
+        weight = _model_weight(model_weight, graded)
+        proba = weight * proba + (1 - weight) * _prior_rows(prior, graded["condition"])
+        table = to_submission(graded, proba, complete=False).set_index("row_id")
     else:
         table = pd.DataFrame(columns=TARGETS, index=pd.Index([], name="row_id"), dtype=float)
 
     table = table.reindex(wanted.to_numpy())
     missing = table[TARGETS[0]].isna().to_numpy()
     if missing.any():
-        prior = SEVERITY_PRIORS if prior is None else prior
         parts = wanted[missing].str.extract(r"^(\d+)_([a-z_]+)_(l\d_[ls]\d)$")
         by_slug = {slug(c): c for c in CONDITIONS}
-        try:
-            fill = np.array([prior[by_slug[c]] for c in parts[1]], dtype=float)
-        except KeyError as exc:
-            raise ValueError(f"prior has no entry for {exc.args[0]!r}") from None
-        if fill.ndim != 2 or fill.shape[1] != 3 or (fill < 0).any() or (fill.sum(1) <= 0).any():
-            raise ValueError("prior must give three non-negative probabilities per condition")
-        table.loc[missing, TARGETS] = fill / fill.sum(axis=1, keepdims=True)
+        table.loc[missing, TARGETS] = _prior_rows(prior, parts[1].map(by_slug))
         counts = parts[0].value_counts(sort=False)
         warnings.warn(
             f"predict_studies: {int(missing.sum())} of {len(wanted)} rows were filled with the "
