@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.metrics import accuracy_score
+from sklearn.utils import Bunch
 from sklearn.utils.metadata_routing import (
     MetadataRouter,
     MethodMapping,
@@ -35,6 +36,24 @@ def labels_from_proba(classes: list[np.ndarray], probas: list[np.ndarray]) -> np
     out = np.empty((len(columns[0]), 2), dtype=dtype)
     out[:, 0], out[:, 1] = columns
     return out
+
+
+class MembersMixin:
+    """The ``estimators`` plumbing of a meta-estimator built on ``_BaseComposition``."""
+
+    def get_params(self, deep=True):
+        """Parameters, with each estimator's as ``{name}__{parameter}`` when ``deep``."""
+        return self._get_params("estimators", deep=deep)
+
+    def set_params(self, **params):
+        """Set parameters, an estimator by its name or its parameters as ``{name}__...``."""
+        self._set_params("estimators", **params)
+        return self
+
+    @property
+    def named_estimators(self) -> Bunch:
+        """The (unfitted) estimators by name."""
+        return Bunch(**dict(self.estimators))
 
 
 class DualHeadMixin:

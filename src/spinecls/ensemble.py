@@ -18,14 +18,16 @@ from sklearn.utils.metaestimators import _BaseComposition
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_is_fitted
 
-from ._meta import DualHeadMixin, member_classes, member_params, router
+from ._meta import DualHeadMixin, MembersMixin, member_classes, member_params, router
 
 __all__ = ["DualHeadEnsemble"]
 
 MEANS = ("arithmetic", "geometric")
 
 
-class DualHeadEnsemble(DualHeadMixin, ClassifierMixin, MultiOutputMixin, _BaseComposition):
+class DualHeadEnsemble(
+    MembersMixin, DualHeadMixin, ClassifierMixin, MultiOutputMixin, _BaseComposition
+):
     """Average the two heads' probabilities of several models.
 
     Parameters
@@ -107,21 +109,7 @@ class DualHeadEnsemble(DualHeadMixin, ClassifierMixin, MultiOutputMixin, _BaseCo
         self.mean = mean
         self.n_jobs = n_jobs
 
-    # -- scikit-learn plumbing ---------------------------------------------------------
-    def get_params(self, deep=True):
-        """Parameters, with each member's as ``{name}__{parameter}`` when ``deep``."""
-        return self._get_params("estimators", deep=deep)
-
-    def set_params(self, **params):
-        """Set parameters, a member by its name or its parameters as ``{name}__...``."""
-        self._set_params("estimators", **params)
-        return self
-
-    @property
-    def named_estimators(self) -> Bunch:
-        """The (unfitted) members by name."""
-        return Bunch(**dict(self.estimators))
-
+    # -- scikit-learn plumbing (get_params, set_params, named_estimators: MembersMixin)
     def get_metadata_routing(self):
         """Metadata routing: each member's ``fit`` gets what it requested."""
         return router(self, [(n, e) for n, e in self.estimators if not _dropped(e)])

@@ -20,7 +20,7 @@ from sklearn.utils.metaestimators import _BaseComposition
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import _check_method_params, check_is_fitted
 
-from ._meta import DualHeadMixin, member_classes, member_params, router
+from ._meta import DualHeadMixin, MembersMixin, member_classes, member_params, router
 from ._validation import located, two_columns
 from .labels import CONDITIONS, SCORE_GROUPS, slug
 
@@ -33,7 +33,9 @@ CONDITION_GROUPS: dict[str, tuple[str, ...]] = {
 ``subarticular`` (left and right), as the competition score pools them."""
 
 
-class ConditionGroupClassifier(DualHeadMixin, ClassifierMixin, MultiOutputMixin, _BaseComposition):
+class ConditionGroupClassifier(
+    MembersMixin, DualHeadMixin, ClassifierMixin, MultiOutputMixin, _BaseComposition
+):
     """One dual-head estimator per condition group, each fitted on its group's rows.
 
     ``X`` is a frame of labelled coordinates (:func:`spinecls.load_rsna`): its
@@ -124,21 +126,7 @@ class ConditionGroupClassifier(DualHeadMixin, ClassifierMixin, MultiOutputMixin,
         self.condition_groups = condition_groups
         self.n_jobs = n_jobs
 
-    # -- scikit-learn plumbing ---------------------------------------------------------
-    def get_params(self, deep=True):
-        """Parameters, with each estimator's as ``{name}__{parameter}`` when ``deep``."""
-        return self._get_params("estimators", deep=deep)
-
-    def set_params(self, **params):
-        """Set parameters, an estimator by its name or its parameters as ``{name}__...``."""
-        self._set_params("estimators", **params)
-        return self
-
-    @property
-    def named_estimators(self) -> Bunch:
-        """The (unfitted) estimators by name."""
-        return Bunch(**dict(self.estimators))
-
+    # -- scikit-learn plumbing (get_params, set_params, named_estimators: MembersMixin)
     def get_metadata_routing(self):
         """Metadata routing: each estimator's ``fit`` gets what it requested."""
         return router(self, self.estimators)
