@@ -38,6 +38,20 @@ def labels_from_proba(classes: list[np.ndarray], probas: list[np.ndarray]) -> np
     return out
 
 
+def mean_head_accuracy(estimator, X, y, sample_weight=None) -> float:
+    """Mean of a fitted dual-head estimator's two accuracies on ``X`` (its ``score``)."""
+    predicted = estimator.predict(X)
+    accuracies = [
+        accuracy_score(
+            truth.astype(classes.dtype),
+            predicted[:, k].astype(classes.dtype),
+            sample_weight=sample_weight,
+        )
+        for k, (truth, classes) in enumerate(zip(two_columns(y), estimator.classes_))
+    ]
+    return float(np.mean(accuracies))
+
+
 class MembersMixin:
     """The ``estimators`` plumbing of a meta-estimator built on ``_BaseComposition``."""
 
@@ -90,16 +104,7 @@ class DualHeadMixin:
         -------
         float
         """
-        predicted = self.predict(X)
-        accuracies = [
-            accuracy_score(
-                truth.astype(classes.dtype),
-                predicted[:, k].astype(classes.dtype),
-                sample_weight=sample_weight,
-            )
-            for k, (truth, classes) in enumerate(zip(two_columns(y), self.classes_))
-        ]
-        return float(np.mean(accuracies))
+        return mean_head_accuracy(self, X, y, sample_weight)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -19,13 +19,13 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, MultiOutputMixin
-from sklearn.metrics import accuracy_score
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch.utils.data import TensorDataset
 from torchvision.models import WeightsEnum
 
 from . import _accelerate, _net
+from ._meta import mean_head_accuracy
 from ._net import DualHeadLoss, DualHeadNet, HeadAccuracy
 from ._validation import check_images, two_columns
 from .augment import PRESET_ALIASES, PRESETS, TTA_MODES
@@ -411,16 +411,7 @@ class DualHeadClassifier(PersistenceMixin, MultiOutputMixin, ClassifierMixin, Ba
         -------
         float
         """
-        predicted = self.predict(X)
-        accuracies = [
-            accuracy_score(
-                truth.astype(classes.dtype),
-                predicted[:, k].astype(classes.dtype),
-                sample_weight=sample_weight,
-            )
-            for k, (truth, classes) in enumerate(zip(two_columns(y), self.classes_))
-        ]
-        return float(np.mean(accuracies))
+        return mean_head_accuracy(self, X, y, sample_weight)
 
     # -- persistence (PersistenceMixin: save, load) -----------------------------------
     def _get_persisted(self) -> tuple[dict, dict]:
