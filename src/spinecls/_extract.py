@@ -1,7 +1,8 @@
 """The transformer's engine: rows grouped by series, decoded once, cut into patches.
 
 :func:`extract` runs series in joblib workers (:class:`SeriesExtractor`), keeps each
-row's error for the caller, and caches decoded series and whole calls in ``memory``.
+row's error for the caller, and caches decoded series and whole calls in ``memory``;
+:func:`report` then raises or warns, in the caller's process, about what went wrong.
 The patch geometry itself is :mod:`spinecls.patches`.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -19,6 +21,8 @@ from tqdm.auto import tqdm
 
 from . import dicom, patches
 from ._cache import check_cache, decoded_series, folder_stamps, sorted_series, stamp
+from ._validation import listing
+from .geometry import GeometryWarning
 from .geometry._series import series_order
 
 PARALLEL_MIN_FILES = 1000
@@ -31,6 +35,14 @@ the second process saves (measured with ``benchmarks/bench_transform.py``).
 # each with enough files that its decoding outweighs shipping it.
 _TASKS_PER_WORKER = 4
 _TASK_MIN_FILES = 50
+# Each listed failure is a whole error message: the warning names more rows than
+# other messages do, so that most broken files are named in one run.
+_FAILURES_LISTED = 20
+
+
+class PatchExtractionWarning(UserWarning):
+    """Patches that hold no image: rows whose DICOM files could not be read (all-zero
+    patches), coordinates outside their image, or constant images."""
 
 
 @dataclass(frozen=True)
@@ -326,3 +338,51 @@ def extract(params: dict, paths, xs, ys, ids, shape, on_error, n_jobs, verbose):
         return partial.out, partial.failures, partial.notes
     # a cached result comes back as a read-only memory map: copy it
     return (out if out.flags.writeable else np.array(out)), [], notes
+
+
+def report(index, notes: Notes, failures: list, on_error: str) -> None:
+    """Issue what :func:`extract` noted about the rows of ``index`` (a pandas Index).
+
+    Raises the ValueError for coordinates outside their image when ``on_error`` is
+    ``"raise"``; otherwise one warning per kind of problem, each listing its rows.
+    """
+    # stacklevel 4: the caller of transform (past scikit-learn's set_output wrapper)
+    for message in notes.unordered.values():
+        warnings.warn(message, GeometryWarning, stacklevel=4)
+    if notes.outside:
+        outside = listing(
+            f"row {index[p]!r} (x={x:g}, y={y:g} on {columns} x {rows} {path})"
+            for p, (x, y, columns, rows, path) in sorted(notes.outside.items())
+        )
+        message = (
+            f"{len(notes.outside)} of {len(index)} row(s) have a coordinate outside their "
+            f"image (0 <= x < Columns and 0 <= y < Rows): {outside}"
+        )
+        if on_error == "raise":
+            raise ValueError(message)
+        warnings.warn(
+            f"{message}; their patches are mostly or entirely zero",
+            PatchExtractionWarning,
+            stacklevel=4,
+        )
+    if notes.constant:
+        warnings.warn(
+            f"{len(notes.constant)} DICOM file(s) hold a constant image (or one whose "
+            f"normalisation range is empty), so their patches are constant: "
+            f"{listing(sorted(notes.constant))}",
+            PatchExtractionWarning,
+            stacklevel=4,
+        )
+    if failures:
+        failures.sort(key=lambda e: e[0])
+        listed = listing(
+            (f"row {index[p]!r}: {type(e).__name__}: {e}" for p, e in failures),
+            limit=_FAILURES_LISTED,
+            sep="; ",
+        )
+        warnings.warn(
+            f"{len(failures)} of {len(index)} row(s) could not be read and got all-zero "
+            f"patches: {listed}",
+            PatchExtractionWarning,
+            stacklevel=4,
+        )

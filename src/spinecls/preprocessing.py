@@ -2,8 +2,9 @@
 
 The estimator only: the patch geometry is :mod:`spinecls.patches`, decoding
 :mod:`spinecls.dicom`, slice order :mod:`spinecls.geometry`, image paths and series
-descriptions :mod:`spinecls.datasets`; the extraction engine and its cache are private
-modules.
+descriptions :mod:`spinecls.datasets`. Private modules check the parameters
+(``_patch_params``) and the rows (``_patch_rows``), and run the extraction and its cache
+(``_extract``, ``_cache``).
 """
 
 from __future__ import annotations
@@ -15,80 +16,16 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from ._cache import check_cache
-from ._extract import Notes, extract
-from ._validation import finite_numbers, listing, located, whole_numbers
-from .datasets.rsna import SPLITS, _describe_series, _description_table, image_paths
-from .dicom import NORMALIZE
-from .geometry import GeometryWarning
+from ._extract import PatchExtractionWarning, extract, report
+from ._patch_params import extraction_params
+from ._patch_rows import check_rows, resolve_paths, with_metadata
+from ._validation import located
+from .datasets.rsna import ID_COLUMNS
 
 __all__ = ["RUNTIME_PARAMS", "LumbarPatchTransformer", "PatchExtractionWarning", "recipe_params"]
 
-ID_COLUMNS = ("study_id", "series_id", "instance_number")
-REQUIRED_COLUMNS = (*ID_COLUMNS, "x", "y")
-MODES = ("crop", "marker")
-ON_ERROR = ("raise", "warn")
 RUNTIME_PARAMS = frozenset({"data_dir", "n_jobs", "memory", "on_error", "verbose", "progress"})
 """Parameters that say where the data lies and how it is read, not what a patch looks like."""
-# Each listed failure is a whole error message: the warning names more rows than
-# other messages do, so that most broken files are named in one run.
-_FAILURES_LISTED = 20
-
-
-class PatchExtractionWarning(UserWarning):
-    """Patches that hold no image: rows whose DICOM files could not be read (all-zero
-    patches), coordinates outside their image, or constant images."""
-
-
-def _pair(value, name: str) -> tuple[int, int]:
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        value = (value, value)
-    if (
-        not isinstance(value, (tuple, list))
-        or len(value) != 2
-        or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)
-        or min(value) <= 0
-    ):
-        raise ValueError(f"{name} must be a positive int or a pair (h, w) of them, got {value!r}")
-    return int(value[0]), int(value[1])
-
-
-def _mm_pair(value) -> tuple[float, float]:
-    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
-        value = (value, value)
-    if (
-        not isinstance(value, (tuple, list))
-        or len(value) != 2
-        or not all(
-            isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
-            for v in value
-        )
-        or not all(np.isfinite(v) and v > 0 for v in value)
-    ):
-        raise ValueError(
-            "patch_size_mm must be None, a positive number of millimetres or a pair (h, w) "
-            f"of them, got {value!r}"
-        )
-    return float(value[0]), float(value[1])
-
-
-def _check_frame(X, data_dir) -> pd.DataFrame:
-    """The five required columns of ``X`` as int64 ids and float64 coordinates."""
-    if not isinstance(X, pd.DataFrame):
-        raise ValueError(
-            f"X must be a pandas DataFrame with columns {list(REQUIRED_COLUMNS)}, "
-            f"got {type(X).__name__}"
-        )
-    missing = [c for c in REQUIRED_COLUMNS if c not in X.columns]
-    if missing:
-        raise ValueError(f"X is missing column(s) {missing}; it has {list(X.columns)}")
-    if "image_path" not in X.columns and data_dir is None:
-        raise ValueError("X has no image_path column: set data_dir to resolve the DICOM paths")
-    checked = {c: finite_numbers(X[c], f"X column {c!r}") for c in ("x", "y")}
-    checked |= {c: whole_numbers(X[c], f"X column {c!r}") for c in ID_COLUMNS}
-    return pd.DataFrame(
-        {c: checked[c].to_numpy() for c in REQUIRED_COLUMNS}, index=X.index, copy=False
-    )
 
 
 class LumbarPatchTransformer(TransformerMixin, BaseEstimator):
@@ -226,54 +163,6 @@ class LumbarPatchTransformer(TransformerMixin, BaseEstimator):
         tags.transformer_tags.preserves_dtype = []  # always float32 images
         return tags
 
-    def _check_params(self) -> dict:
-        """The parameters as the extraction uses them; nothing is stored."""
-        patch_size = _pair(self.patch_size, "patch_size")
-        output_size = (
-            patch_size if self.output_size is None else _pair(self.output_size, "output_size")
-        )
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
-        patch_size_mm = None if self.patch_size_mm is None else _mm_pair(self.patch_size_mm)
-        if patch_size_mm is not None and self.output_size is None:
-            raise ValueError(
-                "patch_size_mm needs output_size: windows in mm are a different number of "
-                "pixels at each PixelSpacing, and are resized to output_size"
-            )
-        if patch_size_mm is not None and self.mode != "crop":
-            raise ValueError(
-                f"patch_size_mm sizes crops; mode={self.mode!r} keeps whole slices: set "
-                "patch_size_mm=None"
-            )
-        if (
-            not isinstance(self.slices, (int, np.integer))
-            or isinstance(self.slices, bool)
-            or self.slices < 1
-            or self.slices % 2 == 0
-        ):
-            raise ValueError(f"slices must be a positive odd int, got {self.slices!r}")
-        if self.normalize not in NORMALIZE:
-            raise ValueError(f"normalize must be one of {NORMALIZE}, got {self.normalize!r}")
-        if self.blur is not None and not (
-            isinstance(self.blur, (int, float, np.number)) and self.blur > 0
-        ):
-            raise ValueError(f"blur must be None or a positive sigma, got {self.blur!r}")
-        if self.on_error not in ON_ERROR:
-            raise ValueError(f"on_error must be one of {ON_ERROR}, got {self.on_error!r}")
-        if not isinstance(self.verbose, (int, np.integer)) or self.verbose < 0:
-            raise ValueError(f"verbose must be a non-negative int, got {self.verbose!r}")
-        check_cache(self.memory)
-        return {
-            "patch_size": patch_size,
-            "patch_size_mm": patch_size_mm,
-            "output_size": output_size,
-            "mode": self.mode,
-            "slices": int(self.slices),
-            "normalize": self.normalize,
-            "blur": None if self.blur is None else float(self.blur),
-            "memory": self.memory,
-        }
-
     def _show_progress(self) -> bool:
         if isinstance(self.progress, str) and self.progress == "deprecated":
             return bool(self.verbose)
@@ -299,8 +188,8 @@ class LumbarPatchTransformer(TransformerMixin, BaseEstimator):
         -------
         self
         """
-        self._check_params()
-        _check_frame(X, self.data_dir)
+        extraction_params(self)
+        check_rows(X, self.data_dir)
         return self
 
     def merge_metadata(self, X: pd.DataFrame) -> pd.DataFrame:
@@ -309,7 +198,7 @@ class LumbarPatchTransformer(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : pandas.DataFrame
-            Rows as for :meth:`fit`.
+            The rows to complete, with the columns :meth:`fit` reads.
 
         Returns
         -------
@@ -318,36 +207,7 @@ class LumbarPatchTransformer(TransformerMixin, BaseEstimator):
             values are resolved under ``data_dir`` and, when a descriptions CSV is
             there, missing ``series_description`` values are merged in.
         """
-        checked = _check_frame(X, self.data_dir)
-        frame = X.copy()
-        if self.data_dir is None:
-            return frame
-        frame["image_path"] = self._image_paths(X, checked)
-        descriptions = frame.get("series_description")
-        if descriptions is None or descriptions.isna().any():
-            table = _description_table(self.data_dir, SPLITS)
-            if table is not None:
-                merged = _describe_series(checked, table).to_numpy()
-                frame["series_description"] = (
-                    merged
-                    if descriptions is None
-                    else descriptions.where(descriptions.notna(), merged)
-                )
-        return frame
-
-    def _image_paths(self, X: pd.DataFrame, checked: pd.DataFrame) -> pd.Series:
-        """``X``'s image_path, the missing ones resolved under ``data_dir`` when set."""
-        if "image_path" in X.columns:
-            paths = X["image_path"]
-        else:
-            paths = pd.Series(pd.NA, index=X.index, dtype=object)
-        need = paths.isna().to_numpy()
-        if need.any() and self.data_dir is not None:
-            resolved = np.full(len(paths), None, dtype=object)
-            resolved[need] = image_paths(self.data_dir, checked[need], split=None).to_numpy()
-            # where, unlike setting values, turns a column of NaN floats into strings
-            paths = paths.where(~need, resolved)
-        return paths
+        return with_metadata(X, check_rows(X, self.data_dir), self.data_dir)
 
     def transform(self, X) -> np.ndarray:
         """One image per row of ``X``, in ``X``'s order.
@@ -355,7 +215,7 @@ class LumbarPatchTransformer(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : pandas.DataFrame
-            Rows as for :meth:`fit`.
+            The rows to cut patches for, with the columns :meth:`fit` reads.
 
         Returns
         -------
@@ -384,10 +244,10 @@ class LumbarPatchTransformer(TransformerMixin, BaseEstimator):
             With ``slices > 1``, once per series whose files do not all carry their
             patient geometry: that series is ordered by InstanceNumber.
         """
-        params = self._check_params()
+        params = extraction_params(self)
         show_progress = self._show_progress()
-        checked = _check_frame(X, self.data_dir)
-        paths = self._image_paths(X, checked)
+        checked = check_rows(X, self.data_dir)
+        paths = resolve_paths(X, checked, self.data_dir)
         if paths.isna().any():
             raise ValueError(
                 f"X has no image_path at {located(paths.isna(), X.index)}: set data_dir"
@@ -407,56 +267,8 @@ class LumbarPatchTransformer(TransformerMixin, BaseEstimator):
             self.n_jobs,
             show_progress,
         )
-        _report(X.index, notes, failures, self.on_error)
+        report(X.index, notes, failures, self.on_error)
         return out
-
-
-def _report(index: pd.Index, notes: Notes, failures: list, on_error: str) -> None:
-    """Issue what :func:`spinecls._extract.extract` noted about the rows of ``index``.
-
-    Raises the ValueError for coordinates outside their image when ``on_error`` is
-    ``"raise"``; otherwise one warning per kind of problem, each listing its rows.
-    """
-    # stacklevel 4: the caller of transform (past scikit-learn's set_output wrapper)
-    for message in notes.unordered.values():
-        warnings.warn(message, GeometryWarning, stacklevel=4)
-    if notes.outside:
-        outside = listing(
-            f"row {index[p]!r} (x={x:g}, y={y:g} on {columns} x {rows} {path})"
-            for p, (x, y, columns, rows, path) in sorted(notes.outside.items())
-        )
-        message = (
-            f"{len(notes.outside)} of {len(index)} row(s) have a coordinate outside their "
-            f"image (0 <= x < Columns and 0 <= y < Rows): {outside}"
-        )
-        if on_error == "raise":
-            raise ValueError(message)
-        warnings.warn(
-            f"{message}; their patches are mostly or entirely zero",
-            PatchExtractionWarning,
-            stacklevel=4,
-        )
-    if notes.constant:
-        warnings.warn(
-            f"{len(notes.constant)} DICOM file(s) hold a constant image (or one whose "
-            f"normalisation range is empty), so their patches are constant: "
-            f"{listing(sorted(notes.constant))}",
-            PatchExtractionWarning,
-            stacklevel=4,
-        )
-    if failures:
-        failures.sort(key=lambda e: e[0])
-        listed = listing(
-            (f"row {index[p]!r}: {type(e).__name__}: {e}" for p, e in failures),
-            limit=_FAILURES_LISTED,
-            sep="; ",
-        )
-        warnings.warn(
-            f"{len(failures)} of {len(index)} row(s) could not be read and got all-zero "
-            f"patches: {listed}",
-            PatchExtractionWarning,
-            stacklevel=4,
-        )
 
 
 def recipe_params(transformer: LumbarPatchTransformer) -> dict:

@@ -9,27 +9,13 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from .rsna import (
-    RSNADataWarning,
-    image_paths,
-    load_coordinates,
-    load_rsna,
-    load_series,
-    read_series_descriptions,
-)
+from . import rsna
+from .rsna import *  # noqa: F403 - exactly rsna.__all__, as numpy's __init__ gathers its parts
 
 if TYPE_CHECKING:
     from .synthetic import make_synthetic_rsna
 
-__all__ = [
-    "RSNADataWarning",
-    "image_paths",
-    "load_coordinates",
-    "load_rsna",
-    "load_series",
-    "make_synthetic_rsna",
-    "read_series_descriptions",
-]
+__all__ = ["make_synthetic_rsna", *rsna.__all__]
 
 
 def __getattr__(name: str):

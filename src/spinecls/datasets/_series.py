@@ -110,7 +110,7 @@ def image_paths(
     )
 
 
-def _description_table(root: str | os.PathLike, splits=SPLITS, required: bool = False):
+def description_table(root: str | os.PathLike, splits=SPLITS, required: bool = False):
     """The series descriptions of ``splits`` as one table, the first split's entry first.
 
     Parameters
@@ -134,7 +134,7 @@ def _description_table(root: str | os.PathLike, splits=SPLITS, required: bool = 
     return pd.concat(tables).drop_duplicates(["study_id", "series_id"])
 
 
-def _describe_series(frame: pd.DataFrame, table: pd.DataFrame) -> pd.Series:
+def describe_series(frame: pd.DataFrame, table: pd.DataFrame) -> pd.Series:
     """Each row's ``series_description`` from ``table`` (missing where it has none).
 
     Parameters
@@ -142,7 +142,7 @@ def _describe_series(frame: pd.DataFrame, table: pd.DataFrame) -> pd.Series:
     frame : pandas.DataFrame
         Rows with integer ``study_id`` and ``series_id``.
     table : pandas.DataFrame
-        From :func:`_description_table`.
+        From :func:`description_table`.
 
     Returns
     -------

@@ -26,10 +26,10 @@ from ._csv import (
     check_vocabulary,
     read_csv,
 )
-from ._csv import SPLITS as SPLITS  # re-exported: preprocessing imports it from here
+from ._csv import SPLITS as SPLITS  # shared from here (see ID_COLUMNS)
 from ._series import (
-    _describe_series,
-    _description_table,
+    describe_series,
+    description_table,
     image_paths,
     load_series,
     read_series_descriptions,
@@ -47,20 +47,12 @@ __all__ = [
 LABELS_CSV = "train.csv"
 COORDINATES_CSV = "train_label_coordinates.csv"
 
+# The layout's names, for the package's other readers of these rows (the patch
+# transformer, the baselines, the localizer): SPLITS, ID_COLUMNS, COORDINATE_COLUMNS,
+# and the series descriptions' description_table and describe_series.
 ID_COLUMNS = ("study_id", "series_id", "instance_number")
-COORDINATE_COLUMNS = ("study_id", "series_id", "instance_number", "condition", "level", "x", "y")
-OUTPUT_COLUMNS = (
-    "study_id",
-    "series_id",
-    "instance_number",
-    "condition",
-    "level",
-    "x",
-    "y",
-    "series_description",
-    "severity",
-    "image_path",
-)
+COORDINATE_COLUMNS = (*ID_COLUMNS, "condition", "level", "x", "y")
+OUTPUT_COLUMNS = (*COORDINATE_COLUMNS, "series_description", "severity", "image_path")
 
 
 def _read_labels(path: Path) -> pd.DataFrame:
@@ -155,9 +147,9 @@ def load_coordinates(root: str | os.PathLike, split: str = "test") -> pd.DataFra
     """
     root = Path(root)
     coords = _read_coordinates(root / f"{split}_label_coordinates.csv")
-    descriptions = _description_table(root, [split])
+    descriptions = description_table(root, [split])
     coords["series_description"] = (
-        None if descriptions is None else _describe_series(coords, descriptions)
+        None if descriptions is None else describe_series(coords, descriptions)
     )
     coords["image_path"] = image_paths(root, coords, split=split)
     columns = [c for c in OUTPUT_COLUMNS if c != "severity"]
@@ -223,7 +215,7 @@ def load_rsna(root: str | os.PathLike) -> pd.DataFrame:
     root = Path(root)
     labels = _read_labels(root / LABELS_CSV)
     coords = _read_coordinates(root / COORDINATES_CSV)
-    descriptions = _description_table(root, ["train"], required=True)
+    descriptions = description_table(root, ["train"], required=True)
 
     merged = coords.merge(labels, on=["study_id", "condition", "level"], how="left", indicator=True)
     unlabelled = (merged["_merge"] == "left_only").to_numpy()
@@ -246,7 +238,7 @@ def load_rsna(root: str | os.PathLike) -> pd.DataFrame:
         )
     merged = merged.loc[~(unlabelled | blank)].drop(columns="_merge")
 
-    merged["series_description"] = _describe_series(merged, descriptions)
+    merged["series_description"] = describe_series(merged, descriptions)
     undescribed = merged["series_description"].isna()
     if undescribed.any():
         series = merged.loc[undescribed, ["study_id", "series_id"]].drop_duplicates()
