@@ -240,10 +240,8 @@ def crop_mm(
 
     Parameters
     ----------
-    image : 2-D array or Windowed
-        The image.
-    x, y : float
-        Centre: column and row in pixels.
+    image, x, y
+        The image and the centre, as for :func:`crop`.
     size_mm : (float, float)
         Window height and width in mm.
     spacing : (float, float)

@@ -21,7 +21,7 @@ The geometries are :class:`spinecls.geometry.SeriesGeometry` objects, one per se
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -67,9 +67,44 @@ def _points_to_predict(series: pd.DataFrame):
                     yield int(row.study_id), int(row.series_id), condition, level
 
 
-def _frame(rows: list[tuple]) -> pd.DataFrame:
+def _predict(
+    template: pd.DataFrame,
+    series: pd.DataFrame,
+    geometries: Mapping[int, SeriesGeometry],
+    place: Callable[[SeriesGeometry, str, np.ndarray], tuple | None],
+) -> pd.DataFrame:
+    """Every point read on ``series``, where ``place`` puts its ``template`` mean.
+
+    ``place(geometry, condition, mean)`` gives the point's ``(instance_number, x, y)``
+    on that series, or None to leave it out.
+    """
+    rows = []
+    for study_id, series_id, condition, level in _points_to_predict(series):
+        if (condition, level) not in template.index:
+            raise ValueError(f"coordinates has no {condition} {level} point to average")
+        mean = template.loc[(condition, level)].to_numpy()
+        placed = place(_geometry(geometries, series_id), condition, mean)
+        if placed is not None:
+            instance, x, y = placed
+            rows.append((study_id, series_id, int(instance), condition, level, float(x), float(y)))
     frame = pd.DataFrame(rows, columns=list(COORDINATE_COLUMNS))
     return frame.astype({"study_id": "int64", "series_id": "int64", "instance_number": "int64"})
+
+
+def _middle_slice(geometry: SeriesGeometry, condition: str, mean: np.ndarray) -> tuple:
+    """The template baseline's place: normalised ``mean`` on the largest stack's middle slice."""
+    stack = max(geometry.stacks, key=len)
+    middle = stack.slices[len(stack) // 2]
+    return middle.instance_number, mean[0] * middle.columns, mean[1] * middle.rows
+
+
+def _nearest_slice(geometry: SeriesGeometry, condition: str, mean: np.ndarray) -> tuple | None:
+    """The geometry baseline's place: the patient point ``mean`` projected onto the
+    nearest slice; None for an axial point outside the series' coverage."""
+    hit = geometry.project(mean)
+    if CONDITION_SERIES[condition] == "Axial T2" and not hit.in_coverage:
+        return None
+    return hit.instance_number, hit.x, hit.y
 
 
 def template_baseline(
@@ -114,18 +149,7 @@ def template_baseline(
         u=coordinates["x"].to_numpy() / size[:, 0], v=coordinates["y"].to_numpy() / size[:, 1]
     )
     template = normalised.groupby(_POINT)[["u", "v"]].mean()
-    rows = []
-    for study_id, series_id, condition, level in _points_to_predict(series):
-        if (condition, level) not in template.index:
-            raise ValueError(f"coordinates has no {condition} {level} point to average")
-        stack = max(_geometry(series_geometries, series_id).stacks, key=len)
-        middle = stack.slices[len(stack) // 2]
-        u, v = template.loc[(condition, level)]
-        rows.append(
-            (study_id, series_id, middle.instance_number, condition, level,
-             u * middle.columns, v * middle.rows)
-        )  # fmt: skip
-    return _frame(rows)
+    return _predict(template, series, series_geometries, _middle_slice)
 
 
 def geometry_baseline(
@@ -171,18 +195,7 @@ def geometry_baseline(
         .groupby(_POINT)[["px", "py", "pz"]]
         .mean()
     )
-    rows = []
-    for study_id, series_id, condition, level in _points_to_predict(series):
-        if (condition, level) not in template.index:
-            raise ValueError(f"coordinates has no {condition} {level} point to average")
-        hit = _geometry(series_geometries, series_id).project(template.loc[(condition, level)])
-        if CONDITION_SERIES[condition] == "Axial T2" and not hit.in_coverage:
-            continue
-        rows.append(
-            (study_id, series_id, int(hit.instance_number), condition, level,
-             float(hit.x), float(hit.y))
-        )  # fmt: skip
-    return _frame(rows)
+    return _predict(template, series, series_geometries, _nearest_slice)
 
 
 def baselines(
