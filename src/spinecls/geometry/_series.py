@@ -10,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .._validation import listing
 from ._header import instance_order, read_series_headers
-from ._slice import SliceGeometry, _as_points, _inside, _pixels, _readonly
+from ._order import orientation_groups, slice_index
+from ._projection import SeriesPlanes
+from ._slice import SliceGeometry, _pixels, _readonly
 from ._stack import ANGLE_TOLERANCE, SliceProjection, SliceStack, _cos_tolerance
 
 
@@ -98,26 +99,7 @@ class SeriesGeometry:
     ):
         self.name = "<series>" if name is None else str(name)
         cos_tolerance = _cos_tolerance(angle_tolerance)
-        slices = list(slices)
-        if not slices:
-            raise ValueError(f"series {self.name}: no slices")
-        for s in slices:
-            if not isinstance(s, SliceGeometry):
-                raise TypeError(
-                    f"series {self.name}: slices must be SliceGeometry, got {type(s).__name__}"
-                )
-            if s.instance_number is None:
-                raise ValueError(f"series {self.name}: {s.source} has no InstanceNumber")
-        # Stacks form in instance-number order so that their order does not depend on
-        # the order the files were listed in.
-        groups: list[list[SliceGeometry]] = []
-        for s in sorted(slices, key=lambda s: (s.instance_number, s.source)):
-            for group in groups:
-                if float(s.normal @ group[0].normal) >= cos_tolerance:
-                    group.append(s)
-                    break
-            else:
-                groups.append([s])
+        groups = orientation_groups(slices, cos_tolerance, self.name)
         self.stacks = tuple(SliceStack(g, angle_tolerance) for g in groups)
         self.slices = tuple(s for stack in self.stacks for s in stack.slices)
         self.instance_numbers = _readonly(np.array([s.instance_number for s in self.slices]))
@@ -258,22 +240,14 @@ class SeriesGeometry:
         return f"SeriesGeometry({self.name!r}, {len(self)} slices: {stacks})"
 
     @cached_property
-    def _planes(self):
-        """Per slice in series order: affine, inverse of its 3 x 3 part, (rows,
-        columns), stack index."""
-        return (
-            np.stack([s.affine for s in self.slices]),
-            np.stack([s._inverse for s in self.slices]),
-            np.array([(s.rows, s.columns) for s in self.slices]),
-            np.repeat(np.arange(len(self.stacks)), [len(s) for s in self.stacks]),
-        )
-
-    def _require_geometry(self):
+    def _planes(self) -> SeriesPlanes:
+        """The slices' planes as arrays, for mapping points (series with geometry only)."""
         if not self.has_geometry:
             raise ValueError(
                 f"series {self.name} has no patient geometry ({self._missing}): it is "
                 "ordered by InstanceNumber and points cannot be mapped to or from it"
             )
+        return SeriesPlanes(self.stacks)
 
     def index_of(self, instance_number) -> np.ndarray | int:
         """Position in :attr:`slices` (series order) of slices given by instance number.
@@ -293,26 +267,7 @@ class SeriesGeometry:
             If an instance number is not in the series, or is on several slices (a
             series holding repeated acquisitions).
         """
-        wanted = np.asarray(instance_number)
-        order = np.argsort(self.instance_numbers, kind="stable")
-        ordered = self.instance_numbers[order]
-        first = np.searchsorted(ordered, wanted, side="left")
-        last = np.searchsorted(ordered, wanted, side="right")
-        unknown = np.unique(wanted[last == first])
-        if unknown.size:
-            raise ValueError(
-                f"series {self.name} has no slice with InstanceNumber "
-                f"{listing(unknown.tolist())}; it has {len(self)} slices numbered "
-                f"{int(ordered[0])} to {int(ordered[-1])}"
-            )
-        repeated = np.unique(wanted[last - first > 1])
-        if repeated.size:
-            raise ValueError(
-                f"series {self.name}: InstanceNumber {listing(repeated.tolist())} is on "
-                "several slices; address them by index in series.slices"
-            )
-        index = order[first]
-        return int(index) if index.ndim == 0 else index
+        return slice_index(self.instance_numbers, instance_number, self.name)
 
     def pixel_to_patient(self, instance_number, x, y) -> np.ndarray:
         """Patient coordinates of pixel positions on slices given by instance number.
@@ -333,14 +288,9 @@ class SeriesGeometry:
         ValueError
             For a series without geometry, or as :meth:`index_of`.
         """
-        self._require_geometry()
+        planes = self._planes
         index, x, y = np.broadcast_arrays(self.index_of(instance_number), *_pixels(x, y))
-        affines = self._planes[0][index]
-        return (
-            affines[..., :3, 3]
-            + x[..., None] * affines[..., :3, 0]
-            + y[..., None] * (affines[..., :3, 1])
-        )
+        return planes.to_patient(index, x, y)
 
     def project(self, points) -> SliceProjection:
         """Project patient points onto the nearest slice of this series.
@@ -363,34 +313,7 @@ class SeriesGeometry:
         ValueError
             For a series without geometry, or points not of shape (..., 3).
         """
-        self._require_geometry()
-        p = _as_points(points)
-        flat = p.reshape(-1, 3)
-        affines, inverses, sizes, stack_of = self._planes
-        origins, normals = affines[:, :3, 3], affines[:, :3, 2]
-        distances = flat @ normals.T - np.einsum("sk,sk->s", origins, normals)
-        along = flat @ np.array([s.normal for s in self.stacks]).T
-        low, high = np.array([s.coverage for s in self.stacks]).T
-        covered = (along >= low) & (along <= high)
-        candidate = covered[:, stack_of]
-        score = np.where(candidate, np.abs(distances), np.inf)
-        best = np.where(
-            candidate.any(axis=1), np.argmin(score, axis=1), np.argmin(np.abs(distances), axis=1)
-        )
-        local = np.einsum("pij,pj->pi", inverses[best], flat - origins[best])
-        x, y = local[:, 0], local[:, 1]
-        points_index = np.arange(len(flat))
-        shape = p.shape[:-1]
-        return SliceProjection(
-            index=best.reshape(shape),
-            instance_number=self.instance_numbers[best].reshape(shape),
-            stack=stack_of[best].reshape(shape),
-            distance=distances[points_index, best].reshape(shape),
-            x=x.reshape(shape),
-            y=y.reshape(shape),
-            in_image=_inside(x, y, *sizes[best].T).reshape(shape),
-            in_coverage=covered[points_index, stack_of[best]].reshape(shape),
-        )
+        return self._planes.project(points, self.instance_numbers)
 
 
 def series_order(paths: Iterable[str | os.PathLike]) -> tuple[tuple[str, ...], str | None]:
