@@ -3,7 +3,8 @@
 Geometry and bookkeeping only, no pixels: :func:`design` draws one study's labels,
 anatomy, pose, series and labelled points from its random generator, so the metadata
 of many studies can be drawn, and checked against the real data's rates, without
-rendering a slice. Which series a study has comes from :mod:`._layout`.
+rendering a slice. Which series a study has comes from :mod:`._layout`, what the
+scanner sets for each (matrix, planes, instance numbers) from :mod:`._scanner`.
 
 A reader labels each structure on the slice that passes through it: the spinal canal
 on the Sagittal T2/STIR slice nearest the canal's centre at that level (where the canal
@@ -24,8 +25,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..labels import CONDITIONS, LEVELS, SEVERITIES, SEVERITY_PRIORS
-from ._anatomy import EXTRA_DISCS, Plane, Pose, Spine, cross, rotation
+from ._anatomy import EXTRA_DISCS, Pose, Spine, cross, rotation
 from ._layout import RATES, Layout, draw_layout
+from ._scanner import Series, centred_planes, draw_instance_numbers, draw_matrix
 
 CLEAR = 0.25
 """A labelled sagittal slice lies within this fraction of a slice gap of the structure."""
@@ -39,19 +41,6 @@ _SIDES = ("Left", "Right")
 _CLICK_MM = 0.8  # a reader's click jitter (standard deviation, mm)
 # Narrowing of the structure (0 = none, 1 = obliterated) drawn for each severity grade.
 _NARROWING = {"normal_mild": (0.0, 0.3), "moderate": (0.38, 0.62), "severe": (0.7, 0.95)}
-
-
-@dataclass
-class Series:
-    """One series: its description, contrast, slice planes and instance numbers."""
-
-    series_id: int
-    description: str
-    contrast: str
-    planes: list[Plane]
-    instances: list[int]
-    thickness: float
-    gap: float
 
 
 @dataclass
@@ -75,35 +64,6 @@ class Design:
     pose: Pose
     series: list[Series]
     points: list[Point] = field(default_factory=list)
-
-
-def _instance_numbers(rng: np.random.Generator, n: int) -> list[int]:
-    # InstanceNumber is an identifier, not a position: it starts anywhere (often far
-    # above 1), and may run against the slice order.
-    start = int(rng.integers(1001, 3000)) if rng.random() < 0.2 else int(rng.integers(2, 60))
-    numbers = start + np.arange(n)
-    return (numbers[::-1] if rng.random() < 0.4 else numbers).tolist()
-
-
-def _matrix(rng, size_range, fov: float) -> tuple[tuple[int, int], tuple[float, float]]:
-    """Image shape and PixelSpacing (row, column) for a field of view ``fov`` mm high."""
-    lo, hi = size_range
-    rows = int(rng.integers(lo, hi + 1))
-    cols = rows
-    if rng.random() < RATES["rectangular"]:
-        cols = int(np.clip(round(rows * rng.uniform(0.8, 1.25)), lo, hi))
-    row_spacing = fov / rows
-    col_spacing = row_spacing
-    if rng.random() < RATES["anisotropic"]:
-        col_spacing = row_spacing * rng.uniform(0.88, 1.12)
-    return (rows, cols), (row_spacing, col_spacing)
-
-
-def _planes(centres, row_dir, col_dir, shape, spacing) -> list[Plane]:
-    """Planes whose images are centred on ``centres``."""
-    rows, cols = shape
-    half = (cols - 1) / 2 * spacing[1] * row_dir + (rows - 1) / 2 * spacing[0] * col_dir
-    return [Plane(np.asarray(c) - half, row_dir, col_dir, shape, spacing) for c in centres]
 
 
 def _offset(residual: float, gap: float, rng, snap: float = _SNAP) -> float:
@@ -171,7 +131,7 @@ class _Study:
         """A sagittal series; the spine lies anywhere in its field of view that shows the
         labelled points, the sacrum below L5/S1 and some room above L1/L2."""
         rng = self.rng
-        shape, spacing = _matrix(rng, self.size_range, rng.uniform(200.0, 250.0))
+        shape, spacing = draw_matrix(rng, self.size_range, rng.uniform(200.0, 250.0))
         height, width = shape[0] * spacing[0], shape[1] * spacing[1]
         points = self.sagittal_points()
         y_lo, y_hi = points[:, 1].min(), points[:, 1].max()
@@ -184,8 +144,8 @@ class _Study:
         )
         z = _within(rng, (z_lo + z_hi) / 2, z_hi - height / 2, z_lo + height / 2)
         row_dir, col_dir = np.array([0.0, 1.0, 0.0]), np.array([0.0, 0.0, -1.0])
-        planes = _planes([(x, y, z) for x in xs], row_dir, col_dir, shape, spacing)
-        return self.series(description, contrast, planes, gap)
+        centred = centred_planes([(x, y, z) for x in xs], row_dir, col_dir, shape, spacing)
+        return self.series(description, contrast, centred, gap)
 
     def series(self, description, contrast, planes, gap) -> Series:
         return Series(
@@ -193,7 +153,7 @@ class _Study:
             description=description,
             contrast=contrast,
             planes=planes,
-            instances=_instance_numbers(self.rng, len(planes)),
+            instances=draw_instance_numbers(self.rng, len(planes)),
             thickness=gap * self.rng.uniform(0.8, 1.0),
             gap=gap,
         )
@@ -216,7 +176,7 @@ class _Study:
         """Per-level blocks of 3-5 slices along each disc: one orientation per block."""
         rng = self.rng
         gap = rng.uniform(3.0, 4.5)
-        shape, spacing = _matrix(rng, self.size_range, rng.uniform(160.0, 220.0))
+        shape, spacing = draw_matrix(rng, self.size_range, rng.uniform(160.0, 220.0))
         planes, labelled = [], {}
         for k in levels:
             disc = self.pose.rotation @ self.spine.disc_normal(EXTRA_DISCS + k)
@@ -234,7 +194,7 @@ class _Study:
             )
             centres = [centre + (hgt - np.dot(centre, n)) * n for hgt in heights]
             labelled[k] = len(planes) + through
-            planes += _planes(centres, row_dir, col_dir, shape, spacing)
+            planes += centred_planes(centres, row_dir, col_dir, shape, spacing)
         return self.series("Axial T2", "T2", planes, gap), labelled
 
     def stack_lattice(self) -> tuple[np.ndarray, float, float]:
@@ -249,7 +209,7 @@ class _Study:
         rng = self.rng
         normal, gap, base = lattice
         n, row_dir, col_dir = self.axial_frame(normal)
-        shape, spacing = _matrix(rng, self.size_range, rng.uniform(160.0, 220.0))
+        shape, spacing = draw_matrix(rng, self.size_range, rng.uniform(160.0, 220.0))
         heights = [np.dot(self.axial_ref(k), n) for k in levels]
         top = (max(heights) + rng.uniform(6, 14) - base) // gap
         bottom = -((base - min(heights) + rng.uniform(6, 14)) // gap)
@@ -257,7 +217,7 @@ class _Study:
         centre = self.in_plane_centre(levels, row_dir, col_dir)
         centres = [centre + (base + j * gap - np.dot(centre, n)) * n for j in steps]
         return self.series(
-            "Axial T2", "T2", _planes(centres, row_dir, col_dir, shape, spacing), gap
+            "Axial T2", "T2", centred_planes(centres, row_dir, col_dir, shape, spacing), gap
         )
 
     # -- per-level variations ------------------------------------------------------
