@@ -38,6 +38,7 @@ import os
 from typing import TYPE_CHECKING
 
 import torch
+from skorch.exceptions import DeviceWarning
 from torch import nn
 
 from ._atomic import check_destination, replacing
@@ -48,6 +49,7 @@ if TYPE_CHECKING:  # re-exported lazily, see __getattr__ at the end
     from ._pipeline_file import load_localizer, load_pipeline, save_pipeline
 
 __all__ = [
+    "DeviceWarning",
     "FIELDS",
     "FILE_VERSION",
     "PersistenceMixin",
