@@ -135,7 +135,7 @@ def test_expected_calibration_error_by_hand():
     assert expected_calibration_error([0, 1], [[1.0, 0.0], [0.0, 1.0]]) == 0.0
     with pytest.raises(ValueError, match=r"proba must have shape \(5, 3\)"):
         reliability_table(y_true, proba, classes=["a", "b", "c"])
-    with pytest.raises(ValueError, match=r"label\(s\) \['b'\] not in the classes"):
+    with pytest.raises(ValueError, match=r"label\(s\) 'b' not in the classes"):
         reliability_table(y_true, np.array(proba)[:, :1].repeat(2, 1), classes=["a", "z"])
     with pytest.raises(ValueError, match="n_bins must be a positive int"):
         reliability_table(y_true, proba, n_bins=0)

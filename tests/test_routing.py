@@ -280,8 +280,10 @@ def test_bad_estimators_groups_and_targets_say_what_is_wrong(rsna_frame):
         ConditionGroupClassifier([("spinal", RowwiseDualHead())] * 2).fit(rsna_frame, y)
     with pytest.raises(ValueError, match="list of \\(name, estimator\\) pairs"):
         ConditionGroupClassifier(RowwiseDualHead()).fit(rsna_frame, y)
-    with pytest.raises(TypeError, match="must have fit and predict_proba"):
+    with pytest.raises(TypeError, match="must have fit and predict_proba, got 'model'"):
         ConditionGroupClassifier([("spinal", "model")]).fit(rsna_frame, y)
+    with pytest.raises(TypeError, match="must have fit and predict_proba, got 'drop'"):
+        ConditionGroupClassifier([("spinal", "drop")]).fit(rsna_frame, y)  # no 'drop' here
     twice = {"a": [CONDITIONS[0]], "b": [CONDITIONS[0], CONDITIONS[1]]}
     with pytest.raises(ValueError, match="'Spinal Canal Stenosis' is in two condition groups"):
         ConditionGroupClassifier([("a", RowwiseDualHead())], condition_groups=twice).fit(

@@ -21,7 +21,16 @@ from sklearn.utils.metadata_routing import (
 
 from ._validation import two_columns
 
-__all__ = ["DualHeadMixin", "labels_from_proba", "member_classes", "member_params", "router"]
+__all__ = [
+    "DualHeadMixin",
+    "MembersMixin",
+    "is_dropped",
+    "labels_from_proba",
+    "mean_head_accuracy",
+    "member_classes",
+    "member_params",
+    "router",
+]
 
 
 def labels_from_proba(classes: list[np.ndarray], probas: list[np.ndarray]) -> np.ndarray:
@@ -68,6 +77,40 @@ class MembersMixin:
     def named_estimators(self) -> Bunch:
         """The (unfitted) estimators by name."""
         return Bunch(**dict(self.estimators))
+
+    def _check_pairs(self, allow_drop: bool = False) -> tuple[list[str], list]:
+        """Names and estimators of ``estimators``, each with ``fit`` and ``predict_proba``.
+
+        ``estimators`` must be a non-empty list of ``(name, estimator)`` pairs with
+        distinct, valid names; with ``allow_drop``, an estimator may be ``"drop"``.
+        """
+        if (
+            not isinstance(self.estimators, (list, tuple))
+            or not self.estimators
+            or not all(isinstance(e, tuple) and len(e) == 2 for e in self.estimators)
+        ):
+            raise ValueError(
+                "estimators must be a non-empty list of (name, estimator) pairs, got "
+                f"{self.estimators!r}"
+            )
+        names, estimators = zip(*self.estimators)
+        self._validate_names(names)
+        self._check_estimators_are_instances(estimators)
+        for name, estimator in self.estimators:
+            if allow_drop and is_dropped(estimator):
+                continue
+            if not (hasattr(estimator, "fit") and hasattr(estimator, "predict_proba")):
+                alternative = " or be 'drop'" if allow_drop else ""
+                raise TypeError(
+                    f"estimator {name!r} must have fit and predict_proba{alternative}, "
+                    f"got {estimator!r}"
+                )
+        return list(names), list(estimators)
+
+
+def is_dropped(estimator) -> bool:
+    """Whether a member is ``"drop"``: left out, as in scikit-learn's VotingClassifier."""
+    return isinstance(estimator, str) and estimator == "drop"
 
 
 class DualHeadMixin:

@@ -14,16 +14,8 @@ import os
 import torch
 
 from ._atomic import check_destination, replacing
-from .persistence import (
-    PersistenceMixin,
-    _archive,
-    _build,
-    _check_archive,
-    _format,
-    _torch_load,
-    check_device,
-    load,
-)
+from ._model_file import archive, build, check_archive, format_name, torch_load
+from .persistence import PersistenceMixin, check_device, load
 
 __all__ = ["LOCALIZER_ENTRY", "load_localizer", "load_pipeline", "save_pipeline"]
 
@@ -79,9 +71,9 @@ def save_pipeline(
         raise ValueError(f"localizer must be a fitted LevelLocalizer; got {localizer!r}")
     metadata = dict(metadata or {}) | {"transformer": recipe_params(steps[0][1])}
     check_destination(path, directory=False, overwrite=True)
-    state = _archive(steps[1][1], metadata)
+    state = archive(steps[1][1], metadata)
     if localizer is not None:
-        state[LOCALIZER_ENTRY] = _archive(localizer, {})
+        state[LOCALIZER_ENTRY] = archive(localizer, {})
     with replacing(path) as tmp:
         torch.save(state, tmp)
 
@@ -115,16 +107,16 @@ def load_localizer(path: str | os.PathLike, *, device: str | torch.device | None
     path = os.fspath(path)
     if device is not None:
         check_device(device)
-    state = _torch_load(path, LevelLocalizer)
-    if isinstance(state, dict) and state.get("format") == _format(LevelLocalizer):
-        return _build(LevelLocalizer, _check_archive(state, path, LevelLocalizer), path, device)
+    state = torch_load(path, LevelLocalizer)
+    if isinstance(state, dict) and state.get("format") == format_name(LevelLocalizer):
+        return build(LevelLocalizer, check_archive(state, path, LevelLocalizer), path, device)
     carried = state.get(LOCALIZER_ENTRY) if isinstance(state, dict) else None
     if carried is None:
         raise ValueError(
             f"{path} carries no localizer: train one with `spinecls train --localizer` (or "
             "save a fitted LevelLocalizer) to grade studies without coordinates"
         )
-    return _build(LevelLocalizer, _check_archive(carried, path, LevelLocalizer), path, device)
+    return build(LevelLocalizer, check_archive(carried, path, LevelLocalizer), path, device)
 
 
 def load_pipeline(

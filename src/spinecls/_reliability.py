@@ -8,9 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["CALIBRATION_BINS", "expected_calibration_error", "reliability_table"]
+from ._validation import listing
 
-_MAX_LISTED = 10
+__all__ = ["CALIBRATION_BINS", "expected_calibration_error", "reliability_table"]
 
 CALIBRATION_BINS = 10
 """Equal-width bins of the top probability in reliability tables and the ECE."""
@@ -57,7 +57,7 @@ def reliability_table(
         raise ValueError(f"n_bins must be a positive int; got {n_bins!r}")
     unknown = sorted(set(y_true.tolist()) - set(classes.tolist()), key=str)
     if unknown:
-        raise ValueError(f"y_true has label(s) {unknown[:_MAX_LISTED]} not in the classes")
+        raise ValueError(f"y_true has label(s) {listing(map(repr, unknown))} not in the classes")
     confidence = proba.max(axis=1)
     correct = classes[proba.argmax(axis=1)] == y_true
     edges = np.linspace(0.0, 1.0, n_bins + 1)

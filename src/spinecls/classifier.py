@@ -1,37 +1,31 @@
 """DualHeadClassifier: the study's dual-head CNNs as one scikit-learn estimator.
 
-This module holds the scikit-learn contract: parameters, validation, ``classes_``,
-``predict_proba``, scoring. Training runs through skorch; the net, its loss, callbacks,
+This module holds the scikit-learn contract: parameters, ``fit``, ``classes_``,
+``predict_proba``, scoring. What the classifier accepts (the parameter constraints, the
+``module__*`` backbone parameters, the checks of X and y) is in
+:mod:`spinecls._classifier_checks`; what its model file holds in
+:mod:`spinecls._classifier_state` (saving and loading themselves in
+:mod:`spinecls.persistence`). Training runs through skorch; the net, its loss, callbacks,
 validation split and test-time augmentation are in :mod:`spinecls._net`, the
 augmentations themselves in :mod:`spinecls.augment`, temperature scaling in
-:mod:`spinecls.calibration`, saving and loading in :mod:`spinecls.persistence`.
+:mod:`spinecls.calibration`.
 """
 
 from __future__ import annotations
 
-import difflib
-import os
 import warnings
-from numbers import Integral, Real
 
-import albumentations as A
 import numpy as np
-import pandas as pd
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, MultiOutputMixin
-from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
 from torch.utils.data import TensorDataset
-from torchvision.models import WeightsEnum
 
 from . import _accelerate, _net
-from ._meta import mean_head_accuracy
+from ._classifier_checks import PARAMETER_CONSTRAINTS, InputChecksMixin, check_y
+from ._classifier_state import ClassifierFileMixin
+from ._meta import labels_from_proba, mean_head_accuracy
 from ._net import DualHeadLoss, DualHeadNet, HeadAccuracy
-from ._validation import check_images, two_columns
-from .augment import PRESET_ALIASES, PRESETS, TTA_MODES
-from .calibration import check_temperatures, fit_temperatures, softmax
-from .labels import HEADS
-from .persistence import PersistenceMixin
+from .calibration import fit_temperatures, softmax
 
 __all__ = ["DualHeadClassifier", "DualHeadLoss", "HeadAccuracy", "DualHeadNet", "HeadProbabilities"]
 
@@ -55,7 +49,9 @@ class HeadProbabilities(list):
         )
 
 
-class DualHeadClassifier(PersistenceMixin, MultiOutputMixin, ClassifierMixin, BaseEstimator):
+class DualHeadClassifier(
+    ClassifierFileMixin, InputChecksMixin, MultiOutputMixin, ClassifierMixin, BaseEstimator
+):
     """A dual-head CNN (condition and severity) trained with skorch.
 
     Parameters
@@ -174,34 +170,7 @@ class DualHeadClassifier(PersistenceMixin, MultiOutputMixin, ClassifierMixin, Ba
     [(40, 5), (40, 3)]
     """
 
-    _parameter_constraints: dict = {
-        "backbone": [str, callable],
-        "lr": [Interval(Real, 0, None, closed="neither")],
-        "max_epochs": [Interval(Integral, 1, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "optimizer": [StrOptions(set(_net.OPTIMIZERS)), callable],
-        "weight_decay": [Interval(Real, 0, None, closed="left")],
-        "early_stopping": [Interval(Integral, 0, None, closed="left"), None],
-        "lr_patience": [Interval(Integral, 0, None, closed="left"), None],
-        "lr_factor": [Interval(Real, 0, 1, closed="neither")],
-        "severity_weights": [StrOptions({"rsna"}), "array-like", dict, None],
-        "any_severe_weight": [Interval(Real, 0, None, closed="left")],
-        "augment": [StrOptions({*PRESETS, *PRESET_ALIASES}), A.BaseCompose, A.BasicTransform, None],
-        "tta": [StrOptions(set(TTA_MODES)), None],
-        "weights": [str, os.PathLike, WeightsEnum, None],
-        "valid_size": [Interval(Real, 0, 1, closed="left"), None],
-        "calibration": [StrOptions({"temperature"}), None],
-        "device": [str, torch.device],
-        "accelerator": "no_validation",  # an accelerate.Accelerator: checked in fit
-        "precision": [StrOptions(set(_accelerate.PRECISIONS))],
-        "channels_last": ["boolean"],
-        "num_workers": [Interval(Integral, 0, None, closed="left")],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
-    }
-    _persisted_fields = ("classes", "input_shape", "history", "temperatures")
-    _persisted_defaults = {"temperatures": None}  # files written before calibration
-    _unsaved_params = ("accelerator",)
+    _parameter_constraints: dict = PARAMETER_CONSTRAINTS
 
     def __init__(
         self,
@@ -253,23 +222,7 @@ class DualHeadClassifier(PersistenceMixin, MultiOutputMixin, ClassifierMixin, Ba
         self.num_workers = num_workers
         self.random_state = random_state
         self.verbose = verbose
-        for key, value in module_params.items():
-            if not key.startswith("module__"):
-                # As for any Python call, and as skorch does: a typo must not vanish
-                # on clone, so it cannot wait for fit.
-                raise TypeError(_unexpected(type(self), key))
-            setattr(self, key, value)
-
-    # -- scikit-learn plumbing ---------------------------------------------------------
-    def get_params(self, deep=True):
-        params = super().get_params(deep=deep)
-        params.update({k: v for k, v in vars(self).items() if k.startswith("module__")})
-        return params
-
-    def set_params(self, **params):
-        for key in [k for k in params if k.startswith("module__")]:
-            setattr(self, key, params.pop(key))
-        return super().set_params(**params)
+        self._store_module_params(module_params)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -279,31 +232,6 @@ class DualHeadClassifier(PersistenceMixin, MultiOutputMixin, ClassifierMixin, Ba
         tags.target_tags.multi_output = True
         tags.non_deterministic = self.random_state is None
         return tags
-
-    # -- validation --------------------------------------------------------------------
-    def _check_params(self) -> None:
-        """Check every parameter as fit does, without allocating a module."""
-        self._validate_params()
-        _net.check_params(self.get_params(deep=False))
-        _accelerate.check_params(self.get_params(deep=False))
-
-    def _check_X(self, X, reset: bool) -> np.ndarray:
-        if not reset:
-            check_is_fitted(self, "net_")
-        array = check_images(X, None if reset else self.input_shape_)
-        array = validate_data(
-            self,
-            array,
-            reset=reset,
-            allow_nd=True,
-            dtype=np.float32,
-            ensure_all_finite=True,
-            ensure_min_samples=2 if reset else 1,
-        )
-        if reset:
-            self.input_shape_ = tuple(int(v) for v in array.shape[1:])
-        # torch refuses to wrap read-only memory (a memmap opened with mode "r") safely.
-        return np.require(array, requirements=["C_CONTIGUOUS", "WRITEABLE"])
 
     # -- training ----------------------------------------------------------------------
     def fit(self, X, y, groups=None):
@@ -328,7 +256,7 @@ class DualHeadClassifier(PersistenceMixin, MultiOutputMixin, ClassifierMixin, Ba
         """
         self._check_params()
         X = self._check_X(X, reset=True)
-        self.classes_, codes = _check_y(y, len(X))
+        self.classes_, codes = check_y(y, len(X))
         if _net.any_severe_params(self.any_severe_weight, self.classes_) is None:
             warnings.warn(
                 f"any_severe_weight={self.any_severe_weight} has no effect: the condition "
@@ -390,13 +318,8 @@ class DualHeadClassifier(PersistenceMixin, MultiOutputMixin, ClassifierMixin, Ba
 
     def predict(self, X) -> np.ndarray:
         """Labels of both heads: an (n_samples, 2) array, condition then severity."""
-        probas = self.predict_proba(X)
-        columns = [c[p.argmax(axis=1)] for c, p in zip(self.classes_, probas)]
-        kinds = {column.dtype.kind for column in columns}
-        dtype = np.result_type(*columns) if len(kinds) == 1 and kinds <= set("iuUS") else object
-        out = np.empty((len(columns[0]), 2), dtype=dtype)
-        out[:, 0], out[:, 1] = columns
-        return out
+        probas = self.predict_proba(X)  # checks that the classifier is fitted
+        return labels_from_proba(self.classes_, probas)
 
     def score(self, X, y, sample_weight=None) -> float:
         """Mean of the condition head's and the severity head's accuracies.
@@ -412,68 +335,3 @@ class DualHeadClassifier(PersistenceMixin, MultiOutputMixin, ClassifierMixin, Ba
         float
         """
         return mean_head_accuracy(self, X, y, sample_weight)
-
-    # -- persistence (PersistenceMixin: save, load) -----------------------------------
-    def _get_persisted(self) -> tuple[dict, dict]:
-        check_is_fitted(self, "net_")
-        fitted = {
-            "classes": [c.tolist() for c in self.classes_],
-            "input_shape": list(self.input_shape_),
-            "history": self.history_.to_list(),
-            "temperatures": None if self.temperatures_ is None else self.temperatures_.tolist(),
-        }
-        return fitted, self.net_.module_.state_dict()
-
-    def _set_persisted(self, fitted: dict, state_dict: dict) -> None:
-        classes, shape = fitted["classes"], fitted["input_shape"]  # types checked on reading
-        if len(classes) != 2 or len(shape) != 3:
-            raise ValueError("a DualHeadClassifier has two 'classes' lists and a 3-D 'input_shape'")
-        self._check_params()
-        self.net_ = _net.restore_net(
-            self.get_params(deep=False),
-            classes=classes,
-            input_shape=shape,
-            state_dict=state_dict,
-            history=fitted["history"],
-        )
-        self.classes_, self.input_shape_, self.n_features_in_ = classes, shape, shape[0]
-        self.history_ = self.net_.history
-        self.temperatures_ = check_temperatures(fitted["temperatures"])
-
-
-def _unexpected(cls: type, key: str) -> str:
-    close = difflib.get_close_matches(key, cls._get_param_names(), n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return (
-        f"{cls.__name__} got an unexpected parameter {key!r}{hint}; "
-        f"backbone parameters take the prefix 'module__' (module__{key})"
-    )
-
-
-def _check_y(y, n_samples: int) -> tuple[list[np.ndarray], np.ndarray]:
-    """Classes of each head and the (n_samples, 2) codes of y."""
-    columns = two_columns(y)
-    if len(columns[0]) != n_samples:
-        raise ValueError(f"X has {n_samples} samples but y has {len(columns[0])}")
-    classes, codes = [], []
-    for head, column in zip(HEADS, columns):
-        if pd.isna(column).any():
-            raise ValueError(f"y's {head} column has missing values")
-        if column.dtype == object and all(isinstance(v, str) for v in column):
-            column = column.astype(str)
-        values = np.unique(column)
-        classes.append(values)
-        codes.append(np.searchsorted(values, column))
-    # A one-class head has one logit: softmax makes it 1 and its cross-entropy 0,
-    # gradient included, so it needs no special case in the loss or in predict_proba.
-    # A model of one condition group (spinecls.routing) expects one condition; one
-    # severity (a small training fold) means the severity head learns nothing: warned,
-    # not refused, so that a grid search's small folds still fit.
-    if len(classes[1]) < 2:
-        warnings.warn(
-            f"the severity head has a single class in y ({classes[1].tolist()}): it will "
-            "predict it with probability 1",
-            UserWarning,
-            stacklevel=3,
-        )
-    return classes, np.column_stack(codes).astype(np.int64)

@@ -18,7 +18,14 @@ from sklearn.utils.metaestimators import _BaseComposition
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_is_fitted
 
-from ._meta import DualHeadMixin, MembersMixin, member_classes, member_params, router
+from ._meta import (
+    DualHeadMixin,
+    MembersMixin,
+    is_dropped,
+    member_classes,
+    member_params,
+    router,
+)
 
 __all__ = ["DualHeadEnsemble"]
 
@@ -112,34 +119,15 @@ class DualHeadEnsemble(
     # -- scikit-learn plumbing (get_params, set_params, named_estimators: MembersMixin)
     def get_metadata_routing(self):
         """Metadata routing: each member's ``fit`` gets what it requested."""
-        return router(self, [(n, e) for n, e in self.estimators if not _dropped(e)])
+        return router(self, [(n, e) for n, e in self.estimators if not is_dropped(e)])
 
     # -- validation --------------------------------------------------------------------
     def _check_members(self) -> tuple[list[str], list, np.ndarray]:
         """Names and estimators of the kept members, and their weights summing to 1."""
-        if (
-            not isinstance(self.estimators, (list, tuple))
-            or not self.estimators
-            or not all(isinstance(e, tuple) and len(e) == 2 for e in self.estimators)
-        ):
-            raise ValueError(
-                "estimators must be a non-empty list of (name, estimator) pairs, got "
-                f"{self.estimators!r}"
-            )
-        names, estimators = zip(*self.estimators)
-        self._validate_names(names)
-        self._check_estimators_are_instances(estimators)
-        for name, estimator in self.estimators:
-            if not _dropped(estimator) and not (
-                hasattr(estimator, "fit") and hasattr(estimator, "predict_proba")
-            ):
-                raise TypeError(
-                    f"estimator {name!r} must have fit and predict_proba or be 'drop', "
-                    f"got {estimator!r}"
-                )
+        names, estimators = self._check_pairs(allow_drop=True)
         if self.mean not in MEANS:
             raise ValueError(f"mean must be one of {MEANS}, got {self.mean!r}")
-        kept = [k for k, e in enumerate(estimators) if not _dropped(e)]
+        kept = [k for k, e in enumerate(estimators) if not is_dropped(e)]
         if not kept:
             raise ValueError("all estimators are 'drop': at least one member is needed")
         weights = np.ones(len(estimators)) if self.weights is None else self.weights
@@ -218,10 +206,6 @@ class DualHeadEnsemble(
                 mean = np.average(stacked, axis=0, weights=self.weights_)
             out.append(mean.astype(np.result_type(*heads), copy=False))
         return out
-
-
-def _dropped(estimator) -> bool:
-    return isinstance(estimator, str) and estimator == "drop"
 
 
 def _fit_member(estimator, X, y, params: dict):

@@ -5,7 +5,8 @@ name and file version, its parameters, its fitted attributes and any metadata as
 text, and the module's state dict (tensors). :func:`load` reads it with
 ``torch.load(weights_only=True)``, so loading runs no code from the file, and checks
 every key, every parameter (with the estimator's own checks, before a module is
-allocated) and every tensor shape before it builds anything.
+allocated) and every tensor shape before it builds anything. The layout, and the checks
+on reading, are in :mod:`spinecls._model_file`.
 
 An estimator takes part by inheriting :class:`PersistenceMixin` (its ``save`` and
 ``load`` methods) and providing:
@@ -33,26 +34,22 @@ estimator lists in ``_unsaved_params`` (run-time resources such as an
 
 from __future__ import annotations
 
-import json
 import os
-import warnings
-import zipfile
-from pathlib import Path
-from pickle import UnpicklingError
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
 from skorch.exceptions import DeviceWarning
 from torch import nn
 
 from ._atomic import check_destination, replacing
+from ._model_file import FIELDS, FILE_VERSION, archive, build, device_problem, read
 from ._param_codec import decode_params, encode_params
 
 if TYPE_CHECKING:  # re-exported lazily, see __getattr__ at the end
     from ._pipeline_file import load_localizer, load_pipeline, save_pipeline
 
 __all__ = [
+    "DeviceWarning",
     "FIELDS",
     "FILE_VERSION",
     "PersistenceMixin",
@@ -66,21 +63,6 @@ __all__ = [
     "save",
     "save_pipeline",
 ]
-
-FILE_VERSION = 1
-"""Layout version written by :func:`save`; :func:`load` reads this version and older."""
-
-_COMMON = {"format": str, "version": int, "params": str, "metadata": str, "state_dict": dict}
-
-
-def _format(cls: type) -> str:
-    return f"spinecls.{cls.__name__}"
-
-
-# -- the file --------------------------------------------------------------------------
-def _saved_params(estimator) -> dict:
-    unsaved = dict.fromkeys(getattr(estimator, "_unsaved_params", ()))
-    return estimator.get_params(deep=False) | unsaved
 
 
 def save(estimator, path: str | os.PathLike, *, metadata: dict | None = None) -> None:
@@ -106,137 +88,9 @@ def save(estimator, path: str | os.PathLike, *, metadata: dict | None = None) ->
         A parameter or ``metadata`` that cannot be saved as JSON.
     """
     check_destination(path, directory=False, overwrite=True)
-    state = _archive(estimator, metadata)
+    state = archive(estimator, metadata)
     with replacing(path) as tmp:
         torch.save(state, tmp)
-
-
-def _archive(estimator, metadata: dict | None) -> dict:
-    """The plain dict :func:`save` writes for ``estimator``."""
-    fitted, state_dict = estimator._get_persisted()
-    try:
-        text = {
-            "params": json.dumps(encode_params(_saved_params(estimator))),
-            "metadata": json.dumps(metadata or {}),
-            **{k: json.dumps(fitted[k], default=float) for k in estimator._persisted_fields},
-        }
-    except TypeError as exc:
-        raise ValueError(f"cannot save as JSON: {exc}") from exc
-    state = {
-        "format": _format(type(estimator)),
-        "version": FILE_VERSION,
-        **text,
-        "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()},
-    }
-    return state
-
-
-def _read(path: str, cls: type) -> dict:
-    """The file's dict, its keys and their types checked, JSON still undecoded."""
-    return _check_archive(_torch_load(path, cls), path, cls)
-
-
-def _torch_load(path: str, cls: type) -> Any:
-    """What ``torch.load(weights_only=True)`` reads from ``path``, errors in one line."""
-    what = f"{path} is not a model file written by {cls.__name__}.save"
-    if Path(path).is_dir():
-        raise IsADirectoryError(f"{path} is a directory, not a model file")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise
-    except UnpicklingError:
-        raise ValueError(f"{what}: it holds objects other than tensors and plain values") from None
-    except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a bad file
-        if not zipfile.is_zipfile(path):  # every torch.save archive is a zip file
-            raise ValueError(
-                f"{what}: it is not a complete torch archive (truncated, or another kind of file)"
-            ) from None
-        raise ValueError(f"{what} ({type(exc).__name__}: {_first_line(exc)})") from None
-    return state
-
-
-def _check_archive(state: Any, path: str, cls: type) -> dict:
-    """``state`` if it is an archive of ``cls`` with every key of the right type."""
-    what = f"{path} is not a model file written by {cls.__name__}.save"
-    if not isinstance(state, dict) or state.get("format") != _format(cls):
-        found = state.get("format") if isinstance(state, dict) else None
-        raise ValueError(f"{what}" + (f" (its format is {found!r})" if found else ""))
-    optional = getattr(cls, "_persisted_defaults", {})
-    expected = {**_COMMON, **dict.fromkeys(cls._persisted_fields, (str, list))}
-    for key, kind in expected.items():
-        if key in optional and key not in state:
-            continue
-        if key not in state:
-            raise ValueError(f"{path}: the model file has no {key!r} entry")
-        if not isinstance(state[key], kind) or isinstance(state[key], bool):
-            raise ValueError(f"{path}: {key!r} has the wrong type ({type(state[key]).__name__})")
-    if state["version"] > FILE_VERSION:
-        raise ValueError(
-            f"{path} is a version {state['version']} model file; this spinecls reads "
-            f"version {FILE_VERSION} and older: upgrade spinecls"
-        )
-    bad = [k for k, v in state["state_dict"].items() if not isinstance(v, torch.Tensor)]
-    if bad or not all(isinstance(k, str) for k in state["state_dict"]):
-        raise ValueError(f"{path}: 'state_dict' must map names to tensors; see {bad[:3]}")
-    nan = [k for k, v in state["state_dict"].items() if v.is_floating_point() and v.isnan().any()]
-    if nan:
-        raise ValueError(f"{path}: the weights hold NaN values; see {nan[:3]}")
-    return state
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__
-
-
-def _classes(value: Any) -> list[np.ndarray]:
-    if not (
-        isinstance(value, list)
-        and all(isinstance(c, list) and len(c) >= 2 for c in value)
-        and all(isinstance(v, (str, int, float)) for c in value for v in c)
-    ):
-        raise ValueError("'classes' must be lists of at least two labels, one list per output")
-    for labels in value:
-        if len({type(v) for v in labels}) > 1 or len(set(labels)) < len(labels):
-            raise ValueError(
-                f"'classes' must list distinct labels of one type per output; got {labels[:10]}"
-            )
-    return [np.asarray(c) for c in value]
-
-
-def _input_shape(value: Any) -> tuple[int, ...]:
-    if not (
-        isinstance(value, list)
-        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
-    ):
-        raise ValueError(f"'input_shape' must be a list of positive ints; got {value!r}")
-    return tuple(value)
-
-
-def _history(value: Any) -> list[dict]:
-    if not (isinstance(value, list) and all(isinstance(row, dict) for row in value)):
-        raise ValueError("'history' must be a list of per-epoch records")
-    return value
-
-
-FIELDS = {"classes": _classes, "input_shape": _input_shape, "history": _history}
-"""Checks of the fitted attributes an estimator may persist: ``classes`` (a list of
-label lists), ``input_shape`` (positive ints) and ``history`` (skorch's records). They
-return the values the estimator restores (``classes`` as arrays, ``input_shape`` as a
-tuple); other fields reach the estimator as decoded JSON."""
-
-
-def _json(path: str, state: dict, key: str, kind: type | None = None) -> Any:
-    value = state[key]
-    if isinstance(value, str):  # older files stored some lists as they are
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: {key!r} is not valid JSON ({exc})") from None
-    if kind is not None and not isinstance(value, kind):
-        raise ValueError(f"{path}: {key!r} must hold a {kind.__name__}")
-    return value
 
 
 def load(cls: type, path: str | os.PathLike, *, device: str | torch.device | None = None):
@@ -271,38 +125,7 @@ def load(cls: type, path: str | os.PathLike, *, device: str | torch.device | Non
     path = os.fspath(path)
     if device is not None:
         check_device(device)
-    return _build(cls, _read(path, cls), path, device)
-
-
-def _build(cls: type, state: dict, path: str, device) -> Any:
-    """The fitted estimator a checked archive describes (see :func:`load`)."""
-    params = _json(path, state, "params", dict)
-    try:
-        params = decode_params(params)
-        if device is not None:
-            params["device"] = device
-        elif "device" in params:
-            params["device"] = _usable_or_cpu(params["device"], path)
-        estimator = cls(**params)
-        defaults = getattr(cls, "_persisted_defaults", {})
-        fitted = {
-            k: _json(path, state, k) if k in state else defaults[k] for k in cls._persisted_fields
-        }
-        fitted = {k: FIELDS[k](v) if k in FIELDS else v for k, v in fitted.items()}
-        estimator._set_persisted(fitted, state["state_dict"])
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{path}: {exc}") from None
-    estimator.metadata_ = _json(path, state, "metadata", dict)
-    return estimator
-
-
-def _device_problem(device: Any) -> str | None:
-    """Why torch cannot place tensors on ``device`` here; None when it can."""
-    try:
-        torch.empty(0, device=device)
-    except (RuntimeError, AssertionError) as exc:  # AssertionError: torch built without CUDA
-        return _first_line(exc)
-    return None
+    return build(cls, read(path, cls), path, device)
 
 
 def check_device(device: str | torch.device, name: str = "device") -> None:
@@ -314,27 +137,9 @@ def check_device(device: str | torch.device, name: str = "device") -> None:
     name : str, default="device"
         How the message calls it (``"--device"`` in the command line).
     """
-    problem = _device_problem(device)
+    problem = device_problem(device)
     if problem is not None:
         raise ValueError(f"{name} {device} cannot be used: {problem}")
-
-
-def _usable_or_cpu(saved: Any, path: str) -> Any:
-    """The saved device, or "cpu" with a warning when this machine cannot use it."""
-    try:
-        torch.device(saved)
-    except (RuntimeError, TypeError):
-        return saved  # not a device at all: the estimator's own checks name it
-    problem = _device_problem(saved)
-    if problem is None:
-        return saved
-    warnings.warn(
-        f"{path} was saved for device={saved!r}, which this machine cannot use "
-        f"({problem}); it is loaded on 'cpu' (pass device= to choose)",
-        DeviceWarning,
-        stacklevel=4,
-    )
-    return "cpu"
 
 
 def check_state_dict(module: nn.Module, state_dict: dict) -> None:

@@ -157,30 +157,14 @@ class ConditionGroupClassifier(
         return checked
 
     def _check_estimators(self, groups: dict) -> tuple[list[str], list]:
-        if (
-            not isinstance(self.estimators, (list, tuple))
-            or not self.estimators
-            or not all(isinstance(e, tuple) and len(e) == 2 for e in self.estimators)
-        ):
-            raise ValueError(
-                "estimators must be a non-empty list of (name, estimator) pairs, got "
-                f"{self.estimators!r}"
-            )
-        names, estimators = zip(*self.estimators)
-        self._validate_names(names)
-        self._check_estimators_are_instances(estimators)
+        names, estimators = self._check_pairs()
         unknown = [name for name in names if name not in groups]
         if unknown:
             raise ValueError(
                 f"estimator name(s) {unknown} are no condition group; the groups are "
                 f"{list(groups)} (condition_groups defines others)"
             )
-        for name, estimator in self.estimators:
-            if not (hasattr(estimator, "fit") and hasattr(estimator, "predict_proba")):
-                raise TypeError(
-                    f"estimator {name!r} must have fit and predict_proba, got {estimator!r}"
-                )
-        return list(names), list(estimators)
+        return names, estimators
 
     def _route(self, X, groups: dict, names: list[str]) -> dict[str, np.ndarray]:
         """The positions in X of each named group's rows."""

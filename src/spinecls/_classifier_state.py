@@ -1,0 +1,52 @@
+"""What a fitted :class:`~spinecls.DualHeadClassifier` keeps in its model file.
+
+:class:`ClassifierFileMixin` is the classifier's side of :mod:`spinecls.persistence`:
+``save`` and ``load`` (from :class:`~spinecls.persistence.PersistenceMixin`), the fitted
+attributes the file holds (``classes_``, ``input_shape_``, ``history_``,
+``temperatures_``) and how they come back, through the classifier's own parameter checks,
+as a fitted skorch net.
+"""
+
+from __future__ import annotations
+
+from sklearn.utils.validation import check_is_fitted
+
+from . import _net
+from .calibration import check_temperatures
+from .persistence import PersistenceMixin
+
+__all__ = ["ClassifierFileMixin"]
+
+
+class ClassifierFileMixin(PersistenceMixin):
+    """``save``, ``load`` and the persisted state of a DualHeadClassifier."""
+
+    _persisted_fields = ("classes", "input_shape", "history", "temperatures")
+    _persisted_defaults = {"temperatures": None}  # files written before calibration
+    _unsaved_params = ("accelerator",)
+
+    def _get_persisted(self) -> tuple[dict, dict]:
+        check_is_fitted(self, "net_")
+        fitted = {
+            "classes": [c.tolist() for c in self.classes_],
+            "input_shape": list(self.input_shape_),
+            "history": self.history_.to_list(),
+            "temperatures": None if self.temperatures_ is None else self.temperatures_.tolist(),
+        }
+        return fitted, self.net_.module_.state_dict()
+
+    def _set_persisted(self, fitted: dict, state_dict: dict) -> None:
+        classes, shape = fitted["classes"], fitted["input_shape"]  # types checked on reading
+        if len(classes) != 2 or len(shape) != 3:
+            raise ValueError("a DualHeadClassifier has two 'classes' lists and a 3-D 'input_shape'")
+        self._check_params()
+        self.net_ = _net.restore_net(
+            self.get_params(deep=False),
+            classes=classes,
+            input_shape=shape,
+            state_dict=state_dict,
+            history=fitted["history"],
+        )
+        self.classes_, self.input_shape_, self.n_features_in_ = classes, shape, shape[0]
+        self.history_ = self.net_.history
+        self.temperatures_ = check_temperatures(fitted["temperatures"])
