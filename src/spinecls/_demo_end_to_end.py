@@ -25,7 +25,7 @@ def end_to_end(
     pipe,
     solution: pd.DataFrame,
     *,
-    epochs: int | None,
+    epochs: int,
     seed: int,
     out: Path,
     plots: bool,
@@ -34,7 +34,6 @@ def end_to_end(
 
     Writes ``localizer.pt``, ``submission_located.csv``, ``located_points.csv`` and,
     with ``plots``, ``localization.png`` and ``localization_errors.png`` to ``out``.
-    ``epochs=None`` trains the localizer for its default ``max_epochs``.
 
     Returns
     -------
@@ -46,8 +45,7 @@ def end_to_end(
     from .localization_plots import localization_errors
 
     series = load_series(root)
-    params = {} if epochs is None else {"max_epochs": epochs}
-    localizer = LevelLocalizer(random_state=seed, verbose=1, **params)
+    localizer = LevelLocalizer(max_epochs=epochs, random_state=seed, verbose=1)
     started = time.perf_counter()
     localizer.fit(series[series["study_id"].isin(develop["study_id"])], develop)
     trained = time.perf_counter() - started

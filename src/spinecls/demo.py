@@ -61,7 +61,23 @@ __all__ = ["DemoConfig", "MODELS", "run_demo", "split_by_study"]
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """Sizes of a demo run."""
+    """Sizes of a demo run.
+
+    Attributes
+    ----------
+    studies : int
+        Synthetic studies generated (``run_demo(studies=)`` overrides it).
+    crop : int
+        Side of the crops around each coordinate, in pixels.
+    size : int
+        Side the crops are resized to (models 1 and 2 and the recommended row).
+    marker_size : int
+        Side the whole slices of model 3 are resized to.
+    epochs : tuple of int
+        Maximum epochs of models 1, 2 and 3; the recommended row trains model 1's.
+    localizer_epochs : int
+        Epochs of each network of the :class:`~spinecls.LevelLocalizer`.
+    """
 
     studies: int
     crop: int
@@ -71,8 +87,15 @@ class DemoConfig:
     localizer_epochs: int
 
 
+# 80 studies: 12 test studies (about 300 rows) and 68 for training and validation, 2.7
+# times the former 30-study demo's 25. Its epochs are that much longer, so fewer of them
+# take at least as many optimiser steps as its 15 / 15 / 6 and the localizer's 10 did
+# (models 1 and 2: 8 epochs, 1.45 times; VGG-16: 3, 1.36 times; the localizer: 4, 1.09
+# times). VGG-16 takes most of the time: 0.10 CPU-seconds per slice and epoch at 48 px,
+# 0.06 at 32 px. Measured with one torch thread, about 11 CPU-minutes in all, 7 to 8
+# minutes on 2 quiet cores (docs/performance.md).
 FULL = DemoConfig(
-    studies=30, crop=48, size=32, marker_size=48, epochs=(15, 15, 6), localizer_epochs=10
+    studies=80, crop=48, size=32, marker_size=32, epochs=(8, 8, 3), localizer_epochs=4
 )
 QUICK = DemoConfig(
     studies=12, crop=48, size=32, marker_size=32, epochs=(3, 3, 2), localizer_epochs=3
@@ -214,7 +237,7 @@ def run_demo(
         Everything is written to a temporary sibling and moved into place at the end:
         an interrupted or failed run leaves neither output nor temporary files.
     studies : int, optional
-        Synthetic studies to generate (default 30, or 12 with ``quick``).
+        Synthetic studies to generate (default 80, or 12 with ``quick``).
     quick : bool, default=False
         Small images and few epochs: under two minutes on two CPU cores.
     random_state : int, default=0
