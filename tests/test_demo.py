@@ -31,6 +31,13 @@ def test_the_demo_still_offers_split_by_study():
     assert split_by_study is spinecls.model_selection.split_by_study
 
 
+def test_the_default_demo_holds_out_enough_studies_to_compare_models():
+    frame = pd.DataFrame({"study_id": np.repeat(np.arange(demo_module.FULL.studies), 25)})
+    develop, test = split_by_study(frame, random_state=0)
+    assert frame["study_id"].iloc[test].nunique() == 12 and len(test) == 300
+    assert frame["study_id"].iloc[develop].nunique() == 68
+
+
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo") / "out"

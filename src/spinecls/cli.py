@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--data", type=Path, help="competition directory (default: synthetic)")
     demo.add_argument("--out", type=Path, default=Path("spinecls-demo"), help="output directory")
-    demo.add_argument("--studies", type=int, help="synthetic studies (default 30, quick 12)")
+    demo.add_argument("--studies", type=int, help="synthetic studies (default 80, quick 12)")
     demo.add_argument("--quick", action="store_true", help="small and fast: under two minutes")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.add_argument("--weights", help="pretrained VGG-16 weights: a file or IMAGENET1K_V1")

@@ -17,6 +17,9 @@ the end-to-end
 stage: a :class:`~spinecls.LevelLocalizer` trained on the training studies finds the levels
 of the test studies without their coordinates, and the best model grades them from its
 points (a table row beside the same model on the true coordinates).
+
+This module trains and scores; ``_demo_report`` builds the table and figures,
+``_demo_end_to_end`` runs the localizer stage.
 """
 
 from __future__ import annotations
@@ -30,16 +33,25 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from ._atomic import atomic_directory, stop_on_signals
+from ._demo_end_to_end import end_to_end
+from ._demo_report import METRICS as METRICS  # re-exported: the table's columns
+from ._demo_report import SEVERITY_EXTRAS as SEVERITY_EXTRAS
+from ._demo_report import (
+    baseline_rows,
+    located_summary,
+    markdown,
+    model_plots,
+    model_row,
+    score_row,
+)
 from .classifier import DualHeadClassifier
 from .datasets import load_rsna, make_synthetic_rsna
 from .evaluation import evaluate
-from .labels import CONDITIONS, SEVERITIES
-from .metrics import dual_head_report, rsna_score, solution_from_frame, to_submission
+from .metrics import solution_from_frame
 from .model_selection import split_by_study
 from .persistence import save_pipeline
 from .preprocessing import LumbarPatchTransformer
@@ -49,7 +61,23 @@ __all__ = ["DemoConfig", "MODELS", "run_demo", "split_by_study"]
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """Sizes of a demo run."""
+    """Sizes of a demo run.
+
+    Attributes
+    ----------
+    studies : int
+        Synthetic studies generated (``run_demo(studies=)`` overrides it).
+    crop : int
+        Side of the crops around each coordinate, in pixels.
+    size : int
+        Side the crops are resized to (models 1 and 2 and the recommended row).
+    marker_size : int
+        Side the whole slices of model 3 are resized to.
+    epochs : tuple of int
+        Maximum epochs of models 1, 2 and 3; the recommended row trains model 1's.
+    localizer_epochs : int
+        Epochs of each network of the :class:`~spinecls.LevelLocalizer`.
+    """
 
     studies: int
     crop: int
@@ -59,8 +87,15 @@ class DemoConfig:
     localizer_epochs: int
 
 
+# 80 studies: 12 test studies (about 300 rows) and 68 for training and validation, 2.7
+# times the former 30-study demo's 25. Its epochs are that much longer, so fewer of them
+# take at least as many optimiser steps as its 15 / 15 / 6 and the localizer's 10 did
+# (models 1 and 2: 8 epochs, 1.45 times; VGG-16: 3, 1.36 times; the localizer: 4, 1.09
+# times). VGG-16 takes most of the time: 0.10 CPU-seconds per slice and epoch at 48 px,
+# 0.06 at 32 px. Measured with one torch thread, about 11 CPU-minutes in all, 7 to 8
+# minutes on 2 quiet cores (docs/performance.md).
 FULL = DemoConfig(
-    studies=30, crop=48, size=32, marker_size=48, epochs=(15, 15, 6), localizer_epochs=10
+    studies=80, crop=48, size=32, marker_size=32, epochs=(8, 8, 3), localizer_epochs=4
 )
 QUICK = DemoConfig(
     studies=12, crop=48, size=32, marker_size=32, epochs=(3, 3, 2), localizer_epochs=3
@@ -93,14 +128,6 @@ competition's 1/2/4 severity weights in the loss, a temperature per head and fli
 test-time augmentation. Crops of 48 mm in 2.5D, one model per condition group and an
 ensemble of two seeds did not pay there. ``per_group``: one such pipeline per condition
 group (:class:`~spinecls.ConditionGroupClassifier`)."""
-
-METRICS = ["accuracy", "precision", "recall", "f1"]
-SEVERITY_EXTRAS = {
-    "balanced_accuracy": "severity balanced accuracy",
-    "log_loss": "severity log loss",
-    "ece": "severity ECE",
-}
-"""Severity-head metrics of :func:`spinecls.metrics.dual_head_report` the table adds."""
 
 
 def _say(message: str) -> None:
@@ -163,18 +190,6 @@ def _recommended(config: DemoConfig, seed: int, memory):
     return ConditionGroupClassifier([(group, clone(pipe)) for group in CONDITION_GROUPS])
 
 
-def _row(name: str, report, score: float) -> dict:
-    row = {"model": name}
-    for head in ("condition", "severity"):
-        for metric in METRICS:
-            row[f"{head} {metric}"] = float(report.summary.loc[head, metric])
-    for metric, column in SEVERITY_EXTRAS.items():
-        value = report.summary.loc["severity"].get(metric, float("nan"))
-        row[column] = float(value)
-    row["competition score"] = score
-    return row
-
-
 def _calibrated(pipe: Pipeline, develop: pd.DataFrame) -> Pipeline:
     """A copy of a fitted pipeline with temperatures fitted on its own validation rows."""
     from .calibration import calibrate_heads
@@ -183,111 +198,10 @@ def _calibrated(pipe: Pipeline, develop: pd.DataFrame) -> Pipeline:
     return calibrate_heads(copy.deepcopy(pipe), valid, valid[["condition", "severity"]])
 
 
-def _baselines(develop: pd.DataFrame, test: pd.DataFrame, solution: pd.DataFrame) -> list[dict]:
-    majority = [develop["condition"].mode()[0], develop["severity"].mode()[0]]
-    y_test = test[["condition", "severity"]].to_numpy()
-    predicted = np.tile(np.array(majority, dtype=object), (len(test), 1))
-    report = dual_head_report(y_test, predicted)
-    prior = (
-        develop.groupby("condition")["severity"]
-        .value_counts(normalize=True)
-        .unstack(fill_value=0.0)
-        .reindex(index=list(CONDITIONS), columns=list(SEVERITIES), fill_value=0.0)
-    )
-    proba = prior.loc[test["condition"]].to_numpy()
-    prior_score = rsna_score(solution, to_submission(test, proba, complete=False))
-    majority_row = _row("baseline: majority class", report, float("nan"))
-    prior_row = {k: float("nan") for k in majority_row} | {
-        "model": "baseline: class prior",
-        "competition score": prior_score,
-    }
-    return [majority_row, prior_row]
-
-
-def _end_to_end(root: Path, develop, test, pipe, solution, config: DemoConfig, seed: int):
-    """Train the localizer on the training studies; grade the test studies from its points."""
-    from .datasets import load_series
-    from .inference import predict_studies
-    from .localization import LevelLocalizer
-    from .localization_plots import localization_errors
-
-    series = load_series(root)
-    localizer = LevelLocalizer(max_epochs=config.localizer_epochs, random_state=seed, verbose=1)
-    started = time.perf_counter()
-    localizer.fit(series[series["study_id"].isin(develop["study_id"])], develop)
-    trained = time.perf_counter() - started
-    studies = pd.unique(test["study_id"])
-    started = time.perf_counter()
-    submission, points = predict_studies(
-        root, pipe, localizer, split="train", studies=studies, return_points=True
-    )
-    per_study = (time.perf_counter() - started) / len(studies)
-    errors = localization_errors(test, points)
-    sagittal = errors["series_description"] != "Axial T2"
-    facts = {
-        "localizer_train_seconds": round(trained, 1),
-        "end_to_end_seconds_per_study": round(per_study, 2),
-        "sagittal_within_5px": float((errors.loc[sagittal, "distance"] <= 5).mean()),
-        "sagittal_slice_exact": float((errors.loc[sagittal, "slice_offset"] == 0).mean()),
-        "axial_slice_exact": float((errors.loc[~sagittal, "slice_offset"] == 0).mean()),
-        "axial_within_5px": float((errors.loc[~sagittal, "distance"] <= 5).mean()),
-        "points_matched": int(len(errors)),
-        "points_labelled": int(len(test)),
-    }
-    return localizer, submission, points, errors, rsna_score(solution, submission), facts
-
-
 def _describe(recipe: dict) -> str:
     parts = {**recipe["transformer"], **recipe["classifier"]}
     text = ", ".join(f"{k}={v}" for k, v in parts.items())
     return text + (", one model per condition group" if recipe["per_group"] else "")
-
-
-def _located_summary(facts: dict) -> str:
-    return (
-        f"\nLocated levels on the test studies (LevelLocalizer trained in "
-        f"{facts['localizer_train_seconds']} s; {facts['end_to_end_seconds_per_study']} s "
-        f"per study end to end): sagittal points within 5 px {facts['sagittal_within_5px']:.1%}"
-        f", on the true slice {facts['sagittal_slice_exact']:.1%}; axial slice exact "
-        f"{facts['axial_slice_exact']:.1%}, subarticular points within 5 px "
-        f"{facts['axial_within_5px']:.1%}.\n"
-    )
-
-
-def _markdown(table: pd.DataFrame) -> str:
-    columns = list(table.columns)
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for _, row in table.iterrows():
-        cells = [
-            row[c] if isinstance(row[c], str) else ("" if pd.isna(row[c]) else f"{row[c]:.4f}")
-            for c in columns
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def _plots(out: Path, name: str, pipe: Pipeline, X_test, y_test, report) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from .plotting import (
-        conv_layers,
-        plot_confusion_matrices,
-        plot_feature_maps,
-        plot_filters,
-        plot_patches,
-        plot_training_curves,
-    )
-
-    clf = pipe[-1]
-    stem = name.split(":")[0].replace(" ", "")
-    plot_training_curves(clf, path=out / f"{stem}_training_curves.png")
-    plot_confusion_matrices(report, path=out / f"{stem}_confusion_matrices.png")
-    first = conv_layers(clf)[0]
-    patches = pipe[0].transform(X_test.head(16))
-    plot_feature_maps(clf, patches[0], first, path=out / f"{stem}_feature_maps.png")
-    plot_filters(clf, first, path=out / f"{stem}_filters.png")
-    plot_patches(patches, y_test[:16], path=out / f"{stem}_sample_patches.png")
 
 
 def run_demo(
@@ -323,7 +237,7 @@ def run_demo(
         Everything is written to a temporary sibling and moved into place at the end:
         an interrupted or failed run leaves neither output nor temporary files.
     studies : int, optional
-        Synthetic studies to generate (default 30, or 12 with ``quick``).
+        Synthetic studies to generate (default 80, or 12 with ``quick``).
     quick : bool, default=False
         Small images and few epochs: under two minutes on two CPU cores.
     random_state : int, default=0
@@ -397,14 +311,14 @@ def run_demo(
                 pipe.fit(develop, y_develop, clf__groups=develop["study_id"].to_numpy())
                 _say(f"evaluating {name} on the test studies")
                 evaluation = evaluate(pipe, test, complete=True)
-                rows.append(_row(name, evaluation.report, evaluation.score))
+                rows.append(model_row(name, evaluation.report, evaluation.score))
                 fitted[name] = (pipe, evaluation.submission)
                 save_pipeline(pipe, tmp / f"model{k + 1}.pt")
                 if plots:
-                    _plots(tmp, name, pipe, test, y_test, evaluation.report)
+                    model_plots(tmp, name, pipe, test, y_test, evaluation.report)
                 calibrated = _calibrated(pipe, develop)
                 evaluation = evaluate(calibrated, test, complete=True)
-                rows.append(_row(f"{name}, calibrated", evaluation.report, evaluation.score))
+                rows.append(model_row(f"{name}, calibrated", evaluation.report, evaluation.score))
                 fitted[f"{name}, calibrated"] = (calibrated, evaluation.submission)
             if recommended:
                 _say(f"training the {RECOMMENDED_NAME} recipe ({_describe(RECOMMENDED)})")
@@ -412,36 +326,33 @@ def run_demo(
                 groups = develop["study_id"].to_numpy()
                 pipe.fit(develop, y_develop, clf__groups=groups)
                 evaluation = evaluate(pipe, test, complete=True)
-                rows.append(_row(RECOMMENDED_NAME, evaluation.report, evaluation.score))
+                rows.append(model_row(RECOMMENDED_NAME, evaluation.report, evaluation.score))
                 fitted[RECOMMENDED_NAME] = (pipe, evaluation.submission)
                 if not RECOMMENDED["per_group"]:
                     save_pipeline(pipe, tmp / "recommended.pt")
-        rows += _baselines(develop, test, solution)
+        rows += baseline_rows(develop, test, solution)
         table = pd.DataFrame(rows)
         best = min(fitted, key=lambda n: table.set_index("model").loc[n, "competition score"])
         fitted[best][1].to_csv(tmp / "submission.csv", index=False)
         facts = None
         if localize:
             _say(f"end to end: training the level localizer, then grading with {best}")
-            localizer, located, points, errors, located_score, facts = _end_to_end(
-                root, develop, test, fitted[best][0], solution, config, random_state
+            located_score, facts = end_to_end(
+                root,
+                develop,
+                test,
+                fitted[best][0],
+                solution,
+                epochs=config.localizer_epochs,
+                seed=random_state,
+                out=tmp,
+                plots=plots,
             )
-            localizer.save(tmp / "localizer.pt")
-            located.to_csv(tmp / "submission_located.csv", index=False)
-            points.to_csv(tmp / "located_points.csv", index=False)
-            located_row = {k: float("nan") for k in rows[0]} | {
-                "model": f"{best}, on predicted coordinates",
-                "competition score": located_score,
-            }
+            located = score_row(f"{best}, on predicted coordinates", table.columns, located_score)
             n = len(fitted)
             table = pd.concat(
-                [table.iloc[:n], pd.DataFrame([located_row]), table.iloc[n:]], ignore_index=True
+                [table.iloc[:n], pd.DataFrame([located]), table.iloc[n:]], ignore_index=True
             )
-            if plots:
-                from .localization_plots import plot_localization, plot_localization_errors
-
-                plot_localization(test, points, path=tmp / "localization.png")
-                plot_localization_errors(errors, path=tmp / "localization_errors.png")
         elapsed = time.perf_counter() - started
         meta = {
             "data": str(root) if data is not None else "synthetic",
@@ -455,10 +366,10 @@ def run_demo(
         }
         (tmp / "results.md").write_text(
             f"# spinecls demo: the study's three models on the test studies\n\n"
-            f"{_markdown(table)}\n"
+            f"{markdown(table)}\n"
             f"Competition score: lower is better. Best model: {best}. "
             f"{meta['studies']} studies, {meta['rows']} rows, {meta['seconds']} s.\n"
-            + ("" if facts is None else _located_summary(facts))
+            + ("" if facts is None else located_summary(facts))
         )
         (tmp / "results.json").write_text(
             json.dumps({"meta": meta, "table": table.to_dict(orient="records")}, indent=2)
