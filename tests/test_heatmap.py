@@ -94,16 +94,3 @@ def test_decode_finds_slice_position_and_confidence():
     assert float(out["p_plane"][0]) == pytest.approx(1.0, abs=1e-6)
     assert float(out["p_slice"][1]) == pytest.approx(0.25)
     assert float(out["p_plane"][1]) < 0.15
-
-
-def test_loss_scores_several_points_on_one_channel():
-    """``channels`` maps target points to logit channels: two points on one channel cost
-    the mean of what each would cost alone, and channel 1's own point is unaffected."""
-    torch.manual_seed(0)
-    logits = torch.randn(1, 2, 2, 8, 8)
-    a, b = [1.0, 3.5, 6.5, 1.0], [0.0, 12.5, 4.5, 1.0]
-    shared = HeatmapLoss(stride=2, channels=(0, 0, 1))(logits, torch.tensor([[a, b, b]]))
-    plain = HeatmapLoss(stride=2)
-    alone = [plain(logits, torch.tensor([[p, [0, 0, 0, 0.0]]])) for p in (a, b)]
-    other = plain(logits, torch.tensor([[[0, 0, 0, 0.0], b]]))
-    torch.testing.assert_close(shared, (alone[0] + alone[1] + other) / 3)

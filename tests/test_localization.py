@@ -143,7 +143,7 @@ def test_predict_on_the_test_layout(fitted, loc_root, predicted, tmp_path):
 class _Fixed(torch.nn.Module):
     """A stand-in network: logits 0 everywhere, or 20 at one slice and a block of cells;
     ``ladder``: the block moves one row down per level of each sagittal condition (L1/L2
-    at ``rows``), as discs lie down the column, and the disc maps hold all five."""
+    at ``rows``), as discs lie down the column."""
 
     def __init__(self, n_points, stride, slice_=None, rows=(), cols=(), ladder=False):
         super().__init__()
@@ -156,19 +156,14 @@ class _Fixed(torch.nn.Module):
         if self.slice_ is not None:
             out -= 20.0
             for k in range(self.n_points):
-                downs = [0]
-                if self.ladder and k < 15:
-                    downs = [k % 5]
-                elif self.ladder and k >= 17:
-                    downs = range(5)
-                for down in downs:
-                    out[
-                        :,
-                        self.slice_,
-                        k,
-                        self.rows[0] + down : self.rows[-1] + down + 1,
-                        self.cols[0] : self.cols[-1] + 1,
-                    ] = 20.0
+                down = k % 5 if self.ladder and k < 15 else 0
+                out[
+                    :,
+                    self.slice_,
+                    k,
+                    self.rows[0] + down : self.rows[-1] + down + 1,
+                    self.cols[0] : self.cols[-1] + 1,
+                ] = 20.0
         return out
 
 
@@ -180,7 +175,7 @@ def test_confidence_and_position_follow_the_heatmaps(loc_data):
     settings = LevelLocalizer(**SMALL)._settings()
     # the refining crop's centre (15.5) lies between its cells 7 and 8 (stride 2)
     refine = _Fixed(5, 2, 0, [7, 8], [7, 8])
-    peaked = (_Fixed(20, 4, 2, [1], [5], ladder=True), refine)
+    peaked = (_Fixed(17, 4, 2, [1], [5], ladder=True), refine)
     rows = predict_sagittal(peaked, volume, "Sagittal T1", settings, "cpu")
     _, transforms = to_working(volume.images, settings.size)
     assert len(rows) == 10
@@ -192,32 +187,30 @@ def test_confidence_and_position_follow_the_heatmaps(loc_data):
         assert r["confidence"] > 0.99
     assert not any(r["qc_order"] or r["qc_outside_coverage"] for r in rows)
     assert not any(r["qc_outside_image"] for r in rows)
-    edge = (_Fixed(20, 4, 0, [1], [5], ladder=True), refine)  # the first slice: maybe beyond
+    edge = (_Fixed(17, 4, 0, [1], [5], ladder=True), refine)  # the first slice: maybe beyond
     rows = predict_sagittal(edge, volume, "Sagittal T1", settings, "cpu")
     assert all(r["qc_outside_coverage"] for r in rows)
     # five levels on one cell: the chain keeps them apart, in order, the moved ones unsure
-    stacked = (_Fixed(20, 4, 2, [3], [5]), refine)
+    stacked = (_Fixed(17, 4, 2, [3], [5]), refine)
     rows = predict_sagittal(stacked, volume, "Sagittal T1", settings, "cpu")
     for condition in ("Left Neural Foraminal Narrowing", "Right Neural Foraminal Narrowing"):
         mine = [r for r in rows if r["condition"] == condition]
         height = [volume.to_patient(r["_slice"], r["x"], r["y"])[2] for r in mine]
         assert all(np.diff(height) < 0) and not any(r["qc_order"] for r in mine)
         assert sum(r["confidence"] > 0.5 for r in mine) == 1
-    flat = (_Fixed(20, 4), _Fixed(5, 2))
+    flat = (_Fixed(17, 4), _Fixed(5, 2))
     rows = predict_sagittal(flat, volume, "Sagittal T1", settings, "cpu")
     assert max(r["confidence"] for r in rows) < 1 / len(volume)
 
 
-def _discs(depth, h, w, rows, discs, col=1):
-    """Logits (depth, 5, h, w) of the five levels, ``rows[level]`` listing (row, logit),
-    and (depth, h, w) of the disc map, 10 at each row of ``discs``."""
+def _levels(depth, h, w, rows, col=1):
+    """Logits (depth, 5, h, w) of the five levels: ``rows[level]`` lists (row, logit) on
+    slice 0, everything else -30."""
     logits = torch.full((depth, 5, h, w), -30.0)
     for level, peaks in enumerate(rows):
         for row, value in peaks:
             logits[0, level, row, col] = value
-    disc = torch.full((depth, h, w), -30.0)
-    disc[0, discs, col] = 10.0
-    return logits, disc
+    return logits
 
 
 def _column_positions(h, w, mm=10.0):
@@ -230,29 +223,30 @@ def test_chain_separates_two_levels_on_one_disc():
     """L4/L5's own map prefers L5/S1's disc: the chain sends it to the disc above."""
     rows = [[(1, 10.0)], [(4, 10.0)], [(7, 10.0)], [(13, 10.0), (10, 7.0)], [(13, 10.0)]]
     steps = [[30.0, 2.0]] * 4
-    logits, disc = _discs(1, 15, 3, rows, [1, 4, 7, 10, 13])
-    out = decode_chain(logits, disc, _column_positions(15, 3), steps, 10.0)
+    logits = _levels(1, 15, 3, rows)
+    out = decode_chain(logits, _column_positions(15, 3), steps, 10.0)
     assert [round(r) for _, r, _, _ in out] == [1, 4, 7, 10, 13]
     assert [round(c) for _, _, c, _ in out] == [1] * 5
     assert out[3][3] < 0.1 < 0.9 < out[4][3]  # L4/L5 moved off its own peak: unsure
     # without geometry the order alone (image rows) still keeps the two apart
-    out = decode_chain(logits, disc, None, None, 0.0)
+    out = decode_chain(logits, None, None, 0.0)
     assert [round(r) for _, r, _, _ in out] == [1, 4, 7, 10, 13]
 
 
-@pytest.mark.parametrize("top", [0, 4])
-def test_chain_counts_the_levels_from_the_sacrum(top):
-    """The level maps name every disc one too low (L5/S1's map in the bone below the
-    last disc); the disc map finds six discs (T12/L1 above L1/L2). Wherever the column
-    sits, the chain ends on the last disc: the names count up from the sacrum."""
-    discs = [top + 3 * k for k in range(6)]
-    rows = [[(discs[level + 2], 10.0), (discs[level + 1], 6.0)] for level in range(4)]
-    rows.append([(discs[-1] + 3, 10.0), (discs[-1], 6.0)])
-    logits, disc = _discs(2, 24, 3, rows, discs)
-    out = decode_chain(logits, disc, _column_positions(24, 3), [[30.0, 2.0]] * 4, 10.0)
-    assert [round(r) for _, r, _, _ in out] == discs[1:]
-    assert all(d == 0 for d, _, _, _ in out)  # the slice the maps put the discs on
-    assert all(c < 0.05 for *_, c in out)  # every level against its own map: unsure
+@pytest.mark.parametrize("low", [17, 21])
+def test_chain_counts_up_from_l5s1(low):
+    """L5/S1's map is sure; the other levels' maps are weak and drawn to the rows a
+    template would give (rows 0 to 3). Wherever the column sits (L5/S1
+    at ``low``), the chain counts the levels up from L5/S1, one learned step each."""
+    rows = [[(level, 1.0), (low - 3 * (4 - level), 0.5)] for level in range(4)]
+    rows.append([(low, 12.0)])
+    logits = _levels(2, 24, 3, rows)
+    out = decode_chain(logits, _column_positions(24, 3), [[30.0, 2.0]] * 4, 10.0)
+    assert [round(r) for _, r, _, _ in out] == [low - 12, low - 9, low - 6, low - 3, low]
+    assert all(d == 0 for d, _, _, _ in out)  # the slice the maps put the levels on
+    # each on its own, the unsure levels stay where the template put them
+    alone = logits.float().transpose(0, 1).reshape(5, -1).argmax(-1) % (24 * 3) // 3
+    assert alone.tolist() == [0, 1, 2, 3, low]
 
 
 def test_level_steps_are_learned_from_the_labels():
@@ -419,12 +413,20 @@ def test_save_load_round_trip(fitted, predicted, loc_data, tmp_path):
     (tmp_path / "bad.pt").write_bytes(b"not a model")
     with pytest.raises(ValueError, match="not a model file written by LevelLocalizer.save"):
         LevelLocalizer.load(tmp_path / "bad.pt")
-    # a file of the previous LevelLocalizer (no level steps, 17 stack maps): a clear error
+    # a file of the previous LevelLocalizer (no level steps): levels decoded in order only
     state = torch.load(path, weights_only=True)
     del state["level_steps"]
     torch.save(state, tmp_path / "old.pt")
-    with pytest.raises(ValueError, match="earlier LevelLocalizer.*fit the localizer again"):
-        LevelLocalizer.load(tmp_path / "old.pt")
+    with pytest.warns(UserWarning, match="earlier LevelLocalizer.*in order only"):
+        old = LevelLocalizer.load(tmp_path / "old.pt")
+    assert old.level_steps_ == {}
+    out = old.predict(loc_data[0])
+    keys = ["series_id", "condition", "level"]
+    sagittal = [
+        frame.loc[frame["condition"].isin(spinecls.CONDITIONS[:3]), keys].reset_index(drop=True)
+        for frame in (out, predicted)
+    ]
+    pd.testing.assert_frame_equal(*sagittal)
 
 
 def test_clone_get_set_params(fitted):

@@ -1,22 +1,18 @@
 """Name the five levels of a sagittal series jointly: a chain along the spinal column.
 
 The stack network gives each level its own heatmap, and decoding each on its own lets
-two levels land on one disc (L4/L5 on L5/S1's) or the whole series slide one disc
-along the column. The discs, however, come as a sequence: L1/L2 to L5/S1 in
-cranio-caudal order, one intervertebral step apart, and the network's disc map (one
-map trained on all five points of a series, whatever their names) says where a disc
-is from the image around it alone. :func:`decode_chain` picks the five positions
-together, by dynamic programming (Viterbi) over the heatmaps' cells:
+two levels land on one disc (L4/L5 on L5/S1's) or a level slide to the next disc. The
+discs, however, come as a sequence: L1/L2 to L5/S1 in cranio-caudal order, one
+intervertebral step apart. :func:`decode_chain` picks the five positions together, by
+dynamic programming (Viterbi) over the heatmaps' cells:
 
-- each level scores a cell by its own heatmap times the disc map, so a level sits on a
-  disc, and the name comes from the level maps;
+- each level scores a cell by its own heatmap (its probability summed over slices);
 - consecutive levels must descend along the patient's head-foot axis, and their
   distance scores under a Gaussian of the step between those two levels learned from
   the training labels (millimetres; :func:`level_steps`).
 
-Below L5/S1 the column has no disc (the sacrum), so a chain the level maps pull one
-disc too low has nowhere to put L5/S1 but the lowest disc: the numbering is anchored
-there, as a reader counts.
+So a level whose own map is unsure, or pulled onto a neighbour's disc, is placed one
+step from the levels the network is sure of, most often L5/S1 just above the sacrum.
 """
 
 from __future__ import annotations
@@ -86,7 +82,7 @@ def _windowed(p: torch.Tensor) -> torch.Tensor:
 
 
 def decode_chain(
-    logits: torch.Tensor, disc: torch.Tensor, positions: np.ndarray | None, steps, cell_mm: float
+    logits: torch.Tensor, positions: np.ndarray | None, steps, cell_mm: float
 ) -> list[tuple[int, float, float, float]]:
     """The slice, working position and confidence of each level of one chain.
 
@@ -94,8 +90,6 @@ def decode_chain(
     ----------
     logits : Tensor of shape (D, 5, h, w)
         The five levels' logits (L1/L2 first) over a series' slices.
-    disc : Tensor of shape (D, h, w)
-        The logits of the condition's disc map.
     positions : ndarray of shape (h * w, 3) or None
         Patient mm of every output cell's centre (on a middle slice); None without
         geometry: the order then follows image rows and no distance is scored.
@@ -108,13 +102,11 @@ def decode_chain(
     -------
     list of (slice, row, column, confidence), one per level
         ``row`` and ``column`` in output cells (fractional); ``confidence`` the level's
-        own probability within the 3 x 3 cells around the point on that slice.
+        probability within the 3 x 3 cells around the point on that slice.
     """
     depth, k, h, w = logits.shape
     log_p = logits.float().transpose(0, 1).reshape(k, -1).log_softmax(-1).view(k, depth, h, w)
-    log_disc = disc.float().reshape(-1).log_softmax(-1).view(1, depth, h, w)
-    joint = log_p + log_disc  # a level's point, on a disc
-    emission = joint.logsumexp(1).reshape(k, -1).numpy().astype(np.float64)
+    emission = log_p.logsumexp(1).reshape(k, -1).numpy().astype(np.float64)
     if positions is None:
         height, distance = -np.repeat(np.arange(h), w).astype(np.float64), None
     else:
@@ -143,8 +135,8 @@ def decode_chain(
     for level, cell in enumerate(cells):
         i, j = divmod(int(cell), w)
         top, left = max(i - 1, 0), max(j - 1, 0)
-        # the slice, then the point: the joint map in the 3 x 3 cells around the cell
-        window = joint[level, :, top : i + 2, left : j + 2].double()
+        # the slice, then the point: the level's map in the 3 x 3 cells around the cell
+        window = log_p[level, :, top : i + 2, left : j + 2].double()
         window = (window - window.max()).exp()
         d = int(window.sum((1, 2)).argmax())
         window = window[d] / window[d].sum()

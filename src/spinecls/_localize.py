@@ -32,9 +32,7 @@ from .models.heatmap import decode_heatmaps
 __all__ = [
     "AXIAL",
     "CHANNELS",
-    "DISC_CHANNELS",
     "SERIES_CHANNELS",
-    "TARGET_CHANNELS",
     "Settings",
     "predict_study",
     "series_samples",
@@ -48,15 +46,6 @@ CHANNELS: tuple[tuple[str, str | None], ...] = (
 )
 """The stack network's points: the 15 sagittal (condition, level) points, then the left
 and right subarticular points of whichever level an axial slice shows."""
-
-DISC_CHANNELS: dict[str, int] = {c: len(CHANNELS) + k for k, c in enumerate(CONDITIONS[:3])}
-"""One more map per sagittal condition, trained on all five of a series' labelled
-points at once: where any disc's point is, whatever its name (``_levels``)."""
-TARGET_CHANNELS = (*range(len(CHANNELS)), *(DISC_CHANNELS[CHANNELS[k][0]] for k in range(15)))
-"""The stack network's channel of each target row: the 17 points, then the 15 sagittal
-points again on their condition's disc map."""
-# each point's share of its disc map's loss: the five together weigh as one point
-DISC_WEIGHT = 1 / len(LEVELS)
 
 SERIES_CHANNELS: dict[str, tuple[int, ...]] = {
     "Sagittal T2/STIR": tuple(range(5)),
@@ -141,10 +130,9 @@ def training_samples(volume: Volume, description: str, points: pd.DataFrame, set
             window = np.arange(low, high + 1)
         else:
             window = np.arange(len(volume))
-        target = np.zeros((len(TARGET_CHANNELS), 4), np.float32)
+        target = np.zeros((len(CHANNELS), 4), np.float32)
         for k, d, u, v in group:
             target[k] = (d - window[0], u, v, 1)
-        target[len(CHANNELS) :] = target[:15] * [1, 1, 1, DISC_WEIGHT]
         stacks.append((base[nbr[window]].astype(np.float16), target))
     return stacks, crops
 
@@ -259,8 +247,7 @@ def predict_sagittal(
         chain = channels[start : start + len(LEVELS)]
         condition = CHANNELS[chain[0]][0]
         prior = None if steps is None else steps.get(condition)
-        disc = logits[:, DISC_CHANNELS[condition]]
-        for d, row, col, p in decode_chain(logits[:, chain], disc, positions, prior, cell_mm):
+        for d, row, col, p in decode_chain(logits[:, chain], positions, prior, cell_mm):
             u, v = (np.array([col, row]) * settings.stride + (settings.stride - 1) / 2).tolist()
             x, y = to_original(transforms[d], u, v)
             found.append((d, float(x), float(y), CONDITIONS.index(condition)))

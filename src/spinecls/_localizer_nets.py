@@ -15,7 +15,7 @@ from skorch.callbacks import LRScheduler
 from skorch.history import History
 
 from ._accelerate import PrecisionNet, build_net
-from ._localize import CHANNELS, DISC_CHANNELS, TARGET_CHANNELS, Settings
+from ._localize import CHANNELS, Settings
 from ._volumes import collate_stacks
 from .labels import CONDITIONS
 from .models.heatmap import HeatmapLoss, SliceHeatmapNet
@@ -30,7 +30,7 @@ def module_params(params: dict, stack: bool) -> dict:
     """``SliceHeatmapNet``'s arguments for the stack (or refining) network."""
     return {
         "in_channels": 2 * int(params["neighbours"]) + 1,
-        "n_points": len(CHANNELS) + len(DISC_CHANNELS) if stack else len(CONDITIONS),
+        "n_points": len(CHANNELS) if stack else len(CONDITIONS),
         "widths": tuple(params["widths"]),
         "stride": Settings.stride if stack else Settings.refine_stride,
         "slice_context": stack,
@@ -49,7 +49,6 @@ def make_net(params: dict, stack: bool) -> NeuralNet:
         criterion=HeatmapLoss,
         criterion__stride=module["stride"],
         criterion__sigma=float(params["sigma"]) * module["stride"],
-        criterion__channels=TARGET_CHANNELS if stack else None,
         optimizer=torch.optim.AdamW,
         lr=params["lr"],
         max_epochs=epochs,

@@ -128,7 +128,7 @@ class LevelLocalizer(PersistenceMixin, BaseEstimator):
     """
 
     _persisted_fields = ("history", "refine_history", "n_series", "level_steps")
-    # files of an earlier LevelLocalizer lack it: _set_persisted says so
+    # files of an earlier LevelLocalizer lack it: _set_persisted warns
     _persisted_defaults = {"level_steps": None}
     _unsaved_params = ("accelerator",)
 
@@ -318,10 +318,14 @@ class LevelLocalizer(PersistenceMixin, BaseEstimator):
     def _set_persisted(self, fitted: dict, state_dict: dict) -> None:
         self._settings()
         if fitted["level_steps"] is None:
-            raise ValueError(
-                "the model was saved by an earlier LevelLocalizer, which did not learn the "
-                "steps between levels: fit the localizer again with this version of spinecls"
+            warnings.warn(
+                "LevelLocalizer.load: the model was saved by an earlier LevelLocalizer, which "
+                "did not learn the steps between levels: its sagittal levels are decoded in "
+                "order only; fit it again for the full decoder",
+                UserWarning,
+                stacklevel=4,
             )
+            fitted = {**fitted, "level_steps": {}}
         for name, kind in (("refine_history", list), ("n_series", dict), ("level_steps", dict)):
             if not isinstance(fitted[name], kind):
                 raise ValueError(f"{name!r} must be a {kind.__name__}")

@@ -142,31 +142,23 @@ class HeatmapLoss(nn.Module):
         Input pixels per output cell (the network's ``stride``).
     sigma : float, default=2.0
         Spread of the target, in input pixels.
-    channels : tuple of int, optional
-        The logit channel each target point is scored on; by default point ``k`` on
-        channel ``k``. Several points on one channel train it towards the mixture of
-        their targets (weighted), e.g. one map for every disc of a series.
 
     Notes
     -----
     ``forward(logits, y)``: ``logits`` of shape ``(B, D, K, h, w)``; ``y`` of shape
-    ``(B, P, 4)`` holding (slice index, x, y, weight) per point (``P = K`` without
-    ``channels``), weight 0 for points without a label. Returns the weighted mean over
-    labelled points.
+    ``(B, K, 4)`` holding (slice index, x, y, weight) per point, weight 0 for points
+    without a label. Returns the weighted mean over labelled points.
     """
 
-    def __init__(self, stride: int, sigma: float = 2.0, channels: tuple[int, ...] | None = None):
+    def __init__(self, stride: int, sigma: float = 2.0):
         super().__init__()
         self.stride = stride
         self.sigma = sigma
-        self.channels = channels
 
     def forward(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         batch, depth, k, h, w = logits.shape
         weight = y[..., 3]
         log_p = logits.transpose(1, 2).reshape(batch, k, -1).log_softmax(-1)
-        if self.channels is not None:
-            log_p, k = log_p[:, list(self.channels)], len(self.channels)
         log_p = log_p.view(batch, k, depth, h, w)
         index = y[..., 0].long().clamp(0, depth - 1)
         on_slice = log_p.gather(2, index[..., None, None, None].expand(-1, -1, 1, h, w))[:, :, 0]
