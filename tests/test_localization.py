@@ -190,14 +190,13 @@ def test_confidence_and_position_follow_the_heatmaps(loc_data):
     edge = (_Fixed(17, 4, 0, [1], [5], ladder=True), refine)  # the first slice: maybe beyond
     rows = predict_sagittal(edge, volume, "Sagittal T1", settings, "cpu")
     assert all(r["qc_outside_coverage"] for r in rows)
-    # five levels on one cell: the chain keeps them apart, in order, the moved ones unsure
+    # five levels on one cell: the chain keeps them apart, in order
     stacked = (_Fixed(17, 4, 2, [3], [5]), refine)
     rows = predict_sagittal(stacked, volume, "Sagittal T1", settings, "cpu")
     for condition in ("Left Neural Foraminal Narrowing", "Right Neural Foraminal Narrowing"):
         mine = [r for r in rows if r["condition"] == condition]
         height = [volume.to_patient(r["_slice"], r["x"], r["y"])[2] for r in mine]
         assert all(np.diff(height) < 0) and not any(r["qc_order"] for r in mine)
-        assert sum(r["confidence"] > 0.5 for r in mine) == 1
     flat = (_Fixed(17, 4), _Fixed(5, 2))
     rows = predict_sagittal(flat, volume, "Sagittal T1", settings, "cpu")
     assert max(r["confidence"] for r in rows) < 1 / len(volume)
@@ -227,7 +226,7 @@ def test_chain_separates_two_levels_on_one_disc():
     out = decode_chain(logits, _column_positions(15, 3), steps, 10.0)
     assert [round(r) for _, r, _, _ in out] == [1, 4, 7, 10, 13]
     assert [round(c) for _, _, c, _ in out] == [1] * 5
-    assert out[3][3] < 0.1 < 0.9 < out[4][3]  # L4/L5 moved off its own peak: unsure
+    assert out[3][3] == pytest.approx(1.0)  # the slice is sure, wherever the point went
     # without geometry the order alone (image rows) still keeps the two apart
     out = decode_chain(logits, None, None, 0.0)
     assert [round(r) for _, r, _, _ in out] == [1, 4, 7, 10, 13]

@@ -20,11 +20,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
-from torch.nn import functional as F
 
 from .labels import LEVELS
 
-__all__ = ["decode_chain", "level_steps"]
+__all__ = ["decode_chain", "level_steps", "summarise_steps"]
 
 # A learned step's spread never goes below this (mm): a few training series must not
 # make the prior sharper than the anatomy of an unseen spine.
@@ -74,13 +73,6 @@ def summarise_steps(parts: list[dict]) -> dict[str, list[list[float]]]:
     return out
 
 
-def _windowed(p: torch.Tensor) -> torch.Tensor:
-    """Probability within each cell's 3 x 3 neighbourhood, ``p`` of shape (..., h, w)."""
-    shape = p.shape
-    flat = p.reshape(-1, 1, *shape[-2:])
-    return (F.avg_pool2d(flat, 3, 1, 1, count_include_pad=True) * 9).view(shape)
-
-
 def decode_chain(
     logits: torch.Tensor, positions: np.ndarray | None, steps, cell_mm: float
 ) -> list[tuple[int, float, float, float]]:
@@ -100,9 +92,9 @@ def decode_chain(
 
     Returns
     -------
-    list of (slice, row, column, confidence), one per level
-        ``row`` and ``column`` in output cells (fractional); ``confidence`` the level's
-        probability within the 3 x 3 cells around the point on that slice.
+    list of (slice, row, column, p_slice), one per level
+        ``row`` and ``column`` in output cells (fractional); ``p_slice`` the level's
+        marginal probability of that slice.
     """
     depth, k, h, w = logits.shape
     log_p = logits.float().transpose(0, 1).reshape(k, -1).log_softmax(-1).view(k, depth, h, w)
@@ -130,7 +122,6 @@ def decode_chain(
         for pointer in reversed(back):
             cells.append(int(pointer[cells[-1]]))
         cells = cells[::-1]
-    near = _windowed(log_p.exp())
     out = []
     for level, cell in enumerate(cells):
         i, j = divmod(int(cell), w)
@@ -142,5 +133,5 @@ def decode_chain(
         window = window[d] / window[d].sum()
         row = float((window.sum(1) * torch.arange(top, top + window.shape[0])).sum())
         col = float((window.sum(0) * torch.arange(left, left + window.shape[1])).sum())
-        out.append((d, row, col, float(near[level, d, i, j].clamp(0, 1))))
+        out.append((d, row, col, float(log_p[level, d].exp().sum().clamp(0, 1))))
     return out

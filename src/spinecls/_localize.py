@@ -1,10 +1,12 @@
 """The per-series steps of :class:`spinecls.LevelLocalizer`.
 
 Training: one labelled series -> samples for the stack network (a sagittal series
-whole; an axial series as a window of slices around each labelled level) and for the
-refining network (a crop around each labelled point). Inference: a series -> points,
-through the two networks; an axial series is first reached by projecting the study's
-sagittal level points through the DICOM geometry.
+whole; an axial series as a window of slices around each labelled level), for the
+refining network (a crop around each labelled point) and the distances between its
+consecutive levels. Inference: a study's series -> points, through the two networks (a
+sagittal condition's five levels decoded as one chain, :mod:`spinecls._levels`); an
+axial series is reached by projecting the study's sagittal level points through the
+DICOM geometry.
 """
 
 from __future__ import annotations
