@@ -38,7 +38,9 @@ class LevelLocalizer(PersistenceMixin, BaseEstimator):
     One small encoder-decoder, shared over the slices of a series (each slice with its
     neighbours as channels, at ``size`` pixels), gives every point a logit map per
     slice; a softmax over slices x rows x columns yields the slice and a first position
-    (heatmap regression, as DSNT, Nibali et al. 2018). A second network of the same
+    (heatmap regression, as DSNT, Nibali et al. 2018); a sagittal condition's five
+    levels are decoded together, as a chain down the column whose steps are learned
+    from the labels (``level_steps_``). A second network of the same
     kind refines each point on a crop ``zoom`` times finer. Axial slices are found by
     projecting the study's sagittal level points through the DICOM geometry.
 
