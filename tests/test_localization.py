@@ -14,6 +14,7 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 import spinecls
+from spinecls._levels import decode_chain, level_steps, summarise_steps
 from spinecls._localize import _order_flags, predict_axial, predict_sagittal
 from spinecls._volumes import StackDataset, read_volume, to_original, to_working
 from spinecls.datasets import RSNADataWarning, load_series
@@ -140,11 +141,13 @@ def test_predict_on_the_test_layout(fitted, loc_root, predicted, tmp_path):
 
 
 class _Fixed(torch.nn.Module):
-    """A stand-in network: logits 0 everywhere, or 20 at one slice and a block of cells."""
+    """A stand-in network: logits 0 everywhere, or 20 at one slice and a block of cells;
+    ``ladder``: the block moves one row down per level of each sagittal condition (L1/L2
+    at ``rows``), as discs lie down the column."""
 
-    def __init__(self, n_points, stride, slice_=None, rows=(), cols=()):
+    def __init__(self, n_points, stride, slice_=None, rows=(), cols=(), ladder=False):
         super().__init__()
-        self.n_points, self.stride = n_points, stride
+        self.n_points, self.stride, self.ladder = n_points, stride, ladder
         self.slice_, self.rows, self.cols = slice_, list(rows), list(cols)
 
     def forward(self, images, slice_mask):
@@ -152,13 +155,15 @@ class _Fixed(torch.nn.Module):
         out = torch.zeros(b, d, self.n_points, h // self.stride, w // self.stride)
         if self.slice_ is not None:
             out -= 20.0
-            out[
-                :,
-                self.slice_,
-                :,
-                self.rows[0] : self.rows[-1] + 1,
-                self.cols[0] : self.cols[-1] + 1,
-            ] = 20.0
+            for k in range(self.n_points):
+                down = k % 5 if self.ladder and k < 15 else 0
+                out[
+                    :,
+                    self.slice_,
+                    k,
+                    self.rows[0] + down : self.rows[-1] + down + 1,
+                    self.cols[0] : self.cols[-1] + 1,
+                ] = 20.0
         return out
 
 
@@ -169,23 +174,91 @@ def test_confidence_and_position_follow_the_heatmaps(loc_data):
     volume = read_volume(folder, largest_stack_only=True)
     settings = LevelLocalizer(**SMALL)._settings()
     # the refining crop's centre (15.5) lies between its cells 7 and 8 (stride 2)
-    peaked = (_Fixed(17, 4, 2, [3], [5]), _Fixed(5, 2, 0, [7, 8], [7, 8]))
+    refine = _Fixed(5, 2, 0, [7, 8], [7, 8])
+    peaked = (_Fixed(17, 4, 2, [1], [5], ladder=True), refine)
     rows = predict_sagittal(peaked, volume, "Sagittal T1", settings, "cpu")
     _, transforms = to_working(volume.images, settings.size)
-    x, y = to_original(transforms[2], 5 * 4 + 1.5, 3 * 4 + 1.5)
     assert len(rows) == 10
     for r in rows:
+        down = spinecls.LEVELS.index(r["level"])
+        x, y = to_original(transforms[2], 5 * 4 + 1.5, (1 + down) * 4 + 1.5)
         assert r["instance_number"] == volume.instance_numbers[2]
         assert r["x"] == pytest.approx(x) and r["y"] == pytest.approx(y)
         assert r["confidence"] > 0.99
-    assert all(r["qc_order"] for r in rows)  # five levels on one point: out of order
-    assert not any(r["qc_outside_coverage"] or r["qc_outside_image"] for r in rows)
-    edge = (_Fixed(17, 4, 0, [3], [5]), peaked[1])  # the first slice: maybe beyond the series
+    assert not any(r["qc_order"] or r["qc_outside_coverage"] for r in rows)
+    assert not any(r["qc_outside_image"] for r in rows)
+    edge = (_Fixed(17, 4, 0, [1], [5], ladder=True), refine)  # the first slice: maybe beyond
     rows = predict_sagittal(edge, volume, "Sagittal T1", settings, "cpu")
     assert all(r["qc_outside_coverage"] for r in rows)
+    # five levels on one cell: the chain keeps them apart, in order
+    stacked = (_Fixed(17, 4, 2, [3], [5]), refine)
+    rows = predict_sagittal(stacked, volume, "Sagittal T1", settings, "cpu")
+    for condition in ("Left Neural Foraminal Narrowing", "Right Neural Foraminal Narrowing"):
+        mine = [r for r in rows if r["condition"] == condition]
+        height = [volume.to_patient(r["_slice"], r["x"], r["y"])[2] for r in mine]
+        assert all(np.diff(height) < 0) and not any(r["qc_order"] for r in mine)
     flat = (_Fixed(17, 4), _Fixed(5, 2))
     rows = predict_sagittal(flat, volume, "Sagittal T1", settings, "cpu")
     assert max(r["confidence"] for r in rows) < 1 / len(volume)
+
+
+def _levels(depth, h, w, rows, col=1):
+    """Logits (depth, 5, h, w) of the five levels: ``rows[level]`` lists (row, logit) on
+    slice 0, everything else -30."""
+    logits = torch.full((depth, 5, h, w), -30.0)
+    for level, peaks in enumerate(rows):
+        for row, value in peaks:
+            logits[0, level, row, col] = value
+    return logits
+
+
+def _column_positions(h, w, mm=10.0):
+    """Patient mm of a grid of cells: rows run down the patient (z falls), columns back."""
+    i, j = np.divmod(np.arange(h * w), w)
+    return np.stack([np.zeros(h * w), j * mm, -i * mm], axis=1)
+
+
+def test_chain_separates_two_levels_on_one_disc():
+    """L4/L5's own map prefers L5/S1's disc: the chain sends it to the disc above."""
+    rows = [[(1, 10.0)], [(4, 10.0)], [(7, 10.0)], [(13, 10.0), (10, 7.0)], [(13, 10.0)]]
+    steps = [[30.0, 2.0]] * 4
+    logits = _levels(1, 15, 3, rows)
+    out = decode_chain(logits, _column_positions(15, 3), steps, 10.0)
+    assert [round(r) for _, r, _, _ in out] == [1, 4, 7, 10, 13]
+    assert [round(c) for _, _, c, _ in out] == [1] * 5
+    assert out[3][3] == pytest.approx(1.0)  # the slice is sure, wherever the point went
+    # without geometry the order alone (image rows) still keeps the two apart
+    out = decode_chain(logits, None, None, 0.0)
+    assert [round(r) for _, r, _, _ in out] == [1, 4, 7, 10, 13]
+
+
+@pytest.mark.parametrize("low", [17, 21])
+def test_chain_counts_up_from_l5s1(low):
+    """L5/S1's map is sure; the other levels' maps are weak and drawn to the rows a
+    template would give (rows 0 to 3). Wherever the column sits (L5/S1
+    at ``low``), the chain counts the levels up from L5/S1, one learned step each."""
+    rows = [[(level, 1.0), (low - 3 * (4 - level), 0.5)] for level in range(4)]
+    rows.append([(low, 12.0)])
+    logits = _levels(2, 24, 3, rows)
+    out = decode_chain(logits, _column_positions(24, 3), [[30.0, 2.0]] * 4, 10.0)
+    assert [round(r) for _, r, _, _ in out] == [low - 12, low - 9, low - 6, low - 3, low]
+    assert all(d == 0 for d, _, _, _ in out)  # the slice the maps put the levels on
+    # each on its own, the unsure levels stay where the template put them
+    alone = logits.float().transpose(0, 1).reshape(5, -1).argmax(-1) % (24 * 3) // 3
+    assert alone.tolist() == [0, 1, 2, 3, low]
+
+
+def test_level_steps_are_learned_from_the_labels():
+    at = {"L1/L2": 0.0, "L2/L3": -30.0, "L3/L4": -62.0, "L5/S1": -130.0}
+    points = pd.DataFrame(
+        {"condition": CANAL, "level": list(at), "x": 0.0, "y": list(at.values()), "slice": 0}
+    )
+    steps = level_steps(points, lambda d, x, y: np.array([x, 0.0, y]))
+    assert np.allclose(steps[CANAL][:2], [[30.0], [32.0]]) and np.isnan(steps[CANAL][2:]).all()
+    other = level_steps(points.assign(y=points["y"] * 1.1), lambda d, x, y: np.array([x, 0, y]))
+    summary = summarise_steps([steps, other])[CANAL]
+    assert summary[0] == pytest.approx([31.5, 2.0])  # spread: at least 2 mm
+    assert summary[1][0] == pytest.approx(33.6) and np.isnan(summary[2][0])
 
 
 def _canal_sources(series, coords, study_id, shift=(0.0, 0.0, 0.0)):
@@ -339,6 +412,20 @@ def test_save_load_round_trip(fitted, predicted, loc_data, tmp_path):
     (tmp_path / "bad.pt").write_bytes(b"not a model")
     with pytest.raises(ValueError, match="not a model file written by LevelLocalizer.save"):
         LevelLocalizer.load(tmp_path / "bad.pt")
+    # a file of the previous LevelLocalizer (no level steps): levels decoded in order only
+    state = torch.load(path, weights_only=True)
+    del state["level_steps"]
+    torch.save(state, tmp_path / "old.pt")
+    with pytest.warns(UserWarning, match="earlier LevelLocalizer.*in order only"):
+        old = LevelLocalizer.load(tmp_path / "old.pt")
+    assert old.level_steps_ == {}
+    out = old.predict(loc_data[0])
+    keys = ["series_id", "condition", "level"]
+    sagittal = [
+        frame.loc[frame["condition"].isin(spinecls.CONDITIONS[:3]), keys].reset_index(drop=True)
+        for frame in (out, predicted)
+    ]
+    pd.testing.assert_frame_equal(*sagittal)
 
 
 def test_clone_get_set_params(fitted):

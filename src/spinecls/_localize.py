@@ -1,10 +1,12 @@
 """The per-series steps of :class:`spinecls.LevelLocalizer`.
 
 Training: one labelled series -> samples for the stack network (a sagittal series
-whole; an axial series as a window of slices around each labelled level) and for the
-refining network (a crop around each labelled point). Inference: a series -> points,
-through the two networks; an axial series is first reached by projecting the study's
-sagittal level points through the DICOM geometry.
+whole; an axial series as a window of slices around each labelled level), for the
+refining network (a crop around each labelled point) and the distances between its
+consecutive levels. Inference: a study's series -> points, through the two networks (a
+sagittal condition's five levels decoded as one chain, :mod:`spinecls._levels`); an
+axial series is reached by projecting the study's sagittal level points through the
+DICOM geometry.
 """
 
 from __future__ import annotations
@@ -15,11 +17,28 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ._volumes import Volume, collate_stacks, crop, to_original, to_working, to_working_xy
+from ._levels import decode_chain, level_steps
+from ._validation import listing
+from ._volumes import (
+    Volume,
+    collate_stacks,
+    crop,
+    read_volume,
+    to_original,
+    to_working,
+    to_working_xy,
+)
 from .labels import CONDITIONS, LEVELS
 from .models.heatmap import decode_heatmaps
 
-__all__ = ["AXIAL", "CHANNELS", "SERIES_CHANNELS", "Settings"]
+__all__ = [
+    "AXIAL",
+    "CHANNELS",
+    "SERIES_CHANNELS",
+    "Settings",
+    "predict_study",
+    "series_samples",
+]
 
 AXIAL = "Axial T2"
 CHANNELS: tuple[tuple[str, str | None], ...] = (
@@ -120,6 +139,27 @@ def training_samples(volume: Volume, description: str, points: pd.DataFrame, set
     return stacks, crops
 
 
+def series_samples(row: dict, points: pd.DataFrame, settings: Settings):
+    """Read one labelled series (a row of ``X``): its samples (:func:`training_samples`)
+    and, for a sagittal series with geometry, the distances between its consecutive
+    levels (:func:`spinecls._levels.level_steps`)."""
+    description = row["series_description"]
+    volume = read_volume(row["series_dir"], largest_stack_only=description != AXIAL)
+    index = {int(n): i for i, n in enumerate(volume.instance_numbers)}
+    absent = sorted(set(points["instance_number"]) - set(index))
+    if absent:
+        raise ValueError(
+            f"y: series {row['series_id']} of study {row['study_id']} has no slice with "
+            f"instance_number {listing(absent)} in {row['series_dir']}"
+        )
+    stacks, crops = training_samples(volume, description, points, settings)
+    steps = {}
+    if volume.slices is not None and description != AXIAL:
+        at = points.assign(slice=points["instance_number"].map(index))
+        steps = level_steps(at, volume.to_patient)
+    return stacks, crops, steps
+
+
 def _forward(module: torch.nn.Module, samples: list, device) -> torch.Tensor:
     """Logits ``(B, D, K, h, w)`` of stacks (padded to the deepest)."""
     batch, _ = collate_stacks(
@@ -173,23 +213,51 @@ def _row(volume, d, condition, level, x, y, confidence):
     }
 
 
-def predict_sagittal(nets, volume: Volume, description: str, settings: Settings, device):
-    """The level points of a sagittal series: a list of row dicts."""
+def _cell_positions(volume: Volume, transforms: np.ndarray, settings: Settings, h: int, w: int):
+    """Patient mm of every output cell's centre on the middle slice, and a cell's side (mm);
+    None, 0 without geometry."""
+    if volume.slices is None:
+        return None, 0.0
+    middle = len(volume) // 2
+    centre = (settings.stride - 1) / 2
+    v, u = np.meshgrid(
+        np.arange(h) * settings.stride + centre,
+        np.arange(w) * settings.stride + centre,
+        indexing="ij",
+    )
+    x, y = to_original(transforms[middle], u.ravel(), v.ravel())
+    positions = volume.to_patient(middle, x, y)
+    return positions, float(np.linalg.norm(positions[1] - positions[0]))
+
+
+def predict_sagittal(
+    nets, volume: Volume, description: str, settings: Settings, device, steps=None
+):
+    """The level points of a sagittal series: a list of row dicts.
+
+    Each condition's five levels are decoded together along the column
+    (:func:`spinecls._levels.decode_chain`), with ``steps`` (``{condition: [[mean,
+    std]] * 4}``, mm) as the learned distances between consecutive levels.
+    """
     base, transforms = to_working(volume.images, settings.size)
     nbr = volume.neighbours(settings.neighbours)
-    channels = list(SERIES_CHANNELS[description])
     logits = _forward(nets[0], [base[nbr]], device)[0]
-    hit = decode_heatmaps(logits[:, channels], settings.stride)
-    found = []
-    for j, k in enumerate(channels):
-        d = int(hit["slice"][j])
-        x, y = to_original(transforms[d], float(hit["x"][j]), float(hit["y"][j]))
-        found.append((d, float(x), float(y), CONDITIONS.index(CHANNELS[k][0])))
+    positions, cell_mm = _cell_positions(volume, transforms, settings, *logits.shape[-2:])
+    channels = list(SERIES_CHANNELS[description])
+    found, p_slice = [], []
+    for start in range(0, len(channels), len(LEVELS)):
+        chain = channels[start : start + len(LEVELS)]
+        condition = CHANNELS[chain[0]][0]
+        prior = None if steps is None else steps.get(condition)
+        for d, row, col, p in decode_chain(logits[:, chain], positions, prior, cell_mm):
+            u, v = (np.array([col, row]) * settings.stride + (settings.stride - 1) / 2).tolist()
+            x, y = to_original(transforms[d], u, v)
+            found.append((d, float(x), float(y), CONDITIONS.index(condition)))
+            p_slice.append(p)
     rows = []
     refined = _refine(nets[1], volume, nbr, found, settings, device)
-    for j, (k, (d, *_), (x, y, p_plane)) in enumerate(zip(channels, found, refined)):
-        confidence = float(hit["p_slice"][j]) * p_plane
-        rows.append(_row(volume, d, *CHANNELS[k], x, y, confidence))
+    for k, p, (d, *_), (x, y, p_plane) in zip(channels, p_slice, found, refined):
+        rows.append(_row(volume, d, *CHANNELS[k], x, y, p * p_plane))
         rows[-1]["qc_outside_coverage"] = d in (0, len(volume) - 1)
     _order_flags(volume, rows)
     return rows
@@ -281,4 +349,28 @@ def predict_axial(nets, volume: Volume, sources: dict, settings: Settings, devic
         row["qc_outside_image"] = row["qc_outside_image"] or not in_image
         row["qc_order"] = bool(sources[level][1] or used[d] > 1)
         rows.append(row)
+    return rows
+
+
+def predict_study(nets, series: pd.DataFrame, settings: Settings, device, steps) -> list[dict]:
+    """Row dicts of one study's series (rows of ``X``): the sagittal series first, then
+    the axial ones through the best sagittal series' level points (a Sagittal T2/STIR
+    before a Sagittal T1, then the higher mean confidence)."""
+    rows, sources = [], {}
+    for r in series.itertuples():
+        if r.series_description == AXIAL:
+            continue
+        volume = read_volume(r.series_dir, largest_stack_only=True)
+        found = predict_sagittal(nets, volume, r.series_description, settings, device, steps)
+        rows += [{"series_id": r.series_id, **p} for p in found]
+        score = np.mean([p["confidence"] for p in found])
+        rank = (r.series_description == "Sagittal T2/STIR", score)
+        if not sources or rank > sources["rank"]:
+            sources = {"rank": rank, "points": level_points(volume, found)}
+    for r in series.itertuples():
+        if r.series_description != AXIAL:
+            continue
+        volume = read_volume(r.series_dir)
+        found = predict_axial(nets, volume, sources.get("points", {}), settings, device)
+        rows += [{"series_id": r.series_id, **p} for p in found]
     return rows

@@ -11,73 +11,25 @@ from __future__ import annotations
 import contextlib
 import warnings
 from numbers import Integral, Real
-from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
-from skorch import NeuralNet
-from skorch.callbacks import LRScheduler
-from skorch.history import History
 
-from ._accelerate import _DTYPES, PrecisionNet, build_net, check_params, training_device
-from ._localize import (
-    AXIAL,
-    CHANNELS,
-    Settings,
-    level_points,
-    predict_axial,
-    predict_sagittal,
-    training_samples,
-)
+from ._accelerate import _DTYPES, check_params, training_device
+from ._levels import summarise_steps
+from ._localize import AXIAL, Settings, predict_study, series_samples
+from ._localizer_nets import make_net, nets_state, restore_nets
 from ._net import seed_from, torch_seed
-from ._validation import finite_numbers, listing, whole_numbers
-from ._volumes import StackDataset, collate_stacks, read_volume
-from .labels import CONDITION_SERIES, CONDITIONS, LEVELS, SERIES_DESCRIPTIONS
-from .models.heatmap import HeatmapLoss, SliceHeatmapNet
-from .persistence import PersistenceMixin, check_state_dict
+from ._point_frames import OUTPUT_COLUMNS, POINT_COLUMNS, check_points, check_series, points_frame
+from ._volumes import StackDataset
+from .labels import SERIES_DESCRIPTIONS
+from .persistence import PersistenceMixin
 
-__all__ = ["LevelLocalizer"]
-
-SERIES_COLUMNS = ("study_id", "series_id", "series_description", "series_dir")
-POINT_COLUMNS = ("study_id", "series_id", "instance_number", "condition", "level", "x", "y")
-OUTPUT_COLUMNS = (
-    *POINT_COLUMNS,
-    "confidence",
-    "series_description",
-    "image_path",
-    "qc_outside_coverage",
-    "qc_outside_image",
-    "qc_order",
-)
-
-
-def _check_columns(frame, columns, name: str) -> pd.DataFrame:
-    if not isinstance(frame, pd.DataFrame):
-        raise TypeError(f"{name} must be a pandas DataFrame, got {type(frame).__name__}")
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{name} is missing column(s) {missing}; it has {list(frame.columns)}")
-    frame = frame.reset_index(drop=True)
-    for column in ("study_id", "series_id", "instance_number"):
-        if column in columns:
-            frame[column] = whole_numbers(frame[column], f"{name}[{column!r}]")
-    return frame
-
-
-def _series_samples(row: dict, points: pd.DataFrame, settings: Settings):
-    volume = read_volume(row["series_dir"], largest_stack_only=row["series_description"] != AXIAL)
-    known = set(volume.instance_numbers.tolist())
-    absent = sorted(set(points["instance_number"]) - known)
-    if absent:
-        raise ValueError(
-            f"y: series {row['series_id']} of study {row['study_id']} has no slice with "
-            f"instance_number {listing(absent)} in {row['series_dir']}"
-        )
-    return training_samples(volume, row["series_description"], points, settings)
+# The column tuples stay importable from here, where the CLI and users take them.
+__all__ = ["LevelLocalizer", "OUTPUT_COLUMNS", "POINT_COLUMNS"]
 
 
 class LevelLocalizer(PersistenceMixin, BaseEstimator):
@@ -86,7 +38,9 @@ class LevelLocalizer(PersistenceMixin, BaseEstimator):
     One small encoder-decoder, shared over the slices of a series (each slice with its
     neighbours as channels, at ``size`` pixels), gives every point a logit map per
     slice; a softmax over slices x rows x columns yields the slice and a first position
-    (heatmap regression, as DSNT, Nibali et al. 2018). A second network of the same
+    (heatmap regression, as DSNT, Nibali et al. 2018); a sagittal condition's five
+    levels are decoded together, as a chain down the column whose steps are learned
+    from the labels (``level_steps_``). A second network of the same
     kind refines each point on a crop ``zoom`` times finer. Axial slices are found by
     projecting the study's sagittal level points through the DICOM geometry.
 
@@ -153,6 +107,10 @@ class LevelLocalizer(PersistenceMixin, BaseEstimator):
         Per-epoch losses of the refining network.
     n_series_ : dict
         Labelled series used in ``fit``, per series description.
+    level_steps_ : dict
+        ``{condition: [[mean, std]] * 4}``: the distance (mm) between consecutive
+        levels' labelled points, L1/L2 to L2/L3 first, over the training series; the
+        prior with which each sagittal series' five levels are decoded together.
 
     See Also
     --------
@@ -171,7 +129,9 @@ class LevelLocalizer(PersistenceMixin, BaseEstimator):
     ['Axial T2', 'Sagittal T1', 'Sagittal T2/STIR']
     """
 
-    _persisted_fields = ("history", "refine_history", "n_series")
+    _persisted_fields = ("history", "refine_history", "n_series", "level_steps")
+    # files of an earlier LevelLocalizer lack it: _set_persisted warns
+    _persisted_defaults = {"level_steps": None}
     _unsaved_params = ("accelerator",)
 
     def __init__(
@@ -258,106 +218,7 @@ class LevelLocalizer(PersistenceMixin, BaseEstimator):
             int(self.axial_window),
         )
 
-    def _check_series(self, X) -> pd.DataFrame:
-        X = _check_columns(X, SERIES_COLUMNS, "X")
-        unknown = sorted(set(X["series_description"].astype(str)) - set(SERIES_DESCRIPTIONS))
-        if unknown:
-            raise ValueError(
-                f"X['series_description'] has unknown value(s) {listing(unknown)}; expected "
-                f"one of {list(SERIES_DESCRIPTIONS)}"
-            )
-        duplicated = X.duplicated(["study_id", "series_id"])
-        if duplicated.any():
-            raise ValueError(
-                f"X lists series more than once: {listing(X.loc[duplicated, 'series_id'])}"
-            )
-        empty = [
-            f"{r.study_id}/{r.series_id} ({r.series_dir})"
-            for r in X.itertuples()
-            if not (Path(r.series_dir).is_dir() and any(Path(r.series_dir).glob("*.dcm")))
-        ]
-        if empty:
-            raise ValueError(f"X: series without .dcm files in series_dir: {listing(empty)}")
-        return X
-
-    def _check_points(self, X: pd.DataFrame, y) -> dict:
-        """The labelled points of each series in X, on the series type each is read on."""
-        y = _check_columns(y, POINT_COLUMNS, "y")
-        for column, vocabulary in (("condition", CONDITIONS), ("level", LEVELS)):
-            bad = ~y[column].isin(vocabulary)
-            if bad.any():
-                raise ValueError(
-                    f"y[{column!r}] has unknown value(s) {listing(sorted(set(y.loc[bad, column])))}"
-                    f"; expected one of {list(vocabulary)}"
-                )
-        for column in ("x", "y"):
-            y[column] = finite_numbers(y[column], f"y[{column!r}]")
-        merged = y.merge(X[["study_id", "series_id", "series_description"]], how="left")
-        unknown = merged["series_description"].isna()
-        wrong = ~unknown & (
-            merged["condition"].map(CONDITION_SERIES) != merged["series_description"]
-        )
-        for mask, why in ((unknown, "on series absent from X"), (wrong, "on another series type")):
-            if mask.any():
-                warnings.warn(
-                    f"LevelLocalizer.fit: ignored {int(mask.sum())} row(s) of y {why} "
-                    f"(rows {listing(np.flatnonzero(mask))})",
-                    UserWarning,
-                    stacklevel=3,
-                )
-        merged = merged.loc[~(unknown | wrong)]
-        for description in SERIES_DESCRIPTIONS:
-            if not (merged["series_description"] == description).any():
-                wanted = [c for c, s in CONDITION_SERIES.items() if s == description]
-                raise ValueError(
-                    f"y has no coordinates on a {description} series of X ({', '.join(wanted)}): "
-                    "the localizer needs labelled points on every series type"
-                )
-        return {key: group for key, group in merged.groupby(["study_id", "series_id"])}
-
     # -- training ----------------------------------------------------------------------
-    def _module_params(self, stack: bool) -> dict:
-        return {
-            "in_channels": 2 * int(self.neighbours) + 1,
-            "n_points": len(CHANNELS) if stack else len(CONDITIONS),
-            "widths": tuple(self.widths),
-            "stride": Settings.stride if stack else Settings.refine_stride,
-            "slice_context": stack,
-        }
-
-    def _make_net(self, stack: bool) -> NeuralNet:
-        module_params = self._module_params(stack)
-        return build_net(
-            PrecisionNet,
-            self.get_params(),
-            module=SliceHeatmapNet,
-            **{f"module__{k}": v for k, v in module_params.items()},
-            criterion=HeatmapLoss,
-            criterion__stride=module_params["stride"],
-            criterion__sigma=float(self.sigma) * module_params["stride"],
-            optimizer=torch.optim.AdamW,
-            lr=self.lr,
-            max_epochs=self.max_epochs,
-            batch_size=self.batch_size if stack else 8 * self.batch_size,
-            iterator_train__shuffle=True,
-            iterator_train__collate_fn=collate_stacks,
-            iterator_valid__collate_fn=collate_stacks,
-            train_split=None,
-            callbacks=[
-                (
-                    "lr_scheduler",
-                    LRScheduler(
-                        policy=torch.optim.lr_scheduler.CosineAnnealingLR, T_max=self.max_epochs
-                    ),
-                )
-            ],
-            verbose=self.verbose,
-        )
-
-    def _nets(self) -> tuple[NeuralNet, NeuralNet]:
-        """The stack network and the refining network, not initialised."""
-        return self._make_net(stack=True), self._make_net(stack=False)
-
     def fit(self, X: pd.DataFrame, y: pd.DataFrame) -> LevelLocalizer:
         """Train both networks on the labelled points of the series in X.
 
@@ -377,18 +238,20 @@ class LevelLocalizer(PersistenceMixin, BaseEstimator):
         self
         """
         settings = self._settings()
-        X = self._check_series(X)
-        points = self._check_points(X, y)
+        X = check_series(X)
+        points = check_points(X, y)
         rows = [r for r in X.to_dict("records") if (r["study_id"], r["series_id"]) in points]
         parts = Parallel(n_jobs=self.n_jobs)(
-            delayed(_series_samples)(r, points[(r["study_id"], r["series_id"])], settings)
+            delayed(series_samples)(r, points[(r["study_id"], r["series_id"])], settings)
             for r in rows
         )
+        self.level_steps_ = summarise_steps([part[2] for part in parts])
         self.n_series_ = {
             d: sum(r["series_description"] == d for r in rows) for d in SERIES_DESCRIPTIONS
         }
         seed = seed_from(self.random_state)
-        stack_net, refine_net = self._nets()
+        params = self.get_params()
+        stack_net, refine_net = make_net(params, stack=True), make_net(params, stack=False)
         with torch_seed(seed, training_device(self.get_params())):
             for net, k, window in ((stack_net, 0, None), (refine_net, 1, settings.crop)):
                 samples = [s for part in parts for s in part[k]]
@@ -398,28 +261,6 @@ class LevelLocalizer(PersistenceMixin, BaseEstimator):
         return self
 
     # -- inference ---------------------------------------------------------------------
-    def _study(self, series: pd.DataFrame, settings: Settings) -> list[dict]:
-        nets = (self.net_.module_, self.refine_net_.module_)
-        device = training_device(self.get_params())
-        rows, sources = [], {}
-        for r in series.itertuples():
-            if r.series_description == AXIAL:
-                continue
-            volume = read_volume(r.series_dir, largest_stack_only=True)
-            found = predict_sagittal(nets, volume, r.series_description, settings, device)
-            rows += [{"series_id": r.series_id, **p} for p in found]
-            score = np.mean([p["confidence"] for p in found])
-            rank = (r.series_description == "Sagittal T2/STIR", score)
-            if not sources or rank > sources["rank"]:
-                sources = {"rank": rank, "points": level_points(volume, found)}
-        for r in series.itertuples():
-            if r.series_description != AXIAL:
-                continue
-            volume = read_volume(r.series_dir)
-            found = predict_axial(nets, volume, sources.get("points", {}), settings, device)
-            rows += [{"series_id": r.series_id, **p} for p in found]
-        return rows
-
     def predict(self, X: pd.DataFrame) -> pd.DataFrame:
         """Locate the level points on every series of X.
 
@@ -443,18 +284,19 @@ class LevelLocalizer(PersistenceMixin, BaseEstimator):
         """
         check_is_fitted(self, "net_")
         settings = self._settings()
-        X = self._check_series(X)
-        rows = []
+        X = check_series(X)
+        nets = (self.net_.module_, self.refine_net_.module_)
         device = training_device(self.get_params())
         autocast = (
             torch.autocast(device.type, dtype=_DTYPES[self.precision])
             if self.precision in _DTYPES
             else contextlib.nullcontext()
         )
+        rows = []
         with autocast:
             for study_id, series in X.groupby("study_id", sort=False):
-                found = self._study(series, settings)
-                if not any(r["series_description"] != AXIAL for r in series.to_dict("records")):
+                found = predict_study(nets, series, settings, device, self.level_steps_)
+                if (series["series_description"] == AXIAL).all():
                     warnings.warn(
                         f"LevelLocalizer.predict: study {study_id} has no sagittal series: its "
                         "axial levels cannot be placed",
@@ -462,29 +304,7 @@ class LevelLocalizer(PersistenceMixin, BaseEstimator):
                         stacklevel=2,
                     )
                 rows += [{"study_id": study_id, **r} for r in found]
-        frame = pd.DataFrame(rows, columns=[*OUTPUT_COLUMNS, "_slice"]).drop(columns="_slice")
-        frame = frame.drop(columns="series_description").merge(
-            X[["study_id", "series_id", "series_description"]], how="left"
-        )
-        order = {key: k for k, key in enumerate(zip(X["study_id"], X["series_id"]))}
-        frame["_key"] = [order[k] for k in zip(frame["study_id"], frame["series_id"])]
-        frame["_condition"] = frame["condition"].map(CONDITIONS.index)
-        frame["_level"] = frame["level"].map(LEVELS.index)
-        frame = frame.sort_values(["_key", "_condition", "_level"], kind="stable")
-        frame = frame[list(OUTPUT_COLUMNS)].reset_index(drop=True)
-        return frame.astype(
-            {
-                "study_id": np.int64,
-                "series_id": np.int64,
-                "instance_number": np.int64,
-                "x": np.float64,
-                "y": np.float64,
-                "confidence": np.float64,
-                "qc_outside_coverage": bool,
-                "qc_outside_image": bool,
-                "qc_order": bool,
-            }
-        )
+        return points_frame(rows, X)
 
     # -- persistence (PersistenceMixin: save, load) -----------------------------------
     def _get_persisted(self) -> tuple[dict, dict]:
@@ -493,34 +313,25 @@ class LevelLocalizer(PersistenceMixin, BaseEstimator):
             "history": self.history_.to_list(),
             "refine_history": self.refine_history_.to_list(),
             "n_series": self.n_series_,
+            "level_steps": self.level_steps_,
         }
-        state = {f"stack.{k}": v for k, v in self.net_.module_.state_dict().items()}
-        state |= {f"refine.{k}": v for k, v in self.refine_net_.module_.state_dict().items()}
-        return fitted, state
+        return fitted, nets_state(self.net_, self.refine_net_)
 
     def _set_persisted(self, fitted: dict, state_dict: dict) -> None:
         self._settings()
-        if not isinstance(fitted["refine_history"], list) or not isinstance(
-            fitted["n_series"], dict
-        ):
-            raise ValueError("'refine_history' must be a list and 'n_series' a dict")
-        parts: dict[str, dict] = {"stack": {}, "refine": {}}
-        for key, tensor in state_dict.items():
-            part, _, name = key.partition(".")
-            if part not in parts:
-                raise ValueError(f"the weights hold {key!r}, of neither network")
-            parts[part][name] = tensor
-        nets = []
-        for part, history in (("stack", "history"), ("refine", "refine_history")):
-            with torch.device("meta"):
-                expected = SliceHeatmapNet(**self._module_params(part == "stack"))
-            check_state_dict(expected, parts[part])
-            net = self._make_net(part == "stack")
-            with torch.random.fork_rng(devices=[]):  # the initial weights are replaced at once
-                net.initialize()
-            net.module_.load_state_dict(parts[part])
-            net.history = History(fitted[history])
-            nets.append(net)
-        self.net_, self.refine_net_ = nets
+        if fitted["level_steps"] is None:
+            warnings.warn(
+                "LevelLocalizer.load: the model was saved by an earlier LevelLocalizer, which "
+                "did not learn the steps between levels: its sagittal levels are decoded in "
+                "order only; fit it again for the full decoder",
+                UserWarning,
+                stacklevel=4,
+            )
+            fitted = {**fitted, "level_steps": {}}
+        for name, kind in (("refine_history", list), ("n_series", dict), ("level_steps", dict)):
+            if not isinstance(fitted[name], kind):
+                raise ValueError(f"{name!r} must be a {kind.__name__}")
+        self.net_, self.refine_net_ = restore_nets(self.get_params(), fitted, state_dict)
         self.history_, self.refine_history_ = self.net_.history, self.refine_net_.history
         self.n_series_ = fitted["n_series"]
+        self.level_steps_ = fitted["level_steps"]

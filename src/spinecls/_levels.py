@@ -1,0 +1,137 @@
+"""Name the five levels of a sagittal series jointly: a chain along the spinal column.
+
+The stack network gives each level its own heatmap, and decoding each on its own lets
+two levels land on one disc (L4/L5 on L5/S1's) or a level slide to the next disc. The
+discs, however, come as a sequence: L1/L2 to L5/S1 in cranio-caudal order, one
+intervertebral step apart. :func:`decode_chain` picks the five positions together, by
+dynamic programming (Viterbi) over the heatmaps' cells:
+
+- each level scores a cell by its own heatmap (its probability summed over slices);
+- consecutive levels must descend along the patient's head-foot axis, and their
+  distance scores under a Gaussian of the step between those two levels learned from
+  the training labels (millimetres; :func:`level_steps`).
+
+So a level whose own map is unsure, or pulled onto a neighbour's disc, is placed one
+step from the levels the network is sure of, most often L5/S1 just above the sacrum.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .labels import LEVELS
+
+__all__ = ["decode_chain", "level_steps", "summarise_steps"]
+
+# A learned step's spread never goes below this (mm): a few training series must not
+# make the prior sharper than the anatomy of an unseen spine.
+MIN_STEP_STD = 2.0
+
+
+def level_steps(points: pd.DataFrame, to_patient) -> dict[str, list[list[float]]]:
+    """Distances (mm) between consecutive levels' labelled points on one series.
+
+    Parameters
+    ----------
+    points : DataFrame
+        The series' labelled points (``condition, level, x, y`` and ``slice``, the
+        point's slice index in the volume).
+    to_patient : callable
+        ``(slice, x, y) -> patient mm`` (:meth:`Volume.to_patient`).
+
+    Returns
+    -------
+    dict
+        ``{condition: [[distance or nan] * 4]}``: L1/L2 to L2/L3, ..., L4/L5 to L5/S1.
+    """
+    out = {}
+    for condition, group in points.groupby("condition"):
+        at = {r.level: to_patient(r.slice, r.x, r.y) for r in group.itertuples()}
+        out[condition] = [
+            [float(np.linalg.norm(at[a] - at[b])) if a in at and b in at else np.nan]
+            for a, b in zip(LEVELS[:-1], LEVELS[1:])
+        ]
+    return out
+
+
+def summarise_steps(parts: list[dict]) -> dict[str, list[list[float]]]:
+    """Mean and spread of each step over training series: ``{condition: [[mean, std]] * 4}``.
+
+    A step never measured is left out of the prior (NaN mean).
+    """
+    out = {}
+    for condition in sorted({c for part in parts for c in part}):
+        steps = np.array([part[condition] for part in parts if condition in part])[..., 0]
+        rows = []
+        for column in steps.T:
+            seen = column[np.isfinite(column)]
+            mean = float(seen.mean()) if seen.size else float("nan")
+            rows.append([mean, max(float(seen.std()) if seen.size else 0.0, MIN_STEP_STD)])
+        out[condition] = rows
+    return out
+
+
+def decode_chain(
+    logits: torch.Tensor, positions: np.ndarray | None, steps, cell_mm: float
+) -> list[tuple[int, float, float, float]]:
+    """The slice, working position and confidence of each level of one chain.
+
+    Parameters
+    ----------
+    logits : Tensor of shape (D, 5, h, w)
+        The five levels' logits (L1/L2 first) over a series' slices.
+    positions : ndarray of shape (h * w, 3) or None
+        Patient mm of every output cell's centre (on a middle slice); None without
+        geometry: the order then follows image rows and no distance is scored.
+    steps : list of [mean, std] or None
+        The learned step between each pair of consecutive levels (mm).
+    cell_mm : float
+        Side of an output cell in mm: its quantisation widens the step's spread.
+
+    Returns
+    -------
+    list of (slice, row, column, p_slice), one per level
+        ``row`` and ``column`` in output cells (fractional); ``p_slice`` the level's
+        marginal probability of that slice.
+    """
+    depth, k, h, w = logits.shape
+    log_p = logits.float().transpose(0, 1).reshape(k, -1).log_softmax(-1).view(k, depth, h, w)
+    emission = log_p.logsumexp(1).reshape(k, -1).numpy().astype(np.float64)
+    if positions is None:
+        height, distance = -np.repeat(np.arange(h), w).astype(np.float64), None
+    else:
+        height = positions[:, 2]
+        distance = np.linalg.norm(positions[:, None] - positions[None], axis=-1)
+    below = height[None, :] < height[:, None]  # [a, b]: b lies caudal to a
+    score, back = emission[0], []
+    for level in range(1, k):
+        move = np.where(below, 0.0, -np.inf)
+        if distance is not None and steps is not None and np.isfinite(steps[level - 1][0]):
+            mean, std = steps[level - 1]
+            spread = np.hypot(std, 0.5 * cell_mm)
+            move = move - 0.5 * ((distance - mean) / spread) ** 2
+        total = score[:, None] + move
+        back.append(total.argmax(0))
+        score = total.max(0) + emission[level]
+    if not np.isfinite(score.max()):  # no ordered chain fits: each level on its own
+        cells = emission.argmax(1)
+    else:
+        cells = [int(score.argmax())]
+        for pointer in reversed(back):
+            cells.append(int(pointer[cells[-1]]))
+        cells = cells[::-1]
+    out = []
+    for level, cell in enumerate(cells):
+        i, j = divmod(int(cell), w)
+        top, left = max(i - 1, 0), max(j - 1, 0)
+        # the slice, then the point: the level's map in the 3 x 3 cells around the cell
+        window = log_p[level, :, top : i + 2, left : j + 2].double()
+        window = (window - window.max()).exp()
+        d = int(window.sum((1, 2)).argmax())
+        window = window[d] / window[d].sum()
+        row = float((window.sum(1) * torch.arange(top, top + window.shape[0])).sum())
+        col = float((window.sum(0) * torch.arange(left, left + window.shape[1])).sum())
+        out.append((d, row, col, float(log_p[level, d].exp().sum().clamp(0, 1))))
+    return out

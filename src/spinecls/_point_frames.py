@@ -1,0 +1,130 @@
+"""The tables :class:`spinecls.LevelLocalizer` reads and writes.
+
+``X``, one row per series, and ``y``, the labelled points, are checked here (one-line
+errors naming the column and the values, warnings for rows ignored); ``predict``'s
+rows are assembled here into the coordinate layout of :func:`spinecls.load_rsna`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ._validation import finite_numbers, listing, whole_numbers
+from .labels import CONDITION_SERIES, CONDITIONS, LEVELS, SERIES_DESCRIPTIONS
+
+__all__ = ["OUTPUT_COLUMNS", "POINT_COLUMNS", "check_points", "check_series", "points_frame"]
+
+SERIES_COLUMNS = ("study_id", "series_id", "series_description", "series_dir")
+POINT_COLUMNS = ("study_id", "series_id", "instance_number", "condition", "level", "x", "y")
+OUTPUT_COLUMNS = (
+    *POINT_COLUMNS,
+    "confidence",
+    "series_description",
+    "image_path",
+    "qc_outside_coverage",
+    "qc_outside_image",
+    "qc_order",
+)
+
+
+def _check_columns(frame, columns, name: str) -> pd.DataFrame:
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"{name} must be a pandas DataFrame, got {type(frame).__name__}")
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{name} is missing column(s) {missing}; it has {list(frame.columns)}")
+    frame = frame.reset_index(drop=True)
+    for column in ("study_id", "series_id", "instance_number"):
+        if column in columns:
+            frame[column] = whole_numbers(frame[column], f"{name}[{column!r}]")
+    return frame
+
+
+def check_series(X) -> pd.DataFrame:
+    """``X`` with whole-number ids, after checking its series exist and are known types."""
+    X = _check_columns(X, SERIES_COLUMNS, "X")
+    unknown = sorted(set(X["series_description"].astype(str)) - set(SERIES_DESCRIPTIONS))
+    if unknown:
+        raise ValueError(
+            f"X['series_description'] has unknown value(s) {listing(unknown)}; expected "
+            f"one of {list(SERIES_DESCRIPTIONS)}"
+        )
+    duplicated = X.duplicated(["study_id", "series_id"])
+    if duplicated.any():
+        twice = listing(X.loc[duplicated, "series_id"])
+        raise ValueError(f"X lists series more than once: {twice}")
+    empty = [
+        f"{r.study_id}/{r.series_id} ({r.series_dir})"
+        for r in X.itertuples()
+        if not (Path(r.series_dir).is_dir() and any(Path(r.series_dir).glob("*.dcm")))
+    ]
+    if empty:
+        raise ValueError(f"X: series without .dcm files in series_dir: {listing(empty)}")
+    return X
+
+
+def check_points(X: pd.DataFrame, y) -> dict:
+    """The labelled points of each series in X, on the series type each is read on:
+    ``{(study_id, series_id): points}``."""
+    y = _check_columns(y, POINT_COLUMNS, "y")
+    for column, vocabulary in (("condition", CONDITIONS), ("level", LEVELS)):
+        bad = ~y[column].isin(vocabulary)
+        if bad.any():
+            raise ValueError(
+                f"y[{column!r}] has unknown value(s) {listing(sorted(set(y.loc[bad, column])))}"
+                f"; expected one of {list(vocabulary)}"
+            )
+    for column in ("x", "y"):
+        y[column] = finite_numbers(y[column], f"y[{column!r}]")
+    merged = y.merge(X[["study_id", "series_id", "series_description"]], how="left")
+    unknown = merged["series_description"].isna()
+    wrong = ~unknown & (merged["condition"].map(CONDITION_SERIES) != merged["series_description"])
+    for mask, why in ((unknown, "on series absent from X"), (wrong, "on another series type")):
+        if mask.any():
+            warnings.warn(
+                f"LevelLocalizer.fit: ignored {int(mask.sum())} row(s) of y {why} "
+                f"(rows {listing(np.flatnonzero(mask))})",
+                UserWarning,
+                stacklevel=3,
+            )
+    merged = merged.loc[~(unknown | wrong)]
+    for description in SERIES_DESCRIPTIONS:
+        if not (merged["series_description"] == description).any():
+            wanted = [c for c, s in CONDITION_SERIES.items() if s == description]
+            raise ValueError(
+                f"y has no coordinates on a {description} series of X ({', '.join(wanted)}): "
+                "the localizer needs labelled points on every series type"
+            )
+    return {key: group for key, group in merged.groupby(["study_id", "series_id"])}
+
+
+def points_frame(rows: list[dict], X: pd.DataFrame) -> pd.DataFrame:
+    """``predict``'s frame from its row dicts: ordered by series (as in X), condition and
+    level, with the dtypes of the documented layout."""
+    frame = pd.DataFrame(rows, columns=[*OUTPUT_COLUMNS, "_slice"]).drop(columns="_slice")
+    frame = frame.drop(columns="series_description").merge(
+        X[["study_id", "series_id", "series_description"]], how="left"
+    )
+    order = {key: k for k, key in enumerate(zip(X["study_id"], X["series_id"]))}
+    frame["_key"] = [order[k] for k in zip(frame["study_id"], frame["series_id"])]
+    frame["_condition"] = frame["condition"].map(CONDITIONS.index)
+    frame["_level"] = frame["level"].map(LEVELS.index)
+    frame = frame.sort_values(["_key", "_condition", "_level"], kind="stable")
+    frame = frame[list(OUTPUT_COLUMNS)].reset_index(drop=True)
+    return frame.astype(
+        {
+            "study_id": np.int64,
+            "series_id": np.int64,
+            "instance_number": np.int64,
+            "x": np.float64,
+            "y": np.float64,
+            "confidence": np.float64,
+            "qc_outside_coverage": bool,
+            "qc_outside_image": bool,
+            "qc_order": bool,
+        }
+    )
