@@ -14,12 +14,12 @@ import numpy as np
 import pandas as pd
 
 from ._validation import finite_numbers, listing, whole_numbers
+from .datasets.rsna import COORDINATE_COLUMNS as POINT_COLUMNS
 from .labels import CONDITION_SERIES, CONDITIONS, LEVELS, SERIES_DESCRIPTIONS
 
 __all__ = ["OUTPUT_COLUMNS", "POINT_COLUMNS", "check_points", "check_series", "points_frame"]
 
 SERIES_COLUMNS = ("study_id", "series_id", "series_description", "series_dir")
-POINT_COLUMNS = ("study_id", "series_id", "instance_number", "condition", "level", "x", "y")
 OUTPUT_COLUMNS = (
     *POINT_COLUMNS,
     "confidence",
