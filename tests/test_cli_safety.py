@@ -178,7 +178,14 @@ def test_ctrl_c_during_demo_exits_130_and_writes_nothing(data, tmp_path, monkeyp
     before = snapshot(data)
     out = tmp_path / "out"
     out.mkdir()
-    assert main(["demo", "--quick", "--data", str(data), "--out", "out/demo"]) == 130
+    # Python's own Ctrl-C handler, as in a terminal: a test run in the background inherits
+    # SIGINT ignored, and the command leaves an ignored signal alone.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        code = main(["demo", "--quick", "--data", str(data), "--out", "out/demo"])
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert code == 130
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         "spinecls demo: interrupted; no output written"
     )
