@@ -26,7 +26,10 @@ def test_import_spinecls_loads_no_heavy_library():
     assert _loaded("import spinecls") == []
     assert _loaded("import spinecls; spinecls.SEVERITIES; spinecls.load_rsna") == []
     assert _loaded("from spinecls.datasets import load_rsna") == []
-    assert "torch" in _loaded("from spinecls import DualHeadClassifier")
+    # The probe sees a heavy library a lazy name loads (sklearn: a second torch import in a
+    # subprocess would cost seconds; test_every_public_name_is_listed_and_resolves shows that
+    # spinecls.DualHeadClassifier resolves to the estimator).
+    assert _loaded("import spinecls; spinecls.model_selection") == ["sklearn"]
 
 
 def test_every_public_name_is_listed_and_resolves():

