@@ -11,7 +11,6 @@ allocates anything: every parameter, the images ``X``, and ``y`` (:func:`check_y
 from __future__ import annotations
 
 import difflib
-import os
 import warnings
 from numbers import Integral, Real
 
@@ -21,12 +20,12 @@ import pandas as pd
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
-from torchvision.models import WeightsEnum
 
 from . import _accelerate, _net
 from ._validation import check_images, two_columns
 from .augment import PRESET_ALIASES, PRESETS, TTA_MODES
 from .labels import HEADS
+from .models.torchvision import check_weights
 
 __all__ = ["PARAMETER_CONSTRAINTS", "InputChecksMixin", "check_y"]
 
@@ -44,7 +43,7 @@ PARAMETER_CONSTRAINTS: dict = {
     "any_severe_weight": [Interval(Real, 0, None, closed="left")],
     "augment": [StrOptions({*PRESETS, *PRESET_ALIASES}), A.BaseCompose, A.BasicTransform, None],
     "tta": [StrOptions(set(TTA_MODES)), None],
-    "weights": [str, os.PathLike, WeightsEnum, None],
+    "weights": "no_validation",  # models.torchvision.check_weights: imports no torchvision
     "valid_size": [Interval(Real, 0, 1, closed="left"), None],
     "calibration": [StrOptions({"temperature"}), None],
     "device": [str, torch.device],
@@ -83,6 +82,7 @@ class InputChecksMixin:
     def _check_params(self) -> None:
         """Check every parameter as fit does, without allocating a module."""
         self._validate_params()
+        check_weights("weights", self.weights)
         _net.check_params(self.get_params(deep=False))
         _accelerate.check_params(self.get_params(deep=False))
 

@@ -9,14 +9,15 @@ code would have to come from the file. :mod:`spinecls.persistence` re-exports
 
 from __future__ import annotations
 
+import importlib
 import os
 from typing import Any
 
 import albumentations as A
 import numpy as np
 import torch
-import torchvision
-from torchvision.models import WeightsEnum
+
+from .models.torchvision import is_weights_member
 
 _TAGS = ("tuple", "dict_items", "albumentations", "torch.optim", "torchvision.weights")
 
@@ -28,7 +29,7 @@ def _encode(name: str, value: Any) -> Any:
         return os.fspath(value)
     if isinstance(value, np.random.RandomState):
         return None  # a generator's state is not a parameter worth keeping
-    if isinstance(value, WeightsEnum):
+    if is_weights_member(value):
         return {"torchvision.weights": str(value)}
     if isinstance(value, torch.device):
         return str(value)
@@ -82,7 +83,7 @@ def _decode(value: Any) -> Any:
         if not (isinstance(optimizer, type) and issubclass(optimizer, torch.optim.Optimizer)):
             raise ValueError(f"unknown torch.optim optimizer {content!r}")
         return optimizer
-    return torchvision.models.get_weight(str(content))
+    return importlib.import_module("torchvision.models").get_weight(str(content))
 
 
 def decode_params(params: dict) -> dict:

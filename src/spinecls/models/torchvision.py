@@ -9,19 +9,22 @@ classifier.
 
 from __future__ import annotations
 
+import importlib
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
-import torchvision
 from torch import nn
-from torchvision.models import WeightsEnum
 
 from .heads import DualHead, check_dropout, check_params, check_width
+
+if TYPE_CHECKING:
+    from torchvision.models import WeightsEnum
 
 __all__ = ["ARCHITECTURES", "TorchvisionBackbone", "adapt_input_conv", "load_pretrained"]
 
@@ -91,9 +94,28 @@ def adapt_input_conv(conv: nn.Conv2d, in_channels: int) -> nn.Conv2d:
     return new
 
 
+def _models():
+    """``torchvision.models``, imported when a torchvision backbone or its weights are used.
+
+    torchvision costs seconds of import (it loads ``torch._dynamo``): a simple or Inception
+    classifier, and every worker process that builds one, does without it.
+    """
+    return importlib.import_module("torchvision.models")
+
+
+def is_weights_member(value: Any) -> bool:
+    """Whether ``value`` is a member of a torchvision weights enum.
+
+    One can only exist once torchvision is imported, so this never imports it.
+    """
+    models = sys.modules.get("torchvision.models")
+    return models is not None and isinstance(value, models.WeightsEnum)
+
+
 def check_weights(name: str, value: Any) -> None:
     """Raise ValueError unless ``value`` is None, a str, a path or a torchvision weights member."""
-    if value is not None and not isinstance(value, (str, os.PathLike, WeightsEnum)):
+    accepted = value is None or isinstance(value, (str, os.PathLike)) or is_weights_member(value)
+    if not accepted:
         raise ValueError(
             f"{name} must be None, a file path, a weights name such as 'IMAGENET1K_V1' or a "
             f"torchvision weights member; got {type(value).__name__}"
@@ -102,8 +124,8 @@ def check_weights(name: str, value: Any) -> None:
 
 def _weights_member(arch: str, weights) -> WeightsEnum | None:
     """The member of ``arch``'s weights enum that ``weights`` names, or None for a path."""
-    enum = torchvision.models.get_model_weights(arch)
-    if isinstance(weights, WeightsEnum):
+    enum = _models().get_model_weights(arch)
+    if is_weights_member(weights):
         try:
             return enum.verify(weights)
         except TypeError:
@@ -154,7 +176,7 @@ def load_pretrained(arch: str, weights: str | os.PathLike | WeightsEnum) -> dict
         if not path.is_file():
             if path.suffix or os.sep in name:
                 raise FileNotFoundError(f"pretrained weights file not found: {path}")
-            enum = torchvision.models.get_model_weights(arch)
+            enum = _models().get_model_weights(arch)
             raise ValueError(
                 f"weights={name!r} is neither a file nor one of {arch}'s weights "
                 f"{list(enum.__members__)}"
@@ -234,7 +256,7 @@ class TorchvisionBackbone(nn.Module):
             },
         )
         spec = ARCHITECTURES[arch]
-        model = getattr(torchvision.models, arch)(weights=None)
+        model = getattr(_models(), arch)(weights=None)
         if weights is not None:
             model.load_state_dict(load_pretrained(arch, weights))
         self.features = spec.features(model)
