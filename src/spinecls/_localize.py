@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ._levels import decode_chain, level_steps
+from ._levels import count_up, decode_chain, level_steps
 from ._validation import listing
 from ._volumes import (
     Volume,
@@ -60,6 +60,11 @@ SERIES_CHANNELS: dict[str, tuple[int, ...]] = {
 CONFIDENCE_RADIUS = 5.0
 # weight of the projection's Gaussian prior against the network's axial slice score
 PRIOR = 1.0
+# a disc is a peak of the refining map over a whole slice: the highest within this many
+# cells (a fifth of the step between discs at the default zoom), and within this many
+# logits of the slice's highest
+DISC_RADIUS = 4
+DISC_DROP = 3.5
 
 
 @dataclass(frozen=True)
@@ -230,6 +235,32 @@ def _cell_positions(volume: Volume, transforms: np.ndarray, settings: Settings, 
     return positions, float(np.linalg.norm(positions[1] - positions[0]))
 
 
+def _count_discs(module, volume: Volume, nbr, d: int, condition: str, settings, device, steps):
+    """Original (x, y) of L1/L2 to L5/S1 counted up from the lowest disc on slice ``d``
+    (:func:`spinecls._levels.count_up`), or None.
+
+    The refining network, trained to find a condition's point anywhere in a crop, runs
+    over the whole slice at its crops' scale: every disc of the column peaks in it,
+    sharper than in the stack network's level maps.
+    """
+    if steps is None or volume.slices is None:
+        return None
+    image = volume.images[d]
+    scale = settings.zoom * settings.ratio(image)
+    stride = settings.refine_stride
+    size = int(np.ceil(max(image.shape) * scale / stride)) * stride
+    cx, cy = (image.shape[1] - 1) / 2, (image.shape[0] - 1) / 2
+    images = crop([volume.images[i] for i in nbr[d]], cx, cy, scale, size)
+    maps = _forward(module, [images[None]], device)[0, 0, CONDITIONS.index(condition)]
+    top = torch.nn.functional.max_pool2d(maps[None, None], 2 * DISC_RADIUS + 1, 1, DISC_RADIUS)
+    rows, cols = torch.nonzero((maps == top[0, 0]) & (maps > maps.max() - DISC_DROP), as_tuple=True)
+    shift = (stride - 1) / 2 - (size - 1) / 2
+    x = cx + (cols.numpy() * stride + shift) / scale
+    y = cy + (rows.numpy() * stride + shift) / scale
+    chain = count_up(volume.to_patient(d, x, y), steps)
+    return None if chain is None else [(float(x[i]), float(y[i])) for i in chain]
+
+
 def predict_sagittal(
     nets, volume: Volume, description: str, settings: Settings, device, steps=None
 ):
@@ -237,7 +268,9 @@ def predict_sagittal(
 
     Each condition's five levels are decoded together along the column
     (:func:`spinecls._levels.decode_chain`), with ``steps`` (``{condition: [[mean,
-    std]] * 4}``, mm) as the learned distances between consecutive levels.
+    std]] * 4}``, mm) as the learned distances between consecutive levels; where the
+    discs of the chain's slice can be counted up from the sacrum
+    (:func:`_count_discs`), their count names the levels instead.
     """
     base, transforms = to_working(volume.images, settings.size)
     nbr = volume.neighbours(settings.neighbours)
@@ -249,9 +282,12 @@ def predict_sagittal(
         chain = channels[start : start + len(LEVELS)]
         condition = CHANNELS[chain[0]][0]
         prior = None if steps is None else steps.get(condition)
-        for d, row, col, p in decode_chain(logits[:, chain], positions, prior, cell_mm):
+        decoded = decode_chain(logits[:, chain], positions, prior, cell_mm)
+        d = int(np.bincount([level[0] for level in decoded]).argmax())
+        counted = _count_discs(nets[1], volume, nbr, d, condition, settings, device, prior)
+        for k, (d, row, col, p) in enumerate(decoded):
             u, v = (np.array([col, row]) * settings.stride + (settings.stride - 1) / 2).tolist()
-            x, y = to_original(transforms[d], u, v)
+            x, y = to_original(transforms[d], u, v) if counted is None else counted[k]
             found.append((d, float(x), float(y), CONDITIONS.index(condition)))
             p_slice.append(p)
     rows = []
