@@ -202,6 +202,27 @@ def test_confidence_and_position_follow_the_heatmaps(loc_data):
     assert max(r["confidence"] for r in rows) < 1 / len(volume)
 
 
+def test_canal_points_place_the_foramina(loc_data):
+    """Given the study's five canal points, each foramen starts at its level's canal point
+    projected onto the chain's slice; an incomplete canal leaves the chain's positions."""
+    series, _ = loc_data
+    folder = series.loc[series["series_description"] == "Sagittal T1", "series_dir"].iloc[0]
+    volume = read_volume(folder, largest_stack_only=True)
+    settings = LevelLocalizer(**SMALL)._settings()
+    nets = (_Fixed(17, 4, 2, [1], [5], ladder=True), _Fixed(5, 2, 0, [7, 8], [7, 8]))
+    pixels = [(10.0 + 3 * k, 8.0 + 5 * k) for k in range(5)]
+    canal = {lv: volume.to_patient(0, x, y) for lv, (x, y) in zip(spinecls.LEVELS, pixels)}
+    rows = predict_sagittal(nets, volume, "Sagittal T1", settings, "cpu", canal=canal)
+    assert len(rows) == 10
+    for r in rows:  # the slices are parallel: a pixel of slice 0 projects onto the same one
+        assert (r["x"], r["y"]) == pytest.approx(pixels[spinecls.LEVELS.index(r["level"])])
+        assert r["instance_number"] == volume.instance_numbers[2]  # the chain's slice
+    del canal["L3/L4"]
+    alone = predict_sagittal(nets, volume, "Sagittal T1", settings, "cpu")
+    rows = predict_sagittal(nets, volume, "Sagittal T1", settings, "cpu", canal=canal)
+    assert [(r["x"], r["y"]) for r in rows] == [(r["x"], r["y"]) for r in alone]
+
+
 def _levels(depth, h, w, rows, col=1):
     """Logits (depth, 5, h, w) of the five levels: ``rows[level]`` lists (row, logit) on
     slice 0, everything else -30."""

@@ -262,15 +262,18 @@ def _count_discs(module, volume: Volume, nbr, d: int, condition: str, settings, 
 
 
 def predict_sagittal(
-    nets, volume: Volume, description: str, settings: Settings, device, steps=None
+    nets, volume: Volume, description: str, settings: Settings, device, steps=None, canal=None
 ):
     """The level points of a sagittal series: a list of row dicts.
 
     Each condition's five levels are decoded together along the column
     (:func:`spinecls._levels.decode_chain`), with ``steps`` (``{condition: [[mean,
-    std]] * 4}``, mm) as the learned distances between consecutive levels; where the
-    discs of the chain's slice can be counted up from the sacrum
-    (:func:`_count_discs`), their count names the levels instead.
+    std]] * 4}``, mm) as the learned distances between consecutive levels. Given
+    ``canal`` (``{level: patient point}``, the study's five spinal canal points), a
+    foraminal chain starts at their projections onto its slice: a foramen lies beside its
+    level's canal point, and the refinement finds it there. Otherwise, where the discs of
+    the chain's slice can be counted up from the sacrum (:func:`_count_discs`), their
+    count names the levels; else the chain's positions stand.
     """
     base, transforms = to_working(volume.images, settings.size)
     nbr = volume.neighbours(settings.neighbours)
@@ -284,7 +287,11 @@ def predict_sagittal(
         prior = None if steps is None else steps.get(condition)
         decoded = decode_chain(logits[:, chain], positions, prior, cell_mm)
         d = int(np.bincount([level[0] for level in decoded]).argmax())
-        counted = _count_discs(nets[1], volume, nbr, d, condition, settings, device, prior)
+        if canal and len(canal) == len(LEVELS) and volume.slices is not None:
+            x, y, _ = volume.slices[d].patient_to_pixel(np.array([canal[lv] for lv in LEVELS]))
+            counted = list(zip(x.tolist(), y.tolist()))
+        else:
+            counted = _count_discs(nets[1], volume, nbr, d, condition, settings, device, prior)
         for k, (d, row, col, p) in enumerate(decoded):
             u, v = (np.array([col, row]) * settings.stride + (settings.stride - 1) / 2).tolist()
             x, y = to_original(transforms[d], u, v) if counted is None else counted[k]
@@ -389,22 +396,27 @@ def predict_axial(nets, volume: Volume, sources: dict, settings: Settings, devic
 
 
 def predict_study(nets, series: pd.DataFrame, settings: Settings, device, steps) -> list[dict]:
-    """Row dicts of one study's series (rows of ``X``): the sagittal series first, then
-    the axial ones through the best sagittal series' level points (a Sagittal T2/STIR
-    before a Sagittal T1, then the higher mean confidence)."""
-    rows, sources = [], {}
-    for r in series.itertuples():
-        if r.series_description == AXIAL:
-            continue
+    """Row dicts of one study's series (rows of ``X``): the sagittal series first (a
+    Sagittal T2/STIR's canal points guiding the Sagittal T1's foramina), then the axial
+    ones through the best sagittal series' level points (a Sagittal T2/STIR before a
+    Sagittal T1, then the higher mean confidence)."""
+    found_in, sources, canal = {}, {}, {}
+    sagittal = series[series["series_description"] != AXIAL]
+    by_type = sagittal["series_description"] != "Sagittal T2/STIR"
+    for r in sagittal.iloc[np.argsort(by_type.to_numpy(), kind="stable")].itertuples():
         volume = read_volume(r.series_dir, largest_stack_only=True)
-        found = predict_sagittal(nets, volume, r.series_description, settings, device, steps)
-        rows += [{"series_id": r.series_id, **p} for p in found]
+        found = predict_sagittal(nets, volume, r.series_description, settings, device, steps, canal)
+        found_in[r.Index] = found
         score = np.mean([p["confidence"] for p in found])
         rank = (r.series_description == "Sagittal T2/STIR", score)
         if not sources or rank > sources["rank"]:
             sources = {"rank": rank, "points": level_points(volume, found)}
+            if r.series_description == "Sagittal T2/STIR":
+                canal = {level: point for level, (point, _) in sources["points"].items()}
+    rows = []
     for r in series.itertuples():
         if r.series_description != AXIAL:
+            rows += [{"series_id": r.series_id, **p} for p in found_in[r.Index]]
             continue
         volume = read_volume(r.series_dir)
         found = predict_axial(nets, volume, sources.get("points", {}), settings, device)
