@@ -287,7 +287,9 @@ def predict_sagittal(
         prior = None if steps is None else steps.get(condition)
         decoded = decode_chain(logits[:, chain], positions, prior, cell_mm)
         d = int(np.bincount([level[0] for level in decoded]).argmax())
-        if canal and len(canal) == len(LEVELS) and volume.slices is not None:
+        # a second Sagittal T2/STIR counts its own canal
+        guided = canal and condition != CONDITIONS[0] and len(canal) == len(LEVELS)
+        if guided and volume.slices is not None:
             x, y, _ = volume.slices[d].patient_to_pixel(np.array([canal[lv] for lv in LEVELS]))
             counted = list(zip(x.tolist(), y.tolist()))
         else:
