@@ -14,7 +14,7 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 import spinecls
-from spinecls._levels import decode_chain, level_steps, summarise_steps
+from spinecls._levels import count_up, decode_chain, level_steps, summarise_steps
 from spinecls._localize import _order_flags, predict_axial, predict_sagittal
 from spinecls._volumes import StackDataset, read_volume, to_original, to_working
 from spinecls.datasets import RSNADataWarning, load_series
@@ -202,6 +202,27 @@ def test_confidence_and_position_follow_the_heatmaps(loc_data):
     assert max(r["confidence"] for r in rows) < 1 / len(volume)
 
 
+def test_canal_points_place_the_foramina(loc_data):
+    """Given the study's five canal points, each foramen starts at its level's canal point
+    projected onto the chain's slice; an incomplete canal leaves the chain's positions."""
+    series, _ = loc_data
+    folder = series.loc[series["series_description"] == "Sagittal T1", "series_dir"].iloc[0]
+    volume = read_volume(folder, largest_stack_only=True)
+    settings = LevelLocalizer(**SMALL)._settings()
+    nets = (_Fixed(17, 4, 2, [1], [5], ladder=True), _Fixed(5, 2, 0, [7, 8], [7, 8]))
+    pixels = [(10.0 + 3 * k, 8.0 + 5 * k) for k in range(5)]
+    canal = {lv: volume.to_patient(0, x, y) for lv, (x, y) in zip(spinecls.LEVELS, pixels)}
+    rows = predict_sagittal(nets, volume, "Sagittal T1", settings, "cpu", canal=canal)
+    assert len(rows) == 10
+    for r in rows:  # the slices are parallel: a pixel of slice 0 projects onto the same one
+        assert (r["x"], r["y"]) == pytest.approx(pixels[spinecls.LEVELS.index(r["level"])])
+        assert r["instance_number"] == volume.instance_numbers[2]  # the chain's slice
+    del canal["L3/L4"]
+    alone = predict_sagittal(nets, volume, "Sagittal T1", settings, "cpu")
+    rows = predict_sagittal(nets, volume, "Sagittal T1", settings, "cpu", canal=canal)
+    assert [(r["x"], r["y"]) for r in rows] == [(r["x"], r["y"]) for r in alone]
+
+
 def _levels(depth, h, w, rows, col=1):
     """Logits (depth, 5, h, w) of the five levels: ``rows[level]`` lists (row, logit) on
     slice 0, everything else -30."""
@@ -246,6 +267,22 @@ def test_chain_counts_up_from_l5s1(low):
     # each on its own, the unsure levels stay where the template put them
     alone = logits.float().transpose(0, 1).reshape(5, -1).argmax(-1) % (24 * 3) // 3
     assert alone.tolist() == [0, 1, 2, 3, low]
+
+
+def test_count_up_names_the_discs_from_the_lowest():
+    """The lowest disc is L5/S1 and the next four up are L4/L5 to L1/L2; a missed or a
+    spurious disc breaks a step and the count is refused."""
+    steps = [[30.0, 2.0]] * 4
+    heights = np.array([-60.0, 30.0, -120.0, 0.0, -30.0, -90.0])  # T12/L1 at 30 mm
+    points = np.stack([np.zeros(6), np.zeros(6), heights], axis=1)
+    assert count_up(points, steps) == [3, 4, 0, 5, 2]
+    assert count_up(points[[0, 2, 3, 4]], steps) is None  # four discs only
+    assert count_up(np.delete(points, 5, axis=0), steps) is None  # L4/L5 missed: 60 mm
+    spurious = np.vstack([points, [[0.0, 0.0, -105.0]]])
+    assert count_up(spurious, steps) is None  # 15 mm steps
+    assert count_up(points, [[30.0, 2.0], [30.0, 2.0], [np.nan, 2.0], [30.0, 2.0]]) is None
+    tilted = points + np.array([0.0, 1.0, 0.0]) * heights[:, None] * 0.3
+    assert count_up(tilted, steps) == [3, 4, 0, 5, 2]  # a step of 31 mm: within 30 %
 
 
 def test_level_steps_are_learned_from_the_labels():

@@ -23,11 +23,14 @@ import torch
 
 from .labels import LEVELS
 
-__all__ = ["decode_chain", "level_steps", "summarise_steps"]
+__all__ = ["count_up", "decode_chain", "level_steps", "summarise_steps"]
 
 # A learned step's spread never goes below this (mm): a few training series must not
 # make the prior sharper than the anatomy of an unseen spine.
 MIN_STEP_STD = 2.0
+# A counted step may differ from its learned mean by this share: a disc missed between
+# two found ones doubles the step, a spurious one halves it.
+STEP_TOLERANCE = 0.3
 
 
 def level_steps(points: pd.DataFrame, to_patient) -> dict[str, list[list[float]]]:
@@ -135,3 +138,33 @@ def decode_chain(
         col = float((window.sum(0) * torch.arange(left, left + window.shape[1])).sum())
         out.append((d, row, col, float(log_p[level, d].exp().sum().clamp(0, 1))))
     return out
+
+
+def count_up(points: np.ndarray, steps) -> list[int] | None:
+    """Name the discs found along a column by counting up from the lowest, L5/S1.
+
+    Nothing below L5/S1 is a disc (the sacrum is fused bone), so the lowest disc is
+    L5/S1 and the four above it are L4/L5 to L1/L2, as a radiologist numbers them.
+
+    Parameters
+    ----------
+    points : ndarray of shape (n, 3)
+        Patient mm of every disc found (any order).
+    steps : list of [mean, std]
+        The learned step between each pair of consecutive levels (mm).
+
+    Returns
+    -------
+    list of int or None
+        Indices into ``points`` of L1/L2 to L5/S1; None when fewer than five discs were
+        found or a step between the five lowest differs from its learned mean by more
+        than ``STEP_TOLERANCE`` (a disc missed or a spurious one).
+    """
+    if len(points) < len(LEVELS):
+        return None
+    chain = np.argsort(points[:, 2])[: len(LEVELS)][::-1]
+    for a, b, (mean, _) in zip(chain[:-1], chain[1:], steps):
+        step = np.linalg.norm(points[a] - points[b])
+        if not np.isfinite(mean) or abs(step - mean) > STEP_TOLERANCE * mean:
+            return None
+    return [int(i) for i in chain]

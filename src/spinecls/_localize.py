@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ._levels import decode_chain, level_steps
+from ._levels import count_up, decode_chain, level_steps
 from ._validation import listing
 from ._volumes import (
     Volume,
@@ -60,6 +60,11 @@ SERIES_CHANNELS: dict[str, tuple[int, ...]] = {
 CONFIDENCE_RADIUS = 5.0
 # weight of the projection's Gaussian prior against the network's axial slice score
 PRIOR = 1.0
+# a disc is a peak of the refining map over a whole slice: the highest within this many
+# cells (a fifth of the step between discs at the default zoom), and within this many
+# logits of the slice's highest
+DISC_RADIUS = 4
+DISC_DROP = 3.5
 
 
 @dataclass(frozen=True)
@@ -230,14 +235,45 @@ def _cell_positions(volume: Volume, transforms: np.ndarray, settings: Settings, 
     return positions, float(np.linalg.norm(positions[1] - positions[0]))
 
 
+def _count_discs(module, volume: Volume, nbr, d: int, condition: str, settings, device, steps):
+    """Original (x, y) of L1/L2 to L5/S1 counted up from the lowest disc on slice ``d``
+    (:func:`spinecls._levels.count_up`), or None.
+
+    The refining network, trained to find a condition's point anywhere in a crop, runs
+    over the whole slice at its crops' scale: every disc of the column peaks in it,
+    sharper than in the stack network's level maps.
+    """
+    if steps is None or volume.slices is None:
+        return None
+    image = volume.images[d]
+    scale = settings.zoom * settings.ratio(image)
+    stride = settings.refine_stride
+    size = int(np.ceil(max(image.shape) * scale / stride)) * stride
+    cx, cy = (image.shape[1] - 1) / 2, (image.shape[0] - 1) / 2
+    images = crop([volume.images[i] for i in nbr[d]], cx, cy, scale, size)
+    maps = _forward(module, [images[None]], device)[0, 0, CONDITIONS.index(condition)]
+    top = torch.nn.functional.max_pool2d(maps[None, None], 2 * DISC_RADIUS + 1, 1, DISC_RADIUS)
+    rows, cols = torch.nonzero((maps == top[0, 0]) & (maps > maps.max() - DISC_DROP), as_tuple=True)
+    shift = (stride - 1) / 2 - (size - 1) / 2
+    x = cx + (cols.numpy() * stride + shift) / scale
+    y = cy + (rows.numpy() * stride + shift) / scale
+    chain = count_up(volume.to_patient(d, x, y), steps)
+    return None if chain is None else [(float(x[i]), float(y[i])) for i in chain]
+
+
 def predict_sagittal(
-    nets, volume: Volume, description: str, settings: Settings, device, steps=None
+    nets, volume: Volume, description: str, settings: Settings, device, steps=None, canal=None
 ):
     """The level points of a sagittal series: a list of row dicts.
 
     Each condition's five levels are decoded together along the column
     (:func:`spinecls._levels.decode_chain`), with ``steps`` (``{condition: [[mean,
-    std]] * 4}``, mm) as the learned distances between consecutive levels.
+    std]] * 4}``, mm) as the learned distances between consecutive levels. Given
+    ``canal`` (``{level: patient point}``, the study's five spinal canal points), a
+    foraminal chain starts at their projections onto its slice: a foramen lies beside its
+    level's canal point, and the refinement finds it there. Otherwise, where the discs of
+    the chain's slice can be counted up from the sacrum (:func:`_count_discs`), their
+    count names the levels; else the chain's positions stand.
     """
     base, transforms = to_working(volume.images, settings.size)
     nbr = volume.neighbours(settings.neighbours)
@@ -249,9 +285,18 @@ def predict_sagittal(
         chain = channels[start : start + len(LEVELS)]
         condition = CHANNELS[chain[0]][0]
         prior = None if steps is None else steps.get(condition)
-        for d, row, col, p in decode_chain(logits[:, chain], positions, prior, cell_mm):
+        decoded = decode_chain(logits[:, chain], positions, prior, cell_mm)
+        d = int(np.bincount([level[0] for level in decoded]).argmax())
+        # a second Sagittal T2/STIR counts its own canal
+        guided = canal and condition != CONDITIONS[0] and len(canal) == len(LEVELS)
+        if guided and volume.slices is not None:
+            x, y, _ = volume.slices[d].patient_to_pixel(np.array([canal[lv] for lv in LEVELS]))
+            counted = list(zip(x.tolist(), y.tolist()))
+        else:
+            counted = _count_discs(nets[1], volume, nbr, d, condition, settings, device, prior)
+        for k, (d, row, col, p) in enumerate(decoded):
             u, v = (np.array([col, row]) * settings.stride + (settings.stride - 1) / 2).tolist()
-            x, y = to_original(transforms[d], u, v)
+            x, y = to_original(transforms[d], u, v) if counted is None else counted[k]
             found.append((d, float(x), float(y), CONDITIONS.index(condition)))
             p_slice.append(p)
     rows = []
@@ -353,22 +398,27 @@ def predict_axial(nets, volume: Volume, sources: dict, settings: Settings, devic
 
 
 def predict_study(nets, series: pd.DataFrame, settings: Settings, device, steps) -> list[dict]:
-    """Row dicts of one study's series (rows of ``X``): the sagittal series first, then
-    the axial ones through the best sagittal series' level points (a Sagittal T2/STIR
-    before a Sagittal T1, then the higher mean confidence)."""
-    rows, sources = [], {}
-    for r in series.itertuples():
-        if r.series_description == AXIAL:
-            continue
+    """Row dicts of one study's series (rows of ``X``): the sagittal series first (a
+    Sagittal T2/STIR's canal points guiding the Sagittal T1's foramina), then the axial
+    ones through the best sagittal series' level points (a Sagittal T2/STIR before a
+    Sagittal T1, then the higher mean confidence)."""
+    found_in, sources, canal = {}, {}, {}
+    sagittal = series[series["series_description"] != AXIAL]
+    by_type = sagittal["series_description"] != "Sagittal T2/STIR"
+    for r in sagittal.iloc[np.argsort(by_type.to_numpy(), kind="stable")].itertuples():
         volume = read_volume(r.series_dir, largest_stack_only=True)
-        found = predict_sagittal(nets, volume, r.series_description, settings, device, steps)
-        rows += [{"series_id": r.series_id, **p} for p in found]
+        found = predict_sagittal(nets, volume, r.series_description, settings, device, steps, canal)
+        found_in[r.Index] = found
         score = np.mean([p["confidence"] for p in found])
         rank = (r.series_description == "Sagittal T2/STIR", score)
         if not sources or rank > sources["rank"]:
             sources = {"rank": rank, "points": level_points(volume, found)}
+            if r.series_description == "Sagittal T2/STIR":
+                canal = {level: point for level, (point, _) in sources["points"].items()}
+    rows = []
     for r in series.itertuples():
         if r.series_description != AXIAL:
+            rows += [{"series_id": r.series_id, **p} for p in found_in[r.Index]]
             continue
         volume = read_volume(r.series_dir)
         found = predict_axial(nets, volume, sources.get("points", {}), settings, device)

@@ -40,9 +40,11 @@ class LevelLocalizer(PersistenceMixin, BaseEstimator):
     slice; a softmax over slices x rows x columns yields the slice and a first position
     (heatmap regression, as DSNT, Nibali et al. 2018); a sagittal condition's five
     levels are decoded together, as a chain down the column whose steps are learned
-    from the labels (``level_steps_``). A second network of the same
-    kind refines each point on a crop ``zoom`` times finer. Axial slices are found by
-    projecting the study's sagittal level points through the DICOM geometry.
+    from the labels (``level_steps_``). A second network of the same kind refines each
+    point on a crop ``zoom`` times finer; run over a chain's whole slice, it finds the
+    discs, which are named by counting up from the lowest, L5/S1, and the study's canal
+    points so named guide its foramina. Axial slices are found by projecting the study's
+    sagittal level points through the DICOM geometry.
 
     Parameters
     ----------
