@@ -455,7 +455,10 @@ def test_save_load_round_trip(fitted, predicted, loc_data, tmp_path):
     torch.save(state, tmp_path / "old.pt")
     with pytest.warns(UserWarning, match="earlier LevelLocalizer.*in order only"):
         old = LevelLocalizer.load(tmp_path / "old.pt")
-    assert old.level_steps_ == {}
+    assert old.level_steps_ is None
+    old.save(tmp_path / "resaved.pt")  # saved again, it still tells the next user
+    with pytest.warns(UserWarning, match="earlier LevelLocalizer.*in order only"):
+        LevelLocalizer.load(tmp_path / "resaved.pt")
     out = old.predict(loc_data[0])
     keys = ["series_id", "condition", "level"]
     sagittal = [

@@ -157,8 +157,10 @@ def count_up(points: np.ndarray, steps) -> list[int] | None:
     -------
     list of int or None
         Indices into ``points`` of L1/L2 to L5/S1; None when fewer than five discs were
-        found or a step between the five lowest differs from its learned mean by more
-        than ``STEP_TOLERANCE`` (a disc missed or a spurious one).
+        found, a step between the five lowest differs from its learned mean by more
+        than ``STEP_TOLERANCE`` (a disc missed or a spurious one), or a step was never
+        measured in training (its mean is NaN): the caller then keeps the chain decoder's
+        positions.
     """
     if len(points) < len(LEVELS):
         return None

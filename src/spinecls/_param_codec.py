@@ -9,7 +9,6 @@ code would have to come from the file. :mod:`spinecls.persistence` re-exports
 
 from __future__ import annotations
 
-import importlib
 import os
 from typing import Any
 
@@ -17,7 +16,7 @@ import albumentations as A
 import numpy as np
 import torch
 
-from .models.torchvision import is_weights_member
+from .models.torchvision import is_weights_member, torchvision_models
 
 _TAGS = ("tuple", "dict_items", "albumentations", "torch.optim", "torchvision.weights")
 
@@ -83,7 +82,7 @@ def _decode(value: Any) -> Any:
         if not (isinstance(optimizer, type) and issubclass(optimizer, torch.optim.Optimizer)):
             raise ValueError(f"unknown torch.optim optimizer {content!r}")
         return optimizer
-    return importlib.import_module("torchvision.models").get_weight(str(content))
+    return torchvision_models().get_weight(str(content))
 
 
 def decode_params(params: dict) -> dict:

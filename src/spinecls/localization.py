@@ -112,7 +112,8 @@ class LevelLocalizer(PersistenceMixin, BaseEstimator):
     level_steps_ : dict
         ``{condition: [[mean, std]] * 4}``: the distance (mm) between consecutive
         levels' labelled points, L1/L2 to L2/L3 first, over the training series; the
-        prior with which each sagittal series' five levels are decoded together.
+        prior with which each sagittal series' five levels are decoded together. None
+        for a model loaded from a file of an earlier version (levels decoded in order only).
 
     See Also
     --------
@@ -329,10 +330,11 @@ class LevelLocalizer(PersistenceMixin, BaseEstimator):
                 UserWarning,
                 stacklevel=4,
             )
-            fitted = {**fitted, "level_steps": {}}
-        for name, kind in (("refine_history", list), ("n_series", dict), ("level_steps", dict)):
+        # None stays None, so a file saved again from this model still warns when loaded.
+        checks = (("refine_history", list), ("n_series", dict), ("level_steps", (dict, type(None))))
+        for name, kind in checks:
             if not isinstance(fitted[name], kind):
-                raise ValueError(f"{name!r} must be a {kind.__name__}")
+                raise ValueError(f"{name!r} must be a {getattr(kind, '__name__', 'dict')}")
         self.net_, self.refine_net_ = restore_nets(self.get_params(), fitted, state_dict)
         self.history_, self.refine_history_ = self.net_.history, self.refine_net_.history
         self.n_series_ = fitted["n_series"]

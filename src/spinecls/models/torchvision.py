@@ -94,7 +94,7 @@ def adapt_input_conv(conv: nn.Conv2d, in_channels: int) -> nn.Conv2d:
     return new
 
 
-def _models():
+def torchvision_models():
     """``torchvision.models``, imported when a torchvision backbone or its weights are used.
 
     torchvision costs seconds of import (it loads ``torch._dynamo``): a simple or Inception
@@ -124,7 +124,7 @@ def check_weights(name: str, value: Any) -> None:
 
 def _weights_member(arch: str, weights) -> WeightsEnum | None:
     """The member of ``arch``'s weights enum that ``weights`` names, or None for a path."""
-    enum = _models().get_model_weights(arch)
+    enum = torchvision_models().get_model_weights(arch)
     if is_weights_member(weights):
         try:
             return enum.verify(weights)
@@ -176,7 +176,7 @@ def load_pretrained(arch: str, weights: str | os.PathLike | WeightsEnum) -> dict
         if not path.is_file():
             if path.suffix or os.sep in name:
                 raise FileNotFoundError(f"pretrained weights file not found: {path}")
-            enum = _models().get_model_weights(arch)
+            enum = torchvision_models().get_model_weights(arch)
             raise ValueError(
                 f"weights={name!r} is neither a file nor one of {arch}'s weights "
                 f"{list(enum.__members__)}"
@@ -256,7 +256,7 @@ class TorchvisionBackbone(nn.Module):
             },
         )
         spec = ARCHITECTURES[arch]
-        model = getattr(_models(), arch)(weights=None)
+        model = getattr(torchvision_models(), arch)(weights=None)
         if weights is not None:
             model.load_state_dict(load_pretrained(arch, weights))
         self.features = spec.features(model)
