@@ -367,7 +367,7 @@ def test_the_library_baselines_predict_every_point_and_miss_most(rsna_root, rsna
     assert len(geometry) <= len(predicted["template"])
     with pytest.raises(KeyError, match="no SeriesGeometry given for series"):
         baselines.template_baseline(train, {}, held_out, geometries)
-    with pytest.raises(ValueError, match=r"coordinates lacks the column\(s\) \['x'\]"):
+    with pytest.raises(ValueError, match=r"coordinates is missing column\(s\) \['x'\]"):
         baselines.geometry_baseline(train.drop(columns="x"), geometries, held_out, geometries)
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ._score import rsna_score
-from ._validation import listing, located, whole_numbers
+from ._validation import listing, located, require_columns, whole_numbers
 from .labels import (
     CONDITIONS,
     LEVELS,
@@ -58,9 +58,7 @@ def _check_rows(frame: pd.DataFrame, columns=_ROW_COLUMNS) -> pd.Series:
     """Check ``columns`` of ``frame``; return its study ids as int64."""
     if not isinstance(frame, pd.DataFrame):
         raise ValueError(f"expected a DataFrame with columns {list(columns)}; got {type(frame)}")
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ValueError(f"frame is missing column(s) {missing}; it has {list(frame.columns)}")
+    require_columns(frame, columns, "frame")
     _check_vocabulary(frame, "condition", CONDITIONS)
     _check_vocabulary(frame, "level", LEVELS)
     if "severity" in columns:

@@ -12,7 +12,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from ._validation import finite_numbers, whole_numbers
+from ._validation import finite_numbers, require_columns, whole_numbers
 from .datasets.rsna import ID_COLUMNS, SPLITS, describe_series, description_table, image_paths
 
 REQUIRED_COLUMNS = (*ID_COLUMNS, "x", "y")
@@ -33,9 +33,7 @@ def check_rows(X, data_dir: str | os.PathLike | None) -> pd.DataFrame:
             f"X must be a pandas DataFrame with columns {list(REQUIRED_COLUMNS)}, "
             f"got {type(X).__name__}"
         )
-    missing = [c for c in REQUIRED_COLUMNS if c not in X.columns]
-    if missing:
-        raise ValueError(f"X is missing column(s) {missing}; it has {list(X.columns)}")
+    require_columns(X, REQUIRED_COLUMNS, "X")
     if "image_path" not in X.columns and data_dir is None:
         raise ValueError("X has no image_path column: set data_dir to resolve the DICOM paths")
     checked = {c: finite_numbers(X[c], f"X column {c!r}") for c in ("x", "y")}

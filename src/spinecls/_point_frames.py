@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ._validation import finite_numbers, listing, whole_numbers
+from ._validation import finite_numbers, listing, require_columns, whole_numbers
 from .datasets.rsna import COORDINATE_COLUMNS as POINT_COLUMNS
 from .labels import CONDITION_SERIES, CONDITIONS, LEVELS, SERIES_DESCRIPTIONS
 
@@ -34,9 +34,7 @@ OUTPUT_COLUMNS = (
 def _check_columns(frame, columns, name: str) -> pd.DataFrame:
     if not isinstance(frame, pd.DataFrame):
         raise TypeError(f"{name} must be a pandas DataFrame, got {type(frame).__name__}")
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{name} is missing column(s) {missing}; it has {list(frame.columns)}")
+    require_columns(frame, columns, name)
     frame = frame.reset_index(drop=True)
     for column in ("study_id", "series_id", "instance_number"):
         if column in columns:

@@ -14,7 +14,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from ._validation import listing
+from ._validation import listing, require_columns
 from .labels import CONDITIONS, LEVELS, ROW_ID_GROUP, SCORE_EPSILON, SCORE_GROUPS, TARGETS, slug
 
 __all__ = ["rsna_score"]
@@ -28,9 +28,7 @@ def _checked(frame, name: str, columns: list[str]) -> pd.DataFrame:
     """``columns`` of ``frame`` with checked row ids, the others as float64 (NaN: no number)."""
     if not isinstance(frame, pd.DataFrame):
         raise ValueError(f"{name} must be a DataFrame with columns {columns}; got {type(frame)}")
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{name} is missing column(s) {missing}")
+    require_columns(frame, columns, name)
     ids = frame["row_id"].reset_index(drop=True)
     bad = ~ids.map(lambda v: isinstance(v, str) and _ROW_ID.fullmatch(v) is not None).to_numpy()
     if bad.any():

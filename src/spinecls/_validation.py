@@ -18,6 +18,22 @@ MAX_LISTED = 10
 _INT64 = np.iinfo(np.int64)
 
 
+def require_columns(frame: pd.DataFrame, columns: Iterable[str], name: str) -> None:
+    """Raise ValueError naming the ``columns`` that ``frame`` (called ``name``) lacks.
+
+    Parameters
+    ----------
+    frame : DataFrame
+    columns : iterable of str
+        The columns the caller reads.
+    name : str
+        What the message calls the frame (``"X"``, ``"truth"``...).
+    """
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{name} is missing column(s) {missing}; it has {list(frame.columns)}")
+
+
 def listing(items: Iterable, limit: int = MAX_LISTED, sep: str = ", ") -> str:
     """The first ``limit`` items joined by ``sep``, then how many were left out.
 

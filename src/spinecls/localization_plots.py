@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ._validation import require_columns
 from .dicom import read_slice
 from .plotting import _figure, _save
 
@@ -39,9 +40,7 @@ def localization_errors(truth: pd.DataFrame, predicted: pd.DataFrame) -> pd.Data
     """
     columns = [*KEYS, "instance_number", "x", "y"]
     for name, frame in (("truth", truth), ("predicted", predicted)):
-        missing = [c for c in columns if c not in frame.columns]
-        if missing:
-            raise ValueError(f"{name} is missing column(s) {missing}")
+        require_columns(frame, columns, name)
     extra = ["series_description"] if "series_description" in predicted.columns else []
     merged = truth[columns].merge(
         predicted[[*columns, *extra]], on=KEYS, suffixes=("", "_pred"), validate="many_to_one"

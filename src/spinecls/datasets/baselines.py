@@ -26,8 +26,10 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import pandas as pd
 
+from .._validation import require_columns
 from ..geometry import SeriesGeometry
 from ..labels import CONDITION_SERIES, LEVELS
+from ._csv import DESCRIPTION_COLUMNS
 from .rsna import COORDINATE_COLUMNS
 
 __all__ = ["baselines", "geometry_baseline", "template_baseline"]
@@ -51,15 +53,9 @@ def _labelled_slices(coordinates: pd.DataFrame, geometries: Mapping[int, SeriesG
     return slices
 
 
-def _check_columns(frame: pd.DataFrame, columns, name: str) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{name} lacks the column(s) {missing}; it has {list(frame.columns)}")
-
-
 def _points_to_predict(series: pd.DataFrame):
     """(study_id, series_id, condition, level) for every point read on each series."""
-    _check_columns(series, ["study_id", "series_id", "series_description"], "series")
+    require_columns(series, DESCRIPTION_COLUMNS, "series")
     for row in series.itertuples():
         for condition, description in CONDITION_SERIES.items():
             if description == row.series_description:
@@ -143,7 +139,7 @@ def template_baseline(
     KeyError
         If a series has no geometry.
     """
-    _check_columns(coordinates, ["series_id", "instance_number", *_POINT, "x", "y"], "coordinates")
+    require_columns(coordinates, ["series_id", "instance_number", *_POINT, "x", "y"], "coordinates")
     size = np.array([(s.columns, s.rows) for s in _labelled_slices(coordinates, geometries)])
     normalised = coordinates[_POINT].assign(
         u=coordinates["x"].to_numpy() / size[:, 0], v=coordinates["y"].to_numpy() / size[:, 1]
@@ -182,7 +178,7 @@ def geometry_baseline(
     ValueError, KeyError
         As :func:`template_baseline`.
     """
-    _check_columns(coordinates, ["series_id", "instance_number", *_POINT, "x", "y"], "coordinates")
+    require_columns(coordinates, ["series_id", "instance_number", *_POINT, "x", "y"], "coordinates")
     patient = np.array(
         [
             _geometry(geometries, row.series_id).pixel_to_patient(row.instance_number, row.x, row.y)
