@@ -1,13 +1,21 @@
 """What each quality tool buys on held-out synthetic studies: calibration, loss, TTA, ensembles.
 
-Run: ``python benchmarks/bench_quality.py [--studies 30] [--epochs 15] [--seeds 0 1 2]``.
+Run: ``python benchmarks/bench_quality.py [--studies 80] [--epochs 8] [--seeds 0 1 2]``.
 For each seed, a synthetic set the size of the default demo
-(``make_synthetic_rsna(n_studies=30, random_state=seed)``) is split as the demo splits it
+(``make_synthetic_rsna(n_studies=80, random_state=seed)``) is split as the demo splits it
 (:func:`spinecls.model_selection.split_by_study`: 15 % of the studies for test, then
-``valid_size=0.15 / 0.85`` of the rest, by study, for validation). The base is the demo's
-model 1 (``spinecls.demo``): the simple CNN on 48 px crops resized to 32 px,
-``augment="light"``, batch size 16, 15 epochs with early stopping. Each row of the ladder
-adds one tool to the row above it:
+``valid_size=0.15 / 0.85`` of the rest, by study, for validation).
+
+First the study's three models exactly as the demo trains them (``spinecls.demo.MODELS``,
+the default demo's sizes and epochs), each as trained, then calibrated on its validation
+studies twice: ``calibrated`` (the log loss, every row alike: calibrated probabilities)
+and ``calibrated, rsna weights`` (the severity rows weighted 1 / 2 / 4 by their true
+class, the competition's weighted log loss; what ``calibration="temperature"`` fits for a
+model trained with ``severity_weights="rsna"``). ``--no-study`` skips them.
+
+Then the ladder. Its base is the demo's model 1: the simple CNN on 48 px crops resized to
+32 px, ``augment="light"``, batch size 16, ``--epochs`` epochs with early stopping. Each
+row adds one tool to the row above it:
 
 - ``+ temperature``: ``calibration="temperature"`` (fitted on the validation split);
 - ``+ severity_weights=rsna``: the competition's 1 / 2 / 4 in the severity loss;
@@ -30,8 +38,8 @@ time is the reused fit's plus that step's. Each row reports, on the test studies
 competition score (``score``, lower is better; ``score T=1`` is the same model without its
 temperatures), and the severity head's log loss, expected calibration error and balanced
 accuracy, as the mean and the spread (max - min) over the seeds; and the mean time of ``fit``
-(decoded slices cached beforehand) and of ``predict_proba`` on the test rows. Prints figures;
-asserts nothing.
+(decoded slices cached beforehand) and of ``predict_proba`` on the test rows. Last, the
+targets of issue 12, each with its measured figure. Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
@@ -51,6 +59,7 @@ from sklearn.pipeline import Pipeline
 
 import spinecls
 from spinecls import DualHeadClassifier, LumbarPatchTransformer
+from spinecls import demo as spinecls_demo
 from spinecls.calibration import calibrate_heads
 from spinecls.ensemble import DualHeadEnsemble
 from spinecls.labels import CONDITIONS, SEVERITIES
@@ -170,13 +179,36 @@ def fit(model, develop: pd.DataFrame) -> tuple[object, float]:
     return model, time.perf_counter() - started
 
 
-def recalibrate(fitted: Pipeline, params: dict, develop: pd.DataFrame) -> tuple[Pipeline, float]:
-    """``fitted`` with ``params`` set and its temperatures fitted as ``fit`` fits them."""
+def recalibrate(
+    fitted: Pipeline, params: dict, develop: pd.DataFrame, severity_weights="own"
+) -> tuple[Pipeline, float]:
+    """``fitted`` with ``params`` set and its temperatures fitted on its validation rows.
+
+    ``severity_weights="own"``: as ``fit`` fits them (the classifier's own weights).
+    """
     started = time.perf_counter()
     model = copy.deepcopy(fitted).set_params(**params)
+    if severity_weights == "own":
+        severity_weights = model[-1].severity_weights
     valid = develop.iloc[model[-1].valid_index_]
-    calibrate_heads(model, valid, valid[["condition", "severity"]])
+    calibrate_heads(
+        model, valid, valid[["condition", "severity"]], severity_weights=severity_weights
+    )
     return model, time.perf_counter() - started
+
+
+def study_model(name: str, seed: int, cache: str) -> Pipeline:
+    """The demo's pipeline of one of the study's models, quiet."""
+    config = spinecls_demo.FULL
+    k = list(spinecls_demo.MODELS).index(name)
+    pipe = spinecls_demo._pipeline(
+        spinecls_demo.MODELS[name], config, config.epochs[k], seed, cache, None
+    )
+    return pipe.set_params(patches__verbose=0, clf__verbose=0)
+
+
+STUDY_CALIBRATIONS = {"calibrated": None, "calibrated, rsna weights": "rsna"}
+"""The study models' calibrations: the severity rows' weights of each."""
 
 
 def summarize(results: list[dict], names: list[str]) -> pd.DataFrame:
@@ -206,8 +238,9 @@ def markdown(table: pd.DataFrame) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--studies", type=int, default=30)
-    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--studies", type=int, default=spinecls_demo.FULL.studies)
+    parser.add_argument("--epochs", type=int, default=spinecls_demo.FULL.epochs[0])
+    parser.add_argument("--no-study", action="store_true", help="skip the study's three models")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument(
         "--budget", type=float, default=120.0, help="fit seconds the recommended row may take"
@@ -217,7 +250,11 @@ def main() -> None:
     print(
         f"# bench_quality: {args.studies} synthetic studies, {args.epochs} epochs, seeds "
         f"{args.seeds}, {os.cpu_count()} CPUs, load average {load:.1f} at the start"
-        + ("" if args.epochs == 15 else " (the demo trains 15 epochs)")
+        + (
+            ""
+            if args.epochs == spinecls_demo.FULL.epochs[0]
+            else f" (the demo trains {spinecls_demo.FULL.epochs[0]})"
+        )
         + "\n",
         flush=True,
     )
@@ -249,8 +286,9 @@ def main() -> None:
             data[seed] = develop, test, cache
             print(notes[-1], flush=True)
 
-        def record(name, seed, model, seconds):
-            row = {"recipe": name, "seed": seed, "fit s": seconds} | measure(model, data[seed][1])
+        def record(name, seed, model, seconds, extra=float("nan")):
+            row = {"recipe": name, "seed": seed, "fit s": seconds, "calibrate s": extra}
+            row |= measure(model, data[seed][1])
             results.append(row)
             print(
                 f"{name:>28} seed {seed}: score {row['score']:.4f} (T=1 {row['score T=1']:.4f},"
@@ -258,24 +296,35 @@ def main() -> None:
                 flush=True,
             )
 
-        fitted = {}
+        fitted, study_names = {}, []
         with warnings.catch_warnings():
             # The calibration guard's and the groups' warnings are reported in the table
             warnings.simplefilter("ignore", UserWarning)
+            for name in [] if args.no_study else spinecls_demo.MODELS:
+                study_names.append(name)
+                study_names += [f"{name}, {how}" for how in STUDY_CALIBRATIONS]
+                for seed in args.seeds:
+                    develop, _, cache = data[seed]
+                    model, seconds = fit(study_model(name, seed, cache), develop)
+                    record(name, seed, model, seconds)
+                    for how, weights in STUDY_CALIBRATIONS.items():
+                        calibrated, extra = recalibrate(model, {}, develop, weights)
+                        record(f"{name}, {how}", seed, calibrated, seconds + extra, extra)
             for seed in args.seeds:
                 develop, _, cache = data[seed]
-                params, seconds = {}, {}
+                params, seconds, extras = {}, {}, {}
                 for name, step in LADDER:
                     params = params | step
                     if name in REUSED:
                         model, extra = recalibrate(fitted[REUSED[name], seed], params, develop)
                         seconds[name] = seconds[REUSED[name]] + extra
+                        extras[name] = extra
                     else:
                         model, seconds[name] = fit(
                             pipeline(params, args.epochs, seed, cache), develop
                         )
                     fitted[name, seed] = model
-                    record(name, seed, model, seconds[name])
+                    record(name, seed, model, seconds[name], extras.get(name, float("nan")))
             ladder = summarize(results, [name for name, _ in LADDER])
             best = ladder["_score"].idxmin()
             best_params = {}
@@ -319,7 +368,7 @@ def main() -> None:
                 ).fit(develop, develop[["condition", "severity"]])
                 record(ensemble_name, seed, model, first_seconds + seconds)
 
-    names = [name for name, _ in LADDER] + [group_name, ensemble_name]
+    names = study_names + [name for name, _ in LADDER] + [group_name, ensemble_name]
     table = summarize(results, names)
     prior = pd.DataFrame(results).query("recipe == 'class prior'")["score"]
     within = table[table["_fit"] <= args.budget]
@@ -335,11 +384,59 @@ def main() -> None:
     print()
     if within.empty:
         print(f"recommended: no row fits in {args.budget:.0f} s of training")
-    else:
-        print(
-            f"recommended (best mean score within {args.budget:.0f} s of fit): "
-            f"{within['_score'].idxmin()}"
+        return
+    recommended = within["_score"].idxmin()
+    print(f"recommended (best mean score within {args.budget:.0f} s of fit): {recommended}\n")
+    print(targets(pd.DataFrame(results), recommended, study_names))
+
+
+def met(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def targets(results: pd.DataFrame, recommended: str, study_names: list[str]) -> str:
+    """Issue 12's targets, each with the figures it is judged by (means over the seeds)."""
+    by = results.groupby("recipe", sort=False)
+    mean = by.mean(numeric_only=True)
+    spread = by.max(numeric_only=True) - by.min(numeric_only=True)
+    prior = mean.loc["class prior", "score"]
+    calibrated = [n for n in mean.index if pd.notna(mean.loc[n, "calibrate s"])]
+    calibrated += [n for n in mean.index if n == recommended and n not in calibrated]
+    lines = ["targets (issue 12):"]
+    lines.append(f"- every model's score after calibration below the class prior's ({prior:.3f}):")
+    for name in calibrated:
+        score = mean.loc[name, "score"]
+        lines.append(f"    {name}: {score:.3f} ({'below' if score < prior else 'NOT below'})")
+    lines.append("- calibration worsens a score by at most the spread between seeds (T=1's):")
+    for name in calibrated:
+        worse = mean.loc[name, "score"] - mean.loc[name, "score T=1"]
+        limit = spread.loc[name, "score T=1"]
+        lines.append(f"    {name}: {worse:+.3f} against {limit:.3f} ({met(worse <= limit)})")
+    score, accuracy = mean.loc[recommended, "score"], mean.loc[recommended, "severity bal. acc."]
+    lines.append(
+        f"- recommended ({recommended}) score at most a quarter of the prior's: {score:.3f} "
+        f"against {prior / 4:.3f} ({met(score <= prior / 4)}); severity "
+        f"balanced accuracy at least 0.85: {accuracy:.3f} ({met(accuracy >= 0.85)})"
+    )
+    lines.append("- severity ECE of the calibrated heads at most 0.05:")
+    for name in calibrated:
+        ece = mean.loc[name, "severity ECE"]
+        lines.append(f"    {name}: {ece:.3f} ({met(ece <= 0.05)})")
+    ladder_cal = [n for n in calibrated if pd.notna(mean.loc[n, "calibrate s"])]
+    cost = [
+        mean.loc[n, "calibrate s"] / (mean.loc[n, "fit s"] - mean.loc[n, "calibrate s"])
+        for n in ladder_cal
+    ]
+    if cost:
+        lines.append(
+            f"- calibration at most 10 % of fit: {100 * min(cost):.1f} to {100 * max(cost):.1f} %"
         )
+    if {"+ tta=flip", "+ severity_weights=rsna"} <= set(mean.index):
+        ratio = (
+            mean.loc["+ tta=flip", "predict s"] / mean.loc["+ severity_weights=rsna", "predict s"]
+        )
+        lines.append(f"- flip TTA at most 2.5x of predict time: {ratio:.2f}x (same weights)")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

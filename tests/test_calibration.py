@@ -189,6 +189,53 @@ def test_the_fitted_temperature_recovers_a_known_one():
     np.testing.assert_allclose(T, truth, rtol=0.1)
 
 
+def _weighted_log_loss(z, codes, t, weight):
+    proba = softmax(z.astype(np.float64), t)
+    return log_loss(codes, proba, labels=np.arange(z.shape[1]), sample_weight=weight)
+
+
+def test_severity_weights_weigh_the_severity_rows_of_the_temperature():
+    rng = np.random.default_rng(2)
+    # a timid severity head: labels drawn from its logits made sharper (T = 0.5)
+    logits = [rng.normal(0, 2, (3000, k)).astype(np.float32) for k in (5, 3)]
+    codes = np.column_stack(
+        [[rng.choice(z.shape[1], p=p) for p in softmax(z.astype(np.float64), 0.5)] for z in logits]
+    )
+    codes[:, 1] = np.where(rng.random(3000) < 0.3, 0, codes[:, 1])  # more normal_mild rows
+    plain = fit_temperatures(Stub(logits), np.arange(3000), codes)
+    weighted = fit_temperatures(Stub(logits), np.arange(3000), codes, severity_weights="rsna")
+    rsna = np.array([1.0, 2.0, 4.0])[codes[:, 1]]
+    by_rows = fit_temperatures(Stub(logits), np.arange(3000), codes, sample_weight=rsna)
+    # the condition head's rows are not weighted; the severity head's are weighted 1 / 2 / 4
+    assert weighted[0] == plain[0] and weighted[1] == pytest.approx(by_rows[1], rel=1e-6)
+    assert abs(weighted[1] - plain[1]) > 0.02
+    # the weighted temperature minimises the weighted log loss, not the plain one
+    z = logits[1]
+    for t in (weighted[1] * 1.05, weighted[1] / 1.05, plain[1]):
+        assert _weighted_log_loss(z, codes[:, 1], weighted[1], rsna) < _weighted_log_loss(
+            z, codes[:, 1], t, rsna
+        )
+    # sample_weight and severity_weights multiply
+    both = fit_temperatures(
+        Stub(logits), np.arange(3000), codes, sample_weight=rsna, severity_weights=[1, 1, 1]
+    )
+    np.testing.assert_allclose(both, by_rows, rtol=1e-6)
+
+
+def test_fit_calibrates_with_the_loss_severity_weights(data):
+    X, y = data
+    params = dict(calibration="temperature", valid_size=0.5, severity_weights="rsna", **QUICK)
+    clf = DualHeadClassifier(**params).fit(X, y, groups=np.arange(len(X)) // 2)
+    valid = clf.valid_index_
+    refit = calibrate_heads(_copy(clf), X[valid], y.iloc[valid], severity_weights="rsna")
+    np.testing.assert_allclose(clf.temperatures_, refit.temperatures_, rtol=1e-6)
+    plain = calibrate_heads(_copy(clf), X[valid], y.iloc[valid])
+    assert plain.temperatures_[0] == pytest.approx(clf.temperatures_[0], rel=1e-6)
+    assert plain.temperatures_[1] != pytest.approx(clf.temperatures_[1], rel=1e-3)
+    with pytest.raises(ValueError, match="severity_weights must be None, 'rsna'"):
+        calibrate_heads(_copy(clf), X[valid], y.iloc[valid], severity_weights="competition")
+
+
 def test_rows_predicted_all_right_leave_the_head_alone():
     rng = np.random.default_rng(1)
     logits = [rng.normal(0, 1, (150, k)).astype(np.float32) for k in (5, 3)]

@@ -20,6 +20,7 @@ from spinecls.geometry import (
     SeriesGeometry,
     SliceGeometry,
     SliceStack,
+    series_order,
 )
 
 DICOMDIR_TESTS = Path(get_testdata_file("MR_small.dcm")).parent / "dicomdirtests"
@@ -408,6 +409,11 @@ def test_missing_positions_fall_back_to_instance_numbers_with_one_warning(tmp_pa
     assert not series.has_geometry and series.stacks == () and series.slices == ()
     assert series.instance_numbers.tolist() == [1, 2, 3, 4]  # not the position order 3, 1, 4, 2
     assert [Path(p).name for p in series.sources] == ["1.dcm", "2.dcm", "3.dcm", "4.dcm"]
+    # series_order gives the same order and returns the warning's message instead
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sources, message = series_order(sorted(folder.glob("*.dcm"), reverse=True))
+    assert sources == series.sources and message == str(record[0].message)
     with pytest.raises(ValueError, match="has no patient geometry"):
         series.project([0, 0, 0])
     with pytest.raises(ValueError, match="has no patient geometry"):
@@ -421,6 +427,7 @@ def test_complete_series_reads_without_warning_and_in_position_order(tmp_path):
         series = SeriesGeometry.from_directory(folder)
     assert series.has_geometry
     assert series.instance_numbers.tolist() == [3, 1, 4, 2]
+    assert series_order(folder.glob("*.dcm")) == (series.sources, None)
     assert series.index_of([2, 3]).tolist() == [3, 0]
     assert series.index_of(4) == 2
 

@@ -15,7 +15,7 @@ import numpy as np
 from sklearn.utils.validation import check_memory
 
 from . import dicom
-from .geometry._series import series_order
+from .geometry import series_order
 
 _INT63 = (1 << 63) - 1
 
@@ -74,7 +74,7 @@ def folder_stamps(folders) -> tuple[str, np.ndarray]:
 
 def sorted_series(stamps: tuple) -> tuple[tuple[str, ...], str | None]:
     """The stamped files in series order and the GeometryWarning's message, if any (a cached
-    unit; see :func:`spinecls.geometry._series.series_order`)."""
+    unit; see :func:`spinecls.geometry.series_order`)."""
     return series_order(path for path, *_ in stamps)
 
 

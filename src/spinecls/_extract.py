@@ -22,8 +22,7 @@ from tqdm.auto import tqdm
 from . import dicom, patches
 from ._cache import check_cache, decoded_series, folder_stamps, sorted_series, stamp
 from ._validation import listing
-from .geometry import GeometryWarning
-from .geometry._series import series_order
+from .geometry import GeometryWarning, series_order
 
 PARALLEL_MIN_FILES = 1000
 """Calls over fewer DICOM files run in this process whatever ``n_jobs`` says.

@@ -11,7 +11,9 @@ classifier whose ``decision_function`` is that head's logits.
 
 - ``DualHeadClassifier(calibration="temperature")`` fits both temperatures after
   training, on its own validation split (``valid_index_``, by study when ``fit`` gets
-  ``groups``), and keeps them in ``temperatures_`` and in its model file.
+  ``groups``), and keeps them in ``temperatures_`` and in its model file. The severity
+  head's rows weigh as in its loss (``severity_weights``): a model trained for the
+  competition's weighted log loss is calibrated for it too.
 - :func:`calibrate_heads` fits them on rows of your own for a classifier (or a Pipeline
   ending in one) that is already fitted.
 
@@ -36,6 +38,7 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import PredefinedSplit
 from sklearn.utils.validation import check_is_fitted
 
+from ._loss import severity_class_weights
 from ._validation import two_columns
 from .labels import HEADS
 
@@ -117,6 +120,7 @@ def fit_temperatures(
     codes: np.ndarray,
     *,
     sample_weight=None,
+    severity_weights=None,
     min_rows: int = MIN_CALIBRATION_ROWS,
 ) -> np.ndarray:
     """Each head's temperature, fitted on images ``X`` and class codes ``codes``.
@@ -130,6 +134,9 @@ def fit_temperatures(
         Each row's position in ``classes_[0]`` and ``classes_[1]``.
     sample_weight : array-like of shape (n_samples,), optional
         Weights of the rows in the log loss that the temperatures minimise.
+    severity_weights : None, "rsna", sequence or dict, optional
+        Class weights of the severity head's rows, as ``DualHeadClassifier`` takes them
+        (multiplying ``sample_weight``); the condition head's rows are not weighted by them.
     min_rows : int, default=MIN_CALIBRATION_ROWS
 
     Returns
@@ -139,6 +146,7 @@ def fit_temperatures(
     """
     temperatures = np.ones(len(HEADS))
     logits = classifier._logits(X)
+    weights = _head_weights(classifier, codes, sample_weight, severity_weights)
     for k, head in enumerate(HEADS):
         classes = np.asarray(classifier.classes_[k])
         if len(classes) < 2:
@@ -162,11 +170,22 @@ def fit_temperatures(
         with warnings.catch_warnings():
             # "weights will only be used for the calibration itself": as they should.
             warnings.filterwarnings("ignore", "Since FrozenEstimator does not appear")
-            calibrated.fit(X, y, sample_weight=sample_weight)
+            calibrated.fit(X, y, sample_weight=weights[k])
         # scikit-learn keeps the fitted inverse temperature on its one calibrator.
         beta = calibrated.calibrated_classifiers_[0].calibrators[0].beta_
         temperatures[k] = 1.0 / float(beta)
     return temperatures
+
+
+def _head_weights(classifier, codes, sample_weight, severity_weights) -> list:
+    """Each head's row weights for its log loss (None: equal)."""
+    by_class = severity_class_weights(severity_weights, np.asarray(classifier.classes_[1]))
+    if by_class is None:
+        return [sample_weight, sample_weight]
+    severity = np.asarray(by_class, dtype=np.float64)[codes[:, 1]]
+    if sample_weight is not None:
+        severity = severity * np.asarray(sample_weight, dtype=np.float64)
+    return [sample_weight, severity]
 
 
 def _cannot_calibrate(logits: np.ndarray, y: np.ndarray, classes: np.ndarray, min_rows: int):
@@ -183,7 +202,15 @@ def _cannot_calibrate(logits: np.ndarray, y: np.ndarray, classes: np.ndarray, mi
     return None
 
 
-def calibrate_heads(estimator, X, y, *, sample_weight=None, min_rows: int = MIN_CALIBRATION_ROWS):
+def calibrate_heads(
+    estimator,
+    X,
+    y,
+    *,
+    sample_weight=None,
+    severity_weights=None,
+    min_rows: int = MIN_CALIBRATION_ROWS,
+):
     """Fit the temperatures of an already-fitted classifier on rows of your own.
 
     The classifier's ``temperatures_`` are replaced (in place); ``predict_proba`` then
@@ -199,9 +226,14 @@ def calibrate_heads(estimator, X, y, *, sample_weight=None, min_rows: int = MIN_
     y : DataFrame or array of shape (n_samples, 2)
         Condition then severity labels, as in training.
     sample_weight : array-like of shape (n_samples,), optional
-        Weights of the rows in the log loss the temperatures minimise; e.g. the
-        competition's 1 / 2 / 4 by severity, to fit the score's weighted log loss
-        rather than calibrated probabilities (see docs/quality.md).
+        Weights of the rows in the log loss the temperatures minimise (both heads).
+    severity_weights : None, "rsna", sequence or dict, optional
+        Weights of the severity head's rows by their true class, as
+        ``DualHeadClassifier(severity_weights=...)`` takes them: ``"rsna"`` (the
+        competition's 1 / 2 / 4) fits the score's weighted log loss rather than
+        calibrated probabilities (see docs/quality.md). None: unweighted. ``fit``
+        with ``calibration="temperature"`` uses the classifier's own
+        ``severity_weights``: pass them to fit the temperatures as it does.
     min_rows : int, default=MIN_CALIBRATION_ROWS
         Fewer rows leave a head uncalibrated, with a warning.
 
@@ -255,7 +287,12 @@ def calibrate_heads(estimator, X, y, *, sample_weight=None, min_rows: int = MIN_
                 f"{sample_weight.shape}"
             )
     classifier.temperatures_ = fit_temperatures(
-        classifier, X, np.column_stack(codes), sample_weight=sample_weight, min_rows=min_rows
+        classifier,
+        X,
+        np.column_stack(codes),
+        sample_weight=sample_weight,
+        severity_weights=severity_weights,
+        min_rows=min_rows,
     )
     return estimator
 

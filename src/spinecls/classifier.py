@@ -104,8 +104,9 @@ class DualHeadClassifier(
         gets ``groups``). None or 0: no validation.
     calibration : None or "temperature", default=None
         ``"temperature"``: after training, fit one temperature per head on the
-        validation split (needs ``valid_size``); a head with too few rows there stays
-        uncalibrated, with a warning (:mod:`spinecls.calibration`).
+        validation split (needs ``valid_size``), minimising the log loss the head was
+        trained on (the severity rows weighted by ``severity_weights``); a head with
+        too few rows there stays uncalibrated, with a warning (:mod:`spinecls.calibration`).
     device : str, default="cpu"
         Torch device, e.g. ``"cuda"``. With an ``accelerator``, leave it at its default
         (or name the accelerator's device): the accelerator places the model.
@@ -283,7 +284,9 @@ class DualHeadClassifier(
         self.valid_index_ = valid
         self.temperatures_ = None
         if self.calibration is not None:
-            self.temperatures_ = fit_temperatures(self, X[valid], codes[valid])
+            self.temperatures_ = fit_temperatures(
+                self, X[valid], codes[valid], severity_weights=self.severity_weights
+            )
         return self
 
     # -- inference ---------------------------------------------------------------------

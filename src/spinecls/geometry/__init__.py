@@ -18,10 +18,11 @@ The DICOM image plane module (PS3.3 C.7.6.2) places every slice in the patient:
 :class:`SliceGeometry` holds one slice and maps points both ways;
 :class:`SeriesGeometry` orders the slices of a series (grouped into
 :class:`SliceStack` objects, one per orientation) and projects patient points onto
-the nearest slice (:class:`SliceProjection`).
+the nearest slice (:class:`SliceProjection`); :func:`series_order` gives the files of a
+series in that order without keeping their geometry.
 """
 
-from ._series import GeometryWarning, SeriesGeometry
+from ._series import GeometryWarning, SeriesGeometry, series_order
 from ._slice import ORTHONORMAL_TOLERANCE, SliceGeometry
 from ._stack import ANGLE_TOLERANCE, SliceProjection, SliceStack
 
@@ -33,4 +34,5 @@ __all__ = [
     "SliceGeometry",
     "SliceProjection",
     "SliceStack",
+    "series_order",
 ]
