@@ -330,7 +330,7 @@ def predict_sagittal(
             found.append((d, float(x), float(y), CONDITIONS.index(condition)))
             p_slice.append(p)
     rows = []
-    # the canal's refined heatmap is as sharp beside its slice: it keeps the chain's
+    # the canal's refined heatmap does not single out its slice: it keeps the chain's
     reach = 0 if description == "Sagittal T2/STIR" else SLICE_REACH
     refined = _refine(nets[1], volume, nbr, found, settings, device, reach)
     for k, p, (d, x, y, p_plane) in zip(channels, p_slice, refined):
