@@ -118,6 +118,21 @@ def evaluate(truth: pd.DataFrame, predicted: pd.DataFrame, geo) -> dict[str, flo
     }
 
 
+def breakdown(truth: pd.DataFrame, predicted: pd.DataFrame) -> pd.DataFrame:
+    """Per sagittal condition: points within 5 px, on the exact slice, and the points more
+    than 5 px off by how many slices off they are (0, 1 or 2)."""
+    found = truth.merge(predicted, on=KEYS, suffixes=("", "_pred"))
+    found = found[found["condition"].isin(spinecls.CONDITIONS[:3])]
+    found["close"] = np.hypot(found["x"] - found["x_pred"], found["y"] - found["y_pred"]) <= 5
+    found["exact"] = found["instance_number"] == found["instance_number_pred"]
+    found["offset"] = (found["instance_number_pred"] - found["instance_number"]).abs()
+    table = found.groupby("condition")[["close", "exact"]].mean()
+    for offset in range(3):
+        off = found[~found["close"] & (found["offset"] == offset)]
+        table[f"> 5 px, {offset} slices off"] = off.groupby("condition").size()
+    return table.fillna(0).astype({c: int for c in table.columns[2:]})
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -128,6 +143,12 @@ def main():
     parser.add_argument("--data", type=Path, help="folder to write or reuse the datasets in")
     parser.add_argument(
         "--epochs", type=int, default=None, help="max_epochs (default: estimator's)"
+    )
+    parser.add_argument(
+        "--model",
+        type=Path,
+        help="a saved localizer: loaded instead of fitted if the file exists, else saved there "
+        "after fitting (to measure decoding changes on the same networks)",
     )
     parser.add_argument(
         "--threads",
@@ -146,9 +167,15 @@ def main():
         truth = spinecls.load_rsna(truth_dir)[[*KEYS[:2], "instance_number", *KEYS[2:], "x", "y"]]
 
         params = {} if args.epochs is None else {"max_epochs": args.epochs}
-        localizer = LevelLocalizer(random_state=0, **params)
         start, cpu = time.perf_counter(), time.process_time()
-        localizer.fit(train_series, train_coords)
+        loaded = args.model is not None and args.model.exists()
+        if loaded:
+            localizer = LevelLocalizer.load(args.model)
+        else:
+            localizer = LevelLocalizer(random_state=0, **params)
+            localizer.fit(train_series, train_coords)
+            if args.model is not None:
+                localizer.save(args.model)
         fit_s, fit_cpu = time.perf_counter() - start, time.process_time() - cpu
         start = time.perf_counter()
         predicted = localizer.predict(test_series)
@@ -176,16 +203,21 @@ def main():
             cells.append(f"{value:10.1%}" if share else f"{value:10.4g}")
         shown = f"{target:8.1%}" if target is not None else f"{'':8s}"
         print(f"{metric:30s} {shown} " + " ".join(cells))
-    print(
-        f"training: {fit_s:.0f} s, {fit_cpu:.0f} s of CPU in this process "
-        "(target < 180 s for the demo's studies)"
-    )
+    if loaded:
+        print(f"training: none, the localizer was loaded from {args.model}")
+    else:
+        print(
+            f"training: {fit_s:.0f} s, {fit_cpu:.0f} s of CPU in this process "
+            "(target < 180 s for the demo's studies)"
+        )
     print(f"inference: {predict_s:.2f} s per study (target < 1 s)")
     low = predicted["confidence"] < 0.5
     print(
         f"points with confidence < 0.5: {low.mean():.1%}; flagged by QC: "
         f"{predicted.filter(like='qc_').any(axis=1).mean():.1%}"
     )
+    print("by sagittal condition (within 5 px, instance exact; points > 5 px off):")
+    print(breakdown(truth, predicted).to_string(float_format=lambda v: f"{v:.1%}"))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 import spinecls
-from spinecls._levels import count_up, decode_chain, level_steps, summarise_steps
+from spinecls._levels import cell_distances, count_up, decode_chain, level_steps, summarise_steps
 from spinecls._localize import _order_flags, predict_axial, predict_sagittal
 from spinecls._volumes import StackDataset, read_volume, to_original, to_working
 from spinecls.datasets import RSNADataWarning, load_series
@@ -223,6 +223,55 @@ def test_canal_points_place_the_foramina(loc_data):
     assert [(r["x"], r["y"]) for r in rows] == [(r["x"], r["y"]) for r in alone]
 
 
+class _Bright(torch.nn.Module):
+    """A stand-in refining network whose peak (at cells ``[7, 8]``) is as high as the
+    crop's middle slice is bright: the brighter the slice, the sharper its heatmap.
+    Counts its calls."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, images, slice_mask):
+        self.calls += 1
+        b, d, c, h, w = images.shape
+        out = torch.zeros(b, d, 5, h // 2, w // 2)
+        out[..., 7:9, 7:9] = 10.0 * images[:, :, c // 2].mean((-1, -2))[..., None, None, None]
+        return out
+
+
+@pytest.mark.parametrize("bright, expected", [(3, 3), (1, 1), (0, None)])
+def test_foramen_slice_is_where_the_refined_heatmap_is_sharpest(loc_data, bright, expected):
+    """A foramen moves from the chain's slice (2) to a neighbour where the refined heatmap
+    is sharper, not two slices; the canal stays on the chain's slice."""
+    series, _ = loc_data
+    folder = series.loc[series["series_description"] == "Sagittal T1", "series_dir"].iloc[0]
+    volume = read_volume(folder, largest_stack_only=True)
+    volume.images[bright] = np.ones_like(volume.images[bright])
+    settings = LevelLocalizer(**SMALL)._settings()
+    stack = _Fixed(17, 4, 2, [1], [5], ladder=True)
+    rows = predict_sagittal((stack, _Bright()), volume, "Sagittal T1", settings, "cpu")
+    slices = {r["_slice"] for r in rows}
+    assert slices == {expected} if expected is not None else slices <= {1, 2, 3}
+    if expected not in (None, 2):  # the stack network put no mass on the slice moved to
+        assert max(r["confidence"] for r in rows) < 1e-6
+    canal = predict_sagittal((stack, _Bright()), volume, "Sagittal T2/STIR", settings, "cpu")
+    assert {r["_slice"] for r in canal} == {2}
+
+
+def test_count_runs_the_refining_network_once_per_slice(loc_data):
+    """Both foraminal chains on one slice: one pass over the whole slice counts for both."""
+    series, _ = loc_data
+    folder = series.loc[series["series_description"] == "Sagittal T1", "series_dir"].iloc[0]
+    volume = read_volume(folder, largest_stack_only=True)
+    settings = LevelLocalizer(**SMALL)._settings()
+    refine = _Bright()
+    steps = {c: [[30.0, 2.0]] * 4 for c in spinecls.CONDITIONS[1:3]}
+    stack = _Fixed(17, 4, 2, [1], [5], ladder=True)
+    predict_sagittal((stack, refine), volume, "Sagittal T1", settings, "cpu", steps)
+    assert refine.calls == 2  # the whole slice once, then the points' crops
+
+
 def _levels(depth, h, w, rows, col=1):
     """Logits (depth, 5, h, w) of the five levels: ``rows[level]`` lists (row, logit) on
     slice 0, everything else -30."""
@@ -247,7 +296,12 @@ def test_chain_separates_two_levels_on_one_disc():
     out = decode_chain(logits, _column_positions(15, 3), steps, 10.0)
     assert [round(r) for _, r, _, _ in out] == [1, 4, 7, 10, 13]
     assert [round(c) for _, _, c, _ in out] == [1] * 5
-    assert out[3][3] == pytest.approx(1.0)  # the slice is sure, wherever the point went
+    assert out[3][3] == pytest.approx([1.0])  # the slice is sure, wherever the point went
+    # the distances shared between a series' chains decode alike
+    distance = cell_distances(_column_positions(15, 3))
+    assert distance.dtype == np.float32 and distance[0, 3] == pytest.approx(10.0)
+    shared = decode_chain(logits, _column_positions(15, 3), steps, 10.0, distance)
+    assert [(d, r, c) for d, r, c, _ in shared] == [(d, r, c) for d, r, c, _ in out]
     # without geometry the order alone (image rows) still keeps the two apart
     out = decode_chain(logits, None, None, 0.0)
     assert [round(r) for _, r, _, _ in out] == [1, 4, 7, 10, 13]

@@ -23,7 +23,7 @@ import torch
 
 from .labels import LEVELS
 
-__all__ = ["count_up", "decode_chain", "level_steps", "summarise_steps"]
+__all__ = ["cell_distances", "count_up", "decode_chain", "level_steps", "summarise_steps"]
 
 # A learned step's spread never goes below this (mm): a few training series must not
 # make the prior sharper than the anatomy of an unseen spine.
@@ -76,9 +76,20 @@ def summarise_steps(parts: list[dict]) -> dict[str, list[list[float]]]:
     return out
 
 
+def cell_distances(positions: np.ndarray) -> np.ndarray:
+    """Distances (mm, float32) between every two cells of ``positions`` (``(n, 3)``, patient
+    mm): computed once per series and shared by its chains (:func:`decode_chain`)."""
+    positions = np.asarray(positions, dtype=np.float32)
+    return np.linalg.norm(positions[:, None] - positions[None], axis=-1)
+
+
 def decode_chain(
-    logits: torch.Tensor, positions: np.ndarray | None, steps, cell_mm: float
-) -> list[tuple[int, float, float, float]]:
+    logits: torch.Tensor,
+    positions: np.ndarray | None,
+    steps,
+    cell_mm: float,
+    distance: np.ndarray | None = None,
+) -> list[tuple[int, float, float, np.ndarray]]:
     """The slice, working position and confidence of each level of one chain.
 
     Parameters
@@ -92,21 +103,26 @@ def decode_chain(
         The learned step between each pair of consecutive levels (mm).
     cell_mm : float
         Side of an output cell in mm: its quantisation widens the step's spread.
+    distance : ndarray of shape (h * w, h * w), optional
+        :func:`cell_distances` of ``positions``, when the caller decodes several chains
+        on the same cells; computed here otherwise.
 
     Returns
     -------
-    list of (slice, row, column, p_slice), one per level
-        ``row`` and ``column`` in output cells (fractional); ``p_slice`` the level's
-        marginal probability of that slice.
+    list of (slice, row, column, p_slices), one per level
+        ``row`` and ``column`` in output cells (fractional); ``p_slices`` the level's
+        marginal probability of every slice (an ndarray of shape (D,)), so a caller that
+        moves the point to another slice reads that one's.
     """
     depth, k, h, w = logits.shape
     log_p = logits.float().transpose(0, 1).reshape(k, -1).log_softmax(-1).view(k, depth, h, w)
     emission = log_p.logsumexp(1).reshape(k, -1).numpy().astype(np.float64)
+    marginal = log_p.exp().sum((2, 3)).clamp(0, 1).double().numpy()
     if positions is None:
         height, distance = -np.repeat(np.arange(h), w).astype(np.float64), None
     else:
         height = positions[:, 2]
-        distance = np.linalg.norm(positions[:, None] - positions[None], axis=-1)
+        distance = cell_distances(positions) if distance is None else distance
     below = height[None, :] < height[:, None]  # [a, b]: b lies caudal to a
     score, back = emission[0], []
     for level in range(1, k):
@@ -136,7 +152,7 @@ def decode_chain(
         window = window[d] / window[d].sum()
         row = float((window.sum(1) * torch.arange(top, top + window.shape[0])).sum())
         col = float((window.sum(0) * torch.arange(left, left + window.shape[1])).sum())
-        out.append((d, row, col, float(log_p[level, d].exp().sum().clamp(0, 1))))
+        out.append((d, row, col, marginal[level]))
     return out
 
 

@@ -43,8 +43,9 @@ class LevelLocalizer(PersistenceMixin, BaseEstimator):
     from the labels (``level_steps_``). A second network of the same kind refines each
     point on a crop ``zoom`` times finer; run over a chain's whole slice, it finds the
     discs, which are named by counting up from the lowest, L5/S1, and the study's canal
-    points so named guide its foramina. Axial slices are found by projecting the study's
-    sagittal level points through the DICOM geometry.
+    points so named guide its foramina, each on the slice (the chain's or a neighbour)
+    where its refined heatmap is sharpest. Axial slices are found by projecting the
+    study's sagittal level points through the DICOM geometry.
 
     Parameters
     ----------
