@@ -174,9 +174,10 @@ class Stub:
         return [z[np.asarray(X)] for z in self.logits]
 
 
-def test_the_fitted_temperature_recovers_a_known_one():
+@pytest.mark.parametrize("n_conditions", [5, 2])  # 2: a model of the foraminal group
+def test_the_fitted_temperature_recovers_a_known_one(n_conditions):
     rng = np.random.default_rng(0)
-    logits = [rng.normal(0, 3, (4000, k)).astype(np.float32) for k in (5, 3)]
+    logits = [rng.normal(0, 3, (4000, k)).astype(np.float32) for k in (n_conditions, 3)]
     # labels drawn from softmax(logits / T): the logits are over-confident by T
     truth = [2.0, 0.5]
     codes = np.column_stack(
@@ -260,6 +261,13 @@ def test_head_view_is_one_head_as_a_scikit_learn_classifier(calibrated, data):
     np.testing.assert_allclose(uncalibrated, calibrated.net_.predict_proba(X[:6])[0], rtol=1e-5)
     with pytest.raises(ValueError, match="head must be one of"):
         HeadView(calibrated, "level").decision_function(X[:2])
+    # a two-class head in scikit-learn's binary form: one score, positive for class 1
+    logits = np.random.default_rng(0).normal(0, 2, (50, 2)).astype(np.float32)
+    binary = HeadView(Stub([logits, logits]), "condition")
+    score = binary.decision_function(np.arange(50))
+    assert score.shape == (50,)
+    np.testing.assert_allclose(score, (logits[:, 1] - logits[:, 0]) / 2, rtol=1e-6)
+    np.testing.assert_array_equal(binary.predict(np.arange(50)), logits.argmax(1))
 
 
 def test_calibration_is_a_parameter_checked_in_fit(data):

@@ -106,12 +106,19 @@ class HeadView(ClassifierMixin, BaseEstimator):
         return self
 
     def decision_function(self, X) -> np.ndarray:
-        """The head's uncalibrated logits, ``(n_samples, n_classes)``, float64."""
-        return self.classifier._logits(X)[self._k].astype(np.float64)
+        """The head's uncalibrated logits, ``(n_samples, n_classes)``, float64.
+
+        A two-class head gives scikit-learn's binary form, ``(n_samples,)``: half the
+        second class's logit minus the first's, which scikit-learn's temperature scaling
+        reads as the logits ``(-x, x)``: the head's own softmax at any temperature.
+        """
+        logits = self.classifier._logits(X)[self._k].astype(np.float64)
+        return (logits[:, 1] - logits[:, 0]) / 2 if logits.shape[1] == 2 else logits
 
     def predict(self, X) -> np.ndarray:
         """The head's class codes (the temperature never changes them)."""
-        return self.decision_function(X).argmax(axis=1)
+        scores = self.decision_function(X)
+        return (scores > 0).astype(int) if scores.ndim == 1 else scores.argmax(axis=1)
 
 
 def fit_temperatures(
