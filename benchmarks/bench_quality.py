@@ -245,7 +245,12 @@ def main() -> None:
     parser.add_argument(
         "--budget", type=float, default=120.0, help="fit seconds the recommended row may take"
     )
+    parser.add_argument(
+        "--results", help="CSV of every measured row so far, rewritten after each (a new file)"
+    )
     args = parser.parse_args()
+    if args.results and os.path.exists(args.results):
+        parser.error(f"--results {args.results} exists: name a new file")
     load = os.getloadavg()[0]
     print(
         f"# bench_quality: {args.studies} synthetic studies, {args.epochs} epochs, seeds "
@@ -290,9 +295,13 @@ def main() -> None:
             row = {"recipe": name, "seed": seed, "fit s": seconds, "calibrate s": extra}
             row |= measure(model, data[seed][1])
             results.append(row)
+            if args.results:  # a long run's rows survive a crash or an interrupt
+                pd.DataFrame(results).to_csv(f"{args.results}.part", index=False)
+                os.replace(f"{args.results}.part", args.results)
             print(
                 f"{name:>28} seed {seed}: score {row['score']:.4f} (T=1 {row['score T=1']:.4f},"
-                f" severity T {row['T severity']})  fit {seconds:6.1f} s",
+                f" severity T {row['T severity']}, ECE {row['severity ECE']:.3f}, balanced "
+                f"accuracy {row['severity bal. acc.']:.3f})  fit {seconds:6.1f} s",
                 flush=True,
             )
 
