@@ -49,7 +49,10 @@ def test_demo_writes_the_table_models_submission_and_plots(demo_run):
     out, table = demo_run
     best = json.loads((out / "results.json").read_text())["meta"]["best_model"]
     located = f"{best}, on predicted coordinates"
-    trained = [*[n for m in MODELS for n in (m, f"{m}, calibrated")], "recommended"]
+    trained = [
+        *[n for m in MODELS for n in (m, *(f"{m}, {how}" for how in demo_module.CALIBRATIONS))],
+        "recommended",
+    ]
     assert list(table["model"]) == [
         *trained, located, "baseline: majority class", "baseline: class prior"
     ]  # fmt: skip
@@ -59,7 +62,7 @@ def test_demo_writes_the_table_models_submission_and_plots(demo_run):
     scores = table.set_index("model")["competition score"]
     assert np.isfinite(scores[trained]).all() and np.isfinite(scores["baseline: class prior"])
     results = json.loads((out / "results.json").read_text())
-    assert results["meta"]["studies"] == TINY.studies and len(results["table"]) == 10
+    assert results["meta"]["studies"] == TINY.studies and len(results["table"]) == 13
     assert np.isfinite(scores[located])
     facts = results["meta"]["localization"]
     assert 0 <= facts["sagittal_within_5px"] <= 1 and facts["points_matched"] > 0
@@ -103,7 +106,8 @@ def test_demo_is_deterministic_for_a_seed(demo_run, tmp_path, monkeypatch):
         recommended=False,
     )
     assert list(again["model"]) == [
-        first, f"{first}, calibrated", "baseline: majority class", "baseline: class prior"
+        first, f"{first}, calibrated", f"{first}, calibrated for the score",
+        "baseline: majority class", "baseline: class prior",
     ]  # fmt: skip
     expected = table.set_index("model").loc[again["model"]].reset_index()
     pd.testing.assert_frame_equal(again, expected)
