@@ -20,6 +20,7 @@ from spinecls._levels import (
     cell_distances,
     count_up,
     decode_chain,
+    level_fit,
     level_steps,
     summarise_steps,
 )
@@ -376,6 +377,19 @@ def test_count_up_tells_l5s1_from_a_sacral_segment():
     assert count_up(points, scores, steps, fit) == [2, 3, 4, 5, 6]
     # five peaks only: no naming from a disc above to compare with, the score decides
     assert count_up(points[2:], scores[2:], steps, fit[2:] * 0) == [0, 1, 2, 3, 4]
+
+
+def test_level_fit_reads_each_levels_map_at_the_nearest_cell():
+    """Level k's map puts its mass on row 3 k, column 1 (of two slices); a point is read
+    at the cell nearest it in patient mm."""
+    rows = [[(3 * level, 5.0)] for level in range(5)]
+    logits = _levels(2, 15, 3, rows)
+    positions = _column_positions(15, 3)
+    points = positions[[1, 9 * 3 + 1]] + np.array([2.0, 1.0, -3.0])  # near rows 0 and 9
+    fit = level_fit(logits, positions, points)
+    assert fit.shape == (2, 5)
+    assert fit.argmax(1).tolist() == [0, 3]
+    assert np.exp(fit[0, 0]) == pytest.approx(1.0, abs=1e-3)
 
 
 class _Discs(torch.nn.Module):

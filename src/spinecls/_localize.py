@@ -68,7 +68,8 @@ DISC_DROP = 5.0
 # the canal's discs are counted on the refining map averaged over the chain's slice and
 # this many on either side (about 8 mm either way at the phantom's slice spacing)
 COUNT_REACH = 2
-# the count considers at most this many peaks (the benchmark's averaged maps: 5 to 65)
+# the count considers the strongest this many peaks: a flat map peaks at every cell (the
+# benchmark's averaged maps hold 5 to 65 within DISC_DROP)
 MAX_PEAKS = 64
 # a foramen's slice: the chain's, or one this near it where the refined heatmap is sharper
 # (on the benchmark the chain put 10 % of the foramina one slice off, never two)
