@@ -14,8 +14,17 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 import spinecls
-from spinecls._levels import cell_distances, count_up, decode_chain, level_steps, summarise_steps
-from spinecls._localize import _order_flags, predict_axial, predict_sagittal
+from spinecls._levels import (
+    SACRAL_DROP,
+    STACK_WEIGHT,
+    cell_distances,
+    count_up,
+    decode_chain,
+    level_fit,
+    level_steps,
+    summarise_steps,
+)
+from spinecls._localize import _count_discs, _order_flags, predict_axial, predict_sagittal
 from spinecls._volumes import StackDataset, read_volume, to_original, to_working
 from spinecls.datasets import RSNADataWarning, load_series
 from spinecls.geometry import SeriesGeometry
@@ -323,20 +332,110 @@ def test_chain_counts_up_from_l5s1(low):
     assert alone.tolist() == [0, 1, 2, 3, low]
 
 
+def _column(heights, forward=0.0):
+    """Patient mm of peaks down a column: heights along z, ``forward`` mm along y."""
+    heights = np.asarray(heights, dtype=float)
+    return np.stack([np.zeros(len(heights)), np.broadcast_to(forward, heights.shape), heights], 1)
+
+
 def test_count_up_names_the_discs_from_the_lowest():
-    """The lowest disc is L5/S1 and the next four up are L4/L5 to L1/L2; a missed or a
-    spurious disc breaks a step and the count is refused."""
+    """The lowest disc of the column is L5/S1 and the next four up are L4/L5 to L1/L2;
+    peaks off the column (between two discs, beside it, or turning away below it) are
+    not counted, and a missed disc breaks the column."""
     steps = [[30.0, 2.0]] * 4
     heights = np.array([-60.0, 30.0, -120.0, 0.0, -30.0, -90.0])  # T12/L1 at 30 mm
-    points = np.stack([np.zeros(6), np.zeros(6), heights], axis=1)
-    assert count_up(points, steps) == [3, 4, 0, 5, 2]
-    assert count_up(points[[0, 2, 3, 4]], steps) is None  # four discs only
-    assert count_up(np.delete(points, 5, axis=0), steps) is None  # L4/L5 missed: 60 mm
-    spurious = np.vstack([points, [[0.0, 0.0, -105.0]]])
-    assert count_up(spurious, steps) is None  # 15 mm steps
-    assert count_up(points, [[30.0, 2.0], [30.0, 2.0], [np.nan, 2.0], [30.0, 2.0]]) is None
+    points, scores = _column(heights), np.full(6, 3.0)
+    assert count_up(points, scores, steps) == [3, 4, 0, 5, 2]
+    assert count_up(points[[0, 2, 3, 4]], scores[:4], steps) is None  # four discs only
+    assert count_up(np.delete(points, 5, axis=0), scores[:5], steps) is None  # L4/L5 missed
+    # between two discs (15 mm steps), beside the column (50 mm away), and 30 mm below
+    # L5/S1 but 56 degrees off the column's direction: none joins it, however strong
+    stray = np.vstack([points, [[0.0, 0.0, -105.0], [0.0, 40.0, -60.0], [0.0, 25.0, -137.0]]])
+    assert count_up(stray, np.full(9, 5.0), steps) == [3, 4, 0, 5, 2]
+    assert count_up(points, scores, [[30.0, 2.0], [30.0, 2.0], [np.nan, 2.0], [30.0, 2.0]]) is None
     tilted = points + np.array([0.0, 1.0, 0.0]) * heights[:, None] * 0.3
-    assert count_up(tilted, steps) == [3, 4, 0, 5, 2]  # a step of 31 mm: within 30 %
+    assert count_up(tilted, scores, steps) == [3, 4, 0, 5, 2]  # a step of 31 mm: within 30 %
+
+
+def test_count_up_tells_l5s1_from_a_sacral_segment():
+    """A peak one step below L5/S1 (a sacral segment) is dropped when it is much weaker
+    than the discs above, or when the level maps fit the naming from the disc above it
+    better; otherwise it is counted as L5/S1."""
+    steps = [[30.0, 2.0]] * 4
+    points = _column([30.0, 0.0, -30.0, -60.0, -90.0, -120.0, -150.0])  # T12/L1 to L5/S1, S1
+    scores = np.full(7, 3.0)
+    scores[-1] = 3.0 - SACRAL_DROP - 0.3
+    assert count_up(points, scores, steps) == [1, 2, 3, 4, 5]
+    scores[-1] = 3.0 - SACRAL_DROP + 0.3  # weak, but not enough to tell
+    assert count_up(points, scores, steps) == [2, 3, 4, 5, 6]
+    fit = np.zeros((7, 5))
+    fit[np.arange(1, 6), np.arange(5)] = 1.0  # each level's map peaks a disc above
+    assert STACK_WEIGHT * 5.0 > 0.3
+    assert count_up(points, scores, steps, fit) == [1, 2, 3, 4, 5]
+    fit = np.zeros((7, 5))
+    fit[np.arange(2, 7), np.arange(5)] = 1.0  # the maps agree with the count
+    assert count_up(points, scores, steps, fit) == [2, 3, 4, 5, 6]
+    # five peaks only: no naming from a disc above to compare with, the score decides
+    assert count_up(points[2:], scores[2:], steps, fit[2:] * 0) == [0, 1, 2, 3, 4]
+
+
+def test_level_fit_reads_each_levels_map_at_the_nearest_cell():
+    """Level k's map puts its mass on row 3 k, column 1 (of two slices); a point is read
+    at the cell nearest it in patient mm."""
+    rows = [[(3 * level, 5.0)] for level in range(5)]
+    logits = _levels(2, 15, 3, rows)
+    positions = _column_positions(15, 3)
+    points = positions[[1, 9 * 3 + 1]] + np.array([2.0, 1.0, -3.0])  # near rows 0 and 9
+    fit = level_fit(logits, positions, points)
+    assert fit.shape == (2, 5)
+    assert fit.argmax(1).tolist() == [0, 3]
+    assert np.exp(fit[0, 0]) == pytest.approx(1.0, abs=1e-3)
+
+
+class _Discs(torch.nn.Module):
+    """A stand-in refining network over whole slices: the canal's map peaks (5 logits,
+    -10 elsewhere) at rows ``ROWS`` of column 32, the discs ``visible[k]`` shows on the
+    k-th slice of a call."""
+
+    ROWS = (8, 18, 28, 38, 48)
+
+    def __init__(self, visible):
+        super().__init__()
+        self.visible = visible
+
+    def forward(self, images, slice_mask):
+        b, d, _, h, w = images.shape
+        out = torch.full((b, d, 5, h // 2, w // 2), -10.0)
+        for k, shown in enumerate(self.visible):
+            for disc in shown:
+                out[k, :, 0, self.ROWS[disc], 32] = 5.0
+        return out
+
+
+def test_count_averages_the_chains_slice_with_its_neighbours(loc_data):
+    """The chain's slice shows three of the five discs, its neighbours all five: the
+    count over that slice alone is refused, over the five slices it names every disc."""
+    series, _ = loc_data
+    folder = series.loc[series["series_description"] == "Sagittal T2/STIR", "series_dir"].iloc[0]
+    volume = read_volume(folder, largest_stack_only=True)
+    settings = LevelLocalizer(**SMALL)._settings()
+    nbr, d = volume.neighbours(settings.neighbours), len(volume) // 2
+    image = volume.images[d]
+    scale = settings.zoom * settings.ratio(image)
+    size = int(np.ceil(max(image.shape) * scale / 2)) * 2
+    assert size // 2 > max(_Discs.ROWS)
+    shift = 0.5 - (size - 1) / 2
+    x = (image.shape[1] - 1) / 2 + (32 * 2 + shift) / scale
+    y = (image.shape[0] - 1) / 2 + (np.array(_Discs.ROWS) * 2 + shift) / scale
+    at = volume.to_patient(d, np.full(5, x), y)
+    steps = [[float(np.linalg.norm(at[1] - at[0])), 2.0]] * 4
+    some, every = (0, 2, 4), range(5)
+    alone = _Discs([some])
+    args = (volume, nbr, d, CANAL, settings, "cpu", steps)
+    assert _count_discs(alone, *args, {}) is None
+    together = _Discs([every, every, some, every, every])
+    counted = _count_discs(together, *args, {}, reach=2)
+    assert counted == [pytest.approx((x, row)) for row in y]
 
 
 def test_level_steps_are_learned_from_the_labels():

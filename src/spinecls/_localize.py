@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ._levels import cell_distances, count_up, decode_chain, level_steps
+from ._levels import cell_distances, count_up, decode_chain, level_fit, level_steps
 from ._validation import listing
 from ._volumes import (
     Volume,
@@ -62,9 +62,15 @@ CONFIDENCE_RADIUS = 5.0
 PRIOR = 1.0
 # a disc is a peak of the refining map over a whole slice: the highest within this many
 # cells (a fifth of the step between discs at the default zoom), and within this many
-# logits of the slice's highest
+# logits of the slice's highest (the count then keeps the column's peaks)
 DISC_RADIUS = 4
-DISC_DROP = 3.5
+DISC_DROP = 5.0
+# the canal's discs are counted on the refining map averaged over the chain's slice and
+# this many on either side (about 8 mm either way at the phantom's slice spacing)
+COUNT_REACH = 2
+# the count considers the strongest this many peaks: a flat map peaks at every cell (the
+# benchmark's averaged maps hold 5 to 65 within DISC_DROP)
+MAX_PEAKS = 64
 # a foramen's slice: the chain's, or one this near it where the refined heatmap is sharper
 # (on the benchmark the chain put 10 % of the foramina one slice off, never two)
 SLICE_REACH = 1
@@ -256,15 +262,29 @@ def _cell_positions(volume: Volume, transforms: np.ndarray, settings: Settings, 
 
 
 def _count_discs(
-    module, volume: Volume, nbr, d: int, condition: str, settings, device, steps, seen: dict
+    module,
+    volume: Volume,
+    nbr,
+    d: int,
+    condition: str,
+    settings,
+    device,
+    steps,
+    seen: dict,
+    reach: int = 0,
+    levels: tuple | None = None,
 ):
     """Original (x, y) of L1/L2 to L5/S1 counted up from the lowest disc on slice ``d``
     (:func:`spinecls._levels.count_up`), or None.
 
     The refining network, trained to find a condition's point anywhere in a crop, runs
     over the whole slice at its crops' scale: every disc of the column peaks in it,
-    sharper than in the stack network's level maps. Its maps are kept in ``seen`` by
-    slice, for a second chain on the same slice.
+    sharper than in the stack network's level maps. With ``reach``, its logits are
+    averaged over the slices within ``reach`` of ``d`` (in its stack, of its size): a
+    disc crosses the canal's width and peaks on each of them, a sacral segment or a
+    stray peak on fewer. Its maps are kept in ``seen`` by slice, for another chain on
+    the same slices. ``levels``, the chain's stack-network logits ``(D, 5, h, w)`` and
+    their cells' patient mm, tell the count's last disc from a sacral segment below it.
     """
     if steps is None or volume.slices is None:
         return None
@@ -273,16 +293,32 @@ def _count_discs(
     stride = settings.refine_stride
     size = int(np.ceil(max(image.shape) * scale / stride)) * stride
     cx, cy = (image.shape[1] - 1) / 2, (image.shape[0] - 1) / 2
-    if d not in seen:
-        images = crop([volume.images[i] for i in nbr[d]], cx, cy, scale, size)
-        seen[d] = _forward(module, [images[None]], device)[0, 0]
-    maps = seen[d][CONDITIONS.index(condition)]
+    near = [
+        e
+        for e in range(d - reach, d + reach + 1)
+        if 0 <= e < len(volume)
+        and volume.stack[e] == volume.stack[d]
+        and volume.images[e].shape == image.shape
+    ]
+    missing = [e for e in near if e not in seen]
+    if missing:
+        crops = [crop([volume.images[i] for i in nbr[e]], cx, cy, scale, size) for e in missing]
+        for e, maps in zip(missing, _forward(module, [c[None] for c in crops], device)):
+            seen[e] = maps[0]
+    maps = torch.stack([seen[e][CONDITIONS.index(condition)] for e in near]).mean(0)
     top = torch.nn.functional.max_pool2d(maps[None, None], 2 * DISC_RADIUS + 1, 1, DISC_RADIUS)
-    rows, cols = torch.nonzero((maps == top[0, 0]) & (maps > maps.max() - DISC_DROP), as_tuple=True)
+    floor = maps.max() - DISC_DROP
+    rows, cols = torch.nonzero((maps == top[0, 0]) & (maps > floor), as_tuple=True)
     shift = (stride - 1) / 2 - (size - 1) / 2
     x = cx + (cols.numpy() * stride + shift) / scale
     y = cy + (rows.numpy() * stride + shift) / scale
-    chain = count_up(volume.to_patient(d, x, y), steps)
+    scores = (maps[rows, cols] - floor).numpy()
+    # a flat or noisy map peaks everywhere: the strongest peaks hold the discs
+    keep = np.argsort(-scores, kind="stable")[:MAX_PEAKS]
+    x, y, scores = x[keep], y[keep], scores[keep]
+    points = volume.to_patient(d, x, y)
+    fit = None if levels is None else level_fit(*levels, points)
+    chain = count_up(points, scores, steps, fit)
     return None if chain is None else [(float(x[i]), float(y[i])) for i in chain]
 
 
@@ -321,8 +357,20 @@ def predict_sagittal(
             x, y, _ = volume.slices[d].patient_to_pixel(np.array([canal[lv] for lv in LEVELS]))
             counted = list(zip(x.tolist(), y.tolist()))
         else:
+            # the canal spans several slices; a foramen (counted without a canal) one
+            reach = COUNT_REACH if condition == CONDITIONS[0] else 0
             counted = _count_discs(
-                nets[1], volume, nbr, d, condition, settings, device, prior, seen
+                nets[1],
+                volume,
+                nbr,
+                d,
+                condition,
+                settings,
+                device,
+                prior,
+                seen,
+                reach,
+                (logits[:, chain], positions),
             )
         for k, (d, row, col, p) in enumerate(decoded):
             u, v = (np.array([col, row]) * settings.stride + (settings.stride - 1) / 2).tolist()

@@ -41,8 +41,9 @@ class LevelLocalizer(PersistenceMixin, BaseEstimator):
     (heatmap regression, as DSNT, Nibali et al. 2018); a sagittal condition's five
     levels are decoded together, as a chain down the column whose steps are learned
     from the labels (``level_steps_``). A second network of the same kind refines each
-    point on a crop ``zoom`` times finer; run over a chain's whole slice, it finds the
-    discs, which are named by counting up from the lowest, L5/S1, and the study's canal
+    point on a crop ``zoom`` times finer; run over a chain's whole slice (for the canal,
+    averaged with two slices either side), it finds the discs along the column, which
+    are named by counting up from the lowest, L5/S1, and the study's canal
     points so named guide its foramina, each on the slice (the chain's or a neighbour)
     where its refined heatmap is sharpest. Axial slices are found by projecting the
     study's sagittal level points through the DICOM geometry.
