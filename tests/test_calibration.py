@@ -216,6 +216,19 @@ def test_severity_weights_weigh_the_severity_rows_of_the_temperature():
         assert _weighted_log_loss(z, codes[:, 1], weighted[1], rsna) < _weighted_log_loss(
             z, codes[:, 1], t, rsna
         )
+    # rows of weight 0 count for nothing in the guard: with the rows the severity head
+    # gets wrong weighted 0, every row left is predicted right, so it stays at 1; with
+    # every severity weight 0 it has no rows (not scikit-learn's error); the condition
+    # head is fitted all the same
+    right = (logits[1].argmax(1) == codes[:, 1]).astype(float)
+    with pytest.warns(UserWarning, match="severity head .*every row is predicted right"):
+        T = fit_temperatures(Stub(logits), np.arange(3000), codes, sample_weight=right)
+    assert T[1] == 1.0 and T[0] != 1.0
+    with pytest.warns(UserWarning, match="needs at least 100 rows of positive weight and got 0"):
+        T = fit_temperatures(Stub(logits), np.arange(3000), codes, severity_weights=[0, 0, 0])
+    assert T[1] == 1.0 and T[0] == plain[0]
+    with pytest.raises(ValueError, match="severity_weights must be non-negative numbers"):
+        fit_temperatures(Stub(logits), np.arange(3000), codes, severity_weights=[1, -2, 4])
     # sample_weight and severity_weights multiply
     both = fit_temperatures(
         Stub(logits), np.arange(3000), codes, sample_weight=rsna, severity_weights=[1, 1, 1]

@@ -355,6 +355,17 @@ def test_count_up_names_the_discs_from_the_lowest():
     assert count_up(points, scores, [[30.0, 2.0], [30.0, 2.0], [np.nan, 2.0], [30.0, 2.0]]) is None
     tilted = points + np.array([0.0, 1.0, 0.0]) * heights[:, None] * 0.3
     assert count_up(tilted, scores, steps) == [3, 4, 0, 5, 2]  # a step of 31 mm: within 30 %
+    # T10/T11 down to L5/S1 with L3/L4 or L4/L5 missed: five discs or more above the gap,
+    # which must not be named L1/L2 to L5/S1 (every level would shift); a weak sacral
+    # segment below L5/S1 changes nothing
+    spine = np.arange(90.0, -151.0, -30.0)  # T10/T11 at 90 mm ... L5/S1 at -150 mm
+    for missed in (-90.0, -120.0):
+        kept = np.append(spine[spine != missed], -180.0)
+        weights = np.append(np.full(len(kept) - 1, 3.0), 3.0 - SACRAL_DROP - 0.5)
+        assert count_up(_column(kept), weights, steps) is None
+    whole = np.append(spine, -180.0)
+    weights = np.append(np.full(len(spine), 3.0), 3.0 - SACRAL_DROP - 0.5)
+    assert count_up(_column(whole), weights, steps) == [4, 5, 6, 7, 8]
 
 
 def test_count_up_tells_l5s1_from_a_sacral_segment():

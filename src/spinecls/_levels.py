@@ -229,8 +229,10 @@ def count_up(
     -------
     list of int or None
         Indices into ``points`` of L1/L2 to L5/S1; None when the column holds fewer than
-        five discs, or a step was never measured in training (its mean is NaN): the
-        caller then keeps the chain decoder's positions.
+        five discs, when a peak as strong as its discs lies two steps below its lowest
+        along it (a disc missed there: the column's lowest is not L5/S1), or when a step
+        was never measured in training (its mean is NaN): the caller then keeps the chain
+        decoder's positions.
     """
     means = np.array([mean for mean, _ in steps], dtype=np.float64)
     if len(points) < len(LEVELS) or not np.isfinite(means).all():
@@ -277,6 +279,21 @@ def count_up(
         if sign >= -SACRAL_DROP:
             break
         column.pop()
-    if len(column) < k:
+    if len(column) < k or _disc_below(p, s, column, mean, straight):
         return None
     return [int(order[i]) for i in column[-k:]]
+
+
+def _disc_below(p: np.ndarray, s: np.ndarray, column: list[int], mean: float, straight: float):
+    """Whether a peak as strong as the column's discs lies two steps below its lowest, along
+    it: the column then stops at a missed disc (a collapsed L4/L5, say), and naming its
+    lowest L5/S1 would shift every level; the caller keeps the chain's positions instead."""
+    bottom, direction = p[column[-1]], p[column[-1]] - p[column[-2]]
+    strong = np.median(s[column[-len(LEVELS) :]])
+    for q in np.flatnonzero((p[:, 2] < bottom[2]) & (s >= strong)):
+        gap = p[q] - bottom
+        distance = float(np.linalg.norm(gap))
+        along = gap @ direction >= straight * distance * float(np.linalg.norm(direction))
+        if along and (2 - STEP_TOLERANCE) * mean <= distance <= (2 + STEP_TOLERANCE) * mean:
+            return True
+    return False

@@ -199,7 +199,11 @@ def _refine(module, volume, nbr, found, settings, device, reach=0):
     tried = []  # (point, slice) pairs, a point's own slice first
     for k, (d, *_) in enumerate(found):
         members = np.flatnonzero(volume.stack == volume.stack[d])
-        near = [c for c in range(d - reach, d + reach + 1) if c != d and c in members]
+        near = [
+            c
+            for c in range(d - reach, d + reach + 1)
+            if c != d and c in members and volume.images[c].shape == volume.images[d].shape
+        ]  # the point's (x, y) is read on the neighbour: same pixel grid
         tried += [(k, c) for c in (d, *near)]
     crops, scales = [], []
     for k, c in tried:

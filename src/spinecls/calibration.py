@@ -59,7 +59,8 @@ class HeadView(ClassifierMixin, BaseEstimator):
     """One head of a fitted DualHeadClassifier as a single-output scikit-learn classifier.
 
     Its ``decision_function`` is the head's logits before any temperature (with the
-    classifier's test-time augmentation, ``tta``), and its classes are the head's class
+    classifier's test-time augmentation, ``tta``; a two-class head's in scikit-learn's
+    binary form, one score per row), and its classes are the head's class
     codes ``0 .. k-1``: ``classifier.classes_[head][code]`` is the label. Wrapped in
     :class:`sklearn.frozen.FrozenEstimator`, it is what
     :class:`sklearn.calibration.CalibratedClassifierCV` calibrates.
@@ -106,7 +107,7 @@ class HeadView(ClassifierMixin, BaseEstimator):
         return self
 
     def decision_function(self, X) -> np.ndarray:
-        """The head's uncalibrated logits, ``(n_samples, n_classes)``, float64.
+        """The head's uncalibrated logits, float64: ``(n_samples, n_classes)``.
 
         A two-class head gives scikit-learn's binary form, ``(n_samples,)``: half the
         second class's logit minus the first's, which scikit-learn's temperature scaling
@@ -159,7 +160,7 @@ def fit_temperatures(
         if len(classes) < 2:
             continue  # a one-class head predicts probability 1 at any temperature
         y = codes[:, k]
-        why = _cannot_calibrate(logits[k], y, classes, min_rows)
+        why = _cannot_calibrate(logits[k], y, classes, min_rows, weights[k])
         if why:
             warnings.warn(
                 f"the {head} head is left uncalibrated (temperature 1): {why}",
@@ -189,16 +190,27 @@ def _head_weights(classifier, codes, sample_weight, severity_weights) -> list:
     by_class = severity_class_weights(severity_weights, np.asarray(classifier.classes_[1]))
     if by_class is None:
         return [sample_weight, sample_weight]
+    if not all(np.isfinite(w) and w >= 0 for w in by_class):
+        raise ValueError(f"severity_weights must be non-negative numbers; got {by_class}")
     severity = np.asarray(by_class, dtype=np.float64)[codes[:, 1]]
     if sample_weight is not None:
         severity = severity * np.asarray(sample_weight, dtype=np.float64)
     return [sample_weight, severity]
 
 
-def _cannot_calibrate(logits: np.ndarray, y: np.ndarray, classes: np.ndarray, min_rows: int):
-    """Why a head's temperature cannot be fitted on these rows, or None."""
+def _cannot_calibrate(
+    logits: np.ndarray, y: np.ndarray, classes: np.ndarray, min_rows: int, weight=None
+):
+    """Why a head's temperature cannot be fitted on these rows, or None.
+
+    Rows of weight 0 count for nothing: the checks see only the others.
+    """
+    if weight is not None:
+        kept = np.asarray(weight) > 0
+        logits, y = logits[kept], y[kept]
     if len(y) < min_rows:
-        return f"it needs at least {min_rows} rows and got {len(y)}"
+        weighted = "" if weight is None else " of positive weight"
+        return f"it needs at least {min_rows} rows{weighted} and got {len(y)}"
     absent = classes[np.setdiff1d(np.arange(len(classes)), y)].tolist()
     if absent:
         return f"no row has the class(es) {absent}"

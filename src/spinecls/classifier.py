@@ -104,8 +104,9 @@ class DualHeadClassifier(
         gets ``groups``). None or 0: no validation.
     calibration : None or "temperature", default=None
         ``"temperature"``: after training, fit one temperature per head on the
-        validation split (needs ``valid_size``), minimising the log loss the head was
-        trained on (the severity rows weighted by ``severity_weights``); a head with
+        validation split (needs ``valid_size``), minimising the head's cross-entropy as
+        trained (the severity rows weighted by ``severity_weights``; the any-severe term
+        is not part of it); a head with
         too few rows there stays uncalibrated, with a warning (:mod:`spinecls.calibration`).
     device : str, default="cpu"
         Torch device, e.g. ``"cuda"``. With an ``accelerator``, leave it at its default

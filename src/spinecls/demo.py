@@ -202,7 +202,8 @@ def _recommended(config: DemoConfig, seed: int, memory):
 
 
 def _calibrated(pipe: Pipeline, develop: pd.DataFrame, severity_weights) -> Pipeline:
-    """A copy of a fitted pipeline with temperatures fitted on its own validation rows."""
+    """A copy of a fitted pipeline with temperatures fitted on its own validation rows,
+    the severity rows weighted by ``severity_weights`` (:data:`CALIBRATIONS`)."""
     from .calibration import calibrate_heads
 
     valid = develop.iloc[pipe[-1].valid_index_]
