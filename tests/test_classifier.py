@@ -208,6 +208,8 @@ def test_severity_weights(data):
     assert clf.net_.criterion_.severity_weight.tolist() == [1.0, 1.0, 3.0]
     with pytest.raises(ValueError, match="one weight per severity class"):
         DualHeadClassifier(severity_weights=[1, 2], **FAST).fit(X, y)
+    with pytest.raises(ValueError, match=r"non-negative numbers; got \[1.0, -2.0, 4.0\]"):
+        DualHeadClassifier(severity_weights=[1, -2, 4], **FAST).fit(X, y)
     with pytest.raises(ValueError, match="'rsna' needs severity labels"):
         DualHeadClassifier(severity_weights="rsna", **FAST).fit(X, codes + 5)
 

@@ -104,6 +104,12 @@ def severity_class_weights(weights, classes: np.ndarray) -> list[float] | None:
         As ``DualHeadClassifier(severity_weights=...)`` takes them.
     classes : ndarray
         The severity classes, sorted (``classes_[1]``).
+
+    Raises
+    ------
+    ValueError
+        A weight missing, one too many, negative or not finite, or ``"rsna"`` for
+        labels other than the three severities (names or codes 0-2).
     """
     if weights is None:
         return None
@@ -117,13 +123,15 @@ def severity_class_weights(weights, classes: np.ndarray) -> list[float] | None:
         missing = [c for c in classes.tolist() if c not in weights]
         if missing:
             raise ValueError(f"severity_weights has no weight for class(es) {missing}")
-        return [float(weights[c]) for c in classes.tolist()]
+        weights = [weights[c] for c in classes.tolist()]
     weights = [float(w) for w in weights]
     if len(weights) != len(classes):
         raise ValueError(
             f"severity_weights needs one weight per severity class {classes.tolist()}; "
             f"got {len(weights)}"
         )
+    if not all(np.isfinite(w) and w >= 0 for w in weights):
+        raise ValueError(f"severity_weights must be non-negative numbers; got {weights}")
     return weights
 
 

@@ -190,8 +190,6 @@ def _head_weights(classifier, codes, sample_weight, severity_weights) -> list:
     by_class = severity_class_weights(severity_weights, np.asarray(classifier.classes_[1]))
     if by_class is None:
         return [sample_weight, sample_weight]
-    if not all(np.isfinite(w) and w >= 0 for w in by_class):
-        raise ValueError(f"severity_weights must be non-negative numbers; got {by_class}")
     severity = np.asarray(by_class, dtype=np.float64)[codes[:, 1]]
     if sample_weight is not None:
         severity = severity * np.asarray(sample_weight, dtype=np.float64)
