@@ -8,10 +8,11 @@ For each seed, a synthetic set the size of the default demo
 
 First the study's three models exactly as the demo trains them (``spinecls.demo.MODELS``,
 the default demo's sizes and epochs), each as trained, then calibrated on its validation
-studies twice: ``calibrated`` (the log loss, every row alike: calibrated probabilities)
-and ``calibrated, rsna weights`` (the severity rows weighted 1 / 2 / 4 by their true
-class, the competition's weighted log loss; what ``calibration="temperature"`` fits for a
-model trained with ``severity_weights="rsna"``). ``--no-study`` skips them.
+studies twice, as the demo does (``spinecls.demo.CALIBRATIONS``): ``calibrated`` (the log
+loss, every row alike: calibrated probabilities) and ``calibrated for the score`` (the
+severity rows weighted 1 / 2 / 4 by their true class, the competition's weighted log loss;
+what ``calibration="temperature"`` fits for a model trained with ``severity_weights="rsna"``).
+``--no-study`` skips them.
 
 Then the ladder. Its base is the demo's model 1: the simple CNN on 48 px crops resized to
 32 px, ``augment="light"``, batch size 16, ``--epochs`` epochs with early stopping. Each
@@ -208,10 +209,6 @@ def study_model(name: str, seed: int, cache: str) -> Pipeline:
     return pipe.set_params(patches__verbose=0, clf__verbose=0)
 
 
-STUDY_CALIBRATIONS = {"calibrated": None, "calibrated, rsna weights": "rsna"}
-"""The study models' calibrations: the severity rows' weights of each."""
-
-
 def summarize(results: list[dict], names: list[str]) -> pd.DataFrame:
     frame = pd.DataFrame(results)
     grouped = frame.groupby("recipe", sort=False)
@@ -312,12 +309,12 @@ def main() -> None:
             warnings.simplefilter("ignore", UserWarning)
             for name in [] if args.no_study else spinecls_demo.MODELS:
                 study_names.append(name)
-                study_names += [f"{name}, {how}" for how in STUDY_CALIBRATIONS]
+                study_names += [f"{name}, {how}" for how in spinecls_demo.CALIBRATIONS]
                 for seed in args.seeds:
                     develop, _, cache = data[seed]
                     model, seconds = fit(study_model(name, seed, cache), develop)
                     record(name, seed, model, seconds)
-                    for how, weights in STUDY_CALIBRATIONS.items():
+                    for how, weights in spinecls_demo.CALIBRATIONS.items():
                         calibrated, extra = recalibrate(model, {}, develop, weights)
                         record(f"{name}, {how}", seed, calibrated, seconds + extra, extra)
             for seed in args.seeds:
