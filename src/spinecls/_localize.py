@@ -184,6 +184,18 @@ def _forward(module: torch.nn.Module, samples: list, device) -> torch.Tensor:
         return module(**{k: v.to(device) for k, v in batch.items()}).float().cpu()
 
 
+def _near_slices(volume: Volume, d: int, reach: int) -> list[int]:
+    """Slice ``d`` and those within ``reach`` of it in its stack on its pixel grid (where
+    a point's (x, y) on ``d`` means the same place), in slice order."""
+    return [
+        e
+        for e in range(d - reach, d + reach + 1)
+        if 0 <= e < len(volume)
+        and volume.stack[e] == volume.stack[d]
+        and volume.images[e].shape == volume.images[d].shape
+    ]
+
+
 def _refine(module, volume, nbr, found, settings, device, reach=0):
     """Sharpen points ``[(slice, x, y, condition index)]``: each point's slice, x, y and
     in-plane probability.
@@ -198,13 +210,7 @@ def _refine(module, volume, nbr, found, settings, device, reach=0):
         return []
     tried = []  # (point, slice) pairs, a point's own slice first
     for k, (d, *_) in enumerate(found):
-        members = np.flatnonzero(volume.stack == volume.stack[d])
-        near = [
-            c
-            for c in range(d - reach, d + reach + 1)
-            if c != d and c in members and volume.images[c].shape == volume.images[d].shape
-        ]  # the point's (x, y) is read on the neighbour: same pixel grid
-        tried += [(k, c) for c in (d, *near)]
+        tried += [(k, c) for c in (d, *(c for c in _near_slices(volume, d, reach) if c != d))]
     crops, scales = [], []
     for k, c in tried:
         images, scale = _crop_sample(
@@ -297,13 +303,7 @@ def _count_discs(
     stride = settings.refine_stride
     size = int(np.ceil(max(image.shape) * scale / stride)) * stride
     cx, cy = (image.shape[1] - 1) / 2, (image.shape[0] - 1) / 2
-    near = [
-        e
-        for e in range(d - reach, d + reach + 1)
-        if 0 <= e < len(volume)
-        and volume.stack[e] == volume.stack[d]
-        and volume.images[e].shape == image.shape
-    ]
+    near = _near_slices(volume, d, reach)
     missing = [e for e in near if e not in seen]
     if missing:
         crops = [crop([volume.images[i] for i in nbr[e]], cx, cy, scale, size) for e in missing]
