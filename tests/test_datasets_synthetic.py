@@ -535,7 +535,7 @@ def test_refuses_a_users_directory_and_overwrites_its_own_on_request(tmp_path):
 @pytest.mark.parametrize("split", ["train", "test"])
 def test_a_failure_leaves_no_partial_output(tmp_path, monkeypatch, split):
     calls = {"n": 0}
-    original = synthetic._save
+    original = synthetic.save_slice
 
     def flaky(*args, **kwargs):
         calls["n"] += 1
@@ -543,7 +543,7 @@ def test_a_failure_leaves_no_partial_output(tmp_path, monkeypatch, split):
             raise OSError("disk full")
         original(*args, **kwargs)
 
-    monkeypatch.setattr(synthetic, "_save", flaky)
+    monkeypatch.setattr(synthetic, "save_slice", flaky)
     with pytest.raises(OSError, match="disk full"):
         spinecls.make_synthetic_rsna(
             tmp_path / "out", n_studies=2, image_size=(48, 48), split=split

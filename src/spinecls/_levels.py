@@ -13,6 +13,11 @@ dynamic programming (Viterbi) over the heatmaps' cells:
 
 So a level whose own map is unsure, or pulled onto a neighbour's disc, is placed one
 step from the levels the network is sure of, most often L5/S1 just above the sacrum.
+
+The chain's errors on real spines are not imprecision but a whole chain one disc off
+(L5/S1 named on L4/L5). :func:`shift_confidence` says how sure the naming is: the same
+five positions named one level up or down score under the levels' own maps, and the
+chain's share of the three is its level-naming confidence.
 """
 
 from __future__ import annotations
@@ -25,29 +30,15 @@ from .labels import LEVELS
 
 __all__ = [
     "cell_distances",
-    "count_up",
     "decode_chain",
-    "level_fit",
     "level_steps",
+    "shift_confidence",
     "summarise_steps",
 ]
 
 # A learned step's spread never goes below this (mm): a few training series must not
 # make the prior sharper than the anatomy of an unseen spine.
 MIN_STEP_STD = 2.0
-# A counted step may differ from its learned mean by this share: a disc missed between
-# two found ones doubles the step, a spurious one halves it.
-STEP_TOLERANCE = 0.3
-# Consecutive steps of the counted column turn by at most this (degrees): the labelled
-# steps of the phantom turn by 12 at most, and the margin leaves room for a real spine's
-# lordosis; a peak off the column turns more.
-MAX_TURN = 30.0
-# The lowest peak of a counted column is a sacral segment, not L5/S1, when its logit
-# below the median of the four discs above it, plus STACK_WEIGHT times the gain in the
-# level maps' log-probability from naming the levels from it, falls below -SACRAL_DROP
-# (see count_up; chosen on the benchmark, docs/localization.md).
-SACRAL_DROP = 2.5
-STACK_WEIGHT = 0.2
 
 
 def level_steps(points: pd.DataFrame, to_patient) -> dict[str, list[list[float]]]:
@@ -104,19 +95,6 @@ def _log_p(logits: torch.Tensor) -> torch.Tensor:
     """Each level's log-probability of every slice and cell: ``(5, D, h, w)``."""
     depth, k, h, w = logits.shape
     return logits.float().transpose(0, 1).reshape(k, -1).log_softmax(-1).view(k, depth, h, w)
-
-
-def level_fit(logits: torch.Tensor, positions: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Each point's log-probability under each level's map, summed over slices, at the
-    cell nearest it: ``(n, 5)``, the ``fit`` of :func:`count_up`.
-
-    ``logits`` and ``positions`` as for :func:`decode_chain` (the cells' patient mm on
-    the middle slice; the sagittal slices are parallel, so the nearest cell in 3-D is
-    the nearest in the plane); ``points`` (n, 3) patient mm.
-    """
-    emission = _log_p(logits).logsumexp(1).reshape(logits.shape[1], -1).numpy()
-    cells = np.linalg.norm(positions[None] - points[:, None], axis=-1).argmin(1)
-    return emission[:, cells].T.astype(np.float64)
 
 
 def decode_chain(
@@ -192,108 +170,41 @@ def decode_chain(
     return out
 
 
-def count_up(
-    points: np.ndarray, scores: np.ndarray, steps, fit: np.ndarray | None = None
-) -> list[int] | None:
-    """Name the discs found along a column by counting up from the lowest, L5/S1.
+def shift_confidence(logits: torch.Tensor, cells: list[tuple[float, float]]) -> float:
+    """How sure a chain's naming is against the same chain named one disc up or down.
 
-    Nothing below L5/S1 is a disc (the sacrum is fused bone), so the lowest disc is
-    L5/S1 and the four above it are L4/L5 to L1/L2, as a radiologist numbers them. The
-    found peaks hold more than the five discs: T12/L1 and the discs above, weak peaks off
-    the column, and weak peaks on the sacrum's segments below L5/S1, one step down like
-    a disc. So the discs are counted along the column, not among all peaks:
-
-    1. the column is the chain of peaks, top to bottom, each one learned step below the
-       previous (within ``STEP_TOLERANCE`` of the steps' mean) and turning by at most
-       ``MAX_TURN`` degrees from the step above, whose scores sum highest;
-    2. at its lower end, a sacral segment is told from L5/S1 by two signs: it is weaker
-       than the discs (its score below the median of the four peaks above it), and, given
-       ``fit``, the levels' own maps fit the five peaks from the one above it better than
-       the five from it. When the first, plus ``STACK_WEIGHT`` times the second, falls
-       more than ``SACRAL_DROP`` below zero, the lowest peak is dropped (repeatedly);
-    3. the lowest peak left is L5/S1, the four above it L4/L5 to L1/L2.
+    The chain's five cells (L1/L2 first) hold, named one level down, L1/L2 to L4/L5 on
+    the cells of L2/L3 to L5/S1 and L5/S1 one step below the lowest (the last step
+    repeated), and likewise one level up. Each naming scores as :func:`decode_chain`
+    scores a cell: the sum over the levels of each level's log-probability, summed over
+    slices, at its cell (a cell off the grid scores the map's lowest). The result is the
+    chain's share of the three namings' probabilities (a softmax of the scores): the
+    networks' own odds that the chain is not shifted by a disc.
 
     Parameters
     ----------
-    points : ndarray of shape (n, 3)
-        Patient mm of every peak found (any order).
-    scores : ndarray of shape (n,)
-        Each peak's evidence, positive (its logit above the detection threshold).
-    steps : list of [mean, std]
-        The learned step between each pair of consecutive levels (mm).
-    fit : ndarray of shape (n, 5), optional
-        Each peak's log-probability under each level's map (L1/L2 first), summed over
-        slices (the stack network's, as :func:`decode_chain` scores a cell).
+    logits : Tensor of shape (D, 5, h, w)
+        The five levels' logits over a series' slices.
+    cells : list of 5 (row, column)
+        The chain's cells (fractional), L1/L2 first (:func:`decode_chain`'s).
 
     Returns
     -------
-    list of int or None
-        Indices into ``points`` of L1/L2 to L5/S1; None when the column holds fewer than
-        five discs, when a peak as strong as its discs lies two steps below its lowest
-        along it (a disc missed there: the column's lowest is not L5/S1), or when a step
-        was never measured in training (its mean is NaN): the caller then keeps the chain
-        decoder's positions.
+    float in (0, 1]
     """
-    means = np.array([mean for mean, _ in steps], dtype=np.float64)
-    if len(points) < len(LEVELS) or not np.isfinite(means).all():
-        return None
-    mean = means.mean()
-    order = np.argsort(-points[:, 2], kind="stable")  # top first
-    p, s = np.asarray(points, np.float64)[order], np.asarray(scores, np.float64)[order]
-    vec = p[None] - p[:, None]  # [i, j]: from peak i to peak j
-    dist = np.linalg.norm(vec, axis=-1)
-    link = (p[None, :, 2] < p[:, None, 2]) & (np.abs(dist - mean) <= STEP_TOLERANCE * mean)
-    straight = np.cos(np.radians(MAX_TURN))
-    n = len(p)
-    # best[i, j]: the highest column ending with the step i -> j; above[i, j] the peak
-    # before i in it (-1: i starts it). Peaks run top first, so i < j and the column i
-    # ends is known when j's turn comes.
-    best, above = np.full((n, n), -np.inf), np.full((n, n), -1)
-    for j in range(n):
-        into = np.flatnonzero(link[:, j])
-        if not into.size:
-            continue
-        # [h, i]: the step h -> i turns by at most MAX_TURN into i -> j
-        turn = np.einsum("hic,ic->hi", vec[:, into], vec[into, j])
-        fits = turn >= straight * dist[:, into] * dist[into, j]
-        extend = np.where(fits, best[:, into], -np.inf)
-        h = extend.argmax(0)
-        longer = extend[h, np.arange(into.size)] > s[into]
-        best[into, j] = np.where(longer, extend[h, np.arange(into.size)], s[into]) + s[j]
-        above[into, j] = np.where(longer, h, -1)
-    if not np.isfinite(best).any():
-        return None
-    i, j = np.unravel_index(int(best.argmax()), best.shape)
-    column = [int(j), int(i)]
-    while above[i, j] >= 0:
-        i, j = above[i, j], i
-        column.append(int(i))
-    column = column[::-1]
-    k, levels = len(LEVELS), np.arange(len(LEVELS))
-    f = None if fit is None else np.asarray(fit, np.float64)[order]
-    while len(column) >= k:
-        low = column[-k:]
-        sign = s[low[-1]] - np.median(s[low[:-1]])
-        if f is not None and len(column) > k:
-            sign += STACK_WEIGHT * (f[low, levels].sum() - f[column[-k - 1 : -1], levels].sum())
-        if sign >= -SACRAL_DROP:
-            break
-        column.pop()
-    if len(column) < k or _disc_below(p, s, column, mean, straight):
-        return None
-    return [int(order[i]) for i in column[-k:]]
-
-
-def _disc_below(p: np.ndarray, s: np.ndarray, column: list[int], mean: float, straight: float):
-    """Whether a peak as strong as the column's discs lies two steps below its lowest, along
-    it: the column then stops at a missed disc (a collapsed L4/L5, say), and naming its
-    lowest L5/S1 would shift every level; the caller keeps the chain's positions instead."""
-    bottom, direction = p[column[-1]], p[column[-1]] - p[column[-2]]
-    strong = np.median(s[column[-len(LEVELS) :]])
-    for q in np.flatnonzero((p[:, 2] < bottom[2]) & (s >= strong)):
-        gap = p[q] - bottom
-        distance = float(np.linalg.norm(gap))
-        along = gap @ direction >= straight * distance * float(np.linalg.norm(direction))
-        if along and (2 - STEP_TOLERANCE) * mean <= distance <= (2 + STEP_TOLERANCE) * mean:
-            return True
-    return False
+    depth, k, h, w = logits.shape
+    emission = _log_p(logits).logsumexp(1).double().numpy()  # (5, h, w)
+    at = np.asarray(cells, dtype=np.float64)
+    chain = np.vstack([2 * at[0] - at[1], at, 2 * at[-1] - at[-2]])  # one step beyond each end
+    rows, cols = np.rint(chain[:, 0]).astype(int), np.rint(chain[:, 1]).astype(int)
+    inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
+    scores = []
+    for shift in (-1, 0, 1):
+        total = 0.0
+        for level in range(k):
+            j = level + 1 + shift
+            floor = emission[level].min()
+            total += emission[level, rows[j], cols[j]] if inside[j] else floor
+        scores.append(total)
+    scores = np.array(scores)
+    return float(np.exp(scores[1] - np.logaddexp.reduce(scores)))

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ._levels import cell_distances, count_up, decode_chain, level_fit, level_steps
+from ._levels import cell_distances, decode_chain, level_steps, shift_confidence
 from ._validation import listing
 from ._volumes import (
     Volume,
@@ -60,17 +60,9 @@ SERIES_CHANNELS: dict[str, tuple[int, ...]] = {
 CONFIDENCE_RADIUS = 5.0
 # weight of the projection's Gaussian prior against the network's axial slice score
 PRIOR = 1.0
-# a disc is a peak of the refining map over a whole slice: the highest within this many
-# cells (a fifth of the step between discs at the default zoom), and within this many
-# logits of the slice's highest (the count then keeps the column's peaks)
-DISC_RADIUS = 4
-DISC_DROP = 5.0
-# the canal's discs are counted on the refining map averaged over the chain's slice and
-# this many on either side (about 8 mm either way at the phantom's slice spacing)
-COUNT_REACH = 2
-# the count considers the strongest this many peaks: a flat map peaks at every cell (the
-# benchmark's averaged maps hold 5 to 65 within DISC_DROP)
-MAX_PEAKS = 64
+# a chain whose naming is less likely than this against the same chain one disc up or
+# down (:func:`spinecls._levels.shift_confidence`) is flagged ``qc_level_shift``
+LEVEL_SHIFT_BELOW = 0.95
 # a foramen's slice: the chain's, or one this near it where the refined heatmap is sharper
 # (on the benchmark the chain put 10 % of the foramina one slice off, never two)
 SLICE_REACH = 1
@@ -78,7 +70,12 @@ SLICE_REACH = 1
 
 @dataclass(frozen=True)
 class Settings:
-    """The sizes shared by training and inference (from the estimator's parameters)."""
+    """The sizes shared by training and inference (from the estimator's parameters).
+
+    ``pixel_mm``: the working pixel's size in mm, or None to shrink every slice into the
+    working square whatever its field of view (a model of an earlier version). The stack
+    network's output cell is ``stride`` working pixels.
+    """
 
     size: int
     neighbours: int
@@ -86,12 +83,31 @@ class Settings:
     crop: int
     margin: int
     axial_window: int
-    stride: int = 4
+    pixel_mm: float | None = None
     refine_stride: int = 2
 
-    def ratio(self, image: np.ndarray) -> float:
-        """Working pixels per original pixel of an image (the letterbox scale)."""
-        return self.size / max(image.shape)
+    @property
+    def stride(self) -> int:
+        return stack_stride(self.pixel_mm)
+
+    def ratio(self, image: np.ndarray, spacing: float = float("nan")) -> float:
+        """Working pixels per original pixel of an image whose pixels are ``spacing`` mm:
+        ``spacing / pixel_mm``, or less for an image too large for the working square (or
+        without a spacing: then shrunk to fit)."""
+        fit = self.size / max(image.shape)
+        if self.pixel_mm is None or not np.isfinite(spacing):
+            return fit
+        return min(fit, spacing / self.pixel_mm)
+
+    def scales(self, volume: Volume) -> list[float]:
+        """:meth:`ratio` of every slice of a volume."""
+        return [self.ratio(im, sp) for im, sp in zip(volume.images, volume.spacing)]
+
+
+def stack_stride(pixel_mm: float | None) -> int:
+    """The stack network's output stride: 2 at a working resolution in mm (cells of two
+    working pixels), 4 for a model that shrinks every slice to fit."""
+    return 4 if pixel_mm is None else 2
 
 
 def channel(condition: str, level: str) -> int:
@@ -102,7 +118,8 @@ def channel(condition: str, level: str) -> int:
 
 
 def _crop_sample(volume: Volume, nbr: np.ndarray, x: float, y: float, settings: Settings, size):
-    scale = settings.zoom * settings.ratio(volume.images[nbr[len(nbr) // 2]])
+    d = nbr[len(nbr) // 2]
+    scale = settings.zoom * settings.ratio(volume.images[d], volume.spacing[d])
     return crop([volume.images[i] for i in nbr], x, y, scale, size), scale
 
 
@@ -121,7 +138,7 @@ def training_samples(volume: Volume, description: str, points: pd.DataFrame, set
     -------
     stacks, crops : lists of (images float16 (D, C, S, S), targets float32 (K, 4))
     """
-    base, transforms = to_working(volume.images, settings.size)
+    base, transforms = to_working(volume.images, settings.size, settings.scales(volume))
     nbr = volume.neighbours(settings.neighbours)
     index = {int(n): i for i, n in enumerate(volume.instance_numbers)}
     stacks, crops = [], []
@@ -250,6 +267,8 @@ def _row(volume, d, condition, level, x, y, confidence):
         "qc_outside_coverage": False,
         "qc_outside_image": not (0 <= x <= cols - 1 and 0 <= y <= rows - 1),
         "qc_order": False,
+        "level_confidence": 1.0,
+        "qc_level_shift": False,
         "_slice": d,
     }
 
@@ -271,123 +290,68 @@ def _cell_positions(volume: Volume, transforms: np.ndarray, settings: Settings, 
     return positions, float(np.linalg.norm(positions[1] - positions[0]))
 
 
-def _count_discs(
-    module,
-    volume: Volume,
-    nbr,
-    d: int,
-    condition: str,
-    settings,
-    device,
-    steps,
-    seen: dict,
-    reach: int = 0,
-    levels: tuple | None = None,
-):
-    """Original (x, y) of L1/L2 to L5/S1 counted up from the lowest disc on slice ``d``
-    (:func:`spinecls._levels.count_up`), or None.
-
-    The refining network, trained to find a condition's point anywhere in a crop, runs
-    over the whole slice at its crops' scale: every disc of the column peaks in it,
-    sharper than in the stack network's level maps. With ``reach``, its logits are
-    averaged over the slices within ``reach`` of ``d`` (in its stack, of its size): a
-    disc crosses the canal's width and peaks on each of them, a sacral segment or a
-    stray peak on fewer. Its maps are kept in ``seen`` by slice, for another chain on
-    the same slices. ``levels``, the chain's stack-network logits ``(D, 5, h, w)`` and
-    their cells' patient mm, tell the count's last disc from a sacral segment below it.
-    """
-    if steps is None or volume.slices is None:
-        return None
-    image = volume.images[d]
-    scale = settings.zoom * settings.ratio(image)
-    stride = settings.refine_stride
-    size = int(np.ceil(max(image.shape) * scale / stride)) * stride
-    cx, cy = (image.shape[1] - 1) / 2, (image.shape[0] - 1) / 2
-    near = _near_slices(volume, d, reach)
-    missing = [e for e in near if e not in seen]
-    if missing:
-        crops = [crop([volume.images[i] for i in nbr[e]], cx, cy, scale, size) for e in missing]
-        for e, maps in zip(missing, _forward(module, [c[None] for c in crops], device)):
-            seen[e] = maps[0]
-    maps = torch.stack([seen[e][CONDITIONS.index(condition)] for e in near]).mean(0)
-    top = torch.nn.functional.max_pool2d(maps[None, None], 2 * DISC_RADIUS + 1, 1, DISC_RADIUS)
-    floor = maps.max() - DISC_DROP
-    rows, cols = torch.nonzero((maps == top[0, 0]) & (maps > floor), as_tuple=True)
-    shift = (stride - 1) / 2 - (size - 1) / 2
-    x = cx + (cols.numpy() * stride + shift) / scale
-    y = cy + (rows.numpy() * stride + shift) / scale
-    scores = (maps[rows, cols] - floor).numpy()
-    # a flat or noisy map peaks everywhere: the strongest peaks hold the discs
-    keep = np.argsort(-scores, kind="stable")[:MAX_PEAKS]
-    x, y, scores = x[keep], y[keep], scores[keep]
-    points = volume.to_patient(d, x, y)
-    fit = None if levels is None else level_fit(*levels, points)
-    chain = count_up(points, scores, steps, fit)
-    return None if chain is None else [(float(x[i]), float(y[i])) for i in chain]
-
-
 def predict_sagittal(
-    nets, volume: Volume, description: str, settings: Settings, device, steps=None, canal=None
+    nets,
+    volume: Volume,
+    description: str,
+    settings: Settings,
+    device,
+    steps=None,
+    canal=None,
+    conditions=CONDITIONS,
 ):
     """The level points of a sagittal series: a list of row dicts.
 
     Each condition's five levels are decoded together along the column
     (:func:`spinecls._levels.decode_chain`), with ``steps`` (``{condition: [[mean,
-    std]] * 4}``, mm) as the learned distances between consecutive levels. Given
-    ``canal`` (``{level: patient point}``, the study's five spinal canal points), a
-    foraminal chain starts at their projections onto its slice: a foramen lies beside its
-    level's canal point, and the refinement finds it there. Otherwise, where the discs of
-    the chain's slice can be counted up from the sacrum (:func:`_count_discs`), their
-    count names the levels; else the chain's positions stand. Each point is then refined
-    (:func:`_refine`); a foramen on the chain's slice or a neighbour (``SLICE_REACH``),
-    whichever its refined heatmap is sharpest on, the canal on the chain's slice.
+    std]] * 4}``, mm) as the learned distances between consecutive levels, and named with
+    the confidence :func:`spinecls._levels.shift_confidence` gives. Given ``canal``
+    (``{"points": {level: patient point}, "confidence": float}``, the study's five
+    spinal canal points and their naming's confidence), a foraminal chain starts at
+    their projections onto its slice (a foramen lies beside its level's canal point, and
+    the refinement finds it there) and takes their naming's confidence. Each point is
+    then refined (:func:`_refine`): a foramen on the chain's slice or a neighbour
+    (``SLICE_REACH``), whichever its refined heatmap is sharpest on, the canal on the
+    chain's slice.
     """
-    base, transforms = to_working(volume.images, settings.size)
+    base, transforms = to_working(volume.images, settings.size, settings.scales(volume))
     nbr = volume.neighbours(settings.neighbours)
     logits = _forward(nets[0], [base[nbr]], device)[0]
     positions, cell_mm = _cell_positions(volume, transforms, settings, *logits.shape[-2:])
     distance = None if positions is None else cell_distances(positions)
-    channels = list(SERIES_CHANNELS[description])
-    found, p_slice, seen = [], [], {}
+    channels = [k for k in SERIES_CHANNELS[description] if CHANNELS[k][0] in conditions]
+    found, p_slice, naming = [], [], []
     for start in range(0, len(channels), len(LEVELS)):
         chain = channels[start : start + len(LEVELS)]
         condition = CHANNELS[chain[0]][0]
         prior = None if steps is None else steps.get(condition)
         decoded = decode_chain(logits[:, chain], positions, prior, cell_mm, distance)
         d = int(np.bincount([level[0] for level in decoded]).argmax())
-        # a second Sagittal T2/STIR counts its own canal
-        guided = canal and condition != CONDITIONS[0] and len(canal) == len(LEVELS)
-        if guided and volume.slices is not None:
-            x, y, _ = volume.slices[d].patient_to_pixel(np.array([canal[lv] for lv in LEVELS]))
-            counted = list(zip(x.tolist(), y.tolist()))
+        # a second Sagittal T2/STIR names its own canal
+        guided = canal and condition != CONDITIONS[0] and volume.slices is not None
+        if guided:
+            points = np.array([canal["points"][lv] for lv in LEVELS])
+            x, y, _ = volume.slices[d].patient_to_pixel(points)
+            starts = list(zip(x.tolist(), y.tolist()))
+            confidence = canal["confidence"]
         else:
-            # the canal spans several slices; a foramen (counted without a canal) one
-            reach = COUNT_REACH if condition == CONDITIONS[0] else 0
-            counted = _count_discs(
-                nets[1],
-                volume,
-                nbr,
-                d,
-                condition,
-                settings,
-                device,
-                prior,
-                seen,
-                reach,
-                (logits[:, chain], positions),
-            )
+            starts = None
+            confidence = shift_confidence(logits[:, chain], [(r, c) for _, r, c, _ in decoded])
         for k, (d, row, col, p) in enumerate(decoded):
             u, v = (np.array([col, row]) * settings.stride + (settings.stride - 1) / 2).tolist()
-            x, y = to_original(transforms[d], u, v) if counted is None else counted[k]
+            x, y = to_original(transforms[d], u, v) if starts is None else starts[k]
             found.append((d, float(x), float(y), CONDITIONS.index(condition)))
             p_slice.append(p)
+            naming.append(confidence)
     rows = []
     # the canal's refined heatmap does not single out its slice: it keeps the chain's
     reach = 0 if description == "Sagittal T2/STIR" else SLICE_REACH
     refined = _refine(nets[1], volume, nbr, found, settings, device, reach)
-    for k, p, (d, x, y, p_plane) in zip(channels, p_slice, refined):
+    for k, p, named, (d, x, y, p_plane) in zip(channels, p_slice, naming, refined):
         rows.append(_row(volume, d, *CHANNELS[k], x, y, float(p[d]) * p_plane))
         rows[-1]["qc_outside_coverage"] = d in (0, len(volume) - 1)
+        rows[-1]["level_confidence"] = named
+        rows[-1]["qc_level_shift"] = named < LEVEL_SHIFT_BELOW
     _order_flags(volume, rows)
     return rows
 
@@ -407,15 +371,20 @@ def _order_flags(volume: Volume, rows: list[dict]) -> None:
                 mine[a]["qc_order"] = mine[a + 1]["qc_order"] = True
 
 
-def level_points(volume: Volume, rows: list[dict]) -> dict[str, tuple[np.ndarray, bool]]:
+def level_points(volume: Volume, rows: list[dict]) -> dict[str, tuple[np.ndarray, bool, float]]:
     """Patient point of each level from a sagittal series' rows (left and right foramina
-    averaged), and whether it was out of order."""
+    averaged), whether it was out of order, and how sure its naming is (the lowest of its
+    rows' ``level_confidence``)."""
     out = {}
     for level in LEVELS:
         mine = [r for r in rows if r["level"] == level]
         if mine and volume.slices is not None:
             points = [volume.to_patient(r["_slice"], r["x"], r["y"]) for r in mine]
-            out[level] = (np.mean(points, axis=0), any(r["qc_order"] for r in mine))
+            out[level] = (
+                np.mean(points, axis=0),
+                any(r["qc_order"] for r in mine),
+                min(r["level_confidence"] for r in mine),
+            )
     return out
 
 
@@ -431,7 +400,7 @@ def predict_axial(nets, volume: Volume, sources: dict, settings: Settings, devic
     levels = list(sources)
     hit = volume.geometry.project(np.array([sources[lv][0] for lv in levels]))
     position = {path: i for i, path in enumerate(volume.paths)}
-    base, transforms = to_working(volume.images, settings.size)
+    base, transforms = to_working(volume.images, settings.size, settings.scales(volume))
     nbr = volume.neighbours(settings.neighbours)
     chosen = []
     for j, level in enumerate(levels):
@@ -477,28 +446,45 @@ def predict_axial(nets, volume: Volume, sources: dict, settings: Settings, devic
         row["qc_outside_coverage"] = bool(abs(distance) > spacing / 2)
         row["qc_outside_image"] = row["qc_outside_image"] or not in_image
         row["qc_order"] = bool(sources[level][1] or used[d] > 1)
+        row["level_confidence"] = sources[level][2]
+        row["qc_level_shift"] = sources[level][2] < LEVEL_SHIFT_BELOW
         rows.append(row)
     return rows
 
 
-def predict_study(nets, series: pd.DataFrame, settings: Settings, device, steps) -> list[dict]:
+def _reads(description: str, conditions) -> bool:
+    """Whether a series of this type shows a condition the localizer learned."""
+    return any(CHANNELS[k][0] in conditions for k in SERIES_CHANNELS[description])
+
+
+def predict_study(
+    nets, series: pd.DataFrame, settings: Settings, device, steps, conditions=CONDITIONS
+) -> list[dict]:
     """Row dicts of one study's series (rows of ``X``): the sagittal series first (a
     Sagittal T2/STIR's canal points guiding the Sagittal T1's foramina), then the axial
     ones through the best sagittal series' level points (a Sagittal T2/STIR before a
-    Sagittal T1, then the higher mean confidence)."""
+    Sagittal T1, then the higher mean confidence). Only the ``conditions`` the
+    localizer learned are located; a series that shows none of them gives no rows."""
     found_in, sources, canal = {}, {}, {}
+    series = series[[_reads(d, conditions) for d in series["series_description"]]]
     sagittal = series[series["series_description"] != AXIAL]
     by_type = sagittal["series_description"] != "Sagittal T2/STIR"
     for r in sagittal.iloc[np.argsort(by_type.to_numpy(), kind="stable")].itertuples():
         volume = read_volume(r.series_dir, largest_stack_only=True)
-        found = predict_sagittal(nets, volume, r.series_description, settings, device, steps, canal)
+        found = predict_sagittal(
+            nets, volume, r.series_description, settings, device, steps, canal, conditions
+        )
         found_in[r.Index] = found
         score = np.mean([p["confidence"] for p in found])
         rank = (r.series_description == "Sagittal T2/STIR", score)
         if not sources or rank > sources["rank"]:
             sources = {"rank": rank, "points": level_points(volume, found)}
-            if r.series_description == "Sagittal T2/STIR":
-                canal = {level: point for level, (point, _) in sources["points"].items()}
+            points = sources["points"]
+            if r.series_description == "Sagittal T2/STIR" and len(points) == len(LEVELS):
+                canal = {
+                    "points": {level: point for level, (point, _, _) in points.items()},
+                    "confidence": min(named for _, _, named in points.values()),
+                }
     rows = []
     for r in series.itertuples():
         if r.series_description != AXIAL:

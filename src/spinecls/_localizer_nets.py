@@ -15,7 +15,7 @@ from skorch.callbacks import LRScheduler
 from skorch.history import History
 
 from ._accelerate import PrecisionNet, build_net
-from ._localize import CHANNELS, Settings
+from ._localize import CHANNELS, Settings, stack_stride
 from ._volumes import collate_stacks
 from .labels import CONDITIONS
 from .models.heatmap import HeatmapLoss, SliceHeatmapNet
@@ -32,7 +32,7 @@ def module_params(params: dict, stack: bool) -> dict:
         "in_channels": 2 * int(params["neighbours"]) + 1,
         "n_points": len(CHANNELS) if stack else len(CONDITIONS),
         "widths": tuple(params["widths"]),
-        "stride": Settings.stride if stack else Settings.refine_stride,
+        "stride": stack_stride(params.get("pixel_mm")) if stack else Settings.refine_stride,
         "slice_context": stack,
     }
 

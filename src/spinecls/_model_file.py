@@ -185,7 +185,9 @@ def build(cls: type, state: dict, path: str, device) -> Any:
     """The fitted estimator a checked archive describes (see :func:`spinecls.persistence.load`)."""
     params = _json(path, state, "params", dict)
     try:
-        params = decode_params(params)
+        # a parameter added since an older file was written takes the value that
+        # reproduces that file's model, not the new default
+        params = {**getattr(cls, "_missing_params", {}), **decode_params(params)}
         if device is not None:
             params["device"] = device
         elif "device" in params:

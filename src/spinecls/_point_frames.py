@@ -28,6 +28,8 @@ OUTPUT_COLUMNS = (
     "qc_outside_coverage",
     "qc_outside_image",
     "qc_order",
+    "level_confidence",
+    "qc_level_shift",
 )
 
 
@@ -90,13 +92,12 @@ def check_points(X: pd.DataFrame, y) -> dict:
                 stacklevel=3,
             )
     merged = merged.loc[~(unknown | wrong)]
-    for description in SERIES_DESCRIPTIONS:
-        if not (merged["series_description"] == description).any():
-            wanted = [c for c, s in CONDITION_SERIES.items() if s == description]
-            raise ValueError(
-                f"y has no coordinates on a {description} series of X ({', '.join(wanted)}): "
-                "the localizer needs labelled points on every series type"
-            )
+    if merged.empty:
+        raise ValueError(
+            "y has no coordinates on the series of X that their conditions are read on "
+            f"({', '.join(f'{c}: {s}' for c, s in CONDITION_SERIES.items())}): nothing to "
+            "train on"
+        )
     return {key: group for key, group in merged.groupby(["study_id", "series_id"])}
 
 
@@ -124,5 +125,7 @@ def points_frame(rows: list[dict], X: pd.DataFrame) -> pd.DataFrame:
             "qc_outside_coverage": bool,
             "qc_outside_image": bool,
             "qc_order": bool,
+            "level_confidence": np.float64,
+            "qc_level_shift": bool,
         }
     )

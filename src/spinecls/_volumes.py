@@ -35,6 +35,12 @@ _SAMPLE_PIXELS = 200_000
 # A shift of +-20 % with scaling of +-15 % trained worse in 10 epochs (more levels named
 # one disc off), so the ranges stay narrow.
 _ROTATE, _SCALE, _SHIFT = 10.0, 0.1, 0.06
+# Real series come in several contrasts (T1: discs and fluid dark; T2, STIR: bright) and
+# fields of view that end anywhere below the sacrum or above the thoracolumbar junction:
+# training inverts a stack's contrast with this probability (the background kept dark)
+# and cuts its field of view above the highest or below the lowest point with this one.
+_INVERT, _CUT = 0.25, 0.0
+_BACKGROUND = 0.05  # intensities below this stay dark when the contrast is inverted
 
 
 @dataclass
@@ -56,6 +62,9 @@ class Volume:
         The slices' geometry; None for a series whose headers lack it.
     geometry : SeriesGeometry
         The whole series, for projecting points onto it.
+    spacing : ndarray of float
+        Each slice's pixel size in mm (the mean of its row and column spacing); NaN for
+        a series whose headers lack it.
     """
 
     images: list[np.ndarray]
@@ -64,6 +73,7 @@ class Volume:
     stack: np.ndarray
     slices: list[SliceGeometry] | None
     geometry: SeriesGeometry
+    spacing: np.ndarray
 
     def __len__(self) -> int:
         return len(self.images)
@@ -130,11 +140,22 @@ def read_volume(series_dir: str | os.PathLike, largest_stack_only: bool = False)
     low, high = np.percentile(pool, _PERCENTILES)
     scale = np.float32(1.0 / (high - low)) if high > low else np.float32(0.0)
     images = [np.clip((im - np.float32(low)) * scale, 0.0, 1.0) for im in images]
-    return Volume(images, numbers, paths, stack_of, slices, geometry)
+    spacing = np.array(
+        [np.mean(s.pixel_spacing) for s in slices] if slices is not None else [np.nan] * len(paths)
+    )
+    return Volume(images, numbers, paths, stack_of, slices, geometry, spacing)
 
 
-def to_working(images: list[np.ndarray], size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Shrink each image into a ``size`` x ``size`` square, aspect ratio kept, centred.
+def to_working(images: list[np.ndarray], size: int, scales=None) -> tuple[np.ndarray, np.ndarray]:
+    """Resample each image by its scale into a ``size`` x ``size`` square, centred.
+
+    Parameters
+    ----------
+    images : list of ndarray
+    size : int
+    scales : sequence of float, optional
+        Working pixels per original pixel, per image (an image that would not fit is
+        shrunk to fit); default: each image shrunk to fit, aspect ratio kept.
 
     Returns
     -------
@@ -148,9 +169,12 @@ def to_working(images: list[np.ndarray], size: int) -> tuple[np.ndarray, np.ndar
     for k, image in enumerate(images):
         rows, cols = image.shape
         ratio = size / max(rows, cols)
+        if scales is not None:
+            ratio = min(ratio, float(scales[k]))
         w, h = max(1, round(cols * ratio)), max(1, round(rows * ratio))
         px, py = (size - w) // 2, (size - h) // 2
-        stack[k, py : py + h, px : px + w] = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+        interpolation = cv2.INTER_AREA if ratio < 1 else cv2.INTER_LINEAR
+        stack[k, py : py + h, px : px + w] = cv2.resize(image, (w, h), interpolation=interpolation)
         transforms[k] = (w / cols, h / rows, px, py)
     return stack, transforms
 
@@ -205,30 +229,46 @@ class StackDataset(Dataset):
         ``(K, 4)`` of (slice, x, y, weight) in the stack's pixels.
     augment : bool
         Random rotation (+-10 degrees), scaling (+-10 %), shift (+-6 % of the size) of
-        the whole stack, and a random gamma and contrast. A point moved out of the
-        image loses its weight.
+        the whole stack, a random gamma and contrast, an inverted contrast (a quarter of
+        the stacks) and a field of view cut short above or below the points (three in
+        ten). A point moved out of the image loses its weight.
     seed : int or None
         Seeds the augmentation.
     window : int, optional
         Return a random ``window`` x ``window`` part of each (larger) stack, so the
         point is seen anywhere within it (a point left outside loses its weight).
+    depth : int, optional
+        Return a random run of at most ``depth`` consecutive slices of each deeper
+        stack, holding every labelled point's slice (all of them if they span more):
+        the slices far from the points cost training time and teach little.
     """
 
     def __init__(
-        self, samples, augment: bool = False, seed: int | None = None, window: int | None = None
+        self,
+        samples,
+        augment: bool = False,
+        seed: int | None = None,
+        window: int | None = None,
+        depth: int | None = None,
     ):
         self.samples = samples
         self.augment = augment
         self.rng = np.random.default_rng(seed)
         self.window = window
+        self.depth = depth
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, i):
         images, targets = self.samples[i]
+        targets = np.array(targets, dtype=np.float32)
+        if self.depth is not None and len(images) > self.depth:
+            start, stop = _slice_run(len(images), targets, self.depth, self.rng)
+            images = images[start:stop]
+            targets[:, 0] -= start
         images = torch.from_numpy(np.asarray(images, dtype=np.float32))
-        targets = torch.from_numpy(np.array(targets, dtype=np.float32))
+        targets = torch.from_numpy(targets)
         if self.augment:
             images, targets = self._augment(images, targets)
         if self.window is not None:
@@ -272,7 +312,29 @@ class StackDataset(Dataset):
         gamma = float(np.exp(rng.uniform(-0.3, 0.3)))
         gain = float(rng.uniform(0.85, 1.15))
         images = (images.clamp_min(0) ** gamma) * gain
+        if rng.random() < _INVERT:
+            images = (1 - images.clamp(0, 1)) * (images / _BACKGROUND).clamp(0, 1)
+        kept = targets[:, 3] > 0
+        if rng.random() < _CUT and kept.any():
+            rows = targets[kept, 2].numpy()
+            if rng.random() < 0.5:  # below the lowest point
+                edge = int(np.ceil(rng.uniform(rows.max() + 0.04 * h, h)))
+                images[..., edge:, :] = 0
+            else:
+                edge = int(np.floor(rng.uniform(0, rows.min() - 0.04 * h)))
+                images[..., : max(edge, 0), :] = 0
         return images, targets
+
+
+def _slice_run(n: int, targets: np.ndarray, depth: int, rng) -> tuple[int, int]:
+    """A random run of ``depth`` of ``n`` slices holding every labelled target's slice
+    (exactly their span when it is longer)."""
+    labelled = targets[targets[:, 3] > 0, 0].astype(int)
+    low, high = (int(labelled.min()), int(labelled.max())) if labelled.size else (0, 0)
+    if high - low + 1 >= depth:
+        return low, high + 1
+    start = int(rng.integers(max(0, high - depth + 1), min(low, n - depth) + 1))
+    return start, start + depth
 
 
 def collate_stacks(batch):

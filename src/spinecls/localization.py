@@ -12,6 +12,7 @@ import contextlib
 import warnings
 from numbers import Integral, Real
 
+import numpy as np
 import pandas as pd
 import torch
 from joblib import Parallel, delayed
@@ -25,8 +26,13 @@ from ._localizer_nets import make_net, nets_state, restore_nets
 from ._net import seed_from, torch_seed
 from ._point_frames import OUTPUT_COLUMNS, POINT_COLUMNS, check_points, check_series, points_frame
 from ._volumes import StackDataset
-from .labels import SERIES_DESCRIPTIONS
+from .labels import CONDITIONS, SERIES_DESCRIPTIONS
 from .persistence import PersistenceMixin
+
+# The stack network trains on runs of this many slices of a series holding its labelled
+# points (the canal's run reaches about 14 mm either side at 4 mm slices): the slices
+# beyond teach little and cost most of the training time.
+TRAINING_DEPTH = 8
 
 # The column tuples stay importable from here, where the CLI and users take them.
 __all__ = ["LevelLocalizer", "OUTPUT_COLUMNS", "POINT_COLUMNS"]
@@ -50,15 +56,24 @@ class LevelLocalizer(PersistenceMixin, BaseEstimator):
 
     Parameters
     ----------
-    size : int, default=64
-        Working size: every slice is shrunk into a ``size`` x ``size`` square.
+    size : int, default=160
+        Side of the working square, in working pixels.
+    pixel_mm : float or None, default=2.5
+        Working resolution: every slice is resampled to pixels of this many mm (and
+        shrunk further if its field of view exceeds ``size * pixel_mm``), so the
+        anatomy has one scale whatever the scanner's field of view and matrix; the
+        stack network's cells are two working pixels (5 mm at the defaults, against
+        about 35 mm between discs). None: every slice is shrunk into the square
+        whatever its field of view (cells of four working pixels), as models saved
+        before this parameter existed did; a slice without PixelSpacing is shrunk so.
     neighbours : int, default=1
         Slices on each side of a slice given with it as channels.
-    zoom : float, default=4.0
-        Scale of the refining crops relative to the working size.
+    zoom : float, default=2.0
+        Scale of the refining crops relative to the working resolution (1.25 mm pixels
+        at the defaults).
     crop : int, default=48
         Side of the refining crops in pixels.
-    widths : tuple of int, default=(12, 24, 48, 64)
+    widths : tuple of int, default=(8, 16, 32, 64)
         Channels of the encoder stages of both networks.
     sigma : float, default=1.0
         Spread of the target heatmaps, in output cells (4 working pixels for the stack
@@ -134,18 +149,22 @@ class LevelLocalizer(PersistenceMixin, BaseEstimator):
     ['Axial T2', 'Sagittal T1', 'Sagittal T2/STIR']
     """
 
-    _persisted_fields = ("history", "refine_history", "n_series", "level_steps")
-    # files of an earlier LevelLocalizer lack it: _set_persisted warns
-    _persisted_defaults = {"level_steps": None}
+    _persisted_fields = ("history", "refine_history", "n_series", "level_steps", "conditions")
+    # files of an earlier LevelLocalizer lack them: _set_persisted warns of the steps;
+    # such a localizer was trained on every condition
+    _persisted_defaults = {"level_steps": None, "conditions": list(CONDITIONS)}
     _unsaved_params = ("accelerator",)
+    # files written before the working resolution was set in mm shrank every slice to fit
+    _missing_params = {"pixel_mm": None}
 
     def __init__(
         self,
-        size=64,
+        size=160,
+        pixel_mm=2.5,
         neighbours=1,
-        zoom=4.0,
+        zoom=2.0,
         crop=48,
-        widths=(12, 24, 48, 64),
+        widths=(8, 16, 32, 64),
         sigma=1.0,
         axial_window=2,
         max_epochs=10,
@@ -162,6 +181,7 @@ class LevelLocalizer(PersistenceMixin, BaseEstimator):
         verbose=0,
     ):
         self.size = size
+        self.pixel_mm = pixel_mm
         self.neighbours = neighbours
         self.zoom = zoom
         self.crop = crop
@@ -205,6 +225,13 @@ class LevelLocalizer(PersistenceMixin, BaseEstimator):
             or not all(isinstance(w, Integral) and w > 0 for w in widths)
         ):
             raise ValueError(f"widths must be a sequence of >= 2 positive ints, got {widths!r}")
+        if self.pixel_mm is not None and not (
+            isinstance(self.pixel_mm, Real)
+            and not isinstance(self.pixel_mm, bool)
+            and np.isfinite(self.pixel_mm)
+            and self.pixel_mm > 0
+        ):
+            raise ValueError(f"pixel_mm must be a positive number or None, got {self.pixel_mm!r}")
         if not isinstance(self.channels_last, bool):
             raise ValueError(f"channels_last must be a bool, got {self.channels_last!r}")
         check_params(self.get_params(deep=False))
@@ -221,6 +248,7 @@ class LevelLocalizer(PersistenceMixin, BaseEstimator):
             int(self.crop),
             int(self.crop) // 4,
             int(self.axial_window),
+            None if self.pixel_mm is None else float(self.pixel_mm),
         )
 
     # -- training ----------------------------------------------------------------------
@@ -251,6 +279,8 @@ class LevelLocalizer(PersistenceMixin, BaseEstimator):
             for r in rows
         )
         self.level_steps_ = summarise_steps([part[2] for part in parts])
+        labelled = set().union(*(set(p["condition"]) for p in points.values()))
+        self.conditions_ = [c for c in CONDITIONS if c in labelled]
         self.n_series_ = {
             d: sum(r["series_description"] == d for r in rows) for d in SERIES_DESCRIPTIONS
         }
@@ -260,7 +290,8 @@ class LevelLocalizer(PersistenceMixin, BaseEstimator):
         with torch_seed(seed, training_device(self.get_params())):
             for net, k, window in ((stack_net, 0, None), (refine_net, 1, settings.crop)):
                 samples = [s for part in parts for s in part[k]]
-                net.fit(StackDataset(samples, self.augment, seed, window), y=None)
+                depth = TRAINING_DEPTH if k == 0 else None
+                net.fit(StackDataset(samples, self.augment, seed, window, depth), y=None)
         self.net_, self.refine_net_ = stack_net, refine_net
         self.history_, self.refine_history_ = stack_net.history, refine_net.history
         return self
@@ -300,7 +331,9 @@ class LevelLocalizer(PersistenceMixin, BaseEstimator):
         rows = []
         with autocast:
             for study_id, series in X.groupby("study_id", sort=False):
-                found = predict_study(nets, series, settings, device, self.level_steps_)
+                found = predict_study(
+                    nets, series, settings, device, self.level_steps_, self.conditions_
+                )
                 if (series["series_description"] == AXIAL).all():
                     warnings.warn(
                         f"LevelLocalizer.predict: study {study_id} has no sagittal series: its "
@@ -319,6 +352,7 @@ class LevelLocalizer(PersistenceMixin, BaseEstimator):
             "refine_history": self.refine_history_.to_list(),
             "n_series": self.n_series_,
             "level_steps": self.level_steps_,
+            "conditions": self.conditions_,
         }
         return fitted, nets_state(self.net_, self.refine_net_)
 
@@ -337,7 +371,15 @@ class LevelLocalizer(PersistenceMixin, BaseEstimator):
         for name, kind in checks:
             if not isinstance(fitted[name], kind):
                 raise ValueError(f"{name!r} must be a {getattr(kind, '__name__', 'dict')}")
+        conditions = fitted["conditions"]
+        if (
+            not isinstance(conditions, list)
+            or not conditions
+            or not set(conditions) <= set(CONDITIONS)
+        ):
+            raise ValueError(f"'conditions' must be a non-empty list of {list(CONDITIONS)}")
         self.net_, self.refine_net_ = restore_nets(self.get_params(), fitted, state_dict)
         self.history_, self.refine_history_ = self.net_.history, self.refine_net_.history
         self.n_series_ = fitted["n_series"]
         self.level_steps_ = fitted["level_steps"]
+        self.conditions_ = [c for c in CONDITIONS if c in conditions]

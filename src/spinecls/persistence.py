@@ -14,6 +14,8 @@ An estimator takes part by inheriting :class:`PersistenceMixin` (its ``save`` an
 - ``_persisted_fields``: the names of its fitted attributes in the file;
 - ``_persisted_defaults`` (optional): values of fields that older files lack, e.g.
   ``{"temperatures": None}``;
+- ``_missing_params`` (optional): values of parameters that older files lack, where
+  the new default would not reproduce the saved model, e.g. ``{"pixel_mm": None}``;
 - ``_get_persisted()``: ``(fitted, state_dict)``, the JSON-able values of those fields
   and the module's tensors;
 - ``_set_persisted(fitted, state_dict)``: checks them and makes the estimator fitted,

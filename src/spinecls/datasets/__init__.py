@@ -1,7 +1,8 @@
-"""Reading the competition layout and writing synthetic studies in it.
+"""Reading the competition layout, and writing synthetic studies or image volumes in it.
 
-:func:`make_synthetic_rsna` is imported on first use (PEP 562): it draws with OpenCV,
-which reading the competition layout does not need.
+:func:`make_synthetic_rsna` and the volume writers (:mod:`.volumes`) are imported on
+first use (PEP 562): the synthetic studies draw with OpenCV, which reading the
+competition layout does not need.
 """
 
 from __future__ import annotations
@@ -14,13 +15,27 @@ from .rsna import *  # noqa: F403 - exactly rsna.__all__, as numpy's __init__ ga
 
 if TYPE_CHECKING:
     from .synthetic import make_synthetic_rsna
+    from .volumes import SpineVolume, levels_from_mask, write_volumes
 
-__all__ = ["make_synthetic_rsna", *rsna.__all__]
+_LAZY = {
+    "make_synthetic_rsna": ".synthetic",
+    "SpineVolume": ".volumes",
+    "levels_from_mask": ".volumes",
+    "write_volumes": ".volumes",
+}
+
+__all__ = [
+    "SpineVolume",
+    "levels_from_mask",
+    "make_synthetic_rsna",
+    "write_volumes",
+    *rsna.__all__,
+]
 
 
 def __getattr__(name: str):
-    if name == "make_synthetic_rsna":
-        value = importlib.import_module(".synthetic", __name__).make_synthetic_rsna
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

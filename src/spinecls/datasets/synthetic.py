@@ -13,18 +13,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import (
-    PYDICOM_IMPLEMENTATION_UID,
-    ExplicitVRLittleEndian,
-    MRImageStorage,
-    generate_uid,
-)
+from pydicom.uid import generate_uid
 
 from .._atomic import atomic_directory, check_destination
 from ..labels import LEVELS, RAW_SEVERITIES, SEVERITIES, SEVERITY_PRIORS, WIDE_COLUMNS
 from ._acquisition import design
 from ._csv import DESCRIPTION_COLUMNS, DESCRIPTIONS_CSV
+from ._dicom_files import mr_dataset, save_slice
 from ._phantom import render
 from .rsna import COORDINATE_COLUMNS, COORDINATES_CSV, LABELS_CSV
 
@@ -48,41 +43,6 @@ def _to_pixels(rng, image, scale, noise, offset):
     return np.clip(np.rint(magnitude) + offset, 0, 65535).astype(np.uint16)
 
 
-def _dataset(meta: dict) -> Dataset:
-    """An MR image header (no pixels yet) with the attributes in ``meta``."""
-    file_meta = FileMetaDataset()
-    file_meta.MediaStorageSOPClassUID = MRImageStorage
-    file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    file_meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-    ds = Dataset()
-    ds.file_meta = file_meta
-    ds.SOPClassUID = MRImageStorage
-    ds.Modality = "MR"
-    ds.Manufacturer = "spinecls synthetic phantom"
-    ds.BodyPartExamined = "LSPINE"
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = 16
-    ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 0
-    for key, value in meta.items():
-        setattr(ds, key, value)
-    return ds
-
-
-def _save(ds: Dataset, path: Path, pixels: np.ndarray) -> None:
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    ds.Rows, ds.Columns = pixels.shape
-    ds.PixelData = np.ascontiguousarray(pixels, dtype="<u2").tobytes()
-    ds.save_as(path, enforce_file_format=True)
-
-
-def _write_dicom(path: Path, pixels: np.ndarray, meta: dict) -> None:
-    """Write one 16-bit MR slice with the header attributes in ``meta``."""
-    _save(_dataset(meta), path, pixels)
-
-
 def _study(images: Path, seed: np.random.SeedSequence, study_id: int, size_range) -> dict:
     """Generate and write one study; return its label, coordinate and series records."""
     rng = np.random.default_rng(seed)
@@ -97,7 +57,7 @@ def _study(images: Path, seed: np.random.SeedSequence, study_id: int, size_range
         folder.mkdir(parents=True)
         series_uid = generate_uid(entropy_srcs=[*uid_root, str(s.series_id)])
         # One header per series; each slice changes only its own attributes.
-        ds = _dataset(
+        ds = mr_dataset(
             dict(
                 PatientID=str(study_id),
                 PatientName=f"Synthetic^{study_id}",
@@ -123,7 +83,7 @@ def _study(images: Path, seed: np.random.SeedSequence, study_id: int, size_range
                 round(float(v), 6) for v in (*plane.row_dir, *plane.col_dir)
             ]
             ds.PixelSpacing = [round(float(v), 6) for v in plane.spacing]
-            _save(ds, folder / f"{instance}.dcm", _to_pixels(rng, image, scale, noise, offset))
+            save_slice(ds, folder / f"{instance}.dcm", _to_pixels(rng, image, scale, noise, offset))
 
     coords = [
         (
