@@ -234,7 +234,7 @@ def make_synthetic_rsna(
     variation : {"plain", "clinical"}, default="plain"
         ``"plain"``: the phantom as described above, every disc alike. ``"clinical"``:
         per study, the quirks of real lumbar MRI that make levels hard to name, at the
-        rates of :data:`spinecls.datasets._variation.CLINICAL`: a faint (thin, dark)
+        rates listed in the documentation's "Synthetic studies" page: a faint (thin, dark)
         and/or obliquely cut L5/S1 in about a third of the studies, rudimentary sacral
         discs below L5/S1, a lumbosacral transitional vertebra (sacralised L5 or
         lumbarised S1) in about 5 %, thoracic discs above, a sacrum that bends and
