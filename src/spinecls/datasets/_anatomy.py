@@ -263,6 +263,13 @@ class Spine:
         centre, axes = self._frame(index)
         return centre + np.array([lateral, depth, rise]) @ axes
 
+    def update(self, **fields) -> None:
+        """Replace some of the fields (discs added above or below, the per-disc arrays,
+        the sacrum) in place."""
+        for name, value in fields.items():
+            setattr(self, name, value)
+        self._frames.clear()
+
     def adjust(self, level: int, *, lateral=0.0, height=0.0, foramina=(0.0, 0.0)) -> None:
         """Vary one level: shift its disc across or along the spine, move its foramina
         outwards (mm). The labelling draws these to keep labels clear of slice ties."""

@@ -68,15 +68,28 @@ _SACRAL_BODIES = ((26.0, 31.0), (22.0, 26.0), (18.0, 22.0), (15.0, 18.0))  # S1 
 SEQUENCES: dict[str, dict] = {
     "T1": dict(ScanningSequence="SE", RepetitionTime=600.0, EchoTime=10.0),
     "T2": dict(ScanningSequence="SE", RepetitionTime=3500.0, EchoTime=100.0),
-    "STIR": dict(ScanningSequence=["SE", "IR"], RepetitionTime=4000.0, EchoTime=60.0,
-                 InversionTime=160.0),
-    "T1 water": dict(ScanningSequence="SE", RepetitionTime=600.0, EchoTime=10.0,
-                     ImageType=["DERIVED", "PRIMARY", "DIXON", "WATER"]),
-    "T2 water": dict(ScanningSequence="SE", RepetitionTime=3500.0, EchoTime=100.0,
-                     ImageType=["DERIVED", "PRIMARY", "DIXON", "WATER"]),
-    "T2 fat": dict(ScanningSequence="SE", RepetitionTime=3500.0, EchoTime=100.0,
-                   ImageType=["DERIVED", "PRIMARY", "DIXON", "FAT"]),
-}  # fmt: skip
+    "STIR": dict(
+        ScanningSequence=["SE", "IR"], RepetitionTime=4000.0, EchoTime=60.0, InversionTime=160.0
+    ),
+    "T1 water": dict(
+        ScanningSequence="SE",
+        RepetitionTime=600.0,
+        EchoTime=10.0,
+        ImageType=["DERIVED", "PRIMARY", "DIXON", "WATER"],
+    ),
+    "T2 water": dict(
+        ScanningSequence="SE",
+        RepetitionTime=3500.0,
+        EchoTime=100.0,
+        ImageType=["DERIVED", "PRIMARY", "DIXON", "WATER"],
+    ),
+    "T2 fat": dict(
+        ScanningSequence="SE",
+        RepetitionTime=3500.0,
+        EchoTime=100.0,
+        ImageType=["DERIVED", "PRIMARY", "DIXON", "FAT"],
+    ),
+}
 """DICOM attributes a clinical study's series carry for each contrast."""
 
 
@@ -140,10 +153,9 @@ def _pick(rng, shares: dict[str, float]) -> str:
 def draw_quirks(rng: np.random.Generator) -> Quirks:
     """Draw one clinical study's quirks: the first draws from its generator."""
     r = CLINICAL
-    transitional = TRANSITIONAL[
-        int(rng.choice(3, p=[1 - r["sacralised_l5"] - r["lumbarised_s1"],
-                             r["sacralised_l5"], r["lumbarised_s1"]]))
-    ]  # fmt: skip
+    normal = 1 - r["sacralised_l5"] - r["lumbarised_s1"]
+    shares = [normal, r["sacralised_l5"], r["lumbarised_s1"]]
+    transitional = TRANSITIONAL[int(rng.choice(len(TRANSITIONAL), p=shares))]
     sacralised = transitional == "sacralised L5"
     faint = bool(rng.random() < r["faint_l5s1"]) or sacralised
     oblique = bool(rng.random() < r["oblique_l5s1"])
@@ -229,17 +241,19 @@ def vary(spine: Spine, quirks: Quirks, rng: np.random.Generator) -> None:
     foramina_up = spine.foramen_x[:, :1] - 0.2 * np.arange(1, n_top + 1)
     foramina_down = np.repeat(spine.foramen_x[:, -1:], n_bottom, axis=1)
 
-    spine.disc_z = np.concatenate([above[::-1], spine.disc_z, below])
-    spine.lateral = np.concatenate([walk_up[::-1], spine.lateral, walk_down])
-    spine.foramen_x = np.concatenate([foramina_up[:, ::-1], spine.foramen_x, foramina_down], 1)
-    spine.disc_scale = np.concatenate([t_scale[::-1], scale, b_scale])
-    spine.disc_signal = np.concatenate([rng.uniform(0.8, 1.0, n_top), signal, b_signal])
-    spine.endplate = np.concatenate([np.full(n_top, 1.0), endplate, b_plate])
-    spine.tilt = np.concatenate([np.zeros((n_top, 2)), tilt, np.zeros((n_bottom, 2))])
-    spine.top += n_top
-    spine.sacrum = spine.index(len(LEVELS) - 1) + lumbarised
-    spine.sacral_bend = math.tan(math.radians(rng.uniform(*r["sacral_angle_deg"]))) / 200.0
-    spine.coccyx = rng.uniform(125.0, 150.0)
-    spine.sac_end = rng.uniform(35.0, 55.0)
-    spine.conus = float(spine.disc_z[spine.index(0)]) + rng.uniform(5.0, 30.0)
-    spine._frames.clear()
+    l5s1 += n_top
+    spine.update(
+        disc_z=np.concatenate([above[::-1], spine.disc_z, below]),
+        lateral=np.concatenate([walk_up[::-1], spine.lateral, walk_down]),
+        foramen_x=np.concatenate([foramina_up[:, ::-1], spine.foramen_x, foramina_down], 1),
+        disc_scale=np.concatenate([t_scale[::-1], scale, b_scale]),
+        disc_signal=np.concatenate([rng.uniform(0.8, 1.0, n_top), signal, b_signal]),
+        endplate=np.concatenate([np.full(n_top, 1.0), endplate, b_plate]),
+        tilt=np.concatenate([np.zeros((n_top, 2)), tilt, np.zeros((n_bottom, 2))]),
+        top=spine.top + n_top,
+        sacrum=l5s1 + lumbarised,
+        sacral_bend=math.tan(math.radians(rng.uniform(*r["sacral_angle_deg"]))) / 200.0,
+        coccyx=rng.uniform(125.0, 150.0),
+        sac_end=rng.uniform(35.0, 55.0),
+        conus=float(spine.disc_z[spine.top]) + rng.uniform(5.0, 30.0),
+    )
