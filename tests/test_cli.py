@@ -3,6 +3,7 @@ import json
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -27,6 +28,17 @@ def test_synth_same_seed_as_the_library(tmp_path):
     spinecls.make_synthetic_rsna(tmp_path / "lib", n_studies=1, random_state=9)
     for name in ("train.csv", "train_label_coordinates.csv", "train_series_descriptions.csv"):
         assert (tmp_path / "cli" / name).read_bytes() == (tmp_path / "lib" / name).read_bytes()
+
+
+def test_synth_variation_clinical_lists_the_quirks_it_drew(tmp_path):
+    out = tmp_path / "clinical"
+    assert (
+        main(["synth", str(out), "--studies", "1", "--seed", "9", "--variation", "clinical"]) == 0
+    )
+    quirks = pd.read_csv(out / "synthetic_quirks.csv")
+    expected = spinecls.datasets.synthetic_quirks(1, random_state=9)
+    pd.testing.assert_frame_equal(quirks, expected, check_dtype=False)
+    assert quirks["study_id"].tolist() == pd.read_csv(out / "train.csv")["study_id"].tolist()
 
 
 def test_synth_test_split_writes_the_test_layout_and_its_truth(tmp_path, capsys):
@@ -89,8 +101,6 @@ def test_train_predict_evaluate_round_trip(rsna_root, tmp_path, capsys):
     assert "exists: pass --overwrite" in capsys.readouterr().err
     assert submission.read_bytes() == written
     assert main([*again, "--split", "train", "--overwrite"]) == 0
-    import pandas as pd
-
     table = pd.read_csv(submission)
     assert list(table.columns) == ["row_id", "normal_mild", "moderate", "severe"]
     assert len(table) == 6 * 25 and table["row_id"].is_unique

@@ -83,6 +83,7 @@ def _synth(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         split=args.split,
         truth_dir=truth,
+        variation=args.variation,
     )
     if truth is None:
         print(f"wrote a synthetic RSNA dataset to {root}")

@@ -81,6 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --split test: directory for the labels and coordinates, in the training "
         "files' format (default: OUTDIR_truth beside OUTDIR; new or empty)",
     )
+    synth.add_argument(
+        "--variation",
+        choices=["plain", "clinical"],
+        default="plain",
+        help="plain: every disc alike (default); clinical: the quirks of real scans (faint or "
+        "oblique L5/S1, sacral remnants, transitional vertebrae, 200-400 mm fields of view, "
+        "T1/T2/STIR/Dixon contrasts), listed in synthetic_quirks.csv beside train.csv",
+    )
     synth.add_argument("--overwrite", action="store_true", help=OVERWRITE_DIRECTORY)
     synth.set_defaults(func=_synth)
 
