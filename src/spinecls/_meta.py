@@ -10,14 +10,11 @@ or without scikit-learn's metadata routing.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
+from sklearn import get_config
 from sklearn.metrics import accuracy_score
 from sklearn.utils import Bunch
-from sklearn.utils.metadata_routing import (
-    MetadataRouter,
-    MethodMapping,
-    _routing_enabled,
-    process_routing,
-)
+from sklearn.utils.metadata_routing import MetadataRouter, MethodMapping, process_routing
 
 from ._validation import two_columns
 
@@ -30,6 +27,8 @@ __all__ = [
     "member_classes",
     "member_params",
     "router",
+    "take_params",
+    "take_rows",
 ]
 
 
@@ -184,7 +183,41 @@ def member_params(owner, names, fit_params: dict) -> dict[str, dict]:
     (``set_fit_request``); without it, every member gets all of them, as a Pipeline
     member takes ``clf__groups=...``.
     """
-    if _routing_enabled():
+    if get_config()["enable_metadata_routing"]:
         routed = process_routing(owner, "fit", **fit_params)
         return {name: routed[name].fit for name in names}
     return {name: fit_params for name in names}
+
+
+def take_rows(data, rows: np.ndarray):
+    """The rows of ``data`` at positions ``rows``: a frame's or a series' by position.
+
+    Parameters
+    ----------
+    data : DataFrame, Series, ndarray or sequence
+        Sequences become arrays (of objects, so that mixed labels keep their types).
+    rows : ndarray of int
+    """
+    if isinstance(data, (pd.DataFrame, pd.Series)):
+        return data.iloc[rows]
+    array = data if isinstance(data, np.ndarray) else np.asarray(data, dtype=object)
+    return array[rows]
+
+
+def take_params(params: dict, n_samples: int, rows: np.ndarray) -> dict:
+    """Fit parameters cut to ``rows``: those with one value per sample, the others as given.
+
+    A value is per sample when it is array-like (a sequence, an array or a pandas
+    object, not a string) of length ``n_samples``, as study ids for the validation
+    split are.
+    """
+    return {
+        key: take_rows(value, rows) if _per_sample(value, n_samples) else value
+        for key, value in params.items()
+    }
+
+
+def _per_sample(value, n_samples: int) -> bool:
+    if hasattr(value, "shape"):
+        return len(value.shape) >= 1 and value.shape[0] == n_samples
+    return isinstance(value, (list, tuple)) and len(value) == n_samples

@@ -16,9 +16,10 @@ import pandas as pd
 import torch
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._accelerate import _DTYPES, check_params, training_device
+from ._accelerate import _DTYPES, PRECISIONS, check_params, training_device
 from ._levels import summarise_steps
 from ._localize import AXIAL, Settings, predict_study, series_samples
 from ._localizer_nets import make_net, nets_state, restore_nets
@@ -134,6 +135,27 @@ class LevelLocalizer(PersistenceMixin, BaseEstimator):
     ['Axial T2', 'Sagittal T1', 'Sagittal T2/STIR']
     """
 
+    _parameter_constraints: dict = {
+        "size": [Interval(Integral, 16, None, closed="left")],
+        "neighbours": [Interval(Integral, 0, None, closed="left")],
+        "zoom": [Interval(Real, 0, None, closed="neither")],
+        "crop": [Interval(Integral, 16, None, closed="left")],
+        "widths": [tuple, list],
+        "sigma": [Interval(Real, 0, None, closed="neither")],
+        "axial_window": [Interval(Integral, 0, None, closed="left")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "augment": ["boolean"],
+        "n_jobs": [Integral, None],
+        "device": [str, torch.device],
+        "accelerator": "no_validation",  # an accelerate.Accelerator: _accelerate.check_params
+        "precision": [StrOptions(set(PRECISIONS))],
+        "channels_last": ["boolean"],
+        "num_workers": [Interval(Integral, 0, None, closed="left")],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
     _persisted_fields = ("history", "refine_history", "n_series", "level_steps")
     # files of an earlier LevelLocalizer lack it: _set_persisted warns
     _persisted_defaults = {"level_steps": None}
@@ -183,30 +205,12 @@ class LevelLocalizer(PersistenceMixin, BaseEstimator):
 
     # -- validation --------------------------------------------------------------------
     def _settings(self) -> Settings:
-        for name, low in (
-            ("size", 16),
-            ("neighbours", 0),
-            ("crop", 16),
-            ("axial_window", 0),
-            ("max_epochs", 1),
-            ("batch_size", 1),
-        ):
-            value = getattr(self, name)
-            if not isinstance(value, Integral) or isinstance(value, bool) or value < low:
-                raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-        for name in ("zoom", "sigma", "lr"):
-            value = getattr(self, name)
-            if not isinstance(value, Real) or not value > 0:
-                raise ValueError(f"{name} must be a positive number, got {value!r}")
+        self._validate_params()
         widths = self.widths
-        if (
-            not isinstance(widths, (tuple, list))
-            or len(widths) < 2
-            or not all(isinstance(w, Integral) and w > 0 for w in widths)
+        if len(widths) < 2 or not all(
+            isinstance(w, Integral) and not isinstance(w, bool) and w > 0 for w in widths
         ):
             raise ValueError(f"widths must be a sequence of >= 2 positive ints, got {widths!r}")
-        if not isinstance(self.channels_last, bool):
-            raise ValueError(f"channels_last must be a bool, got {self.channels_last!r}")
         check_params(self.get_params(deep=False))
         for name in ("size", "crop"):
             if getattr(self, name) % 2 ** len(widths):

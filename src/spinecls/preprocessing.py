@@ -17,7 +17,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from ._extract import PatchExtractionWarning, extract, report
-from ._patch_params import extraction_params
+from ._patch_params import PARAMETER_CONSTRAINTS, extraction_params
 from ._patch_rows import check_rows, resolve_paths, with_metadata
 from ._validation import located
 from .datasets.rsna import ID_COLUMNS
@@ -126,6 +126,8 @@ class LumbarPatchTransformer(TransformerMixin, BaseEstimator):
     >>> patches.shape, patches.dtype
     ((25, 1, 32, 32), dtype('float32'))
     """
+
+    _parameter_constraints: dict = PARAMETER_CONSTRAINTS
 
     def __init__(
         self,

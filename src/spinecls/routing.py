@@ -15,12 +15,20 @@ import warnings
 import numpy as np
 import pandas as pd
 from sklearn.base import ClassifierMixin, MultiOutputMixin, clone
-from sklearn.utils import Bunch, _safe_indexing
+from sklearn.utils import Bunch
 from sklearn.utils.metaestimators import _BaseComposition
 from sklearn.utils.parallel import Parallel, delayed
-from sklearn.utils.validation import _check_method_params, check_is_fitted
+from sklearn.utils.validation import check_is_fitted
 
-from ._meta import DualHeadMixin, MembersMixin, member_classes, member_params, router
+from ._meta import (
+    DualHeadMixin,
+    MembersMixin,
+    member_classes,
+    member_params,
+    router,
+    take_params,
+    take_rows,
+)
 from ._validation import located, two_columns
 from .labels import CONDITIONS, SCORE_GROUPS, slug
 
@@ -236,9 +244,9 @@ class ConditionGroupClassifier(
             delayed(_fit_member)(
                 clone(estimator),
                 name,
-                _safe_indexing(X, routes[name]),
-                _safe_indexing(y, routes[name]),
-                _check_method_params(X, params[name], routes[name]),
+                take_rows(X, routes[name]),
+                take_rows(y, routes[name]),
+                take_params(params[name], len(X), routes[name]),
             )
             for name, estimator in zip(names, estimators)
         )
@@ -280,7 +288,7 @@ class ConditionGroupClassifier(
         for name, rows in routes.items():
             if len(rows):
                 estimator = self.named_estimators_[name]
-                probas = estimator.predict_proba(_safe_indexing(X, rows))
+                probas = estimator.predict_proba(take_rows(X, rows))
                 parts.append((rows, member_classes(estimator, name), probas))
         out = []
         for k, classes in enumerate(self.classes_):
