@@ -72,8 +72,8 @@ def test_report_matches_sklearn_weighted_metrics():
 
 
 def test_report_on_integer_codes_and_dataframes():
-    true = pd.DataFrame({"c": [0, 1, 2, 3, 4, 0], "s": [0, 1, 2, 0, 1, 2]})
-    pred = pd.DataFrame({"c": [0, 1, 2, 3, 4, 1], "s": [0, 1, 2, 0, 1, 2]})
+    true = pd.DataFrame({"condition": [0, 1, 2, 3, 4, 0], "severity": [0, 1, 2, 0, 1, 2]})
+    pred = pd.DataFrame({"severity": [0, 1, 2, 0, 1, 2], "condition": [0, 1, 2, 3, 4, 1]})
     report = dual_head_report(true, pred)
     assert report.summary.loc["condition", "accuracy"] == pytest.approx(5 / 6)
     assert report.summary.loc["severity", "accuracy"] == 1.0
@@ -93,7 +93,11 @@ def test_report_bad_input():
     with pytest.raises(ValueError, match=r"y_true must have two columns.*got shape \(2,\)"):
         dual_head_report([1, 2], [1, 2])
     with pytest.raises(ValueError, match=r"y_pred must have two columns.*got shape \(1, 3\)"):
-        dual_head_report([["a", "b"]], pd.DataFrame([["a", "b", "c"]]))
+        dual_head_report([["a", "b"]], [["a", "b", "c"]])
+    with pytest.raises(
+        ValueError, match=r"y_pred is a DataFrame with columns \[0, 1\]: .* by name"
+    ):
+        dual_head_report([["a", "b"]], pd.DataFrame([["a", "b"]]))
     with pytest.raises(ValueError, match=r"unknown severity label\(s\) \['mild'\] in y_pred"):
         dual_head_report([[CONDITIONS[0], "severe"]], [[CONDITIONS[0], "mild"]])
     with pytest.raises(ValueError, match="unknown condition"):
@@ -105,7 +109,7 @@ def test_report_names_rows_with_missing_labels():
     good = [[scs, "severe"], [scs, "moderate"], [scs, "severe"]]
     with pytest.raises(ValueError, match=r"y_true has missing severity labels at row\(s\) 1, 2$"):
         dual_head_report([[scs, "severe"], [scs, None], [scs, np.nan]], good)
-    codes = pd.DataFrame({"c": [0.0, np.nan, 1.0], "s": [0, 1, 2]})
+    codes = pd.DataFrame({"condition": [0.0, np.nan, 1.0], "severity": [0, 1, 2]})
     with pytest.raises(ValueError, match=r"y_pred has missing condition labels at row\(s\) 1$"):
         dual_head_report(codes.fillna(0), codes)
 

@@ -39,7 +39,7 @@ from sklearn.model_selection import PredefinedSplit
 from sklearn.utils.validation import check_is_fitted
 
 from ._loss import severity_class_weights
-from ._validation import two_columns
+from ._validation import check_sample_weight, two_columns
 from .labels import HEADS
 
 __all__ = [
@@ -296,13 +296,7 @@ def calibrate_heads(
         codes.append([index[v] for v in values])
     if len(codes[0]) != len(X):
         raise ValueError(f"X has {len(X)} samples but y has {len(codes[0])}")
-    if sample_weight is not None:
-        sample_weight = np.asarray(sample_weight, dtype=np.float64)
-        if sample_weight.shape != (len(X),) or not (sample_weight >= 0).all():
-            raise ValueError(
-                f"sample_weight must hold {len(X)} non-negative numbers; got shape "
-                f"{sample_weight.shape}"
-            )
+    sample_weight = check_sample_weight(sample_weight, len(X))
     classifier.temperatures_ = fit_temperatures(
         classifier,
         X,

@@ -20,6 +20,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._meta import (
     DualHeadMixin,
+    HeadClasses,
+    HeadProbabilities,
     MembersMixin,
     is_dropped,
     member_classes,
@@ -66,7 +68,7 @@ class DualHeadEnsemble(
         Every member by name, ``"drop"`` for dropped ones.
     weights_ : ndarray of shape (n_fitted_members,)
         The weights of ``estimators_``, summing to 1.
-    classes_ : list of two ndarrays
+    classes_ : HeadClasses
         Condition classes and severity classes, on which all members agree.
 
     See Also
@@ -187,9 +189,10 @@ class DualHeadEnsemble(
 
         Returns
         -------
-        list of two ndarrays
+        HeadProbabilities
             ``[P_condition (n_samples, len(classes_[0])), P_severity (n_samples,
-            len(classes_[1]))]``, in ``X``'s row order.
+            len(classes_[1]))]``, in ``X``'s row order, as
+            :meth:`spinecls.DualHeadClassifier.predict_proba` gives them.
         """
         check_is_fitted(self, "estimators_")
         probas = [estimator.predict_proba(X) for estimator in self.estimators_]
@@ -205,7 +208,7 @@ class DualHeadEnsemble(
             else:
                 mean = np.average(stacked, axis=0, weights=self.weights_)
             out.append(mean.astype(np.result_type(*heads), copy=False))
-        return out
+        return HeadProbabilities(out)
 
 
 def _fit_member(estimator, X, y, params: dict):
@@ -226,4 +229,4 @@ def _agreed_classes(members: dict) -> list[np.ndarray]:
                     f"{their.tolist()} where {first!r} has {mine.tolist()}; an ensemble "
                     "averages columns of the same classes"
                 )
-    return classes
+    return HeadClasses(classes)

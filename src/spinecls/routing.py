@@ -22,6 +22,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._meta import (
     DualHeadMixin,
+    HeadClasses,
+    HeadProbabilities,
     MembersMixin,
     member_classes,
     member_params,
@@ -75,7 +77,7 @@ class ConditionGroupClassifier(
         The same by name.
     condition_groups_ : dict of str to tuple
         The groups as fitted.
-    classes_ : list of two ndarrays
+    classes_ : HeadClasses
         Condition classes and severity classes: the sorted union of the members'.
 
     See Also
@@ -253,9 +255,9 @@ class ConditionGroupClassifier(
         self.named_estimators_ = Bunch(**dict(zip(names, self.estimators_)))
         self.condition_groups_ = groups
         member = {name: member_classes(e, name) for name, e in self.named_estimators_.items()}
-        self.classes_ = [
+        self.classes_ = HeadClasses(
             np.unique(np.concatenate([m[k] for m in member.values()])) for k in range(2)
-        ]
+        )
         for name, (_, severities) in member.items():
             unseen = sorted(set(self.classes_[1].tolist()) - set(severities.tolist()), key=str)
             if unseen:
@@ -278,9 +280,10 @@ class ConditionGroupClassifier(
 
         Returns
         -------
-        list of two ndarrays
+        HeadProbabilities
             ``[P_condition (n_samples, len(classes_[0])), P_severity (n_samples,
-            len(classes_[1]))]`` in ``X``'s row order (see Notes of the class).
+            len(classes_[1]))]`` in ``X``'s row order (see Notes of the class), as
+            :meth:`spinecls.DualHeadClassifier.predict_proba` gives them.
         """
         check_is_fitted(self, "estimators_")
         routes = self._route(X, self.condition_groups_, list(self.named_estimators_))
@@ -297,7 +300,7 @@ class ConditionGroupClassifier(
             for rows, member, probas in parts:
                 proba[np.ix_(rows, np.searchsorted(classes, member[k]))] = probas[k]
             out.append(proba)
-        return out
+        return HeadProbabilities(out)
 
 
 def _fit_member(estimator, name: str, X, y, params: dict):
