@@ -13,7 +13,7 @@ from numbers import Real
 
 import numpy as np
 from sklearn.base import ClassifierMixin, MultiOutputMixin, clone
-from sklearn.utils import Bunch
+from sklearn.utils import Bunch, get_tags
 from sklearn.utils.metaestimators import _BaseComposition
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_is_fitted
@@ -122,6 +122,15 @@ class DualHeadEnsemble(
     def get_metadata_routing(self):
         """Metadata routing: each member's ``fit`` gets what it requested."""
         return router(self, [(n, e) for n, e in self.estimators if not is_dropped(e)])
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # Every member takes the same X: the first one's input tags say what it is.
+        members = self.estimators if isinstance(self.estimators, (list, tuple)) else []
+        kept = [e for pair in members if len(pair) == 2 for e in pair[1:] if not is_dropped(e)]
+        if kept:
+            tags.input_tags = get_tags(kept[0]).input_tags
+        return tags
 
     # -- validation --------------------------------------------------------------------
     def _check_members(self) -> tuple[list[str], list, np.ndarray]:

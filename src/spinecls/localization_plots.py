@@ -10,44 +10,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ._validation import require_columns
+from ._point_frames import localization_errors
 from .dicom import read_slice
 from .plotting import _figure, _save
 
 __all__ = ["localization_errors", "plot_localization", "plot_localization_errors"]
-
-KEYS = ["study_id", "series_id", "condition", "level"]
-
-
-def localization_errors(truth: pd.DataFrame, predicted: pd.DataFrame) -> pd.DataFrame:
-    """Pair true and predicted points and measure how far apart they are.
-
-    Parameters
-    ----------
-    truth : pandas.DataFrame
-        Labelled coordinates (``load_rsna``'s columns ``study_id, series_id,
-        instance_number, condition, level, x, y``).
-    predicted : pandas.DataFrame
-        :meth:`spinecls.LevelLocalizer.predict`'s frame.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per point found in both, on the same series: the keys,
-        ``series_description`` (when ``predicted`` has it), ``distance`` (pixels, on
-        the image plane, whatever the slices) and ``slice_offset`` (predicted minus
-        true instance number).
-    """
-    columns = [*KEYS, "instance_number", "x", "y"]
-    for name, frame in (("truth", truth), ("predicted", predicted)):
-        require_columns(frame, columns, name)
-    extra = ["series_description"] if "series_description" in predicted.columns else []
-    merged = truth[columns].merge(
-        predicted[[*columns, *extra]], on=KEYS, suffixes=("", "_pred"), validate="many_to_one"
-    )
-    merged["distance"] = np.hypot(merged["x"] - merged["x_pred"], merged["y"] - merged["y_pred"])
-    merged["slice_offset"] = merged["instance_number_pred"] - merged["instance_number"]
-    return merged[[*KEYS, *extra, "distance", "slice_offset"]]
 
 
 def _panel(axes, truth_row, predicted: pd.DataFrame, title: str) -> None:

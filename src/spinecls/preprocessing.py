@@ -162,6 +162,9 @@ class LumbarPatchTransformer(TransformerMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.requires_fit = False
+        # X is a frame of rows (study_id, series_id, instance_number, x, y), not a
+        # numeric array: scikit-learn's checks, which feed arrays, skip it.
+        tags.input_tags.two_d_array = False
         tags.transformer_tags.preserves_dtype = []  # always float32 images
         return tags
 

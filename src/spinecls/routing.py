@@ -141,6 +141,11 @@ class ConditionGroupClassifier(
         """Metadata routing: each estimator's ``fit`` gets what it requested."""
         return router(self, self.estimators)
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False  # a DataFrame with a condition column
+        return tags
+
     # -- validation --------------------------------------------------------------------
     def _check_groups(self) -> dict[str, tuple]:
         groups = CONDITION_GROUPS if self.condition_groups is None else self.condition_groups
