@@ -20,6 +20,8 @@ from sklearn.model_selection import GridSearchCV, GroupKFold
 from sklearn.pipeline import Pipeline
 
 from spinecls import CONDITIONS, LEVELS, SEVERITIES, DualHeadClassifier, LumbarPatchTransformer
+from spinecls._competition import parse_row_ids, submission_row_ids
+from spinecls.inference import predict_studies
 from spinecls.labels import SEVERITY_PRIORS, TARGETS
 from spinecls.metrics import (
     CALIBRATION_BINS,
@@ -623,6 +625,40 @@ def test_to_submission_refuses_a_bad_prior_or_bad_classes(kwargs, message):
     frame = labelled(studies=(1,)).iloc[:3]
     with pytest.raises(ValueError, match=message):
         to_submission(frame, np.full((3, 3), 1 / 3), **kwargs)
+
+
+@pytest.mark.parametrize(
+    "prior",
+    [
+        {CONDITIONS[0]: (1, 0, 0)},
+        {**SEVERITY_PRIORS, CONDITIONS[1]: (0, 0, 0)},
+        {**SEVERITY_PRIORS, CONDITIONS[1]: (1, 0)},
+        [0.8, 0.1, 0.1],
+    ],
+    ids=["incomplete", "zero", "short", "list"],
+)
+def test_predict_studies_checks_the_prior_as_to_submission_does(prior, tmp_path):
+    frame = labelled(studies=(1,)).iloc[:3]
+    with pytest.raises(ValueError) as expected:
+        to_submission(frame, np.full((3, 3), 1 / 3), prior=prior)
+    with pytest.raises(ValueError) as got:
+        predict_studies(tmp_path, None, prior=prior)  # before any file is read
+    assert str(got.value) == str(expected.value)
+
+
+def test_row_ids_are_built_and_read_in_one_place():
+    ids = submission_row_ids([12, 3])
+    assert len(ids) == 50 and ids.iloc[0] == "12_spinal_canal_stenosis_l1_l2"
+    parts = parse_row_ids(ids)
+    assert parts["study_id"].tolist() == [12] * 25 + [3] * 25
+    frame = parts.assign(severity="normal_mild")
+    assert row_ids(frame).tolist() == ids.tolist()
+    # a complete submission's rows are those ids (sorted by study, then row id)
+    submission = to_submission(frame.iloc[:1], [[1.0, 0, 0]])
+    assert submission["row_id"].tolist() == sorted(submission_row_ids([12]))
+    bad = pd.Series(["12_spinal_canal_stenosis_l1_l2", "12_spinal_l1_l2", "x"], index=[2, 3, 4])
+    with pytest.raises(ValueError, match=r"got '12_spinal_l1_l2', 'x' at line\(s\) 3, 4$"):
+        parse_row_ids(bad, unit="line")
 
 
 def test_to_submission_normalises_rows_and_the_prior():

@@ -103,8 +103,8 @@ class InputChecksMixin:
         """Check every parameter as fit does, without allocating a module."""
         self._validate_params()
         check_weights("weights", self.weights)
-        _net.check_params(self.get_params(deep=False))
-        _accelerate.check_params(self.get_params(deep=False))
+        _net.check_net_params(self.get_params(deep=False))
+        _accelerate.check_runtime_params(self.get_params(deep=False))
 
     def _check_X(self, X, reset: bool) -> np.ndarray:
         """4-D float32 images, writeable and C-contiguous; ``reset``: as ``fit`` takes them."""

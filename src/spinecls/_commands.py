@@ -33,7 +33,7 @@ def _summary(frame) -> str:
     return "\n".join(lines)
 
 
-def _inputs(args: argparse.Namespace) -> list[Path | None]:
+def _input_paths(args: argparse.Namespace) -> list[Path | None]:
     localizer = getattr(args, "localizer", None)
     return [
         getattr(args, "data", None),
@@ -49,7 +49,7 @@ def _check_output(args: argparse.Namespace, path: Path | None, *, directory: boo
             path,
             directory=directory,
             overwrite=args.overwrite,
-            inputs=_inputs(args),
+            inputs=_input_paths(args),
             overwrite_hint="--overwrite",
         )
 
@@ -158,7 +158,7 @@ def _train(args: argparse.Namespace) -> int:
     print(f"training the {args.backbone} model on {len(X)} patches", flush=True)
     model.fit(X, frame[["condition", "severity"]], groups=frame["study_id"].to_numpy())
     localizer = _train_localizer(args, frame) if args.localizer else None
-    with atomic_file(args.out, overwrite=args.overwrite, inputs=_inputs(args)) as tmp:
+    with atomic_file(args.out, overwrite=args.overwrite, inputs=_input_paths(args)) as tmp:
         save_pipeline(
             Pipeline([("patches", transformer), ("clf", model)]), tmp, localizer=localizer
         )
@@ -179,7 +179,7 @@ def _train_localizer(args: argparse.Namespace, coordinates):
     return localizer.fit(series, coordinates)
 
 
-def _located(args: argparse.Namespace) -> bool:
+def _locates_levels(args: argparse.Namespace) -> bool:
     """Whether ``predict`` must find the levels itself: no coordinates file, or asked to."""
     return (
         args.localizer is not None
@@ -191,26 +191,27 @@ def _predict(args: argparse.Namespace) -> int:
     _check_data(args.data)
     _check_output(args, args.out)
     _check_device(args.device)
+    from ._competition import parse_row_ids
     from .datasets import load_coordinates
     from .metrics import to_submission
 
     pipeline = _load_pipeline(args.model, args.data, args.device)
     if args.tta is not None:
         pipeline[-1].set_params(tta=None if args.tta == "none" else args.tta)
-    if _located(args):
+    if _locates_levels(args):
         from .inference import predict_studies
         from .persistence import load_localizer
 
         localizer = load_localizer(args.localizer or args.model, device=args.device)
         print(f"no coordinates given: locating the levels of {args.split}_images", flush=True)
         submission = predict_studies(args.data, pipeline, localizer, split=args.split)
-        studies = len(submission) // 25
+        studies = parse_row_ids(submission["row_id"])["study_id"].nunique()
     else:
         frame = load_coordinates(args.data, split=args.split)
         proba = pipeline.predict_proba(frame)[1]
         submission = to_submission(frame, proba, classes=pipeline.classes_[1])
         studies = frame["study_id"].nunique()
-    with atomic_file(args.out, overwrite=args.overwrite, inputs=_inputs(args)) as tmp:
+    with atomic_file(args.out, overwrite=args.overwrite, inputs=_input_paths(args)) as tmp:
         submission.to_csv(tmp, index=False)
     print(f"wrote {len(submission)} rows for {studies} studies to {args.out}")
     return 0
@@ -228,7 +229,7 @@ def _localize(args: argparse.Namespace) -> int:
         raise IsADirectoryError(f"--model {args.model} is a directory, not a model file")
     localizer = load_localizer(args.model, device=args.device)
     points = localizer.predict(load_series(args.data, split=args.split))
-    with atomic_file(args.out, overwrite=args.overwrite, inputs=_inputs(args)) as tmp:
+    with atomic_file(args.out, overwrite=args.overwrite, inputs=_input_paths(args)) as tmp:
         columns = [*POINT_COLUMNS, "confidence", *[c for c in points if c.startswith("qc_")]]
         points[columns].to_csv(tmp, index=False)
     print(
@@ -250,6 +251,6 @@ def _evaluate(args: argparse.Namespace) -> int:
     print(evaluation.report)
     print(f"\ncompetition score (lower is better): {evaluation.score:.4f}")
     if args.json is not None:
-        with atomic_file(args.json, overwrite=args.overwrite, inputs=_inputs(args)) as tmp:
+        with atomic_file(args.json, overwrite=args.overwrite, inputs=_input_paths(args)) as tmp:
             tmp.write_text(json.dumps(evaluation.to_dict(), indent=2))
     return 0

@@ -113,7 +113,7 @@ class HeadView(ClassifierMixin, BaseEstimator):
         second class's logit minus the first's, which scikit-learn's temperature scaling
         reads as the logits ``(-x, x)``: the head's own softmax at any temperature.
         """
-        logits = self.classifier._logits(X)[self._k].astype(np.float64)
+        logits = self.classifier.predict_logits(X)[self._k].astype(np.float64)
         return (logits[:, 1] - logits[:, 0]) / 2 if logits.shape[1] == 2 else logits
 
     def predict(self, X) -> np.ndarray:
@@ -153,7 +153,7 @@ def fit_temperatures(
         Condition and severity temperatures; 1 where a head is left as it was.
     """
     temperatures = np.ones(len(HEADS))
-    logits = classifier._logits(X)
+    logits = classifier.predict_logits(X)
     weights = _head_weights(classifier, codes, sample_weight, severity_weights)
     for k, head in enumerate(HEADS):
         classes = np.asarray(classifier.classes_[k])

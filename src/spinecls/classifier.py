@@ -315,15 +315,31 @@ class DualHeadClassifier(
             raises an error that names the per-head scorers
             (:func:`spinecls.metrics.head_scorer`).
         """
-        logits = self._logits(X)  # checks that the classifier is fitted
+        logits = self.predict_logits(X)  # checks that the classifier is fitted
         temperatures = self.temperatures_
         return HeadProbabilities(
             softmax(z, None if temperatures is None else temperatures[k])
             for k, z in enumerate(logits)
         )
 
-    def _logits(self, X) -> list[np.ndarray]:
-        """Both heads' logits before any temperature, with test-time augmentation."""
+    def predict_logits(self, X) -> list[np.ndarray]:
+        """Both heads' logits before any temperature, with test-time augmentation.
+
+        What :meth:`predict_proba` divides by ``temperatures_`` and turns into
+        probabilities; what temperature scaling fits
+        (:class:`spinecls.calibration.HeadView`).
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, channels, height, width)
+
+        Returns
+        -------
+        list of two float32 ndarrays
+            ``[condition logits (n_samples, n_condition_classes), severity logits
+            (n_samples, n_severity_classes)]``; with ``tta``, the log of the views'
+            mean probabilities.
+        """
         X = self._check_X(X, reset=False)
         return self.net_.predict_logits(torch.from_numpy(X), tta=self.tta)
 

@@ -18,9 +18,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ._competition import _probabilities
+from ._competition import (
+    check_prior,
+    parse_row_ids,
+    prior_rows,
+    severity_probabilities,
+    submission_row_ids,
+)
 from ._validation import listing
-from .labels import CONDITIONS, LEVELS, SEVERITY_PRIORS, TARGETS, slug
+from .labels import TARGETS
 
 __all__ = ["PriorFallbackWarning", "predict_studies", "submission_row_ids"]
 
@@ -29,27 +35,6 @@ SAMPLE_SUBMISSION = "sample_submission.csv"
 
 class PriorFallbackWarning(UserWarning):
     """Some condition-levels of a study were given the class prior, not a prediction."""
-
-
-def submission_row_ids(study_ids) -> pd.Series:
-    """The 25 ``row_id`` of each study, in the competition's order.
-
-    Parameters
-    ----------
-    study_ids : sequence of int
-        In the order wanted.
-
-    Returns
-    -------
-    pandas.Series
-        ``{study_id}_{condition}_{level}`` in snake case: per study, the conditions in
-        ``train.csv``'s column order, each with its five levels from L1/L2 down.
-    """
-    return pd.Series(
-        [f"{int(s)}_{slug(c)}_{slug(lv)}" for s in study_ids for c in CONDITIONS for lv in LEVELS],
-        name="row_id",
-        dtype=object,
-    )
 
 
 def _wanted_rows(root: Path, split: str) -> pd.Series:
@@ -62,12 +47,8 @@ def _wanted_rows(root: Path, split: str) -> pd.Series:
             rows = pd.read_csv(sample, usecols=["row_id"], dtype={"row_id": str})["row_id"]
         except ValueError as exc:
             raise ValueError(f"{sample}: expected a row_id column ({exc})") from None
-        bad = rows.isna() | ~rows.str.fullmatch(r"\d+_[a-z_]+_l\d_[ls]\d", na=False)
-        if bad.any():
-            raise ValueError(
-                f"{sample}: row_id must read {{study_id}}_{{condition}}_{{level}}; see line(s) "
-                f"{listing((np.flatnonzero(bad.to_numpy()) + 2).tolist())}"
-            )
+        lines = rows.set_axis(np.arange(len(rows)) + 2)  # file line numbers, header first
+        parse_row_ids(lines.fillna(""), where=f"{sample}: row_id", unit="line")
         return rows.reset_index(drop=True)
     descriptions = read_series_descriptions(root / f"{split}_series_descriptions.csv")
     return submission_row_ids(pd.unique(descriptions["study_id"]))
@@ -103,19 +84,6 @@ def _load_localizer(localizer, model, device: str | None):
             f"localizer must be a fitted LevelLocalizer; got {type(localizer).__name__}"
         )
     return localizer
-
-
-def _prior_rows(prior: dict, conditions: pd.Series) -> np.ndarray:
-    """The prior's probabilities for each condition, rows summing to one."""
-    try:
-        rows = np.array([prior[c] for c in conditions], dtype=float).reshape(-1, 3)
-    except KeyError as exc:
-        raise ValueError(f"prior has no entry for {exc.args[0]!r}") from None
-    except ValueError:
-        raise ValueError("prior must give three probabilities per condition") from None
-    if (rows < 0).any() or (rows.sum(axis=1) <= 0).any() or not np.isfinite(rows).all():
-        raise ValueError("prior must give three non-negative probabilities per condition")
-    return rows / rows.sum(axis=1, keepdims=True)
 
 
 def _model_weight(model_weight, points: pd.DataFrame) -> np.ndarray:
@@ -164,7 +132,9 @@ def predict_studies(
         Which descriptions file and image folder.
     prior : dict, optional
         ``{condition: (normal_mild, moderate, severe)}`` for the condition-levels no
-        series yields; default :data:`spinecls.labels.SEVERITY_PRIORS`.
+        series yields, one entry per condition, checked as
+        :func:`spinecls.metrics.to_submission` checks its own; default
+        :data:`spinecls.labels.SEVERITY_PRIORS`.
     model_weight : "confidence" or float in [0, 1], default="confidence"
         How far each point's grade is trusted: its probabilities become ``w *
         model + (1 - w) * prior``, with ``w`` the localizer's ``confidence`` for that
@@ -214,6 +184,7 @@ def predict_studies(
 
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    prior = check_prior(prior)
     root = Path(data_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"data directory not found: {root}")
@@ -224,23 +195,23 @@ def predict_studies(
     series = load_series(root, split=split)
     if studies is not None:
         chosen = {int(s) for s in studies}
-        unknown = sorted(chosen - set(wanted.str.split("_").str[0].astype(int)))
+        wanted_studies = parse_row_ids(wanted)["study_id"]
+        unknown = sorted(chosen - set(wanted_studies))
         if unknown:
             raise ValueError(f"studies {listing(unknown)} are not in {root}'s {split} split")
-        wanted = wanted[wanted.str.split("_").str[0].astype(int).isin(chosen)]
+        wanted = wanted[wanted_studies.isin(chosen).to_numpy()]
         wanted = wanted.reset_index(drop=True)
         series = series[series["study_id"].isin(chosen)].reset_index(drop=True)
     points = locator.predict(series) if len(series) else pd.DataFrame()
     graded = points
     if len(points) and "qc_outside_image" in points.columns:
         graded = points.loc[~points["qc_outside_image"].to_numpy(bool)]
-    prior = SEVERITY_PRIORS if prior is None else prior
     if len(graded):
         graded = graded.reset_index(drop=True)
         proba = pipeline.predict_proba(graded)[1]
-        proba = _probabilities(proba, pipeline.classes_[1], graded)  # in TARGETS order
+        proba = severity_probabilities(proba, pipeline.classes_[1], graded)  # TARGETS order
         weight = _model_weight(model_weight, graded)
-        proba = weight * proba + (1 - weight) * _prior_rows(prior, graded["condition"])
+        proba = weight * proba + (1 - weight) * prior_rows(prior, graded["condition"])
         table = to_submission(graded, proba, complete=False).set_index("row_id")
     else:
         table = pd.DataFrame(columns=TARGETS, index=pd.Index([], name="row_id"), dtype=float)
@@ -248,10 +219,9 @@ def predict_studies(
     table = table.reindex(wanted.to_numpy())
     missing = table[TARGETS[0]].isna().to_numpy()
     if missing.any():
-        parts = wanted[missing].str.extract(r"^(\d+)_([a-z_]+)_(l\d_[ls]\d)$")
-        by_slug = {slug(c): c for c in CONDITIONS}
-        table.loc[missing, TARGETS] = _prior_rows(prior, parts[1].map(by_slug))
-        counts = parts[0].value_counts(sort=False)
+        parts = parse_row_ids(wanted[missing])
+        table.loc[missing, TARGETS] = prior_rows(prior, parts["condition"])
+        counts = parts["study_id"].value_counts(sort=False)
         warnings.warn(
             f"predict_studies: {int(missing.sum())} of {len(wanted)} rows were filled with the "
             f"class prior (no series or located level): study (rows) "

@@ -8,7 +8,6 @@ subarticular points on Axial T2. See docs/localization.md for the method.
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 from numbers import Integral, Real
 
@@ -19,10 +18,10 @@ from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._accelerate import _DTYPES, PRECISIONS, check_params, training_device
+from ._accelerate import PRECISIONS, autocast, check_runtime_params, training_device
 from ._levels import summarise_steps
 from ._localize import AXIAL, Settings, predict_study, series_samples
-from ._localizer_nets import make_net, nets_state, restore_nets
+from ._localizer_nets import make_localizer_net, nets_state, restore_nets
 from ._net import seed_from, torch_seed
 from ._point_frames import (
     OUTPUT_COLUMNS,
@@ -165,7 +164,7 @@ class LevelLocalizer(PersistenceMixin, BaseEstimator):
         "augment": ["boolean"],
         "n_jobs": [Integral, None],
         "device": [str, torch.device],
-        "accelerator": "no_validation",  # an accelerate.Accelerator: _accelerate.check_params
+        "accelerator": "no_validation",  # checked by _accelerate.check_runtime_params
         "precision": [StrOptions(set(PRECISIONS))],
         "channels_last": ["boolean"],
         "num_workers": [Interval(Integral, 0, None, closed="left")],
@@ -236,7 +235,7 @@ class LevelLocalizer(PersistenceMixin, BaseEstimator):
             isinstance(w, Integral) and not isinstance(w, bool) and w > 0 for w in widths
         ):
             raise ValueError(f"widths must be a sequence of >= 2 positive ints, got {widths!r}")
-        check_params(self.get_params(deep=False))
+        check_runtime_params(self.get_params(deep=False))
         for name in ("size", "crop"):
             if getattr(self, name) % 2 ** len(widths):
                 raise ValueError(
@@ -285,7 +284,8 @@ class LevelLocalizer(PersistenceMixin, BaseEstimator):
         }
         seed = seed_from(self.random_state)
         params = self.get_params()
-        stack_net, refine_net = make_net(params, stack=True), make_net(params, stack=False)
+        stack_net = make_localizer_net(params, stack=True)
+        refine_net = make_localizer_net(params, stack=False)
         with torch_seed(seed, training_device(self.get_params())):
             for net, k, window in ((stack_net, 0, None), (refine_net, 1, settings.crop)):
                 samples = [s for part in parts for s in part[k]]
@@ -321,13 +321,8 @@ class LevelLocalizer(PersistenceMixin, BaseEstimator):
         X = check_series(X)
         nets = (self.net_.module_, self.refine_net_.module_)
         device = training_device(self.get_params())
-        autocast = (
-            torch.autocast(device.type, dtype=_DTYPES[self.precision])
-            if self.precision in _DTYPES
-            else contextlib.nullcontext()
-        )
         rows = []
-        with autocast:
+        with autocast(self.precision, device):
             for study_id, series in X.groupby("study_id", sort=False):
                 found = predict_study(nets, series, settings, device, self.level_steps_)
                 if (series["series_description"] == AXIAL).all():
