@@ -108,3 +108,6 @@ def test_the_tags_say_what_each_estimator_takes():
         tags = meta.__sklearn_tags__()
         assert tags.target_tags.multi_output and not tags.target_tags.single_output
     assert not ConditionGroupClassifier([]).__sklearn_tags__().input_tags.two_d_array
+    # an ensemble takes what its members take
+    images = DualHeadEnsemble([("a", "drop"), ("b", DualHeadClassifier())]).__sklearn_tags__()
+    assert images.input_tags.three_d_array and not images.input_tags.two_d_array

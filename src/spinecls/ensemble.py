@@ -127,7 +127,11 @@ class DualHeadEnsemble(
         tags = super().__sklearn_tags__()
         # Every member takes the same X: the first one's input tags say what it is.
         members = self.estimators if isinstance(self.estimators, (list, tuple)) else []
-        kept = [e for pair in members if len(pair) == 2 for e in pair[1:] if not is_dropped(e)]
+        kept = [
+            pair[1]
+            for pair in members
+            if isinstance(pair, tuple) and len(pair) == 2 and not is_dropped(pair[1])
+        ]
         if kept:
             tags.input_tags = get_tags(kept[0]).input_tags
         return tags
