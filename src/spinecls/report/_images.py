@@ -104,6 +104,17 @@ def _marker(draw, shape: str, x: float, y: float, colour: int) -> None:
             draw.line([(x - r, y + r), (x + r, y - r)], fill=fill, width=width)
 
 
+def _text(draw, xy, text: str, colour: int, font) -> None:
+    """``text`` in ``colour`` outlined in black. Pillow's own outline (``stroke_width``)
+    blends palette entries as numbers, whatever ``fontmode``: drawn here instead."""
+    x, y = xy
+    for dx in (-1, 0, 1):
+        for dy in (-1, 0, 1):
+            if dx or dy:
+                draw.text((x + dx, y + dy), text, fill=_BLACK, font=font)
+    draw.text((x, y), text, fill=colour, font=font)
+
+
 def _label_left(marks, k: int, height: float) -> bool:
     """Whether mark k's label goes to its left: other marks beside it lie to its right."""
     x, y = marks[k][:2]
@@ -146,6 +157,7 @@ def slice_png(path, marks, out: Path, normalize, max_side: int = MAX_SIDE, title
     image = image.convert("P")
     image.putpalette(_palette())
     draw = ImageDraw.Draw(image)
+    draw.fontmode = "1"  # no anti-aliasing: it would blend palette entries, not colours
     font = _font(ImageFont)
     scaled = [((x + 0.5) * scale - 0.5, (y + 0.5) * scale - 0.5) for x, y, *_ in marks]
     for k, (_, _, label, confidence) in enumerate(marks):
@@ -158,11 +170,9 @@ def slice_png(path, marks, out: Path, normalize, max_side: int = MAX_SIDE, title
         if (_label_left(scaled, k, bottom) and room) or (tx + right > image.width and room):
             tx = px - _RADIUS - 3 - right
         ty = min(max(py - (top + bottom) / 2, 0), image.height - bottom)
-        draw.text(
-            (tx, ty), label, fill=_COLOUR[name], font=font, stroke_width=1, stroke_fill=_BLACK
-        )
+        _text(draw, (tx, ty), label, _COLOUR[name], font)
     if title:
-        draw.text((3, 2), title, fill=_WHITE, font=font, stroke_width=1, stroke_fill=_BLACK)
+        _text(draw, (3, 2), title, _WHITE, font)
     image.save(out, format="PNG", optimize=True)
     return image.width, image.height, scale
 

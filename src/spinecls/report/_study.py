@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -21,8 +24,33 @@ _SIDE = {"Left": " L", "Right": " R"}
 READ_ERRORS = (OSError, ValueError, RuntimeError)
 
 
-def _one_line(exc: BaseException) -> str:
-    return (str(exc).splitlines() or [type(exc).__name__])[0]
+@dataclass(frozen=True)
+class Run:
+    """What every study of a report shares: where the data is, the model's transformers
+    (``{condition: LumbarPatchTransformer}``, empty without a model), the flag columns and
+    the prior."""
+
+    data_dir: Path
+    split: str
+    transformers: dict
+    flags: list
+    prior: dict
+
+
+_ABSOLUTE = re.compile(r"(?<![\w.])/(?:[^\s/:'\"]+/)+([^\s/:'\"]+)")
+
+
+def _relative(text: str, data_dir: Path) -> str:
+    """``text`` with the paths in it relative to ``data_dir`` (others cut to their name):
+    a report moves to another machine, and shows no one's folders."""
+    for prefix in {str(data_dir.resolve()), str(data_dir.absolute())}:
+        text = text.replace(prefix + os.sep, "")
+    return _ABSOLUTE.sub(r".../\1", text)
+
+
+def _one_line(exc: BaseException | str, data_dir: Path) -> str:
+    text = (str(exc).splitlines() or [type(exc).__name__])[0]
+    return _relative(text, data_dir)
 
 
 def _label(point) -> str:
@@ -41,7 +69,7 @@ def _confidence_words(point) -> str:
 
 
 def _slices(
-    folder: Path, study_id: int, points: pd.DataFrame, transformers: dict, missing: list
+    folder: Path, study_id: int, points: pd.DataFrame, run: Run, missing: list
 ) -> tuple[list[Figure], list[str]]:
     """One figure per slice that carries points; and why any slice could not be drawn."""
     figures, problems = [], []
@@ -66,12 +94,12 @@ def _slices(
                 first["image_path"],
                 marks,
                 folder / name,
-                normalize_of(transformers, first["condition"]),
+                normalize_of(run.transformers, first["condition"]),
                 AXIAL_MAX_SIDE if axial else MAX_SIDE,
                 " and ".join(levels) if axial else "",
             )
         except READ_ERRORS as exc:
-            problem = f"instance {instance} could not be read: {_one_line(exc)}"
+            problem = f"instance {instance} could not be read: {_one_line(exc, run.data_dir)}"
             problems.append(problem)
             missing.append(f"{first['series_description']} series {first['series_id']}, {problem}")
             continue
@@ -95,12 +123,7 @@ def _slices(
 
 
 def _blocks(
-    folder: Path,
-    study_id: int,
-    points: pd.DataFrame,
-    listed: pd.DataFrame | None,
-    transformers: dict,
-    split: str,
+    folder: Path, study_id: int, points: pd.DataFrame, listed: pd.DataFrame | None, run: Run
 ) -> tuple[list[SeriesBlock], list[str]]:
     """The study's series in reading order, and what is missing from it."""
     missing: list[str] = []
@@ -108,11 +131,12 @@ def _blocks(
     problems: dict[int, str | None] = {}
     if listed is not None:
         if listed.empty:
-            missing.append(f"the study is not listed in {split}_series_descriptions.csv")
+            missing.append(f"the study is not listed in {run.split}_series_descriptions.csv")
         for row in listed.itertuples(index=False):
-            problems[row.series_id] = row.problem
-            if row.problem:
-                missing.append(f"{row.series_description} series {row.series_id}: {row.problem}")
+            problem = row.problem if isinstance(row.problem, str) else None
+            problems[row.series_id] = problem
+            if problem:
+                missing.append(f"{row.series_description} series {row.series_id}: {problem}")
         series = pd.concat([series, listed[["series_id", "series_description"]]]).drop_duplicates(
             "series_id"
         )
@@ -131,36 +155,33 @@ def _blocks(
         if block.problem is None and mine.empty:
             block.problem = "no located points on this series"
         elif not mine.empty:
-            block.figures, slice_problems = _slices(folder, study_id, mine, transformers, missing)
+            block.figures, slice_problems = _slices(folder, study_id, mine, run, missing)
             if slice_problems:
                 block.problem = "; ".join(filter(None, [block.problem, *slice_problems]))
         blocks.append(block)
     return blocks, missing
 
 
-def _grades(
-    folder: Path,
-    summary: StudySummary,
-    points: pd.DataFrame,
-    transformers: dict,
-    flags: list[str],
-    prior: dict,
-) -> list[GradeRow]:
+def _grades(folder: Path, summary: StudySummary, points: pd.DataFrame, run: Run) -> list[GradeRow]:
     graded = points
     if "qc_outside_image" in points.columns:
         graded = points.loc[~points["qc_outside_image"].to_numpy(bool)]
     graded = graded.reset_index(drop=True)
-    crops = cut(transformers, graded)
+    crops = cut(run.transformers, graded)
     rows = []
     for row in summary.rows.itertuples(index=False):
         proba = None if math.isnan(row.normal_mild) else (row.normal_mild, row.moderate, row.severe)
         grade = GradeRow(
-            row.condition, row.level, proba, prior_tuple(prior, row.condition), bool(row.on_prior)
+            row.condition,
+            row.level,
+            proba,
+            prior_tuple(run.prior, row.condition),
+            bool(row.on_prior),
         )
         mine = (points["condition"] == row.condition) & (points["level"] == row.level)
         for point in points.loc[mine].itertuples(index=False):
             grade.points.append(f"{_where(point)}: {_confidence_words(point)}")
-            for column in flags:
+            for column in run.flags:
                 if getattr(point, column):
                     grade.flags.append(f"{flag_words(column)[1]} ({_where(point)})")
         on_graded = (graded["condition"] == row.condition) & (graded["level"] == row.level)
@@ -169,10 +190,10 @@ def _grades(
             if crop is None:
                 continue
             if isinstance(crop, str):
-                grade.crops.append(f"no crop ({_where(point)}): {crop}")
+                grade.crops.append(f"no crop ({_where(point)}): {_one_line(crop, run.data_dir)}")
                 continue
             name = f"crop_{slug(row.condition)}_{slug(row.level)}_{len(grade.crops)}.png"
-            normalize = normalize_of(transformers, row.condition)
+            normalize = normalize_of(run.transformers, row.condition)
             width, height = crop_png(crop, folder / name, normalize)
             alt = (
                 f"The crop graded for {row_name(row.condition, row.level)}: {_where(point)}, "
@@ -185,25 +206,26 @@ def _grades(
 
 def write_study(
     root: Path,
+    run: Run,
     study_id: int,
     submission: pd.DataFrame,
     points: pd.DataFrame,
     listed: pd.DataFrame | None,
-    transformers: dict,
-    flags: list[str],
     on_prior: set,
-    prior: dict,
-    split: str,
 ) -> StudySummary:
-    """Write ``studies/{study_id}.html`` and its images under ``root``; return its summary."""
+    """Write ``studies/{study_id}.html`` and its images under ``root``; return its summary.
+
+    ``submission``, ``points`` and ``listed`` (the series the descriptions file lists,
+    None without one) are the study's rows; ``on_prior`` its rows on the class prior.
+    """
     folder = root / "studies" / str(study_id)
     folder.mkdir(parents=True)
     points = points.reset_index(drop=True)
-    summary = summarise(study_id, submission, points, flags, on_prior)
-    blocks, summary.missing = _blocks(folder, study_id, points, listed, transformers, split)
-    grades = _grades(folder, summary, points, transformers, flags, prior)
+    summary = summarise(study_id, submission, points, run.flags, on_prior)
+    blocks, summary.missing = _blocks(folder, study_id, points, listed, run)
+    grades = _grades(folder, summary, points, run)
     sagittal = [b for b in blocks if b.description != AXIAL]
     axial = [b for b in blocks if b.description == AXIAL]
-    page = study_page(summary, sagittal, axial, grades, flags, cropped=bool(transformers))
+    page = study_page(summary, sagittal, axial, grades, run.flags, cropped=bool(run.transformers))
     (root / "studies" / f"{study_id}.html").write_text(page, encoding="utf-8")
     return summary

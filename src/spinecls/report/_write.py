@@ -13,7 +13,7 @@ from ..labels import CONDITIONS, SEVERITY_PRIORS
 from ._crops import transformers_by_condition
 from ._inputs import flag_columns, read_points, read_submission, series_listing
 from ._pages import CSS, CSS_NAME, index_page
-from ._study import write_study
+from ._study import Run, write_study
 from ._summary import StudySummary, prior_rows
 
 
@@ -153,9 +153,14 @@ def write_report(
     studies = sorted({*submission["study_id"].tolist(), *points["study_id"].tolist()})
     if not studies:
         raise ValueError("nothing to report: the submission and the points have no rows")
-    transformers = transformers_by_condition(model, data_dir, device)
+    run = Run(
+        data_dir=data_dir,
+        split=split,
+        transformers=transformers_by_condition(model, data_dir, device),
+        flags=flag_columns(points),
+        prior=prior,
+    )
     listed = series_listing(data_dir, split)
-    flags = flag_columns(points)
     on_prior = prior_rows(points, studies)
     by_study = {
         "submission": dict(tuple(submission.groupby("study_id"))),
@@ -174,15 +179,12 @@ def write_report(
         summaries: list[StudySummary] = Parallel(n_jobs=n_jobs)(
             delayed(write_study)(
                 tmp,
+                run,
                 study,
                 _rows("submission", study, submission),
                 _rows("points", study, points),
                 None if listed is None else _rows("listed", study, listed),
-                transformers,
-                flags,
                 {r for r in on_prior if r[0] == study},
-                prior,
-                split,
             )
             for study in studies
         )
