@@ -10,8 +10,6 @@ import math
 from dataclasses import dataclass, field
 from html import escape
 
-import pandas as pd
-
 from .._version import __version__
 from ..labels import SEVERITIES, slug
 from ._images import CONFIDENCE_BINS, MAX_SIDE, UNKNOWN
@@ -76,7 +74,7 @@ class SeriesBlock:
     description: str
     series_id: int | None
     figures: list[Figure] = field(default_factory=list)
-    points: pd.DataFrame | None = None
+    points: list = field(default_factory=list)  # the series' points, as named tuples
     problem: str | None = None
 
 
@@ -221,13 +219,13 @@ def _figure(figure: Figure) -> str:
     return f"<figure>{_img(figure)}<figcaption>{escape(figure.caption)}</figcaption></figure>"
 
 
-def _points_table(points: pd.DataFrame, flags: list[str]) -> str:
-    has_level = "level_confidence" in points.columns
+def _points_table(points: list, flags: list[str]) -> str:
+    has_level = hasattr(points[0], "level_confidence")
     head = "<th>Condition</th><th>Level</th><th>Instance</th><th>x</th><th>y</th>"
     head += "<th>Confidence</th>" + ("<th>Level confidence</th>" if has_level else "")
     head += "<th>Flags</th>"
     rows = []
-    for point in points.itertuples(index=False):
+    for point in points:
         raised = [flag_words(c)[0] for c in flags if getattr(point, c)]
         cells = (
             f"<td>{escape(row_name(point.condition, point.level).rsplit(' ', 1)[0])}</td>"
@@ -250,7 +248,7 @@ def _series(block: SeriesBlock, flags: list[str]) -> str:
         out.append(f'<p class="check">{escape(block.problem)}</p>')
     if block.figures:
         out.append('<div class="slices">' + "".join(_figure(f) for f in block.figures) + "</div>")
-    if block.points is not None and len(block.points):
+    if block.points:
         out.append(_points_table(block.points, flags))
     return "\n".join(out)
 
@@ -266,8 +264,8 @@ def _bars(row: GradeRow) -> str:
         cls = ' class="grade"' if k == grade else ""
         cells.append(
             f"<span{cls}>{escape(label)}</span>"
-            f'<span class="pair"><meter value="{p:.3f}" title="model">{p:.2f}</meter>'
-            f'<meter class="prior" value="{prior:.3f}" title="prior">{prior:.2f}</meter></span>'
+            f'<span class="pair"><meter value="{p:.3f}"></meter>'
+            f'<meter class="prior" value="{prior:.3f}"></meter></span>'
             f"<span{cls}>{p:.2f} <small>prior {prior:.2f}</small></span>"
         )
     return '<div class="bars">' + "".join(cells) + "</div>"

@@ -18,7 +18,7 @@ from ._pages import Figure, GradeRow, SeriesBlock, prior_tuple, study_page
 from ._summary import StudySummary, flag_words, row_name, summarise
 
 AXIAL = SERIES_ORDER[-1]
-_SIDE = {"Left": " L", "Right": " R"}
+_SIDE = {"Left": "L", "Right": "R"}
 # What reading a slice or cutting a crop raises for a missing, unreadable or undecodable
 # file (spinecls.dicom.MissingCodecError is a RuntimeError): said on the page, in words.
 READ_ERRORS = (OSError, ValueError, RuntimeError)
@@ -53,8 +53,14 @@ def _one_line(exc: BaseException | str, data_dir: Path) -> str:
     return _relative(text, data_dir)
 
 
-def _label(point) -> str:
-    return point.level + _SIDE.get(point.condition.split(" ", 1)[0], "")
+def _side(point, space: str = "") -> str:
+    """``"L"`` or ``"R"`` for a left or right condition's point, else nothing."""
+    side = _SIDE.get(point.condition.split(" ", 1)[0], "")
+    return space + side if side else ""
+
+
+def _confidence(point) -> float:
+    return getattr(point, "confidence", math.nan)
 
 
 def _where(point) -> str:
@@ -62,72 +68,63 @@ def _where(point) -> str:
 
 
 def _confidence_words(point) -> str:
-    confidence = getattr(point, "confidence", math.nan)
+    confidence = _confidence(point)
     if not math.isfinite(confidence):
         return "no confidence given"
     return f"confidence {confidence:.2f} ({confidence_class(confidence)[0]})"
 
 
-def _slices(
-    folder: Path, study_id: int, points: pd.DataFrame, run: Run, missing: list
-) -> tuple[list[Figure], list[str]]:
-    """One figure per slice that carries points; and why any slice could not be drawn."""
+def _slices(folder: Path, study_id: int, points: list, run: Run, missing: list):
+    """One figure per slice that carries points (``points``: one series' records); and why
+    any slice could not be drawn."""
     figures, problems = [], []
-    axial = points["series_description"].iloc[0] == AXIAL
-    for instance, on_slice in points.groupby("instance_number", sort=False):
-        first = on_slice.iloc[0]
-        levels = list(dict.fromkeys(on_slice["level"]))
+    axial = points[0].series_description == AXIAL
+    slices: dict[int, list] = {}
+    for point in points:
+        slices.setdefault(point.instance_number, []).append(point)
+    for instance, on_slice in slices.items():
+        first = on_slice[0]
+        where = f"{first.series_description} series {first.series_id}"
+        levels = list(dict.fromkeys(p.level for p in on_slice))
         # An axial slice shows one level (two when the flag qc_order says so): its name
         # goes in the corner, each point says its side.
         marks = [
-            (
-                p.x,
-                p.y,
-                _SIDE.get(p.condition.split(" ", 1)[0], "").strip() if axial else _label(p),
-                getattr(p, "confidence", math.nan),
-            )
-            for p in on_slice.itertuples(index=False)
+            (p.x, p.y, _side(p) if axial else p.level + _side(p, " "), _confidence(p))
+            for p in on_slice
         ]
-        name = f"s{first['series_id']}_{instance}.png"
+        name = f"s{first.series_id}_{instance}.png"
         try:
             width, height, scale = slice_png(
-                first["image_path"],
+                first.image_path,
                 marks,
                 folder / name,
-                normalize_of(run.transformers, first["condition"]),
+                normalize_of(run.transformers, first.condition),
                 AXIAL_MAX_SIDE if axial else MAX_SIDE,
                 " and ".join(levels) if axial else "",
             )
         except READ_ERRORS as exc:
             problem = f"instance {instance} could not be read: {_one_line(exc, run.data_dir)}"
             problems.append(problem)
-            missing.append(f"{first['series_description']} series {first['series_id']}, {problem}")
+            missing.append(f"{where}, {problem}")
             continue
-        conditions = list(dict.fromkeys(CONDITION_SHORT_NAMES[c] for c in on_slice["condition"]))
+        conditions = list(dict.fromkeys(CONDITION_SHORT_NAMES[p.condition] for p in on_slice))
         caption = (
             f"{' and '.join(levels)}: instance {instance}"
             if axial
             else f"Instance {instance}: {' and '.join(conditions)} {', '.join(levels)}"
         )
         shrunk = "" if scale == 1 else f", shrunk to {width} x {height}"
-        alt = (
-            f"{first['series_description']} series {first['series_id']}, instance {instance}"
-            f"{shrunk}, with its located points: "
-            + "; ".join(
-                f"{row_name(p.condition, p.level)} ({_confidence_words(p)})"
-                for p in on_slice.itertuples(index=False)
-            )
+        alt = f"{where}, instance {instance}{shrunk}, with its located points: " + "; ".join(
+            f"{row_name(p.condition, p.level)} ({_confidence_words(p)})" for p in on_slice
         )
         figures.append(Figure(f"{study_id}/{name}", alt, caption, width, height))
     return figures, problems
 
 
-def _blocks(
-    folder: Path, study_id: int, points: pd.DataFrame, listed: pd.DataFrame | None, run: Run
-) -> tuple[list[SeriesBlock], list[str]]:
+def _blocks(folder: Path, study_id: int, points: list, listed: pd.DataFrame | None, run: Run):
     """The study's series in reading order, and what is missing from it."""
     missing: list[str] = []
-    series = points[["series_id", "series_description"]].drop_duplicates("series_id")
+    series = {p.series_id: p.series_description for p in points}
     problems: dict[int, str | None] = {}
     if listed is not None:
         if listed.empty:
@@ -135,26 +132,25 @@ def _blocks(
         for row in listed.itertuples(index=False):
             problem = row.problem if isinstance(row.problem, str) else None
             problems[row.series_id] = problem
+            series.setdefault(row.series_id, row.series_description)
             if problem:
                 missing.append(f"{row.series_description} series {row.series_id}: {problem}")
-        series = pd.concat([series, listed[["series_id", "series_description"]]]).drop_duplicates(
-            "series_id"
-        )
     for description in SERIES_ORDER:
-        if not (series["series_description"] == description).any():
+        if description not in series.values():
             missing.append(
                 f"no {description} series" + ("" if listed is not None else " with located points")
             )
     order = {d: k for k, d in enumerate(SERIES_ORDER)}
-    series = series.assign(_order=series["series_description"].map(order).fillna(len(order)))
     blocks = []
-    for row in series.sort_values(["_order", "series_id"], kind="stable").itertuples(index=False):
-        mine = points[points["series_id"] == row.series_id]
-        block = SeriesBlock(str(row.series_description), int(row.series_id), points=mine)
-        block.problem = problems.get(row.series_id)
-        if block.problem is None and mine.empty:
+    for series_id, description in sorted(
+        series.items(), key=lambda item: (order.get(item[1], len(order)), item[0])
+    ):
+        mine = [p for p in points if p.series_id == series_id]
+        block = SeriesBlock(str(description), int(series_id), points=mine)
+        block.problem = problems.get(series_id)
+        if block.problem is None and not mine:
             block.problem = "no located points on this series"
-        elif not mine.empty:
+        elif mine:
             block.figures, slice_problems = _slices(folder, study_id, mine, run, missing)
             if slice_problems:
                 block.problem = "; ".join(filter(None, [block.problem, *slice_problems]))
@@ -163,11 +159,14 @@ def _blocks(
 
 
 def _grades(folder: Path, summary: StudySummary, points: pd.DataFrame, run: Run) -> list[GradeRow]:
-    graded = points
-    if "qc_outside_image" in points.columns:
-        graded = points.loc[~points["qc_outside_image"].to_numpy(bool)]
-    graded = graded.reset_index(drop=True)
-    crops = cut(run.transformers, graded)
+    records = list(points.itertuples(index=False))
+    # What predict_studies grades: every point but those outside their image.
+    graded = [not getattr(p, "qc_outside_image", False) for p in records]
+    crops = iter(cut(run.transformers, points.loc[graded]))
+    by_row: dict[tuple, list] = {}
+    for point, is_graded in zip(records, graded):
+        crop = next(crops) if is_graded else None
+        by_row.setdefault((point.condition, point.level), []).append((point, crop))
     rows = []
     for row in summary.rows.itertuples(index=False):
         proba = None if math.isnan(row.normal_mild) else (row.normal_mild, row.moderate, row.severe)
@@ -178,28 +177,22 @@ def _grades(folder: Path, summary: StudySummary, points: pd.DataFrame, run: Run)
             prior_tuple(run.prior, row.condition),
             bool(row.on_prior),
         )
-        mine = (points["condition"] == row.condition) & (points["level"] == row.level)
-        for point in points.loc[mine].itertuples(index=False):
+        for point, crop in by_row.get((row.condition, row.level), []):
             grade.points.append(f"{_where(point)}: {_confidence_words(point)}")
-            for column in run.flags:
-                if getattr(point, column):
-                    grade.flags.append(f"{flag_words(column)[1]} ({_where(point)})")
-        on_graded = (graded["condition"] == row.condition) & (graded["level"] == row.level)
-        for k in on_graded[on_graded].index:
-            crop, point = crops[k], graded.loc[k]
-            if crop is None:
-                continue
+            grade.flags += [
+                f"{flag_words(c)[1]} ({_where(point)})" for c in run.flags if getattr(point, c)
+            ]
             if isinstance(crop, str):
                 grade.crops.append(f"no crop ({_where(point)}): {_one_line(crop, run.data_dir)}")
-                continue
-            name = f"crop_{slug(row.condition)}_{slug(row.level)}_{len(grade.crops)}.png"
-            normalize = normalize_of(run.transformers, row.condition)
-            width, height = crop_png(crop, folder / name, normalize)
-            alt = (
-                f"The crop graded for {row_name(row.condition, row.level)}: {_where(point)}, "
-                f"{width} x {height} pixels as the model saw it"
-            )
-            grade.crops.append(Figure(f"{summary.study_id}/{name}", alt, "", width, height))
+            elif crop is not None:
+                name = f"crop_{slug(row.condition)}_{slug(row.level)}_{len(grade.crops)}.png"
+                normalize = normalize_of(run.transformers, row.condition)
+                width, height = crop_png(crop, folder / name, normalize)
+                alt = (
+                    f"The crop graded for {row_name(row.condition, row.level)}: "
+                    f"{_where(point)}, {width} x {height} pixels as the model saw it"
+                )
+                grade.crops.append(Figure(f"{summary.study_id}/{name}", alt, "", width, height))
         rows.append(grade)
     return rows
 
@@ -222,7 +215,8 @@ def write_study(
     folder.mkdir(parents=True)
     points = points.reset_index(drop=True)
     summary = summarise(study_id, submission, points, run.flags, on_prior)
-    blocks, summary.missing = _blocks(folder, study_id, points, listed, run)
+    records = list(points.itertuples(index=False))
+    blocks, summary.missing = _blocks(folder, study_id, records, listed, run)
     grades = _grades(folder, summary, points, run)
     sagittal = [b for b in blocks if b.description != AXIAL]
     axial = [b for b in blocks if b.description == AXIAL]
