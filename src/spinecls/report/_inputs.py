@@ -28,31 +28,30 @@ _FIRST_LINE = 2
 _ROW_ID = re.compile(
     rf"(\d+)_({'|'.join(slug(c) for c in CONDITIONS)})_({'|'.join(slug(lv) for lv in LEVELS)})"
 )
+_TEXT = ("row_id", "study_id", "series_id", "instance_number")
 _TRUE = {"true", "1", "1.0", "yes"}
 _FALSE = {"false", "0", "0.0", "no"}
 
 
-def _frame(source, name: str) -> tuple[pd.DataFrame, str, np.ndarray]:
-    """``source`` as a frame, what messages call it, and each row's label (CSV line)."""
+def _frame(source, name: str) -> tuple[pd.DataFrame, str, np.ndarray, str]:
+    """``source`` as a frame, what messages call it, each row's label and what a row is
+    called (a CSV file's rows are its lines, the header being line 1)."""
     if isinstance(source, pd.DataFrame):
         frame = source.reset_index(drop=True)
-        return frame, name, np.arange(len(frame))
+        return frame, name, np.arange(len(frame)), "row"
     if not isinstance(source, (str, os.PathLike)):
         raise TypeError(f"{name} must be a DataFrame or a CSV file; got {type(source).__name__}")
     path = Path(source)
     if not path.is_file():
         raise FileNotFoundError(f"{name} file not found: {path}")
     try:
-        frame = pd.read_csv(path, dtype={"row_id": "string"})
+        # Ids as text, converted exactly (whole_numbers): pandas would round large ones.
+        frame = pd.read_csv(path, dtype=dict.fromkeys(_TEXT, "string"))
     except pd.errors.EmptyDataError as exc:
         raise ValueError(f"{path}: the file is empty; expected a CSV file of {name}") from exc
     except (UnicodeDecodeError, pd.errors.ParserError) as exc:
         raise ValueError(f"{path}: not a readable CSV file of {name} ({exc})") from exc
-    return frame, str(path), np.arange(len(frame)) + _FIRST_LINE
-
-
-def _unit(frame_name: str) -> str:
-    return "line" if frame_name.endswith(".csv") or os.sep in frame_name else "row"
+    return frame, str(path), np.arange(len(frame)) + _FIRST_LINE, "line"
 
 
 def _flags(values: pd.Series, what: str, labels, unit: str) -> pd.Series:
@@ -79,8 +78,7 @@ def read_points(points, data_dir: Path, split: str) -> pd.DataFrame:
     ``image_path`` is ``{data_dir}/{split}_images/{study}/{series}/{instance}.dcm``; a
     missing ``series_description`` the series type its condition is read on.
     """
-    frame, name, labels = _frame(points, "points")
-    unit = _unit(name)
+    frame, name, labels, unit = _frame(points, "points")
     require_columns(frame, POINT_KEYS, name)
     frame = frame.copy()
     for column in ("study_id", "series_id", "instance_number"):
@@ -133,8 +131,7 @@ def flag_columns(points: pd.DataFrame) -> list[str]:
 def read_submission(submission) -> pd.DataFrame:
     """The submission, checked: ``row_id``, its ``study_id``, ``condition`` and ``level``,
     and the three probabilities."""
-    frame, name, labels = _frame(submission, "submission")
-    unit = _unit(name)
+    frame, name, labels, unit = _frame(submission, "submission")
     require_columns(frame, ["row_id", *TARGETS], name)
     ids = frame["row_id"].astype("string")
     parts = ids.str.fullmatch(_ROW_ID.pattern).fillna(False).to_numpy(bool)

@@ -86,8 +86,8 @@ class StudySummary:
     """One study's facts, for its row in the index and the top of its page.
 
     ``rows`` holds the 25 condition-levels in the competition's order: ``condition,
-    level, row_id``, the three probabilities (NaN for a row the submission lacks),
-    ``on_prior`` and ``n_points``.
+    level, row_id``, the three probabilities (NaN for a row the submission lacks) and
+    ``on_prior``.
     """
 
     study_id: int
@@ -99,6 +99,7 @@ class StudySummary:
 
     @property
     def n_prior(self) -> int:
+        """Rows of the study that fell back to the class prior."""
         return int(self.rows["on_prior"].sum())
 
     @property
@@ -179,10 +180,6 @@ def summarise(
     )
     given = submission.set_index(["condition", "level"])[["row_id", *TARGETS]]
     rows = rows.join(given, on=["condition", "level"])
-    counts = points.groupby(["condition", "level"]).size()
-    rows["n_points"] = [
-        int(counts.get((c, lv), 0)) for c, lv in zip(rows["condition"], rows["level"])
-    ]
     rows["on_prior"] = [
         (study_id, c, lv) in on_prior for c, lv in zip(rows["condition"], rows["level"])
     ]
