@@ -51,6 +51,8 @@ meter::-moz-meter-bar { background: #0072B2; }
 meter.prior::-moz-meter-bar { background: #777; }
 .grade { font-weight: 700; }
 .crops { display: flex; gap: 0.4em; align-items: flex-start; }
+#rows td:nth-child(3) { max-width: 17em; }
+#rows td:nth-child(5) { min-width: 14em; }
 .note { font-size: 0.85em; color: #444; }
 """
 """The report's style sheet, written to ``report.css``."""
