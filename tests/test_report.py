@@ -30,6 +30,7 @@ from spinecls.inference import submission_row_ids
 from spinecls.labels import CONDITIONS, LEVELS, SEVERITIES, SEVERITY_PRIORS, TARGETS, slug
 from spinecls.report import write_report
 from spinecls.report._images import AXIAL_MAX_SIDE, CONFIDENCE_BINS, GREY_LEVELS
+from spinecls.report._inputs import read_points
 from spinecls.report._summary import prior_rows
 
 KEYS = ["study_id", "series_id", "instance_number", "condition", "level", "x", "y"]
@@ -196,6 +197,20 @@ def test_prior_rows_are_those_without_a_usable_point():
     assert (1, "Spinal Canal Stenosis", "L2/L3") in on_prior
     assert (1, "Spinal Canal Stenosis", "L1/L2") not in on_prior
     assert len(prior_rows(points.drop(columns="qc_outside_image"), [1])) == 23
+
+
+def test_points_read_from_a_csv_keep_ids_exact_and_flags_as_booleans(made, tmp_path):
+    frame = pd.read_csv(made["base"] / "points.csv").head(3)
+    frame["study_id"] = frame["study_id"].astype(object)
+    frame.loc[0, "study_id"] = "9007199254740993"  # 2**53 + 1: a float would round it
+    frame["qc_order"] = ["True", None, "0"]
+    frame.to_csv(tmp_path / "points.csv", index=False)
+    points = read_points(tmp_path / "points.csv", made["data"], "test")
+    assert points["study_id"].iloc[0] == 2**53 + 1
+    assert points["qc_order"].tolist() == [True, False, False]
+    series, instance = frame["series_id"].iloc[0], frame["instance_number"].iloc[0]
+    wanted = made["data"] / "test_images" / str(2**53 + 1) / str(series) / f"{instance}.dcm"
+    assert points["image_path"].iloc[0] == str(wanted)
 
 
 def test_a_study_page_shows_grades_beside_the_prior_and_flags_in_words(made):

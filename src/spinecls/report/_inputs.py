@@ -55,17 +55,19 @@ def _frame(source, name: str) -> tuple[pd.DataFrame, str, np.ndarray, str]:
 
 
 def _flags(values: pd.Series, what: str, labels, unit: str) -> pd.Series:
-    """A flag column as bool: True/False, 1/0 or their text; anything else is an error."""
+    """A flag column as bool: True/False, 1/0 or their text, an empty cell False; anything
+    else is an error."""
     if values.dtype == bool:
         return values
     text = values.astype("string").str.strip().str.lower()
-    bad = ~(text.isin(_TRUE) | text.isin(_FALSE)).fillna(False).to_numpy(bool)
+    known = (text.isin(_TRUE) | text.isin(_FALSE)).fillna(False)
+    bad = (values.notna() & ~known).to_numpy(bool)
     if bad.any():
         raise ValueError(
             f"{what} must hold True or False; got {values[bad].head(3).tolist()} at "
             f"{located(bad, labels, unit)}"
         )
-    return text.isin(_TRUE).astype(bool)
+    return text.isin(_TRUE).fillna(False).astype(bool)
 
 
 def read_points(points, data_dir: Path, split: str) -> pd.DataFrame:

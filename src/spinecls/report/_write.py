@@ -90,10 +90,11 @@ def write_report(
         interrupted or failed run leaves nothing behind.
     model : Pipeline or str or path-like, optional
         The model that graded the points (a model file, a Pipeline that starts with a
-        :class:`~spinecls.LumbarPatchTransformer`, or a fitted
-        :class:`~spinecls.ConditionGroupClassifier` of such pipelines): its transformer
-        cuts the crops shown and sets the slices' windowing. Without it, no crops, and
-        slices in the transformer's default windowing (``"percentile"``).
+        :class:`~spinecls.LumbarPatchTransformer`, a fitted
+        :class:`~spinecls.ConditionGroupClassifier` of such pipelines, or the transformer
+        alone): its transformer cuts the crops shown and sets the slices' windowing.
+        Without it, no crops, and slices in the transformer's default windowing
+        (``"percentile"``).
     split : {"test", "train"}, default="test"
         Which descriptions file and image folder of ``data_dir``.
     prior : dict, optional
