@@ -73,6 +73,9 @@ def test_demo_writes_the_table_models_submission_and_plots(demo_run):
     assert len(located_submission) == 25 * test_studies.nunique()
     for plot in ("localization", "localization_errors"):
         assert (out / f"{plot}.png").stat().st_size > 1000
+    # The report of the held-out studies: one page each.
+    pages = sorted(p.stem for p in (out / "report" / "studies").glob("*.html"))
+    assert (out / "report" / "index.html").is_file() and pages == sorted(test_studies.unique())
     assert "| model |" in (out / "results.md").read_text()
     recommended = spinecls.persistence.load_pipeline(out / "recommended.pt")
     assert recommended[-1].tta == demo_module.RECOMMENDED["classifier"]["tta"]

@@ -64,6 +64,7 @@ _SUBMODULES = (
     "persistence",
     "plotting",
     "preprocessing",
+    "report",
     "routing",
 )
 """Modules reachable as attributes (``spinecls.metrics``) without an import statement."""

@@ -39,6 +39,8 @@ def _inputs(args: argparse.Namespace) -> list[Path | None]:
         getattr(args, "data", None),
         getattr(args, "model", None),
         localizer if isinstance(localizer, Path) else None,
+        getattr(args, "points", None),
+        getattr(args, "submission", None),
     ]
 
 
@@ -190,6 +192,7 @@ def _located(args: argparse.Namespace) -> bool:
 def _predict(args: argparse.Namespace) -> int:
     _check_data(args.data)
     _check_output(args, args.out)
+    _check_output(args, args.report, directory=True)
     _check_device(args.device)
     from .datasets import load_coordinates
     from .metrics import to_submission
@@ -203,16 +206,50 @@ def _predict(args: argparse.Namespace) -> int:
 
         localizer = load_localizer(args.localizer or args.model, device=args.device)
         print(f"no coordinates given: locating the levels of {args.split}_images", flush=True)
-        submission = predict_studies(args.data, pipeline, localizer, split=args.split)
+        submission, points = predict_studies(
+            args.data, pipeline, localizer, split=args.split, return_points=True
+        )
         studies = len(submission) // 25
     else:
-        frame = load_coordinates(args.data, split=args.split)
-        proba = pipeline.predict_proba(frame)[1]
-        submission = to_submission(frame, proba, classes=pipeline.classes_[1])
-        studies = frame["study_id"].nunique()
+        points = load_coordinates(args.data, split=args.split)
+        proba = pipeline.predict_proba(points)[1]
+        submission = to_submission(points, proba, classes=pipeline.classes_[1])
+        studies = points["study_id"].nunique()
     with atomic_file(args.out, overwrite=args.overwrite, inputs=_inputs(args)) as tmp:
         submission.to_csv(tmp, index=False)
+        if args.report is not None:
+            # Inside the submission's block: a failed report leaves neither.
+            _write_report(args, points, submission, pipeline, args.report)
     print(f"wrote {len(submission)} rows for {studies} studies to {args.out}")
+    return 0
+
+
+def _write_report(args: argparse.Namespace, points, submission, model, out: Path) -> None:
+    from .report import write_report
+
+    write_report(
+        args.data,
+        points,
+        submission,
+        out,
+        model=model,
+        split=args.split,
+        device=args.device,
+        overwrite=args.overwrite,
+    )
+    print(f"wrote the report to {out}: open {out / 'index.html'} in a browser")
+
+
+def _report(args: argparse.Namespace) -> int:
+    _check_data(args.data)
+    _check_output(args, args.out, directory=True)
+    if args.model is not None:
+        _check_device(args.device)
+    for name in ("points", "submission", "model"):
+        path = getattr(args, name)
+        if path is not None and not path.is_file():
+            raise FileNotFoundError(f"--{name} {path}: no such file")
+    _write_report(args, args.points, args.submission, args.model, args.out)
     return 0
 
 

@@ -16,6 +16,7 @@ from .datasets import load_series
 from .inference import predict_studies
 from .localization import LevelLocalizer
 from .metrics import rsna_score
+from .report import write_report
 
 
 def end_to_end(
@@ -32,8 +33,9 @@ def end_to_end(
 ) -> tuple[float, dict]:
     """Train the localizer, grade the test studies from its points, write the results.
 
-    Writes ``localizer.pt``, ``submission_located.csv``, ``located_points.csv`` and,
-    with ``plots``, ``localization.png`` and ``localization_errors.png`` to ``out``.
+    Writes ``localizer.pt``, ``submission_located.csv``, ``located_points.csv``, the
+    HTML report of the test studies (``report/``, :func:`spinecls.report.write_report`)
+    and, with ``plots``, ``localization.png`` and ``localization_errors.png`` to ``out``.
 
     Returns
     -------
@@ -70,6 +72,7 @@ def end_to_end(
     localizer.save(out / "localizer.pt")
     submission.to_csv(out / "submission_located.csv", index=False)
     points.to_csv(out / "located_points.csv", index=False)
+    write_report(root, points, submission, out / "report", model=pipe, split="train")
     if plots:
         from .localization_plots import plot_localization, plot_localization_errors
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from . import __version__
 from ._atomic import Terminated, stop_on_signals
-from ._commands import _demo, _evaluate, _localize, _predict, _synth, _train
+from ._commands import _demo, _evaluate, _localize, _predict, _report, _synth, _train
 from ._scheduler import add_scheduler_option, dask_backend
 
 OVERWRITE_DIRECTORY = "replace an existing output directory (only one that spinecls wrote)"
@@ -188,9 +188,44 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "--tta", choices=["none", "flip", "flip+shift"], default=None, help=TTA_HELP
     )
-    predict.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    predict.add_argument(
+        "--report",
+        type=Path,
+        metavar="DIR",
+        help="also write the HTML report of the graded studies to DIR (see spinecls report)",
+    )
+    predict.add_argument(
+        "--overwrite", action="store_true", help="replace an existing --out file (and --report)"
+    )
     add_scheduler_option(predict)
     predict.set_defaults(func=_predict)
+
+    report = sub.add_parser(
+        "report",
+        help="write an HTML report of located points and grades",
+        description="Write a folder of static HTML pages from the outputs of a run: an index "
+        "of the studies, the studies to check first, and one page per study with the located "
+        "points drawn on their slices, the crops the model graded and the probabilities beside "
+        "the class prior.",
+    )
+    report.add_argument("--data", type=Path, required=True, help="competition directory")
+    report.add_argument(
+        "--points", type=Path, required=True, help="points CSV written by spinecls localize"
+    )
+    report.add_argument(
+        "--submission", type=Path, required=True, help="submission CSV written by spinecls predict"
+    )
+    report.add_argument("--out", type=Path, required=True, help="report directory (new or empty)")
+    report.add_argument("--model", type=Path, help="the model file that graded: show its crops")
+    report.add_argument(
+        "--split",
+        choices=["test", "train"],
+        default="test",
+        help="read {split}_series_descriptions.csv and {split}_images/ (default test)",
+    )
+    report.add_argument("--device", default="cpu", help=MODEL_DEVICE_HELP)
+    report.add_argument("--overwrite", action="store_true", help=OVERWRITE_DIRECTORY)
+    report.set_defaults(func=_report)
 
     evaluate = sub.add_parser("evaluate", help="report and competition score on labelled data")
     evaluate.add_argument("--data", type=Path, required=True, help="competition directory")

@@ -245,7 +245,8 @@ def run_demo(
         model's competition submission for the test studies from their labelled
         coordinates), ``localizer.pt`` (the :class:`~spinecls.LevelLocalizer` trained
         on the training studies), ``located_points.csv`` and ``submission_located.csv``
-        (the test studies graded end to end from located points), and PNG plots
+        (the test studies graded end to end from located points), ``report/`` (their
+        HTML report: :func:`spinecls.report.write_report`), and PNG plots
         (``localization.png``, ``localization_errors.png`` among them).
         Everything is written to a temporary sibling and moved into place at the end:
         an interrupted or failed run leaves neither output nor temporary files.
