@@ -256,7 +256,7 @@ def test_fail_on_unreadable_raises_the_error_a_skipped_file_carries(tmp_path):
         str(warning) == f"{tmp_path}/9.dcm: not a readable DICOM file (empty); the slice is skipped"
     )
     with pytest.warns(UnreadableFileWarning, match="9.dcm"), fail_on_unreadable(strict=False):
-        warnings.warn(warning)
+        warnings.warn(warning, stacklevel=1)
     with pytest.raises(ValueError) as info, fail_on_unreadable():
-        warnings.warn(warning)
+        warnings.warn(warning, stacklevel=1)
     assert info.value is error
