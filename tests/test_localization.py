@@ -672,3 +672,25 @@ def test_bad_inputs(loc_data, tmp_path):
         bad.loc[0, "instance_number"] = 999999
         with pytest.raises(ValueError, match="no slice with instance_number"):
             loc.fit(series, bad)
+
+
+def test_fit_refuses_points_outside_their_image_and_data_that_trains_nothing(loc_data):
+    series, coords = loc_data
+    loc = LevelLocalizer(max_epochs=1, **SMALL)
+    outside = coords.copy()
+    rows = np.flatnonzero(coords["series_id"] == coords["series_id"].iloc[0])[[1, 3]]
+    outside.loc[rows, "x"] += 1000
+    with pytest.raises(
+        ValueError, match=rf"2 point\(s\) .* outside their image .*: row {rows[0]} "
+    ):
+        loc.fit(series, outside)
+    with pytest.raises(ValueError, match="X has no rows"):
+        loc.fit(series.iloc[:0], coords)
+    elsewhere = coords.assign(series_id=coords["series_id"] + 1)
+    with (
+        pytest.warns(UserWarning, match="ignored .* on series absent from X"),
+        pytest.raises(ValueError, match="y has no coordinates on a Sagittal T1 series"),
+    ):
+        loc.fit(series, elsewhere)
+    with pytest.raises(ValueError, match="device cuda:99 cannot be used"):
+        LevelLocalizer(device="cuda:99", **SMALL).fit(series, coords)

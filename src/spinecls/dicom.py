@@ -34,6 +34,7 @@ __all__ = [
     "MissingCodecError",
     "PixelDataError",
     "UnreadableFileWarning",
+    "UnreadableSeriesError",
     "exact_percentiles",
     "fail_on_unreadable",
     "read_slice",
@@ -87,6 +88,24 @@ class UnreadableFileWarning(UserWarning):
         if text.startswith(f"{path}: "):
             text = text[len(path) + 2 :]
         return cls(f"{path}: {text}; {what} is skipped", path, error)
+
+
+class UnreadableSeriesError(ValueError):
+    """No file of a series could be read (each was skipped with an
+    :class:`UnreadableFileWarning`).
+
+    Attributes
+    ----------
+    series_dir : str
+        The series folder.
+    """
+
+    def __init__(self, message: str, series_dir: str | os.PathLike = ""):
+        super().__init__(message)
+        self.series_dir = os.fspath(series_dir)
+
+    def __reduce__(self):
+        return type(self), (self.args[0], self.series_dir)
 
 
 @contextlib.contextmanager

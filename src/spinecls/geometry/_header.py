@@ -60,6 +60,8 @@ def _whole(value, what: str, source: str) -> int:
 def _read_header(path: Path) -> Dataset:
     if not path.is_file():
         raise FileNotFoundError(f"DICOM file not found: {path}")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path}: not a readable DICOM file (the file is empty)")
     try:
         return pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_HEADER_TAGS)
     except (
