@@ -169,7 +169,23 @@ DAMAGED = {
     "patch-settings": (_transformer("x"), "does not record how its patches were made"),
     "patch-keys": (_transformer({"bogus": 1}), "bad transformer parameters"),
     "patch-runtime": (_transformer({"memory": "/tmp"}), "run-time parameters ['memory']"),
-    "patch-value": (_transformer({"patch_size": -3}), "patch_size"),
+    "patch-value": (_transformer({"patch_size": -3}), "bad.pt: bad transformer parameters: patch"),
+    "patch-zero": (
+        _transformer({"patch_size": 0, "output_size": 32}),
+        "bad.pt: bad transformer parameters: patch_size",
+    ),
+    "patch-marker": (
+        _transformer({"patch_size": 32, "output_size": 32, "mode": "marker"}),
+        "bad.pt: the recorded transformer makes patches of 2 channel(s) of 32 x 32 pixels",
+    ),
+    "patch-slices": (
+        _transformer({"patch_size": 32, "output_size": 32, "slices": 3}),
+        "but the model's weights take 1 channel(s) of 32 x 32",
+    ),
+    "reversed-classes": (
+        _changed("classes", json.dumps([sorted(CONDITIONS), sorted(SEVERITIES)[::-1]])),
+        "'classes' must list each output's labels in sorted order",
+    ),
 }
 
 

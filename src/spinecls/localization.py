@@ -21,7 +21,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._accelerate import _DTYPES, check_params, training_device
 from ._levels import summarise_steps
 from ._localize import AXIAL, Settings, predict_study, series_samples
-from ._localizer_nets import make_net, nets_state, restore_nets
+from ._localizer_nets import check_level_steps, make_net, nets_state, restore_nets
 from ._net import seed_from, torch_seed
 from ._point_frames import OUTPUT_COLUMNS, POINT_COLUMNS, check_points, check_series, points_frame
 from ._series_planes import check_planes
@@ -361,6 +361,7 @@ class LevelLocalizer(PersistenceMixin, BaseEstimator):
         for name, kind in checks:
             if not isinstance(fitted[name], kind):
                 raise ValueError(f"{name!r} must be a {getattr(kind, '__name__', 'dict')}")
+        check_level_steps(fitted["level_steps"])
         self.net_, self.refine_net_ = restore_nets(self.get_params(), fitted, state_dict)
         self.history_, self.refine_history_ = self.net_.history, self.refine_net_.history
         self.n_series_ = fitted["n_series"]
