@@ -243,13 +243,13 @@ def _predict(args: argparse.Namespace) -> int:
         from .persistence import load_localizer
 
         localizer = load_localizer(args.localizer or args.model, device=args.device)
-        print(f"no coordinates given: locating the levels of {args.split}_images", flush=True)
         submission, sources = predict_studies(
             args.data,
             pipeline,
             localizer,
             split=args.split,
             strict=args.strict,
+            verbose=1,
             return_sources=True,
         )
         studies = sources["study_id"].nunique()

@@ -359,6 +359,7 @@ def predict_studies(
     device: str | None = None,
     studies=None,
     strict: bool = False,
+    verbose: int = 0,
     return_points: bool = False,
     return_sources: bool = False,
 ):
@@ -398,6 +399,8 @@ def predict_studies(
     strict : bool, default=False
         Fail on the first file that cannot be read (raising its error, which names it)
         instead of skipping it.
+    verbose : int, default=0
+        1: say when the levels are being located (after every input was checked).
     return_points : bool, default=False
         Also return the localizer's points.
     return_sources : bool, default=False
@@ -480,6 +483,12 @@ def predict_studies(
         chosen = set(wanted.str.split("_").str[0].astype(np.int64))
         series = series[series["study_id"].isin(chosen)].reset_index(drop=True)
         series = check_planes(series, "predict_studies")
+        if verbose:
+            print(
+                f"locating the levels of {series['study_id'].nunique()} studies "
+                f"({len(series)} series) in {split}_images",
+                flush=True,
+            )
         points, gone = locate_studies(locator, series) if len(series) else (pd.DataFrame(), series)
         graded = _gradable(points, trained)
         attempted: set = set()
