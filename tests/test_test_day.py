@@ -297,3 +297,23 @@ def test_localize_on_axial_series_only_counts_the_studies_it_read(
         f"wrote 0 points for 0 of {axial['study_id'].nunique()} studies" in capsys.readouterr().out
     )
     assert len(pd.read_csv(tmp_path / "p.csv")) == 0
+
+
+def test_a_series_whose_description_cannot_hold_its_plane_is_skipped(broken):
+    from spinecls._series_planes import check_planes
+
+    root, _, odd = broken
+    series = spinecls.load_series(root, split="test")
+    sagittal = series["series_dir"] == str(odd["shifted"])  # a Sagittal T2/STIR
+    series.loc[sagittal, "series_description"] = "Axial T2"
+    with pytest.warns(spinecls.RSNADataWarning) as record:
+        checked = check_planes(series, "test")
+    messages = [str(w.message) for w in record]
+    assert any(
+        "described as 'Axial T2' but its slices are sagittal" in m and "skipped" in m
+        for m in messages
+    )
+    assert any("described as 'Sagittal T1' but its slices are axial" in m for m in messages)
+    assert str(odd["shifted"]) not in set(checked["series_dir"])
+    relabelled = checked.loc[checked["series_dir"] == str(odd["same"]), "series_description"]
+    assert relabelled.tolist() == ["Axial T2"] and len(checked) == len(series) - 1
