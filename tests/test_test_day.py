@@ -9,6 +9,7 @@ names, and a series whose description contradicts its geometry.
 
 from __future__ import annotations
 
+import shutil
 import warnings
 from pathlib import Path
 
@@ -317,3 +318,27 @@ def test_a_series_whose_description_cannot_hold_its_plane_is_skipped(broken):
     assert str(odd["shifted"]) not in set(checked["series_dir"])
     relabelled = checked.loc[checked["series_dir"] == str(odd["same"]), "series_description"]
     assert relabelled.tolist() == ["Axial T2"] and len(checked) == len(series) - 1
+
+
+def test_a_series_with_no_readable_file_is_left_out_and_its_rows_say_why(
+    broken, model_file, tmp_path
+):
+    root, _, _ = broken
+    data = tmp_path / "test"
+    shutil.copytree(root, data)
+    described = pd.read_csv(data / "test_series_descriptions.csv")
+    axial = described[described["series_description"] == "Axial T2"].iloc[0]
+    folder = data / "test_images" / str(axial.study_id) / str(axial.series_id)
+    for path in folder.glob("*.dcm"):
+        path.write_bytes(b"")
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        submission, sources = spinecls.predict_studies(
+            data, model_file, studies=[axial.study_id], return_sources=True
+        )
+    unreadable = [w.message for w in record if w.category is UnreadableFileWarning]
+    assert [w.path for w in unreadable].count(str(folder)) == 1  # and one per file before it
+    assert "no slice of the series can be read" in str(unreadable[-1])
+    assert len(submission) == 25
+    subarticular = sources["row_id"].str.contains("subarticular")
+    assert set(sources.loc[subarticular, "reason"]) == {"unreadable"}

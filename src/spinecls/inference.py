@@ -234,12 +234,12 @@ def locate_studies(localizer, series: pd.DataFrame) -> tuple[pd.DataFrame, pd.Da
         Once per file that cannot be read (from the localizer), and once per series
         left out, naming its folder: its study is located from its other series.
     """
-    frames, skipped = [], []
+    frames, skipped, seen = [], [], set()
     for study, rows in series.groupby("study_id", sort=False):
         rows = rows.reset_index(drop=True)
         while len(rows):
             try:
-                frames.append(localizer.predict(rows))
+                frames.append(_predict_once(localizer, rows, seen))
                 break
             except UnreadableSeriesError as exc:
                 bad = (rows["series_dir"].astype(str) == exc.series_dir).to_numpy()
@@ -256,6 +256,21 @@ def locate_studies(localizer, series: pd.DataFrame) -> tuple[pd.DataFrame, pd.Da
     points = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     gone = pd.concat(skipped, ignore_index=True) if skipped else series.iloc[:0]
     return points, gone
+
+
+def _predict_once(localizer, rows: pd.DataFrame, seen: set) -> pd.DataFrame:
+    """``localizer.predict(rows)``, passing on only the warnings not ``seen`` before: a
+    study located again without an unreadable series reads its other series again."""
+    caught: list = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            return localizer.predict(rows)
+    finally:
+        for w in caught:
+            key = (w.category, str(w.message))
+            if key not in seen:
+                seen.add(key)
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 def _severity(pipeline, rows: pd.DataFrame) -> np.ndarray:
@@ -292,6 +307,8 @@ def _grade(pipeline, graded: pd.DataFrame, strict: bool) -> tuple[np.ndarray, np
             except _READ_ERRORS:
                 pass
         failed = int((~ok[index]).sum())
+        if not failed:
+            continue
         warnings.warn(
             UnreadableFileWarning(
                 f"series {series} of study {study}: {failed} of {len(index)} points could not "
@@ -321,7 +338,8 @@ def _sources(
     study = parts[0].astype(np.int64)
     condition = parts[1].map(_CONDITION_SLUGS)
     kind = condition.map(CONDITION_SERIES)
-    has = set(zip(series["study_id"], series["series_description"]))
+    read = series[~series["series_dir"].isin(set(gone["series_dir"]))]
+    has = set(zip(read["study_id"], read["series_description"]))
     lost = set(zip(gone["study_id"], gone["series_description"]))
     model = table[TARGETS[0]].notna().to_numpy()
     reason = []
