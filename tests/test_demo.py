@@ -12,6 +12,7 @@ import pytest
 
 import spinecls
 from spinecls import demo as demo_module
+from spinecls._demo_report import class_prior
 from spinecls.cli import main
 from spinecls.demo import MODELS, DemoConfig, run_demo, split_by_study
 
@@ -91,6 +92,37 @@ def test_demo_writes_the_table_models_submission_and_plots(demo_run):
         submission[["normal_mild", "moderate", "severe"]].sum(axis=1), 1, rtol=1e-5
     )
     assert not list(out.parent.glob(".*partial*"))
+
+
+def test_the_table_says_how_many_scored_rows_hold_the_one_class_prior(demo_run):
+    out, table = demo_run
+    results = json.loads((out / "results.json").read_text())
+    facts, best = results["meta"]["localization"], results["meta"]["best_model"]
+    rows = facts["scored_rows"]
+    filled = table.set_index("model")["prior-filled rows"]
+    assert filled[f"{best}, on predicted coordinates"] == f"{facts['prior_filled_rows']} of {rows}"
+    assert filled["baseline: class prior"] == f"{rows} of {rows}"
+    assert filled[best] == f"0 of {rows}" and filled["baseline: majority class"] == ""
+    assert "| prior-filled rows |" in (out / "results.md").read_text()
+    assert (
+        f"{facts['prior_filled_rows']} of the {rows} scored rows"
+        in (out / "results.md").read_text()
+    )
+    # one prior: the baseline's and the fallback's, with no severity at probability 0
+    frame = spinecls.load_rsna(out / "data")
+    develop_idx, _ = split_by_study(frame, random_state=0)
+    prior = class_prior(frame.iloc[develop_idx])
+    assert min(min(p) for p in prior.values()) > 0
+    located = pd.read_csv(out / "submission_located.csv").set_index("row_id")
+    rows_of_prior = [
+        np.allclose(row, prior[c]) for c, row in zip(_conditions(located.index), located.values)
+    ]
+    assert sum(rows_of_prior) >= facts["prior_filled_rows"]
+
+
+def _conditions(row_ids):
+    by_slug = {c.lower().replace(" ", "_"): c for c in spinecls.CONDITIONS}
+    return [by_slug[r.split("_", 1)[1].rsplit("_", 2)[0]] for r in row_ids]
 
 
 def test_demo_is_deterministic_for_a_seed(demo_run, tmp_path, monkeypatch):

@@ -30,8 +30,12 @@ def end_to_end(
     seed: int,
     out: Path,
     plots: bool,
+    prior: dict,
 ) -> tuple[float, dict]:
     """Train the localizer, grade the test studies from its points, write the results.
+
+    ``prior`` (the demo's class prior) fills the rows no located point grades and is what
+    each grade is shrunk towards.
 
     Writes ``localizer.pt``, ``submission_located.csv``, ``located_points.csv``, the
     HTML report of the test studies (``report/``, :func:`spinecls.report.write_report`)
@@ -42,7 +46,9 @@ def end_to_end(
     score : float
         The competition score of the located submission.
     facts : dict
-        Training and grading seconds and the localisation accuracy, for ``results.json``.
+        Training and grading seconds, the localisation accuracy, and how many of the
+        scored rows were filled with the prior (``prior_filled_rows`` of
+        ``scored_rows``), for ``results.json``.
     """
     from .localization_plots import localization_errors
 
@@ -53,9 +59,17 @@ def end_to_end(
     trained = time.perf_counter() - started
     studies = pd.unique(test["study_id"])
     started = time.perf_counter()
-    submission, points = predict_studies(
-        root, pipe, localizer, split="train", studies=studies, return_points=True
+    submission, points, sources = predict_studies(
+        root,
+        pipe,
+        localizer,
+        split="train",
+        studies=studies,
+        prior=prior,
+        return_points=True,
+        return_sources=True,
     )
+    scored = sources["row_id"].isin(solution["row_id"])
     per_study = (time.perf_counter() - started) / len(studies)
     errors = localization_errors(test, points)
     sagittal = errors["series_description"] != "Axial T2"
@@ -68,6 +82,8 @@ def end_to_end(
         "axial_within_5px": float((errors.loc[~sagittal, "distance"] <= 5).mean()),
         "points_matched": int(len(errors)),
         "points_labelled": int(len(test)),
+        "prior_filled_rows": int((scored & (sources["source"] == "prior")).sum()),
+        "scored_rows": int(scored.sum()),
     }
     localizer.save(out / "localizer.pt")
     submission.to_csv(out / "submission_located.csv", index=False)

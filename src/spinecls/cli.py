@@ -22,6 +22,14 @@ from ._commands import _demo, _evaluate, _localize, _predict, _report, _synth, _
 from ._scheduler import add_scheduler_option, dask_backend
 
 OVERWRITE_DIRECTORY = "replace an existing output directory (only one that spinecls wrote)"
+OVERWRITE_SYNTH = (
+    "replace an existing OUTDIR and, with --split test, an existing --truth directory (only "
+    "directories that spinecls wrote: a dataset written by synth at --truth is replaced too)"
+)
+STRICT_HELP = (
+    "stop at the first DICOM file that cannot be read (exit 2, naming it); default: skip it "
+    "(its slice, else its series) with a warning and give its rows the class prior"
+)
 DEVICE_HELP = "torch device, e.g. cuda or cuda:1 (default cpu)"
 MODEL_DEVICE_HELP = (
     "torch device to predict on, e.g. cuda (default cpu, whatever device the model was trained on)"
@@ -46,7 +54,8 @@ def _message(exc: BaseException) -> str:
         names = [str(n) for n in (exc.filename, exc.filename2) if n is not None]
         return f"{' -> '.join(names)}: {exc.strerror}"
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return "; ".join(lines) or type(exc).__name__
+    # The library's advice names its keyword; here the user passes the option.
+    return ("; ".join(lines) or type(exc).__name__).replace("overwrite=True", "--overwrite")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
         "oblique L5/S1, sacral remnants, transitional vertebrae, 200-400 mm fields of view, "
         "T1/T2/STIR/Dixon contrasts), listed in synthetic_quirks.csv beside train.csv",
     )
-    synth.add_argument("--overwrite", action="store_true", help=OVERWRITE_DIRECTORY)
+    synth.add_argument("--overwrite", action="store_true", help=OVERWRITE_SYNTH)
     synth.set_defaults(func=_synth)
 
     demo = sub.add_parser(
@@ -165,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="read {split}_series_descriptions.csv and {split}_images/ (default test)",
     )
     localize.add_argument("--device", default="cpu", help=MODEL_DEVICE_HELP)
+    localize.add_argument("--strict", action="store_true", help=STRICT_HELP)
     localize.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     localize.set_defaults(func=_localize)
 
@@ -193,6 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="DIR",
         help="also write the HTML report of the graded studies to DIR (see spinecls report)",
+    )
+    predict.add_argument(
+        "--strict", action="store_true", help=STRICT_HELP + " (when the levels are located)"
     )
     predict.add_argument(
         "--overwrite", action="store_true", help="replace an existing --out file (and --report)"

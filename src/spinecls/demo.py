@@ -41,15 +41,18 @@ from sklearn.pipeline import Pipeline
 from ._atomic import atomic_directory, stop_on_signals
 from ._demo_end_to_end import end_to_end
 from ._demo_report import METRICS as METRICS  # re-exported: the table's columns
-from ._demo_report import SEVERITY_EXTRAS as SEVERITY_EXTRAS
 from ._demo_report import (
+    PRIOR_FILLED,
     baseline_rows,
+    class_prior,
     located_summary,
     markdown,
     model_plots,
     model_row,
+    prior_filled,
     score_row,
 )
+from ._demo_report import SEVERITY_EXTRAS as SEVERITY_EXTRAS
 from .classifier import DualHeadClassifier
 from .datasets import load_rsna, make_synthetic_rsna
 from .evaluation import evaluate
@@ -274,7 +277,11 @@ def run_demo(
     -------
     pandas.DataFrame
         One row per model and baseline: per-head accuracy, precision, recall, F1 and
-        the competition score on the test studies.
+        the competition score on the test studies, and how many of the rows that score
+        counts were filled with the class prior (``"prior-filled rows"``, ``"k of n"``:
+        some for the row "on predicted coordinates", all for the class prior). The class
+        prior is the development rows' severity shares per condition, one pseudo-count
+        each (``_demo_report.class_prior``); the end-to-end stage falls back to it too.
 
     Raises
     ------
@@ -345,7 +352,7 @@ def run_demo(
                 fitted[RECOMMENDED_NAME] = (pipe, evaluation.submission)
                 if not RECOMMENDED["per_group"]:
                     save_pipeline(pipe, tmp / "recommended.pt")
-        rows += baseline_rows(develop, test, solution)
+        rows += baseline_rows(test, solution, develop)
         table = pd.DataFrame(rows)
         best = min(fitted, key=lambda n: table.set_index("model").loc[n, "competition score"])
         fitted[best][1].to_csv(tmp / "submission.csv", index=False)
@@ -362,12 +369,19 @@ def run_demo(
                 seed=random_state,
                 out=tmp,
                 plots=plots,
+                prior=class_prior(develop),
             )
             located = score_row(f"{best}, on predicted coordinates", table.columns, located_score)
             n = len(fitted)
             table = pd.concat(
                 [table.iloc[:n], pd.DataFrame([located]), table.iloc[n:]], ignore_index=True
             )
+        table[PRIOR_FILLED] = prior_filled(
+            table,
+            located["model"] if facts else None,
+            facts["prior_filled_rows"] if facts else 0,
+            len(solution),
+        )
         elapsed = time.perf_counter() - started
         meta = {
             "data": str(root) if data is not None else "synthetic",
