@@ -135,6 +135,10 @@ def test_calibrate_heads_on_rows_of_ones_own(data, trained):
         calibrate_heads(clf, X[:2], [[CONDITIONS[0], "mild"], [CONDITIONS[0], "severe"]])
     with pytest.raises(ValueError, match="X has 3 samples but y has 2"):
         calibrate_heads(clf, X[:3], y[:2])
+    missing = y[:12].assign(severity=[np.nan] * 11 + ["severe"])
+    message = r"severity column has 11 missing value\(s\) \(NaN or None\) at row\(s\) 0, 1,"
+    with pytest.raises(ValueError, match=message):
+        calibrate_heads(clf, X[:12], missing)
     with pytest.raises(ValueError, match="min_rows must be a positive int"):
         calibrate_heads(clf, X, y, min_rows=0)
 

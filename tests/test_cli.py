@@ -179,7 +179,26 @@ DAMAGED = {
     "patch-settings": (_transformer("x"), "does not record how its patches were made"),
     "patch-keys": (_transformer({"bogus": 1}), "bad transformer parameters"),
     "patch-runtime": (_transformer({"memory": "/tmp"}), "run-time parameters ['memory']"),
-    "patch-value": (_transformer({"patch_size": -3}), "patch_size"),
+    "patch-value": (
+        _transformer({"patch_size": -3}),
+        "bad.pt: bad transformer parameters: The 'patch_size' parameter",
+    ),
+    "patch-zero": (
+        _transformer({"patch_size": 0, "output_size": 32}),
+        "bad.pt: bad transformer parameters: The 'patch_size' parameter",
+    ),
+    "patch-marker": (
+        _transformer({"patch_size": 32, "output_size": 32, "mode": "marker"}),
+        "bad.pt: the recorded transformer makes patches of 2 channel(s) of 32 x 32 pixels",
+    ),
+    "patch-slices": (
+        _transformer({"patch_size": 32, "output_size": 32, "slices": 3}),
+        "but the model's weights take 1 channel(s) of 32 x 32",
+    ),
+    "reversed-classes": (
+        _changed("classes", json.dumps([sorted(CONDITIONS), sorted(SEVERITIES)[::-1]])),
+        "'classes' must list each output's labels in sorted order",
+    ),
 }
 
 
@@ -270,6 +289,17 @@ def no_work(monkeypatch):
         (["demo", "--out", "{data}", "--overwrite"], "is the input data directory"),
         (["demo", "--out", "{data}/results"], "lies inside the input data directory"),
         (["demo", "--out", "{tmp}/mine", "--overwrite"], "would delete notes.md"),
+        (["train", "--out", "{tmp}/m.pt", "--localizer", "--localizer-epochs", "0"],
+         "--localizer-epochs must be at least 1, got 0"),
+        (["train", "--out", "{tmp}/m.pt", "--epochs", "0"], "--epochs must be at least 1"),
+        (["train", "--out", "{tmp}/m.pt", "--patch-size", "-4"], "--patch-size must be at"),
+        (["train", "--out", "{tmp}/m.pt", "--slices", "2"], "--slices must be a positive odd"),
+        (["train", "--out", "{tmp}/m.pt", "--lr", "nan"], "--lr must be a positive number"),
+        (["train", "--out", "{tmp}/m.pt", "--backbone", "resnet"], "backbone must be one of"),
+        (["predict", "--model", "{tmp}/old.pt", "--out", "{tmp}/s.csv", "--split", "test"],
+         "has no test_series_descriptions.csv"),
+        (["localize", "--model", "{tmp}/old.pt", "--out", "{tmp}/s.csv"],
+         "has no test_series_descriptions.csv"),
     ],
 )  # fmt: skip
 def test_destinations_are_checked_before_the_work(argv, message, tmp_path, no_work, capsys):
@@ -320,3 +350,14 @@ def test_a_bad_scheduler_is_one_line_and_exit_2_before_any_work(
         assert err.startswith("spinecls train: error: ") and message in err
         assert len(err.splitlines()) == 1
     assert list(tmp_path.iterdir()) == [data]
+
+
+def test_the_library_s_overwrite_advice_names_the_option(capsys):
+    from spinecls.cli import _message
+
+    assert _message(FileExistsError("out exists: pass overwrite=True to replace it")) == (
+        "out exists: pass --overwrite to replace it"
+    )
+    with pytest.raises(SystemExit):
+        main(["synth", "--help"])
+    assert "--truth directory" in " ".join(capsys.readouterr().out.split())

@@ -12,7 +12,8 @@ import pytest
 
 import spinecls
 from spinecls import demo as demo_module
-from spinecls._competition import submission_row_ids
+from spinecls._competition import parse_row_ids, submission_row_ids
+from spinecls._demo_report import class_prior
 from spinecls.cli import main
 from spinecls.demo import MODELS, DemoConfig, run_demo, split_by_study
 
@@ -74,7 +75,7 @@ def test_the_results_files_hold_the_table_and_the_run(demo_run):
     assert not list(out.parent.glob(".*partial*"))
 
 
-def test_the_end_to_end_stage_writes_the_localizer_and_a_located_submission(demo_run):
+def test_the_end_to_end_stage_writes_the_localizer_a_located_submission_and_a_report(demo_run):
     out, _ = demo_run
     facts = json.loads((out / "results.json").read_text())["meta"]["localization"]
     assert 0 <= facts["sagittal_within_5px"] <= 1 and facts["points_matched"] > 0
@@ -83,6 +84,10 @@ def test_the_end_to_end_stage_writes_the_localizer_and_a_located_submission(demo
     assert set(located["row_id"]) == set(pd.read_csv(out / "submission.csv")["row_id"])
     for plot in ("localization", "localization_errors"):
         assert (out / f"{plot}.png").stat().st_size > 1000
+    # The report of the held-out studies: one page each.
+    studies = parse_row_ids(located["row_id"])["study_id"].astype(str).unique()
+    pages = sorted(p.stem for p in (out / "report" / "studies").glob("*.html"))
+    assert (out / "report" / "index.html").is_file() and pages == sorted(studies)
 
 
 def test_each_model_is_saved_with_its_figures(demo_run):
@@ -104,6 +109,29 @@ def test_the_best_models_submission_covers_the_test_studies(demo_run):
     np.testing.assert_allclose(
         submission[["normal_mild", "moderate", "severe"]].sum(axis=1), 1, rtol=1e-5
     )
+
+
+def test_the_table_says_how_many_scored_rows_hold_the_one_class_prior(demo_run):
+    out, table = demo_run
+    results = json.loads((out / "results.json").read_text())
+    facts, best = results["meta"]["localization"], results["meta"]["best_model"]
+    rows = facts["scored_rows"]
+    filled = table.set_index("model")["prior-filled rows"]
+    assert filled[f"{best}, on predicted coordinates"] == f"{facts['prior_filled_rows']} of {rows}"
+    assert filled["baseline: class prior"] == f"{rows} of {rows}"
+    assert filled[best] == f"0 of {rows}" and filled["baseline: majority class"] == ""
+    assert "| prior-filled rows |" in (out / "results.md").read_text()
+    assert (
+        f"{facts['prior_filled_rows']} of the {rows} scored rows"
+        in (out / "results.md").read_text()
+    )
+    # one prior: the baseline's and the fallback's, with no severity at probability 0
+    prior = class_prior(demo_module._split(out / "data", random_state=0).develop)
+    assert min(min(p) for p in prior.values()) > 0
+    located = pd.read_csv(out / "submission_located.csv").set_index("row_id")
+    conditions = parse_row_ids(located.index.to_series())["condition"]
+    rows_of_prior = [np.allclose(row, prior[c]) for c, row in zip(conditions, located.values)]
+    assert sum(rows_of_prior) >= facts["prior_filled_rows"]
 
 
 def test_demo_is_deterministic_for_a_seed(demo_run, tmp_path, monkeypatch):

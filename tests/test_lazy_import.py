@@ -58,13 +58,14 @@ spinecls.datasets.rsna: RSNADataWarning image_paths load_coordinates load_rsna l
 spinecls.datasets.synthetic: make_synthetic_rsna synthetic_quirks SEVERITY_PRIORS
 spinecls.demo: CALIBRATIONS DemoConfig MODELS run_demo split_by_study
 spinecls.dicom: NORMALIZE DicomSlice MissingCodecError PixelDataError exact_percentiles
-    read_slice
+    read_slice UnreadableFileWarning UnreadableSeriesError fail_on_unreadable
 spinecls.ensemble: DualHeadEnsemble
 spinecls.estimator_checks: EXPECTED_FAILED_CHECKS expected_failed_checks
 spinecls.evaluation: Evaluation evaluate
 spinecls.geometry: ANGLE_TOLERANCE ORTHONORMAL_TOLERANCE GeometryWarning SeriesGeometry
     SliceGeometry SliceProjection SliceStack series_order
-spinecls.inference: PriorFallbackWarning predict_studies submission_row_ids
+spinecls.inference: PriorFallbackWarning predict_studies submission_row_ids FALLBACK_REASONS
+    UnreadableFileWarning locate_studies
 spinecls.labels: CONDITIONS LEVELS SEVERITIES HEADS SEVERITY_WEIGHTS TARGETS SCORE_GROUPS
     SEVERITY_PRIORS SERIES_DESCRIPTIONS CONDITION_SERIES slug
 spinecls.localization: LevelLocalizer OUTPUT_COLUMNS POINT_COLUMNS SCORE_RADIUS
@@ -92,6 +93,7 @@ spinecls.plotting: conv_layers plot_confusion_matrices plot_feature_maps plot_fi
     plot_patches plot_reliability plot_training_curves
 spinecls.preprocessing: RUNTIME_PARAMS LumbarPatchTransformer PatchExtractionWarning
     recipe_params
+spinecls.report: write_report
 spinecls.routing: CONDITION_GROUPS ConditionGroupClassifier
 """
 PUBLIC = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import shutil
 import warnings
 
@@ -727,3 +728,55 @@ def test_fit_returns_self_overwrites_no_parameter_and_adds_only_fitted_attribute
     assert added and all(k.endswith("_") and not k.startswith("_") for k in added), added
     # it reads its columns by name: no n_features_in_ to set
     assert not hasattr(localizer, "n_features_in_")
+
+
+def test_fit_refuses_points_outside_their_image_and_data_that_trains_nothing(loc_data):
+    series, coords = loc_data
+    loc = LevelLocalizer(max_epochs=1, **SMALL)
+    outside = coords.copy()
+    rows = np.flatnonzero(coords["series_id"] == coords["series_id"].iloc[0])[[1, 3]]
+    outside.loc[rows, "x"] += 1000
+    with pytest.raises(
+        ValueError, match=rf"2 point\(s\) .* outside their image .*: row {rows[0]} "
+    ):
+        loc.fit(series, outside)
+    with pytest.raises(ValueError, match="X has no rows"):
+        loc.fit(series.iloc[:0], coords)
+    elsewhere = coords.assign(series_id=coords["series_id"] + 1)
+    with (
+        pytest.warns(UserWarning, match="ignored .* on series absent from X"),
+        pytest.raises(ValueError, match="y has no coordinates on a Sagittal T1 series"),
+    ):
+        loc.fit(series, elsewhere)
+    with pytest.raises(ValueError, match="device cuda:99 cannot be used"):
+        LevelLocalizer(device="cuda:99", **SMALL).fit(series, coords)
+
+
+def _edited_steps(fitted, tmp_path, step):
+    fitted.save(tmp_path / "loc.pt")
+    state = torch.load(tmp_path / "loc.pt", weights_only=True)
+    steps = json.loads(state["level_steps"])
+    steps[CANAL][1] = step
+    state["level_steps"] = json.dumps(steps)
+    torch.save(state, tmp_path / "edited.pt")
+    return tmp_path / "edited.pt"
+
+
+@pytest.mark.parametrize(
+    ("step", "message"),
+    [
+        ([-20.0, 3.0], "must be 4 pairs"),
+        ([float("inf"), 3.0], "means positive"),
+        ([20.0, float("nan")], "stds finite"),
+        ([20.0], "must be 4 pairs"),
+    ],
+)
+def test_edited_level_steps_are_refused_on_load(fitted, tmp_path, step, message):
+    with pytest.raises(ValueError, match=f"edited.pt: 'level_steps'.*{message}"):
+        LevelLocalizer.load(_edited_steps(fitted, tmp_path, step))
+
+
+def test_a_step_never_measured_loads_with_a_warning(fitted, tmp_path):
+    path = _edited_steps(fitted, tmp_path, [float("nan"), 2.0])  # as fit writes it
+    with pytest.warns(UserWarning, match=r"no mean for step\(s\) \[1\]"):
+        LevelLocalizer.load(path)

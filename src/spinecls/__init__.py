@@ -65,6 +65,7 @@ _SUBMODULES = (
     "persistence",
     "plotting",
     "preprocessing",
+    "report",
     "routing",
 )
 """Modules reachable as attributes (``spinecls.metrics``) without an import statement."""

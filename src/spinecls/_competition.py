@@ -30,7 +30,7 @@ from .labels import (
 __all__ = [
     "check_prior",
     "parse_row_ids",
-    "prior_rows",
+    "prior_probabilities",
     "row_ids",
     "rsna_score",
     "severity_probabilities",
@@ -337,7 +337,7 @@ def check_prior(prior) -> dict[str, np.ndarray]:
     return dict(zip(CONDITIONS, table))
 
 
-def prior_rows(prior: dict[str, np.ndarray], conditions: Iterable[str]) -> np.ndarray:
+def prior_probabilities(prior: dict[str, np.ndarray], conditions: Iterable[str]) -> np.ndarray:
     """The prior's probabilities of each condition: an ``(n, 3)`` array.
 
     Parameters
@@ -407,7 +407,7 @@ def to_submission(
         if len(missing):
             conditions = parse_row_ids(missing)["condition"]
             filler = pd.DataFrame(
-                prior_rows(prior, conditions),
+                prior_probabilities(prior, conditions),
                 columns=TARGETS,
                 index=pd.Index(missing.to_numpy(), name="row_id"),
             )

@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 
 from ._levels import cell_distances, count_up, decode_chain, level_fit, level_steps
+from ._point_frames import check_in_image
 from ._validation import listing
 from ._volumes import (
     Volume,
@@ -154,7 +155,9 @@ def series_samples(row: dict, points: pd.DataFrame, settings: Settings):
     and, for a sagittal series with geometry, the distances between its consecutive
     levels (:func:`spinecls._levels.level_steps`)."""
     description = row["series_description"]
-    volume = read_volume(row["series_dir"], largest_stack_only=description != AXIAL)
+    volume = read_volume(
+        row["series_dir"], largest_stack_only=description != AXIAL, skip_unreadable=False
+    )
     index = {int(n): i for i, n in enumerate(volume.instance_numbers)}
     absent = sorted(set(points["instance_number"]) - set(index))
     if absent:
@@ -162,6 +165,9 @@ def series_samples(row: dict, points: pd.DataFrame, settings: Settings):
             f"y: series {row['series_id']} of study {row['study_id']} has no slice with "
             f"instance_number {listing(absent)} in {row['series_dir']}"
         )
+    check_in_image(
+        points, {int(n): im.shape for n, im in zip(volume.instance_numbers, volume.images)}, row
+    )
     stacks, crops = training_samples(volume, description, points, settings)
     steps = {}
     if volume.slices is not None and description != AXIAL:
@@ -246,6 +252,7 @@ def _row(volume, d, condition, level, x, y, confidence):
         "qc_outside_coverage": False,
         "qc_outside_image": not (0 <= x <= cols - 1 and 0 <= y <= rows - 1),
         "qc_order": False,
+        "qc_skipped_slices": bool(volume.skipped),
         "_slice": d,
     }
 

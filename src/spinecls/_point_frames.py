@@ -21,6 +21,7 @@ __all__ = [
     "OUTPUT_COLUMNS",
     "POINT_COLUMNS",
     "SCORE_RADIUS",
+    "check_in_image",
     "check_points",
     "check_series",
     "localization_errors",
@@ -41,6 +42,7 @@ OUTPUT_COLUMNS = (
     "qc_outside_coverage",
     "qc_outside_image",
     "qc_order",
+    "qc_skipped_slices",
 )
 
 
@@ -81,6 +83,8 @@ def check_series(X) -> pd.DataFrame:
 def check_points(X: pd.DataFrame, y) -> dict:
     """The labelled points of each series in X, on the series type each is read on:
     ``{(study_id, series_id): points}``."""
+    if X.empty:
+        raise ValueError("X has no rows: fit needs the series (one row each) that y labels")
     y = _check_columns(y, POINT_COLUMNS, "y")
     for column, vocabulary in (("condition", CONDITIONS), ("level", LEVELS)):
         bad = ~y[column].isin(vocabulary)
@@ -91,7 +95,10 @@ def check_points(X: pd.DataFrame, y) -> dict:
             )
     for column in ("x", "y"):
         y[column] = finite_numbers(y[column], f"y[{column!r}]")
-    merged = y.merge(X[["study_id", "series_id", "series_description"]], how="left")
+    # X says what each series is: a series_description column of y is not used
+    merged = y.drop(columns="series_description", errors="ignore").merge(
+        X[["study_id", "series_id", "series_description"]], on=["study_id", "series_id"], how="left"
+    )
     unknown = merged["series_description"].isna()
     wrong = ~unknown & (merged["condition"].map(CONDITION_SERIES) != merged["series_description"])
     for mask, why in ((unknown, "on series absent from X"), (wrong, "on another series type")):
@@ -111,6 +118,30 @@ def check_points(X: pd.DataFrame, y) -> dict:
                 "the localizer needs labelled points on every series type"
             )
     return {key: group for key, group in merged.groupby(["study_id", "series_id"])}
+
+
+def check_in_image(points: pd.DataFrame, shapes: dict, row: dict) -> None:
+    """Raise a ValueError naming the labelled points of one series (rows of ``y``) that lie
+    outside their slice's image; ``shapes`` maps an instance number to ``(rows, columns)``."""
+    size = np.array([shapes[int(n)] for n in points["instance_number"]]).reshape(-1, 2)
+    x, y = points["x"].to_numpy(float), points["y"].to_numpy(float)
+    outside = ~((x >= 0) & (x < size[:, 1]) & (y >= 0) & (y < size[:, 0]))
+    if outside.any():
+        described = listing(
+            f"row {index} (x={xv:g}, y={yv:g} on instance {int(n)}, {c} x {r} pixels)"
+            for index, xv, yv, n, (r, c) in zip(
+                points.index[outside],
+                x[outside],
+                y[outside],
+                points["instance_number"].to_numpy()[outside],
+                size[outside],
+            )
+        )
+        raise ValueError(
+            f"y: {int(outside.sum())} point(s) of series {row['series_id']} of study "
+            f"{row['study_id']} lie outside their image (0 <= x < columns, 0 <= y < rows "
+            f"fails): {described}"
+        )
 
 
 def points_frame(rows: list[dict], X: pd.DataFrame) -> pd.DataFrame:
@@ -137,6 +168,7 @@ def points_frame(rows: list[dict], X: pd.DataFrame) -> pd.DataFrame:
             "qc_outside_coverage": bool,
             "qc_outside_image": bool,
             "qc_order": bool,
+            "qc_skipped_slices": bool,
         }
     )
 

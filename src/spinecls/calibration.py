@@ -39,7 +39,7 @@ from sklearn.model_selection import PredefinedSplit
 from sklearn.utils.validation import check_is_fitted
 
 from ._loss import severity_class_weights
-from ._validation import check_sample_weight, two_columns
+from ._validation import check_sample_weight, located, two_columns
 from .labels import HEADS
 
 __all__ = [
@@ -287,6 +287,12 @@ def calibrate_heads(
     for head, column, classes in zip(HEADS, columns, classifier.classes_):
         index = {c: i for i, c in enumerate(np.asarray(classes).tolist())}
         values = np.asarray(column).tolist()
+        missing = np.array([v is None or (isinstance(v, float) and np.isnan(v)) for v in values])
+        if missing.any():
+            raise ValueError(
+                f"y's {head} column has {int(missing.sum())} missing value(s) (NaN or None) at "
+                f"{located(missing, np.arange(len(values)))}"
+            )
         unknown = sorted({v for v in values if v not in index}, key=str)
         if unknown:
             raise ValueError(

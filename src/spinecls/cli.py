@@ -18,10 +18,18 @@ from pathlib import Path
 
 from . import __version__
 from ._atomic import Terminated, stop_on_signals
-from ._commands import _demo, _evaluate, _localize, _predict, _synth, _train
+from ._commands import _demo, _evaluate, _localize, _predict, _report, _synth, _train
 from ._scheduler import add_scheduler_option, dask_backend
 
 OVERWRITE_DIRECTORY = "replace an existing output directory (only one that spinecls wrote)"
+OVERWRITE_SYNTH = (
+    "replace an existing OUTDIR and, with --split test, an existing --truth directory (only "
+    "directories that spinecls wrote: a dataset written by synth at --truth is replaced too)"
+)
+STRICT_HELP = (
+    "stop at the first DICOM file that cannot be read (exit 2, naming it); default: skip it "
+    "(its slice, else its series) with a warning and give its rows the class prior"
+)
 DEVICE_HELP = "torch device, e.g. cuda or cuda:1 (default cpu)"
 MODEL_DEVICE_HELP = (
     "torch device to predict on, e.g. cuda (default cpu, whatever device the model was trained on)"
@@ -46,7 +54,8 @@ def _message(exc: BaseException) -> str:
         names = [str(n) for n in (exc.filename, exc.filename2) if n is not None]
         return f"{' -> '.join(names)}: {exc.strerror}"
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return "; ".join(lines) or type(exc).__name__
+    # The library's advice names its keyword; here the user passes the option.
+    return ("; ".join(lines) or type(exc).__name__).replace("overwrite=True", "--overwrite")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_localize(sub)
     _add_predict(sub)
+    _add_report(sub)
     _add_evaluate(sub)
     return parser
 
@@ -99,7 +109,7 @@ def _add_synth(sub) -> None:
         "oblique L5/S1, sacral remnants, transitional vertebrae, 200-400 mm fields of view, "
         "T1/T2/STIR/Dixon contrasts), listed in synthetic_quirks.csv beside train.csv",
     )
-    synth.add_argument("--overwrite", action="store_true", help=OVERWRITE_DIRECTORY)
+    synth.add_argument("--overwrite", action="store_true", help=OVERWRITE_SYNTH)
     synth.set_defaults(func=_synth)
 
 
@@ -188,6 +198,7 @@ def _add_localize(sub) -> None:
         help="read {split}_series_descriptions.csv and {split}_images/ (default test)",
     )
     localize.add_argument("--device", default="cpu", help=MODEL_DEVICE_HELP)
+    localize.add_argument("--strict", action="store_true", help=STRICT_HELP)
     localize.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     localize.set_defaults(func=_localize)
 
@@ -214,9 +225,50 @@ def _add_predict(sub) -> None:
     predict.add_argument(
         "--tta", choices=["none", "flip", "flip+shift"], default=None, help=TTA_HELP
     )
-    predict.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    predict.add_argument(
+        "--report",
+        type=Path,
+        metavar="DIR",
+        help="also write the HTML report of the graded studies to DIR (see spinecls report)",
+    )
+    predict.add_argument(
+        "--strict", action="store_true", help=STRICT_HELP + " (when the levels are located)"
+    )
+    predict.add_argument(
+        "--overwrite", action="store_true", help="replace an existing --out file (and --report)"
+    )
     add_scheduler_option(predict)
     predict.set_defaults(func=_predict)
+
+
+def _add_report(sub) -> None:
+    """``spinecls report``: an HTML report of located points and grades."""
+    report = sub.add_parser(
+        "report",
+        help="write an HTML report of located points and grades",
+        description="Write a folder of static HTML pages from the outputs of a run: an index "
+        "of the studies, the studies to check first, and one page per study with the located "
+        "points drawn on their slices, the crops the model graded and the probabilities beside "
+        "the class prior.",
+    )
+    report.add_argument("--data", type=Path, required=True, help="competition directory")
+    report.add_argument(
+        "--points", type=Path, required=True, help="points CSV written by spinecls localize"
+    )
+    report.add_argument(
+        "--submission", type=Path, required=True, help="submission CSV written by spinecls predict"
+    )
+    report.add_argument("--out", type=Path, required=True, help="report directory (new or empty)")
+    report.add_argument("--model", type=Path, help="the model file that graded: show its crops")
+    report.add_argument(
+        "--split",
+        choices=["test", "train"],
+        default="test",
+        help="read {split}_series_descriptions.csv and {split}_images/ (default test)",
+    )
+    report.add_argument("--device", default="cpu", help=MODEL_DEVICE_HELP)
+    report.add_argument("--overwrite", action="store_true", help=OVERWRITE_DIRECTORY)
+    report.set_defaults(func=_report)
 
 
 def _add_evaluate(sub) -> None:

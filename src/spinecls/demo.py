@@ -41,15 +41,18 @@ from sklearn.pipeline import Pipeline
 from ._atomic import atomic_directory, stop_on_signals
 from ._demo_end_to_end import end_to_end
 from ._demo_report import METRICS as METRICS  # re-exported: the table's columns
-from ._demo_report import SEVERITY_EXTRAS as SEVERITY_EXTRAS
 from ._demo_report import (
+    PRIOR_FILLED,
     baseline_rows,
+    class_prior,
     located_summary,
     markdown,
     model_plots,
     model_row,
+    prior_filled,
     score_row,
 )
+from ._demo_report import SEVERITY_EXTRAS as SEVERITY_EXTRAS
 from .classifier import DualHeadClassifier
 from .datasets import load_rsna, make_synthetic_rsna
 from .evaluation import evaluate
@@ -255,7 +258,8 @@ def run_demo(
         model's competition submission for the test studies from their labelled
         coordinates), ``localizer.pt`` (the :class:`~spinecls.LevelLocalizer` trained
         on the training studies), ``located_points.csv`` and ``submission_located.csv``
-        (the test studies graded end to end from located points), and PNG plots
+        (the test studies graded end to end from located points), ``report/`` (their
+        HTML report: :func:`spinecls.report.write_report`), and PNG plots
         (``localization.png``, ``localization_errors.png`` among them).
         Everything is written to a temporary sibling and moved into place at the end:
         an interrupted or failed run leaves neither output nor temporary files.
@@ -284,7 +288,11 @@ def run_demo(
     -------
     pandas.DataFrame
         One row per model and baseline: per-head accuracy, precision, recall, F1 and
-        the competition score on the test studies.
+        the competition score on the test studies, and how many of the rows that score
+        counts were filled with the class prior (``"prior-filled rows"``, ``"k of n"``:
+        some for the row "on predicted coordinates", all for the class prior). The class
+        prior is the development rows' severity shares per condition, one pseudo-count
+        each (``_demo_report.class_prior``); the end-to-end stage falls back to it too.
 
     Raises
     ------
@@ -316,7 +324,7 @@ def run_demo(
             if recommended:
                 _recommended_model(split, config, random_state, cache, tmp, rows, fitted)
         # step 5: the baselines, and the best model's submission
-        table = pd.DataFrame(rows + baseline_rows(split.develop, split.test, split.solution))
+        table = pd.DataFrame(rows + baseline_rows(split.test, split.solution, split.develop))
         best = min(fitted, key=lambda n: table.set_index("model").loc[n, "competition score"])
         fitted[best][1].to_csv(tmp / "submission.csv", index=False)
         facts = None
@@ -324,6 +332,12 @@ def run_demo(
             table, facts = _end_to_end(
                 root, split, table, fitted, best, config, random_state, tmp, plots
             )
+        table[PRIOR_FILLED] = prior_filled(
+            table,
+            _located_name(best) if facts else None,
+            facts["prior_filled_rows"] if facts else 0,
+            len(split.solution),
+        )
         elapsed = time.perf_counter() - started
         meta = {
             "data": str(root) if data is not None else "synthetic",
@@ -444,11 +458,17 @@ def _end_to_end(
         seed=seed,
         out=tmp,
         plots=plots,
+        prior=class_prior(split.develop),
     )
-    located = score_row(f"{best}, on predicted coordinates", table.columns, located_score)
+    located = score_row(_located_name(best), table.columns, located_score)
     n = len(fitted)
     table = pd.concat([table.iloc[:n], pd.DataFrame([located]), table.iloc[n:]], ignore_index=True)
     return table, facts
+
+
+def _located_name(best: str) -> str:
+    """The table's name of the best model's row on predicted coordinates."""
+    return f"{best}, on predicted coordinates"
 
 
 def _write_results(tmp: Path, table: pd.DataFrame, meta: dict) -> None:

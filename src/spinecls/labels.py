@@ -122,6 +122,11 @@ WIDE_COLUMNS: dict[str, tuple[str, str]] = {
 }
 """The 25 ``train.csv`` label columns and the (condition, level) each holds, in file order."""
 
-ROW_ID_PATTERN: str = rf"(\d+)_({'|'.join(map(slug, CONDITIONS))})_({'|'.join(map(slug, LEVELS))})"
+ROW_ID_PATTERN: str = (
+    r"(0|[1-9][0-9]*)"
+    rf"_({'|'.join(map(slug, CONDITIONS))})"
+    rf"_({'|'.join(map(slug, LEVELS))})"
+)
 """Regular expression of a submission row id, ``{study_id}_{condition}_{level}`` in snake
-case; its groups are the study id, the condition's slug and the level's slug."""
+case (a study id in ASCII digits without leading zeros); its groups are the study id, the
+condition's slug and the level's slug."""

@@ -21,7 +21,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._accelerate import PRECISIONS, autocast, check_runtime_params, training_device
 from ._levels import summarise_steps
 from ._localize import AXIAL, Settings, predict_study, series_samples
-from ._localizer_nets import make_localizer_net, nets_state, restore_nets
+from ._localizer_nets import check_level_steps, make_localizer_net, nets_state, restore_nets
 from ._net import seed_from, torch_seed
 from ._point_frames import (
     OUTPUT_COLUMNS,
@@ -33,10 +33,11 @@ from ._point_frames import (
     points_frame,
     share_found,
 )
+from ._series_planes import check_planes
 from ._validation import require_columns
 from ._volumes import StackDataset
 from .labels import SERIES_DESCRIPTIONS
-from .persistence import PersistenceMixin
+from .persistence import PersistenceMixin, check_device
 
 # The column tuples stay importable from here, where the CLI and users take them.
 __all__ = [
@@ -236,6 +237,8 @@ class LevelLocalizer(PersistenceMixin, BaseEstimator):
         ):
             raise ValueError(f"widths must be a sequence of >= 2 positive ints, got {widths!r}")
         check_runtime_params(self.get_params(deep=False))
+        if self.accelerator is None:
+            check_device(self.device)
         for name in ("size", "crop"):
             if getattr(self, name) % 2 ** len(widths):
                 raise ValueError(
@@ -310,15 +313,36 @@ class LevelLocalizer(PersistenceMixin, BaseEstimator):
             coordinates: ``study_id, series_id, instance_number, condition, level, x,
             y`` (original pixels of that instance), then ``confidence`` in [0, 1],
             ``series_description``, ``image_path`` (the instance's file) and the flags
-            ``qc_outside_coverage``, ``qc_outside_image`` and ``qc_order``
-            (docs/localization.md). Sagittal T2/STIR: the 5 spinal canal points;
+            ``qc_outside_coverage``, ``qc_outside_image``, ``qc_order`` and
+            ``qc_skipped_slices`` (the point's series was read without some of its
+            files, which could not be read) (docs/localization.md). Sagittal T2/STIR:
+            the 5 spinal canal points;
             Sagittal T1: the 10 foraminal points; Axial T2: the left and right
             subarticular points of each level the series covers (none for a level
             outside it). Ordered by study, series (as in X), condition and level.
+            A series is taken for what its slices' geometry shows: one described as
+            sagittal whose slices are axial is read as an Axial T2, one that is sagittal
+            or coronal but described otherwise is skipped, each with a warning.
+
+        Warns
+        -----
+        spinecls.dicom.UnreadableFileWarning
+            Once per file that cannot be read (not DICOM, truncated, undecodable,
+            degenerate geometry...): the series is read without it, and its points are
+            flagged ``qc_skipped_slices``. To fail instead, run ``predict`` inside
+            :func:`spinecls.dicom.fail_on_unreadable`.
+        spinecls.datasets.RSNADataWarning
+            For a series whose description contradicts its geometry, and for files whose
+            InstanceNumber differs from their file name (the file name wins).
+
+        Raises
+        ------
+        spinecls.dicom.UnreadableSeriesError
+            A ValueError: no file of a series can be read.
         """
         check_is_fitted(self, "net_")
         settings = self._settings()
-        X = check_series(X)
+        X = check_planes(check_series(X), "LevelLocalizer.predict")
         nets = (self.net_.module_, self.refine_net_.module_)
         device = training_device(self.get_params())
         rows = []
@@ -394,6 +418,7 @@ class LevelLocalizer(PersistenceMixin, BaseEstimator):
         for name, kind in checks:
             if not isinstance(fitted[name], kind):
                 raise ValueError(f"{name!r} must be a {getattr(kind, '__name__', 'dict')}")
+        check_level_steps(fitted["level_steps"])
         self.net_, self.refine_net_ = restore_nets(self.get_params(), fitted, state_dict)
         self.history_, self.refine_history_ = self.net_.history, self.refine_net_.history
         self.n_series_ = fitted["n_series"]
