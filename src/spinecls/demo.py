@@ -267,7 +267,7 @@ def run_demo(
         Synthetic studies to generate (default 80, or 16 with ``quick``).
     quick : bool, default=False
         16 studies and few epochs: every stage, localizer included, in about 90
-        CPU-seconds (docs/performance.md).
+        CPU-seconds with one torch thread (docs/performance.md).
     random_state : int, default=0
         Seeds the data, the split and the models: the same seed gives the same table.
     weights : str, optional
