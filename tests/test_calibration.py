@@ -82,7 +82,7 @@ def test_fit_calibrates_each_head_on_the_validation_split(calibrated, data):
     predicted = calibrated.predict_proba(X[:20])
     for p, q in zip(predicted, uncalibrated):
         np.testing.assert_array_equal(p.argmax(1), q.argmax(1))
-    valid_logits = calibrated._logits(X[valid])
+    valid_logits = calibrated.predict_logits(X[valid])
     for k, column in enumerate(["condition", "severity"]):
         truth = y[column].to_numpy()[valid]
         labels = calibrated.classes_[k]
@@ -174,7 +174,7 @@ class Stub:
         self.classes_ = [np.arange(z.shape[1]) for z in logits]
         self.net_ = "fitted"
 
-    def _logits(self, X):
+    def predict_logits(self, X):
         return [z[np.asarray(X)] for z in self.logits]
 
 

@@ -179,10 +179,13 @@ DAMAGED = {
     "patch-settings": (_transformer("x"), "does not record how its patches were made"),
     "patch-keys": (_transformer({"bogus": 1}), "bad transformer parameters"),
     "patch-runtime": (_transformer({"memory": "/tmp"}), "run-time parameters ['memory']"),
-    "patch-value": (_transformer({"patch_size": -3}), "bad.pt: bad transformer parameters: patch"),
+    "patch-value": (
+        _transformer({"patch_size": -3}),
+        "bad.pt: bad transformer parameters: The 'patch_size' parameter",
+    ),
     "patch-zero": (
         _transformer({"patch_size": 0, "output_size": 32}),
-        "bad.pt: bad transformer parameters: patch_size",
+        "bad.pt: bad transformer parameters: The 'patch_size' parameter",
     ),
     "patch-marker": (
         _transformer({"patch_size": 32, "output_size": 32, "mode": "marker"}),

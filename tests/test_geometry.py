@@ -414,6 +414,7 @@ def test_missing_positions_fall_back_to_instance_numbers_with_one_warning(tmp_pa
         warnings.simplefilter("error")
         sources, message = series_order(sorted(folder.glob("*.dcm"), reverse=True))
     assert sources == series.sources and message == str(record[0].message)
+    assert series.geometry_warning == message  # for callers that read a series elsewhere
     with pytest.raises(ValueError, match="has no patient geometry"):
         series.project([0, 0, 0])
     with pytest.raises(ValueError, match="has no patient geometry"):
@@ -428,6 +429,7 @@ def test_complete_series_reads_without_warning_and_in_position_order(tmp_path):
     assert series.has_geometry
     assert series.instance_numbers.tolist() == [3, 1, 4, 2]
     assert series_order(folder.glob("*.dcm")) == (series.sources, None)
+    assert series.geometry_warning is None
     assert series.index_of([2, 3]).tolist() == [3, 0]
     assert series.index_of(4) == 2
 

@@ -282,5 +282,7 @@ def test_studies_and_localizer_are_checked(pipe, rsna_root, rsna_frame):
         predict_studies(rsna_root, pipe, Raising(), split="train", studies=[study + 0.7])
     with pytest.raises(TypeError, match="localizer must be a fitted LevelLocalizer; got Pipeline"):
         predict_studies(rsna_root, pipe, pipe, split="train")
-    with pytest.raises(ValueError, match="prior has no entry for 'Spinal Canal Stenosis'"):
+    with pytest.raises(
+        ValueError, match="prior needs exactly one entry per condition; missing Spinal"
+    ):
         predict_studies(rsna_root, pipe, Raising(), split="train", prior={})

@@ -7,12 +7,14 @@ import json
 import shutil
 import warnings
 
+import joblib
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
+from sklearn.metrics import check_scoring
 
 import spinecls
 from spinecls._levels import (
@@ -48,9 +50,16 @@ def loc_data(loc_root):
 
 
 @pytest.fixture(scope="session")
-def fitted(loc_data):
-    series, coords = loc_data
-    return LevelLocalizer(max_epochs=2, lr=5e-3, random_state=0, **SMALL).fit(series, coords)
+def fit_call(loc_data):
+    """A LevelLocalizer, what its fit returned, and its parameters and attributes before fit."""
+    localizer = LevelLocalizer(max_epochs=2, lr=5e-3, random_state=0, **SMALL)
+    before = joblib.hash(localizer.get_params()), set(vars(localizer))
+    return localizer, localizer.fit(*loc_data), before
+
+
+@pytest.fixture(scope="session")
+def fitted(fit_call):
+    return fit_call[0]
 
 
 @pytest.fixture(scope="session")
@@ -601,7 +610,7 @@ def test_bf16_trains_and_predicts(loc_data):
     assert len(out) >= 15 and np.isfinite(out[["x", "y", "confidence"]]).all().all()
     with pytest.raises(ValueError, match="precision='fp16' needs a CUDA device"):
         LevelLocalizer(precision="fp16").fit(series, coords)
-    with pytest.raises(ValueError, match="precision must be one of"):
+    with pytest.raises(ValueError, match=r"'precision' parameter of LevelLocalizer must be a str"):
         LevelLocalizer(precision="16").fit(series, coords)
 
 
@@ -663,7 +672,7 @@ def test_bad_inputs(loc_data, tmp_path):
     no_axial = coords[coords["series_description"] != "Axial T2"]
     with pytest.raises(ValueError, match="no coordinates on a Axial T2 series"):
         loc.fit(series, no_axial)
-    with pytest.raises(ValueError, match="must be an int >= 1"):
+    with pytest.raises(ValueError, match=r"'max_epochs' .* must be an int in the range \[1, inf\)"):
         LevelLocalizer(max_epochs=0).fit(series, coords)
     with pytest.raises(NotFittedError):
         loc.predict(series)
@@ -673,6 +682,52 @@ def test_bad_inputs(loc_data, tmp_path):
         bad.loc[0, "instance_number"] = 999999
         with pytest.raises(ValueError, match="no slice with instance_number"):
             loc.fit(series, bad)
+
+
+def test_score_is_the_share_of_labelled_points_found_and_searchable(fitted, predicted, loc_data):
+    series, coords = loc_data
+    study = series["study_id"].iloc[0]
+    one = series[series["study_id"] == study]
+    merged, distance = _truth(coords[coords["study_id"] == study], predicted)
+    offset = (merged["instance_number"] - merged["instance_number_pred"]).abs()
+    expected = ((distance <= 5) & (offset <= 1)).sum() / (coords["study_id"] == study).sum()
+    # points on series outside X are left out; the scorer GridSearchCV uses is this score
+    assert check_scoring(fitted)(fitted, one, coords) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="no labelled point on a series of X"):
+        fitted.score(one, coords[coords["study_id"] != study])
+
+
+class _Placed(LevelLocalizer):
+    """A localizer whose predictions are given: the labels, moved."""
+
+    def predict(self, X):
+        return self.placed_
+
+
+def test_score_counts_points_within_5_pixels_on_their_slice_or_a_neighbour(loc_data):
+    series, coords = loc_data
+    placed = coords.copy()
+    n = len(placed)
+    placed["x"] += np.where(np.arange(n) % 4 == 0, 6.0, 3.0)  # a quarter 6 px off
+    placed["y"] += 3.9 * (np.arange(n) % 4 == 1)  # hypot(3, 3.9) < 5: found
+    placed["instance_number"] += np.where(np.arange(n) % 4 == 2, 1, 0)  # one slice: found
+    placed["instance_number"] += np.where(np.arange(n) % 4 == 3, 2, 0)  # two slices: missed
+    localizer = _Placed()
+    localizer.placed_ = placed.iloc[: n - 2]  # two points not found at all
+    found = (np.arange(n) % 4 != 0) & (np.arange(n) % 4 != 3) & (np.arange(n) < n - 2)
+    assert localizer.score(series, coords) == pytest.approx(found.sum() / n)
+
+
+def test_fit_returns_self_overwrites_no_parameter_and_adds_only_fitted_attributes(fit_call):
+    """check_estimators_fit_returns_self, check_estimators_overwrite_params,
+    check_dont_overwrite_parameters and check_n_features_in_after_fitting, on frames."""
+    localizer, returned, (params, attributes) = fit_call
+    assert returned is localizer
+    assert joblib.hash(localizer.get_params()) == params
+    added = set(vars(localizer)) - attributes
+    assert added and all(k.endswith("_") and not k.startswith("_") for k in added), added
+    # it reads its columns by name: no n_features_in_ to set
+    assert not hasattr(localizer, "n_features_in_")
 
 
 def test_fit_refuses_points_outside_their_image_and_data_that_trains_nothing(loc_data):

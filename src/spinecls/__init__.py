@@ -52,6 +52,7 @@ _SUBMODULES = (
     "demo",
     "dicom",
     "ensemble",
+    "estimator_checks",
     "evaluation",
     "geometry",
     "inference",

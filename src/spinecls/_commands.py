@@ -33,7 +33,7 @@ def _summary(frame) -> str:
     return "\n".join(lines)
 
 
-def _inputs(args: argparse.Namespace) -> list[Path | None]:
+def _input_paths(args: argparse.Namespace) -> list[Path | None]:
     localizer = getattr(args, "localizer", None)
     return [
         getattr(args, "data", None),
@@ -51,7 +51,7 @@ def _check_output(args: argparse.Namespace, path: Path | None, *, directory: boo
             path,
             directory=directory,
             overwrite=args.overwrite,
-            inputs=_inputs(args),
+            inputs=_input_paths(args),
             overwrite_hint="--overwrite",
         )
 
@@ -199,7 +199,7 @@ def _train(args: argparse.Namespace) -> int:
     print(f"training the {args.backbone} model on {len(X)} patches", flush=True)
     model.fit(X, frame[["condition", "severity"]], groups=frame["study_id"].to_numpy())
     localizer = _train_localizer(args, frame) if args.localizer else None
-    with atomic_file(args.out, overwrite=args.overwrite, inputs=_inputs(args)) as tmp:
+    with atomic_file(args.out, overwrite=args.overwrite, inputs=_input_paths(args)) as tmp:
         save_pipeline(
             Pipeline([("patches", transformer), ("clf", model)]), tmp, localizer=localizer
         )
@@ -220,7 +220,7 @@ def _train_localizer(args: argparse.Namespace, coordinates):
     return localizer.fit(series, coordinates)
 
 
-def _located(args: argparse.Namespace) -> bool:
+def _locates_levels(args: argparse.Namespace) -> bool:
     """Whether ``predict`` must find the levels itself: no coordinates file, or asked to."""
     return (
         args.localizer is not None
@@ -233,7 +233,7 @@ def _predict(args: argparse.Namespace) -> int:
     _check_output(args, args.out)
     _check_output(args, args.report, directory=True)
     _check_device(args.device)
-    located = _located(args)
+    located = _locates_levels(args)
     if located:
         _check_layout(args.data, args.split)
     from .datasets import load_coordinates
@@ -269,7 +269,7 @@ def _predict(args: argparse.Namespace) -> int:
         proba = pipeline.predict_proba(points)[1]
         submission = to_submission(points, proba, classes=pipeline.classes_[1])
         studies, summary = points["study_id"].nunique(), ""
-    with atomic_file(args.out, overwrite=args.overwrite, inputs=_inputs(args)) as tmp:
+    with atomic_file(args.out, overwrite=args.overwrite, inputs=_input_paths(args)) as tmp:
         submission.to_csv(tmp, index=False)
         if args.report is not None:
             # Inside the submission's block: a failed report leaves neither.
@@ -325,7 +325,7 @@ def _localize(args: argparse.Namespace) -> int:
         series = load_series(args.data, split=args.split)
         points, _ = locate_studies(localizer, series)
     flags = [c for c in points if c.startswith("qc_")]
-    with atomic_file(args.out, overwrite=args.overwrite, inputs=_inputs(args)) as tmp:
+    with atomic_file(args.out, overwrite=args.overwrite, inputs=_input_paths(args)) as tmp:
         columns = [*POINT_COLUMNS, "confidence", *flags]
         points.reindex(columns=columns).to_csv(tmp, index=False)
     located = points["study_id"].nunique() if len(points) else 0
@@ -349,6 +349,6 @@ def _evaluate(args: argparse.Namespace) -> int:
     print(evaluation.report)
     print(f"\ncompetition score (lower is better): {evaluation.score:.4f}")
     if args.json is not None:
-        with atomic_file(args.json, overwrite=args.overwrite, inputs=_inputs(args)) as tmp:
+        with atomic_file(args.json, overwrite=args.overwrite, inputs=_input_paths(args)) as tmp:
             tmp.write_text(json.dumps(evaluation.to_dict(), indent=2))
     return 0

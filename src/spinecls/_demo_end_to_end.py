@@ -14,6 +14,7 @@ import pandas as pd
 
 from .datasets import load_series
 from .inference import predict_studies
+from .labels import AXIAL_T2
 from .localization import LevelLocalizer
 from .metrics import rsna_score
 from .report import write_report
@@ -72,7 +73,7 @@ def end_to_end(
     scored = sources["row_id"].isin(solution["row_id"])
     per_study = (time.perf_counter() - started) / len(studies)
     errors = localization_errors(test, points)
-    sagittal = errors["series_description"] != "Axial T2"
+    sagittal = errors["series_description"] != AXIAL_T2
     facts = {
         "localizer_train_seconds": round(trained, 1),
         "end_to_end_seconds_per_study": round(per_study, 2),

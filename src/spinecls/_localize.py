@@ -29,7 +29,7 @@ from ._volumes import (
     to_working,
     to_working_xy,
 )
-from .labels import CONDITIONS, LEVELS
+from .labels import AXIAL_T2, CONDITION_SERIES, CONDITIONS, LEVELS, SAGITTAL_T1, SAGITTAL_T2
 from .models.heatmap import decode_heatmaps
 
 __all__ = [
@@ -41,19 +41,17 @@ __all__ = [
     "series_samples",
 ]
 
-AXIAL = "Axial T2"
+AXIAL = AXIAL_T2
 CHANNELS: tuple[tuple[str, str | None], ...] = (
-    *((c, level) for c in CONDITIONS[:3] for level in LEVELS),
-    (CONDITIONS[3], None),
-    (CONDITIONS[4], None),
+    *((c, level) for c in CONDITIONS if CONDITION_SERIES[c] != AXIAL for level in LEVELS),
+    *((c, None) for c in CONDITIONS if CONDITION_SERIES[c] == AXIAL),
 )
 """The stack network's points: the 15 sagittal (condition, level) points, then the left
 and right subarticular points of whichever level an axial slice shows."""
 
 SERIES_CHANNELS: dict[str, tuple[int, ...]] = {
-    "Sagittal T2/STIR": tuple(range(5)),
-    "Sagittal T1": tuple(range(5, 15)),
-    AXIAL: (15, 16),
+    description: tuple(k for k, (c, _) in enumerate(CHANNELS) if CONDITION_SERIES[c] == description)
+    for description in (SAGITTAL_T2, SAGITTAL_T1, AXIAL)
 }
 """The channels located on each series type."""
 
@@ -97,9 +95,7 @@ class Settings:
 
 def channel(condition: str, level: str) -> int:
     """Index in :data:`CHANNELS` of a labelled point."""
-    if condition in CONDITIONS[3:]:
-        return 15 + CONDITIONS.index(condition) - 3
-    return CHANNELS.index((condition, level))
+    return CHANNELS.index((condition, None if CONDITION_SERIES[condition] == AXIAL else level))
 
 
 def _crop_sample(volume: Volume, nbr: np.ndarray, x: float, y: float, settings: Settings, size):

@@ -24,12 +24,12 @@ from .labels import CONDITIONS, LEVELS
 from .models.heatmap import HeatmapLoss, SliceHeatmapNet
 from .persistence import check_state_dict
 
-__all__ = ["check_level_steps", "make_net", "nets_state", "restore_nets"]
+__all__ = ["check_level_steps", "make_localizer_net", "nets_state", "restore_nets"]
 
 _PARTS = (("stack", "history"), ("refine", "refine_history"))
 
 
-def module_params(params: dict, stack: bool) -> dict:
+def heatmap_net_params(params: dict, stack: bool) -> dict:
     """``SliceHeatmapNet``'s arguments for the stack (or refining) network."""
     return {
         "in_channels": 2 * int(params["neighbours"]) + 1,
@@ -40,9 +40,9 @@ def module_params(params: dict, stack: bool) -> dict:
     }
 
 
-def make_net(params: dict, stack: bool) -> NeuralNet:
+def make_localizer_net(params: dict, stack: bool) -> NeuralNet:
     """The stack (or refining) network, not initialised, from the estimator's parameters."""
-    module = module_params(params, stack)
+    module = heatmap_net_params(params, stack)
     epochs = params["max_epochs"]
     return build_net(
         PrecisionNet,
@@ -144,9 +144,9 @@ def restore_nets(params: dict, fitted: dict, state_dict: dict) -> tuple[NeuralNe
     nets = []
     for part, history in _PARTS:
         with torch.device("meta"):
-            expected = SliceHeatmapNet(**module_params(params, part == "stack"))
+            expected = SliceHeatmapNet(**heatmap_net_params(params, part == "stack"))
         check_state_dict(expected, parts[part])
-        net = make_net(params, part == "stack")
+        net = make_localizer_net(params, part == "stack")
         with torch.random.fork_rng(devices=[]):  # the initial weights are replaced at once
             net.initialize()
         net.module_.load_state_dict(parts[part])

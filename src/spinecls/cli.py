@@ -59,14 +59,25 @@ def _message(exc: BaseException) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``spinecls`` argument parser with one sub-command per job."""
+    """The ``spinecls`` argument parser with one sub-command per job (one ``_add_*`` each)."""
     parser = argparse.ArgumentParser(
         prog="spinecls",
         description="Detect and grade degenerative lumbar-spine conditions on MRI.",
     )
     parser.add_argument("--version", action="version", version=f"spinecls {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_synth(sub)
+    _add_demo(sub)
+    _add_train(sub)
+    _add_localize(sub)
+    _add_predict(sub)
+    _add_report(sub)
+    _add_evaluate(sub)
+    return parser
 
+
+def _add_synth(sub) -> None:
+    """``spinecls synth``: write synthetic studies in the competition layout."""
     synth = sub.add_parser(
         "synth",
         help="write a synthetic dataset in the competition layout",
@@ -101,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--overwrite", action="store_true", help=OVERWRITE_SYNTH)
     synth.set_defaults(func=_synth)
 
+
+def _add_demo(sub) -> None:
+    """``spinecls demo``: the study's three-model comparison."""
     demo = sub.add_parser(
         "demo",
         help="reproduce the study's three-model comparison",
@@ -109,8 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--data", type=Path, help="competition directory (default: synthetic)")
     demo.add_argument("--out", type=Path, default=Path("spinecls-demo"), help="output directory")
-    demo.add_argument("--studies", type=int, help="synthetic studies (default 80, quick 12)")
-    demo.add_argument("--quick", action="store_true", help="small and fast: under two minutes")
+    demo.add_argument("--studies", type=int, help="synthetic studies (default 80, quick 16)")
+    demo.add_argument(
+        "--quick",
+        action="store_true",
+        help="16 studies and short training: every stage in about 90 CPU-seconds",
+    )
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.add_argument("--weights", help="pretrained VGG-16 weights: a file or IMAGENET1K_V1")
     demo.add_argument(
@@ -122,6 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_scheduler_option(demo)
     demo.set_defaults(func=_demo)
 
+
+def _add_train(sub) -> None:
+    """``spinecls train``: train one model (and optionally a localizer)."""
     train = sub.add_parser("train", help="train one model on a competition directory")
     train.add_argument("--data", type=Path, required=True, help="competition directory")
     train.add_argument("--backbone", default="simple", help="simple, inception, vgg16, ...")
@@ -155,6 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_scheduler_option(train)
     train.set_defaults(func=_train)
 
+
+def _add_localize(sub) -> None:
+    """``spinecls localize``: write the located level points of every series."""
     localize = sub.add_parser(
         "localize",
         help="write the located level points of every series",
@@ -178,6 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     localize.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     localize.set_defaults(func=_localize)
 
+
+def _add_predict(sub) -> None:
+    """``spinecls predict``: write a competition submission."""
     predict = sub.add_parser("predict", help="write a competition submission")
     predict.add_argument("--data", type=Path, required=True, help="competition directory")
     predict.add_argument("--model", type=Path, required=True, help="model file from train")
@@ -213,6 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_scheduler_option(predict)
     predict.set_defaults(func=_predict)
 
+
+def _add_report(sub) -> None:
+    """``spinecls report``: an HTML report of located points and grades."""
     report = sub.add_parser(
         "report",
         help="write an HTML report of located points and grades",
@@ -240,6 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--overwrite", action="store_true", help=OVERWRITE_DIRECTORY)
     report.set_defaults(func=_report)
 
+
+def _add_evaluate(sub) -> None:
+    """``spinecls evaluate``: report and competition score on labelled data."""
     evaluate = sub.add_parser("evaluate", help="report and competition score on labelled data")
     evaluate.add_argument("--data", type=Path, required=True, help="competition directory")
     evaluate.add_argument("--model", type=Path, required=True, help="model file from train")
@@ -250,7 +283,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_scheduler_option(evaluate)
     evaluate.set_defaults(func=_evaluate)
-    return parser
 
 
 def _close_progress_bars():

@@ -23,10 +23,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ._competition import _probabilities
+from ._competition import (
+    check_prior,
+    parse_row_ids,
+    prior_probabilities,
+    severity_probabilities,
+    submission_row_ids,
+)
 from ._validation import listing, whole_numbers
 from .dicom import MissingCodecError, UnreadableFileWarning, UnreadableSeriesError
-from .labels import CONDITION_SERIES, CONDITIONS, LEVELS, SEVERITY_PRIORS, TARGETS, slug
+from .labels import CONDITION_SERIES, CONDITIONS, ROW_ID_PATTERN, TARGETS, slug
 
 __all__ = [
     "FALLBACK_REASONS",
@@ -52,33 +58,10 @@ sources frame (``return_sources=True``), in the order they are looked for."""
 
 # What reading or cutting a patch raises for a bad file (the transformer's errors).
 _READ_ERRORS = (OSError, ValueError, MissingCodecError)
-_CONDITION_SLUGS = {slug(c): c for c in CONDITIONS}
-_ROW_ID = rf"(0|[1-9][0-9]*)_({'|'.join(_CONDITION_SLUGS)})_({'|'.join(slug(lv) for lv in LEVELS)})"
 
 
 class PriorFallbackWarning(UserWarning):
     """Some condition-levels of a study were given the class prior, not a prediction."""
-
-
-def submission_row_ids(study_ids) -> pd.Series:
-    """The 25 ``row_id`` of each study, in the competition's order.
-
-    Parameters
-    ----------
-    study_ids : sequence of int
-        In the order wanted.
-
-    Returns
-    -------
-    pandas.Series
-        ``{study_id}_{condition}_{level}`` in snake case: per study, the conditions in
-        ``train.csv``'s column order, each with its five levels from L1/L2 down.
-    """
-    return pd.Series(
-        [f"{int(s)}_{slug(c)}_{slug(lv)}" for s in study_ids for c in CONDITIONS for lv in LEVELS],
-        name="row_id",
-        dtype=object,
-    )
 
 
 def _wanted_rows(root: Path, split: str) -> pd.Series:
@@ -102,12 +85,12 @@ def _wanted_rows(root: Path, split: str) -> pd.Series:
         raise ValueError(f"{sample}: expected a row_id column ({exc})") from None
     if rows.empty:
         raise ValueError(f"{sample}: the file has a header line but no rows; expected at least one")
-    bad = ~rows.str.fullmatch(_ROW_ID, na=False).to_numpy()
+    bad = ~rows.str.fullmatch(ROW_ID_PATTERN, na=False).to_numpy()
     if bad.any():
         shown = listing(f"line {k + 2} {v!r}" for k, v in zip(np.flatnonzero(bad), rows[bad]))
         raise ValueError(
             f"{sample}: row_id must read {{study_id}}_{{condition}}_{{level}} (a study id in "
-            f"ASCII digits without leading zeros, a condition of {list(_CONDITION_SLUGS)}, a "
+            f"ASCII digits without leading zeros, a condition of {list(map(slug, CONDITIONS))}, a "
             f"level l1_l2 to l5_s1); see {shown}"
         )
     studies = rows.str.split("_").str[0]
@@ -124,7 +107,7 @@ def _chosen(studies, wanted: pd.Series, root: Path, split: str) -> pd.Series:
     if isinstance(studies, (str, bytes)) or not hasattr(studies, "__iter__"):
         raise TypeError(f"studies must be a sequence of study ids, got {studies!r}")
     chosen = set(whole_numbers(pd.Series(list(studies), dtype=object), "studies", unit="entry"))
-    present = wanted.str.split("_").str[0].astype(np.int64)
+    present = parse_row_ids(wanted)["study_id"]
     unknown = sorted(chosen - set(present))
     if unknown:
         raise ValueError(f"studies {listing(unknown)} are not in {root}'s {split} split")
@@ -166,23 +149,6 @@ def _load_localizer(localizer, model, device: str | None):
             f"localizer must be a fitted LevelLocalizer; got {type(localizer).__name__}{hint}"
         )
     return localizer
-
-
-def _prior_rows(prior: dict, conditions) -> np.ndarray:
-    """The prior's probabilities for each condition, rows summing to one."""
-    if not isinstance(prior, dict):
-        raise ValueError(
-            f"prior must be a dict {{condition: (normal_mild, moderate, severe)}}; got {prior!r}"
-        )
-    try:
-        rows = np.array([prior[c] for c in conditions], dtype=float).reshape(-1, 3)
-    except KeyError as exc:
-        raise ValueError(f"prior has no entry for {exc.args[0]!r}") from None
-    except (TypeError, ValueError):
-        raise ValueError("prior must give three probabilities per condition") from None
-    if not np.isfinite(rows).all() or (rows < 0).any() or (rows.sum(axis=1) <= 0).any():
-        raise ValueError("prior must give three non-negative probabilities per condition")
-    return rows / rows.sum(axis=1, keepdims=True)
 
 
 def _model_weight(model_weight, points: pd.DataFrame) -> np.ndarray:
@@ -275,7 +241,7 @@ def _predict_once(localizer, rows: pd.DataFrame, seen: set) -> pd.DataFrame:
 
 def _severity(pipeline, rows: pd.DataFrame) -> np.ndarray:
     """The model's severity probabilities of ``rows``, in TARGETS order."""
-    return _probabilities(pipeline.predict_proba(rows)[1], pipeline.classes_[1], rows)
+    return severity_probabilities(pipeline.predict_proba(rows)[1], pipeline.classes_[1], rows)
 
 
 def _grade(pipeline, graded: pd.DataFrame, strict: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -334,9 +300,8 @@ def _sources(
     gone: pd.DataFrame,
 ) -> pd.DataFrame:
     """Where each submission row came from (see ``return_sources``)."""
-    parts = wanted.str.extract(rf"^{_ROW_ID}$")
-    study = parts[0].astype(np.int64)
-    condition = parts[1].map(_CONDITION_SLUGS)
+    parts = parse_row_ids(wanted)
+    study, condition = parts["study_id"], parts["condition"]
     kind = condition.map(CONDITION_SERIES)
     read = series[~series["series_dir"].isin(set(gone["series_dir"]))]
     has = set(zip(read["study_id"], read["series_description"]))
@@ -400,7 +365,9 @@ def predict_studies(
         Which descriptions file and image folder.
     prior : dict, optional
         ``{condition: (normal_mild, moderate, severe)}`` for the condition-levels no
-        series yields; default :data:`spinecls.labels.SEVERITY_PRIORS`.
+        series yields, one entry per condition, checked as
+        :func:`spinecls.metrics.to_submission` checks its own; default
+        :data:`spinecls.labels.SEVERITY_PRIORS`.
     model_weight : "confidence" or float in [0, 1], default="confidence"
         How far each point's grade is trusted: its probabilities become ``w *
         model + (1 - w) * prior``, with ``w`` the localizer's ``confidence`` for that
@@ -485,8 +452,7 @@ def predict_studies(
     root = Path(data_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"data directory not found: {root}")
-    prior = SEVERITY_PRIORS if prior is None else prior
-    _prior_rows(prior, CONDITIONS)
+    prior = check_prior(prior)
     if not (isinstance(model_weight, str) and model_weight == "confidence"):
         _model_weight(model_weight, pd.DataFrame(index=range(1)))
     wanted = _wanted_rows(root, split)
@@ -498,7 +464,7 @@ def predict_studies(
 
     with fail_on_unreadable(strict):
         series = load_series(root, split=split)
-        chosen = set(wanted.str.split("_").str[0].astype(np.int64))
+        chosen = set(parse_row_ids(wanted)["study_id"])
         series = series[series["study_id"].isin(chosen)].reset_index(drop=True)
         series = check_planes(series, "predict_studies")
         if verbose:
@@ -518,7 +484,7 @@ def predict_studies(
     counts = weights = pd.Series(dtype=float)
     if len(graded):
         weight = _model_weight(model_weight, graded)
-        proba = weight * proba + (1 - weight) * _prior_rows(prior, graded["condition"])
+        proba = weight * proba + (1 - weight) * prior_probabilities(prior, graded["condition"])
         table = to_submission(graded, proba, complete=False).set_index("row_id")
         ids = row_ids(graded).to_numpy()
         counts = pd.Series(ids).value_counts()
@@ -529,8 +495,9 @@ def predict_studies(
     fallen = (sources["source"] == "prior").to_numpy()
     if fallen.any():
         rows = sources.loc[fallen]
-        conditions = rows["row_id"].str.extract(rf"^{_ROW_ID}$")[1].map(_CONDITION_SLUGS)
-        table.loc[fallen, TARGETS] = _prior_rows(prior, conditions)
+        table.loc[fallen, TARGETS] = prior_probabilities(
+            prior, parse_row_ids(rows["row_id"])["condition"]
+        )
         per_study = rows.groupby("study_id", sort=False).size()
         why = rows["reason"].value_counts()
         warnings.warn(

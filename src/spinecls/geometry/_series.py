@@ -168,12 +168,12 @@ class SeriesGeometry:
         """
         series = cls._read(paths, name, angle_tolerance, skip_unreadable)
         if not series.has_geometry:
-            warnings.warn(series._fallback, GeometryWarning, stacklevel=2)
+            warnings.warn(series.geometry_warning, GeometryWarning, stacklevel=2)
         return series
 
     @classmethod
     def _read(cls, paths, name, angle_tolerance, skip_unreadable=False) -> SeriesGeometry:
-        """:meth:`from_files` without its warning (see :attr:`_fallback`)."""
+        """:meth:`from_files` without its warning (see :attr:`geometry_warning`)."""
         skipped: list | None = [] if skip_unreadable else None
         name, headers, missing = read_series_headers(paths, name, skipped)
         if not missing:
@@ -202,8 +202,14 @@ class SeriesGeometry:
         return series
 
     @property
-    def _fallback(self) -> str:
-        """The GeometryWarning's message for a series without geometry."""
+    def geometry_warning(self) -> str | None:
+        """The GeometryWarning's message for a series without geometry; None with it.
+
+        :meth:`from_files` and :meth:`from_directory` issue it; a caller that reads a
+        series elsewhere (a worker process, a cache) can issue it where the user sees it.
+        """
+        if self.has_geometry:
+            return None
         return (
             f"series {self.name}: {self._missing}: the whole series is ordered by "
             "InstanceNumber and has no patient geometry (points cannot be projected onto it)"
@@ -251,7 +257,7 @@ class SeriesGeometry:
             raise ValueError(f"{folder}: no files matching {pattern!r}")
         series = cls._read(paths, str(folder), angle_tolerance, skip_unreadable)
         if not series.has_geometry:
-            warnings.warn(series._fallback, GeometryWarning, stacklevel=2)
+            warnings.warn(series.geometry_warning, GeometryWarning, stacklevel=2)
         return series
 
     def __len__(self) -> int:
@@ -366,4 +372,4 @@ def series_order(paths: Iterable[str | os.PathLike]) -> tuple[tuple[str, ...], s
         As :meth:`SeriesGeometry.from_files`.
     """
     series = SeriesGeometry._read(paths, None, ANGLE_TOLERANCE)
-    return series.sources, None if series.has_geometry else series._fallback
+    return series.sources, series.geometry_warning

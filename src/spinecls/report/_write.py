@@ -2,39 +2,18 @@
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 
 from joblib import Parallel, delayed
 
 from .._atomic import atomic_directory, check_destination
-from ..labels import CONDITIONS, SEVERITY_PRIORS
+from .._competition import check_prior
 from ._crops import transformers_by_condition
 from ._inputs import flag_columns, read_points, read_submission, series_listing
 from ._pages import CSS, CSS_NAME, index_page
 from ._study import Run, write_study
 from ._summary import StudySummary, prior_rows
-
-
-def _check_prior(prior) -> dict:
-    if prior is None:
-        return SEVERITY_PRIORS
-    if not isinstance(prior, dict) or set(prior) != set(CONDITIONS):
-        raise ValueError(f"prior must be a dict with one entry per condition: {list(CONDITIONS)}")
-    for condition, values in prior.items():
-        numbers = [float(v) for v in values] if len(values) == 3 else []
-        if (
-            not numbers
-            or min(numbers) < 0
-            or not all(map(math.isfinite, numbers))
-            or not sum(numbers)
-        ):
-            raise ValueError(
-                f"prior[{condition!r}] must be three non-negative numbers of positive sum; "
-                f"got {values!r}"
-            )
-    return prior
 
 
 def write_report(
@@ -99,8 +78,9 @@ def write_report(
         Which descriptions file and image folder of ``data_dir``.
     prior : dict, optional
         ``{condition: (normal_mild, moderate, severe)}`` shown beside each row's
-        probabilities; default :data:`spinecls.labels.SEVERITY_PRIORS`, the prior
-        :func:`spinecls.predict_studies` falls back to.
+        probabilities, one entry per condition, checked and divided by their sums as
+        :func:`spinecls.predict_studies` checks its own; default
+        :data:`spinecls.labels.SEVERITY_PRIORS`, the prior it falls back to.
     device : str, optional
         Torch device for a model read from a file.
     n_jobs : int, optional
@@ -148,7 +128,7 @@ def write_report(
         p for p in (points, submission, model) if isinstance(p, (str, os.PathLike))
     ]
     check_destination(out, directory=True, overwrite=overwrite, inputs=inputs, create_parents=True)
-    prior = _check_prior(prior)
+    prior = check_prior(prior)
     points = read_points(points, data_dir, split)
     submission = read_submission(submission)
     studies = sorted({*submission["study_id"].tolist(), *points["study_id"].tolist()})
