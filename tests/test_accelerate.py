@@ -19,7 +19,7 @@ from sklearn.base import clone
 from torch.utils.data import DataLoader, TensorDataset
 
 from spinecls import DualHeadClassifier
-from spinecls._accelerate import seed_worker
+from spinecls._accelerate import autocast, seed_worker
 from spinecls._net import make_net
 from spinecls.augment import AugmentedDataset, lateral_swap, make_augmentation
 
@@ -209,3 +209,12 @@ def test_each_loader_worker_draws_its_own_augmentations():
     loader = DataLoader(dataset, batch_size=1, num_workers=2, worker_init_fn=seed_worker)
     first, second = (batch[0] for batch in loader)  # one sample from each worker
     assert not torch.equal(first, second)
+
+
+def test_one_autocast_helper_serves_the_nets_and_the_localizer():
+    """PrecisionMixin.infer and LevelLocalizer.predict both enter this region."""
+    with autocast("bf16", "cpu"):
+        assert torch.is_autocast_enabled("cpu")
+        assert torch.get_autocast_dtype("cpu") == torch.bfloat16
+    with autocast("32", torch.device("cpu")):
+        assert not torch.is_autocast_enabled("cpu")

@@ -82,7 +82,7 @@ def test_fit_calibrates_each_head_on_the_validation_split(calibrated, data):
     predicted = calibrated.predict_proba(X[:20])
     for p, q in zip(predicted, uncalibrated):
         np.testing.assert_array_equal(p.argmax(1), q.argmax(1))
-    valid_logits = calibrated._logits(X[valid])
+    valid_logits = calibrated.predict_logits(X[valid])
     for k, column in enumerate(["condition", "severity"]):
         truth = y[column].to_numpy()[valid]
         labels = calibrated.classes_[k]
@@ -135,6 +135,10 @@ def test_calibrate_heads_on_rows_of_ones_own(data, trained):
         calibrate_heads(clf, X[:2], [[CONDITIONS[0], "mild"], [CONDITIONS[0], "severe"]])
     with pytest.raises(ValueError, match="X has 3 samples but y has 2"):
         calibrate_heads(clf, X[:3], y[:2])
+    missing = y[:12].assign(severity=[np.nan] * 11 + ["severe"])
+    message = r"severity column has 11 missing value\(s\) \(NaN or None\) at row\(s\) 0, 1,"
+    with pytest.raises(ValueError, match=message):
+        calibrate_heads(clf, X[:12], missing)
     with pytest.raises(ValueError, match="min_rows must be a positive int"):
         calibrate_heads(clf, X, y, min_rows=0)
 
@@ -170,7 +174,7 @@ class Stub:
         self.classes_ = [np.arange(z.shape[1]) for z in logits]
         self.net_ = "fitted"
 
-    def _logits(self, X):
+    def predict_logits(self, X):
         return [z[np.asarray(X)] for z in self.logits]
 
 

@@ -375,10 +375,12 @@ def test_bad_inputs_say_what_was_expected(fitted, data):
         clf.fit(bad, y)
     with pytest.raises(ValueError, match=r"two columns.*got shape \(150,\)"):
         clf.fit(X, y["condition"].to_numpy())
-    with pytest.raises(ValueError, match=r"two columns.*got shape \(150, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"columns \['condition', 'severity', 'extra'\]: .* by name"
+    ):
         clf.fit(X, y.assign(extra=1))
     with pytest.raises(ValueError, match=r"two columns.*got shape \(150, 3\)"):
-        fitted.score(X, y.assign(extra=1))
+        fitted.score(X, y.assign(extra=1).to_numpy())
     with pytest.raises(ValueError, match="150 samples but y has 149"):
         clf.fit(X, y.iloc[:149])
     with pytest.raises(

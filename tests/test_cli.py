@@ -3,6 +3,7 @@ import json
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -27,6 +28,17 @@ def test_synth_same_seed_as_the_library(tmp_path):
     spinecls.make_synthetic_rsna(tmp_path / "lib", n_studies=1, random_state=9)
     for name in ("train.csv", "train_label_coordinates.csv", "train_series_descriptions.csv"):
         assert (tmp_path / "cli" / name).read_bytes() == (tmp_path / "lib" / name).read_bytes()
+
+
+def test_synth_variation_clinical_lists_the_quirks_it_drew(tmp_path):
+    out = tmp_path / "clinical"
+    assert (
+        main(["synth", str(out), "--studies", "1", "--seed", "9", "--variation", "clinical"]) == 0
+    )
+    quirks = pd.read_csv(out / "synthetic_quirks.csv")
+    expected = spinecls.datasets.synthetic_quirks(1, random_state=9)
+    pd.testing.assert_frame_equal(quirks, expected, check_dtype=False)
+    assert quirks["study_id"].tolist() == pd.read_csv(out / "train.csv")["study_id"].tolist()
 
 
 def test_synth_test_split_writes_the_test_layout_and_its_truth(tmp_path, capsys):
@@ -89,8 +101,6 @@ def test_train_predict_evaluate_round_trip(rsna_root, tmp_path, capsys):
     assert "exists: pass --overwrite" in capsys.readouterr().err
     assert submission.read_bytes() == written
     assert main([*again, "--split", "train", "--overwrite"]) == 0
-    import pandas as pd
-
     table = pd.read_csv(submission)
     assert list(table.columns) == ["row_id", "normal_mild", "moderate", "severe"]
     assert len(table) == 6 * 25 and table["row_id"].is_unique
@@ -169,7 +179,26 @@ DAMAGED = {
     "patch-settings": (_transformer("x"), "does not record how its patches were made"),
     "patch-keys": (_transformer({"bogus": 1}), "bad transformer parameters"),
     "patch-runtime": (_transformer({"memory": "/tmp"}), "run-time parameters ['memory']"),
-    "patch-value": (_transformer({"patch_size": -3}), "patch_size"),
+    "patch-value": (
+        _transformer({"patch_size": -3}),
+        "bad.pt: bad transformer parameters: The 'patch_size' parameter",
+    ),
+    "patch-zero": (
+        _transformer({"patch_size": 0, "output_size": 32}),
+        "bad.pt: bad transformer parameters: The 'patch_size' parameter",
+    ),
+    "patch-marker": (
+        _transformer({"patch_size": 32, "output_size": 32, "mode": "marker"}),
+        "bad.pt: the recorded transformer makes patches of 2 channel(s) of 32 x 32 pixels",
+    ),
+    "patch-slices": (
+        _transformer({"patch_size": 32, "output_size": 32, "slices": 3}),
+        "but the model's weights take 1 channel(s) of 32 x 32",
+    ),
+    "reversed-classes": (
+        _changed("classes", json.dumps([sorted(CONDITIONS), sorted(SEVERITIES)[::-1]])),
+        "'classes' must list each output's labels in sorted order",
+    ),
 }
 
 
@@ -260,6 +289,17 @@ def no_work(monkeypatch):
         (["demo", "--out", "{data}", "--overwrite"], "is the input data directory"),
         (["demo", "--out", "{data}/results"], "lies inside the input data directory"),
         (["demo", "--out", "{tmp}/mine", "--overwrite"], "would delete notes.md"),
+        (["train", "--out", "{tmp}/m.pt", "--localizer", "--localizer-epochs", "0"],
+         "--localizer-epochs must be at least 1, got 0"),
+        (["train", "--out", "{tmp}/m.pt", "--epochs", "0"], "--epochs must be at least 1"),
+        (["train", "--out", "{tmp}/m.pt", "--patch-size", "-4"], "--patch-size must be at"),
+        (["train", "--out", "{tmp}/m.pt", "--slices", "2"], "--slices must be a positive odd"),
+        (["train", "--out", "{tmp}/m.pt", "--lr", "nan"], "--lr must be a positive number"),
+        (["train", "--out", "{tmp}/m.pt", "--backbone", "resnet"], "backbone must be one of"),
+        (["predict", "--model", "{tmp}/old.pt", "--out", "{tmp}/s.csv", "--split", "test"],
+         "has no test_series_descriptions.csv"),
+        (["localize", "--model", "{tmp}/old.pt", "--out", "{tmp}/s.csv"],
+         "has no test_series_descriptions.csv"),
     ],
 )  # fmt: skip
 def test_destinations_are_checked_before_the_work(argv, message, tmp_path, no_work, capsys):
@@ -310,3 +350,14 @@ def test_a_bad_scheduler_is_one_line_and_exit_2_before_any_work(
         assert err.startswith("spinecls train: error: ") and message in err
         assert len(err.splitlines()) == 1
     assert list(tmp_path.iterdir()) == [data]
+
+
+def test_the_library_s_overwrite_advice_names_the_option(capsys):
+    from spinecls.cli import _message
+
+    assert _message(FileExistsError("out exists: pass overwrite=True to replace it")) == (
+        "out exists: pass --overwrite to replace it"
+    )
+    with pytest.raises(SystemExit):
+        main(["synth", "--help"])
+    assert "--truth directory" in " ".join(capsys.readouterr().out.split())

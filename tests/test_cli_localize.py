@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pandas as pd
 import pytest
 
@@ -78,3 +80,16 @@ def test_predict_without_a_localizer_on_the_test_layout_is_one_line(dirs, tmp_pa
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "carries no localizer" in err[0]
     assert not out.exists()
+
+
+def test_predict_counts_the_studies_of_the_rows_it_wrote(dirs, model, tmp_path, capsys):
+    """A sample_submission.csv of 30 rows (one study and part of another): two studies."""
+    _, _, test = dirs
+    data = tmp_path / "test"
+    shutil.copytree(test, data)
+    sample = pd.read_csv(data / "sample_submission.csv")
+    sample.head(30).to_csv(data / "sample_submission.csv", index=False)
+    out = tmp_path / "submission.csv"
+    with pytest.warns(UserWarning):
+        assert main(["predict", "--data", str(data), "--model", str(model), "--out", str(out)]) == 0
+    assert f"wrote 30 rows for 2 studies to {out}" in capsys.readouterr().out

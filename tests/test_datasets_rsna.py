@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 import spinecls
-from spinecls import RSNADataWarning, load_rsna
+from spinecls import RSNADataWarning, load_rsna, load_series
 from spinecls.labels import WIDE_COLUMNS
 
 COLUMNS = [
@@ -352,3 +352,28 @@ def test_empty_headed_and_non_utf8_csvs_name_the_file(tmp_path, quirks, name, co
     path.write_bytes(content)
     with pytest.raises(ValueError, match=rf"^{re.escape(str(path))}: {message}"):
         load_rsna(root)
+
+
+def _series_folders(root, names):
+    for study, series in names:
+        folder = root / "test_images" / study / series
+        folder.mkdir(parents=True)
+        (folder / "1.dcm").write_bytes(b"")
+
+
+def test_load_series_takes_only_ascii_digit_ids_and_refuses_two_folders_for_one(tmp_path):
+    pd.DataFrame(
+        {"study_id": [123, 123], "series_id": [10, 11], "series_description": ["Axial T2"] * 2}
+    ).to_csv(tmp_path / "test_series_descriptions.csv", index=False)
+    # "³" passes str.isdigit() but is no number; "٤٥" (Arabic-Indic) and "011" are not ids
+    _series_folders(tmp_path, [("123", "10"), ("123", "³"), ("123", "٤٥"), ("123", "011")])
+    with pytest.warns(RSNADataWarning, match="ignored 3 folder") as caught:
+        series = load_series(tmp_path, split="test")
+    assert series["series_id"].tolist() == [10]
+    message = " ".join(str(w.message) for w in caught)
+    assert "³" in message and "٤٥" in message and "011" in message
+    _series_folders(tmp_path, [("0123", "11")])
+    with pytest.raises(
+        ValueError, match=r"test_images/0123, .*test_images/123: 2 folders name study 123"
+    ):
+        load_series(tmp_path, split="test")

@@ -1,5 +1,6 @@
 """make_synthetic_rsna: real DICOMs, geometry, labels a reader would pick, the real data's
-rates, both layouts, balance, signal, determinism, and baselines that must fail."""
+rates, both layouts, balance, signal, determinism, baselines that must fail, and the
+clinical variation's quirks (measured on pixels and headers)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,17 @@ import pytest
 from pydicom.uid import MRImageStorage
 
 import spinecls
-from spinecls.datasets import _acquisition, _anatomy, _layout, _phantom, baselines, synthetic
+from spinecls.datasets import (
+    _acquisition,
+    _anatomy,
+    _layout,
+    _phantom,
+    _variation,
+    baselines,
+    synthetic,
+    synthetic_quirks,
+)
+from spinecls.datasets._scanner import centred_planes
 from spinecls.geometry import SeriesGeometry
 from spinecls.labels import CONDITIONS, LEVELS, SEVERITIES, WIDE_COLUMNS
 
@@ -35,10 +46,14 @@ def _patient(ds, x, y) -> np.ndarray:
     return position + x * col_spacing * iop[:3] + y * row_spacing * iop[3:]
 
 
-def _designs(random_state, n_studies, image_size):
-    """The studies' metadata, drawn without pixels exactly as make_synthetic_rsna draws them."""
+def _designs(random_state, n_studies, image_size, variation="plain", only=None):
+    """The studies' metadata, drawn without pixels exactly as make_synthetic_rsna draws them
+    (``only``: the indices of the studies to draw)."""
     seeds = np.random.SeedSequence(random_state).spawn(n_studies + 1)[1:]
-    return [_acquisition.design(np.random.default_rng(s), image_size) for s in seeds]
+    chosen = range(n_studies) if only is None else only
+    return [
+        _acquisition.design(np.random.default_rng(seeds[i]), image_size, variation) for i in chosen
+    ]
 
 
 def test_layout_and_csv_columns(rsna_root):
@@ -427,18 +442,55 @@ def _digest(root):
     return h.hexdigest()
 
 
+def _plain_summary(root):
+    """What a plain dataset holds, robust to the last bits of floating point: its CSVs
+    (coordinates to 0.01 px), every slice's geometry, and each series' mean pixel value."""
+    h = hashlib.sha256()
+    for name in ("train.csv", "train_series_descriptions.csv"):
+        h.update((root / name).read_bytes())
+    coords = pd.read_csv(root / "train_label_coordinates.csv").round({"x": 2, "y": 2})
+    h.update(coords.to_csv(index=False).encode())
+    means = []
+    for folder in sorted((root / "train_images").glob("*/*")):
+        pixels = []
+        for path in sorted(folder.glob("*.dcm"), key=lambda p: int(p.stem)):
+            ds = pydicom.dcmread(path)
+            geometry = (
+                path.name,
+                ds.ImagePositionPatient,
+                ds.ImageOrientationPatient,
+                ds.PixelSpacing,
+                ds.Rows,
+                ds.Columns,
+            )
+            h.update(repr(geometry).encode())
+            pixels.append(ds.pixel_array.mean())
+        means.append(float(np.mean(pixels)))
+    return h.hexdigest(), means
+
+
 def test_same_seed_same_files_other_seed_other_files(tmp_path):
     a = spinecls.make_synthetic_rsna(
         tmp_path / "a", n_studies=2, random_state=7, image_size=(48, 64)
     )
     b = spinecls.make_synthetic_rsna(
-        tmp_path / "b", n_studies=2, random_state=7, image_size=(48, 64), n_jobs=2
+        tmp_path / "b",
+        n_studies=2,
+        random_state=7,
+        image_size=(48, 64),
+        n_jobs=2,
+        variation="plain",
     )
     c = spinecls.make_synthetic_rsna(
         tmp_path / "c", n_studies=2, random_state=8, image_size=(48, 64)
     )
     assert _digest(a) == _digest(b)
     assert _digest(a) != _digest(c)
+    # The plain phantom as it was before variation="clinical" existed: the same random
+    # stream draws the same studies (the figures in the docs rest on it).
+    digest, means = _plain_summary(a)
+    assert digest == "d2951331ec1c847bab8582d6af8102e6f708b5b477c77e144c3b9ec7bc4fe162"
+    np.testing.assert_allclose(means, [382.09, 346.06, 333.76, 833.68, 633.46, 701.22], atol=0.01)
 
 
 def test_test_layout_and_its_truth(tmp_path):
@@ -558,8 +610,249 @@ def test_a_failure_leaves_no_partial_output(tmp_path, monkeypatch, split):
         ({"image_size": (16, 64)}, "image_size"),
         ({"image_size": (64, 48)}, "image_size"),
         ({"split": "val"}, "split"),
+        ({"variation": "real"}, "variation must be one of"),
     ],
 )
 def test_bad_arguments(tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
         spinecls.make_synthetic_rsna(tmp_path / "x", **kwargs)
+
+
+# -- variation="clinical": the quirks of real scans ------------------------------------
+
+
+def test_clinical_quirks_come_at_their_rates():
+    """Drawn without a pixel: transitional vertebrae in a few per cent, a faint or oblique
+    L5/S1 in a third, sacral remnants, fields of view over 200-400 mm, the contrasts."""
+    quirks = synthetic_quirks(3000, random_state=0)
+    rates = _variation.CLINICAL
+    share = quirks["transitional"].value_counts(normalize=True)
+    assert share["sacralised L5"] == pytest.approx(rates["sacralised_l5"], abs=0.01)
+    assert share["lumbarised S1"] == pytest.approx(rates["lumbarised_s1"], abs=0.01)
+    assert 0.03 < 1 - share["none"] < 0.07
+    hard = quirks["faint_l5s1"] | quirks["oblique_l5s1"]
+    assert hard.mean() == pytest.approx(1 / 3, abs=0.04)
+    assert quirks.loc[quirks["transitional"] == "sacralised L5", "faint_l5s1"].all()
+    faint = quirks[quirks["faint_l5s1"]]
+    assert (faint["l5s1_signal"] <= 0.35).all() and (faint["l5s1_height"] <= 0.7).all()
+    assert (quirks.loc[~quirks["faint_l5s1"], "l5s1_signal"] >= 0.7).all()
+    oblique = quirks[quirks["oblique_l5s1"]]
+    assert oblique["l5s1_tilt"].between(12, 25).all()
+    remnants = quirks["sacral_discs"] - (quirks["transitional"] == "lumbarised S1")
+    assert (remnants > 0).mean() == pytest.approx(0.8, abs=0.03)
+    assert quirks["fov_mm"].between(200, 400).all()
+    assert quirks["fov_mm"].min() < 205 and quirks["fov_mm"].max() > 395
+    assert quirks["fov_mm"].std() == pytest.approx(200 / 12**0.5, rel=0.1)  # uniform
+    assert quirks["low_coverage"].mean() == pytest.approx(0.15, abs=0.03)
+    t2 = quirks["t2_contrast"].value_counts(normalize=True)
+    for contrast, rate in rates["t2_contrast"].items():
+        assert t2[contrast] == pytest.approx(rate, abs=0.03)
+    assert set(quirks["t1_contrast"]) == {"T1", "T1 water"}
+    # Study i's quirks do not depend on how many studies follow, nor on the image size.
+    pd.testing.assert_frame_equal(synthetic_quirks(5, random_state=0), quirks.head(5))
+    with pytest.raises(ValueError, match="n_studies must be a positive integer"):
+        synthetic_quirks(0)
+
+
+@pytest.fixture(scope="module")
+def clinical_root(tmp_path_factory):
+    """Four clinical studies with small images (T1, T1 water, T2, T2 water and STIR)."""
+    return spinecls.make_synthetic_rsna(
+        tmp_path_factory.mktemp("clinical") / "rsna",
+        n_studies=4,
+        random_state=2,
+        image_size=(48, 64),
+        variation="clinical",
+    )
+
+
+def test_clinical_studies_keep_the_layout_and_report_their_quirks(clinical_root, tmp_path):
+    frame = spinecls.load_rsna(clinical_root)
+    quirks = pd.read_csv(clinical_root / "synthetic_quirks.csv")
+    pd.testing.assert_frame_equal(quirks, synthetic_quirks(4, random_state=2), check_dtype=False)
+    assert (
+        quirks["study_id"].tolist() == pd.read_csv(clinical_root / "train.csv")["study_id"].tolist()
+    )
+    assert frame["study_id"].nunique() == 4 and len(frame) >= 4 * 15
+    by_study = quirks.set_index("study_id")
+    descriptions = pd.read_csv(clinical_root / "train_series_descriptions.csv")
+    assert set(descriptions["series_description"]) == {"Sagittal T1", "Sagittal T2/STIR", AXIAL}
+    for study, series_id, kind in descriptions.to_numpy():
+        folder = clinical_root / "train_images" / str(study) / str(series_id)
+        ds = pydicom.dcmread(next(folder.glob("*.dcm")), stop_before_pixels=True)
+        q = by_study.loc[study]
+        if kind == AXIAL:
+            assert ds.EchoTime == 100.0 and "ImageType" not in ds
+            continue
+        # The field of view in the header is the study's, within 5 %.
+        fov = ds.Rows * float(ds.PixelSpacing[0])
+        assert fov == pytest.approx(q["fov_mm"], rel=0.051)
+        contrast = q["t1_contrast"] if kind == "Sagittal T1" else q["t2_contrast"]
+        assert (ds.EchoTime < 20) == (contrast.startswith("T1"))
+        assert ("InversionTime" in ds) == (contrast == "STIR")
+        image_type = list(ds.ImageType) if "ImageType" in ds else []
+        assert ("WATER" in image_type) == contrast.endswith("water")
+        assert ("FAT" in image_type) == contrast.endswith("fat")
+    # The labelled points lie inside their images; the canal's five run down the spine.
+    for study, rows in frame.groupby("study_id"):
+        for row in rows.itertuples():
+            ds = pydicom.dcmread(row.image_path, stop_before_pixels=True)
+            assert 0 <= row.x < ds.Columns and 0 <= row.y < ds.Rows
+        canal = rows[rows["condition"] == SPINAL].sort_values("level")
+        heights = [
+            _patient(pydicom.dcmread(r.image_path, stop_before_pixels=True), r.x, r.y)[2]
+            for r in canal.itertuples()
+        ]
+        assert (np.diff(heights) < -15).all(), study
+    # The same studies again, in the test layout: the same files.
+    test = spinecls.make_synthetic_rsna(
+        tmp_path / "test",
+        n_studies=4,
+        random_state=2,
+        image_size=(48, 64),
+        variation="clinical",
+        split="test",
+    )
+    truth = tmp_path / "test_truth"
+    for name in ("train.csv", "train_label_coordinates.csv", "synthetic_quirks.csv"):
+        assert (truth / name).read_bytes() == (clinical_root / name).read_bytes()
+    assert _digest(test / "test_images") == _digest(clinical_root / "train_images")
+    assert not (test / "synthetic_quirks.csv").exists()
+
+
+def test_clinical_fields_of_view_and_coverage():
+    """Sagittal fields of view over 200-400 mm, the spine off their centre, and a field that
+    ends just below L5/S1 where the study says so."""
+    quirks = synthetic_quirks(40, random_state=4)
+    low = quirks.index[quirks["low_coverage"]].tolist()
+    fovs, offsets, gaps = [], [], []
+    for i, d in zip(range(40), _designs(4, 40, (64, 64), "clinical")):
+        assert d.quirks.as_dict() == quirks.drop(columns="study_id").iloc[i].to_dict()
+        for series in d.series:
+            if not series.description.startswith("Sagittal"):
+                continue
+            plane = series.planes[0]
+            height = plane.shape[0] * plane.spacing[0]
+            fovs.append(height)
+            canal = [d.pose.to_patient(d.spine.canal_point(k)) for k in range(5)]
+            rows = [plane.to_pixel(p)[1] for p in canal]
+            offsets.append((np.mean(rows) / plane.shape[0] - 0.5) * height)
+            if series.description == "Sagittal T2/STIR":
+                gaps.append((i, (plane.shape[0] - max(rows)) * plane.spacing[0] / height))
+    assert 199.9 < min(fovs) < 230 and 370 < max(fovs) < 400.1
+    assert np.ptp(offsets) > 80  # the lumbar spine anywhere from high to low in the field
+    near_edge = [gap for i, gap in gaps if i in low]
+    assert len(near_edge) >= 3 and max(near_edge) < 0.12  # L5/S1 within 12 % of the edge
+    assert np.median([gap for i, gap in gaps if i not in low]) > 0.15
+
+
+def _probe(design, point, contrast):
+    """Noise-free intensity of a 1.2 mm square of a sagittal plane centred on an anatomy
+    point (at 0.4 mm a pixel, the partial volume of the renderer's blur only)."""
+    centre = design.pose.to_patient(point)
+    plane = centred_planes(
+        [centre], np.array([0.0, 1, 0]), np.array([0.0, 0, -1]), (15, 15), (0.4, 0.4)
+    )[0]
+    return float(_phantom.render(design.spine, design.pose, plane, contrast)[6:9, 6:9].mean())
+
+
+def _disc_contrast(design, index, contrast="T2"):
+    """A disc's nucleus against the vertebral bodies above it and, if a disc follows, below
+    it (mid-body, half-way between the nuclei)."""
+    spine = design.spine
+
+    def nucleus(k):
+        return spine._at_disc(k, 0.0, -spine.body_depth / 2, 0.0)
+
+    neighbours = [k for k in (index - 1, index + 1) if k < len(spine.disc_z)]
+    bodies = [_probe(design, (nucleus(index) + nucleus(k)) / 2, contrast) for k in neighbours]
+    return _probe(design, nucleus(index), contrast) - float(np.mean(bodies))
+
+
+def test_clinical_l5s1_and_sacral_discs_on_the_pixels():
+    """On T2 pixels: a faint L5/S1 has under 60 % of the contrast of the study's other
+    lumbar discs (else at least 60 %); a sacral remnant shows below L5/S1, weaker than a
+    lumbar disc; a sacralised L5's L5/S1 nearly vanishes; a lumbarised S1's S1/S2 looks
+    like a lumbar disc, and the labels stay on the anatomical L1/L2 to L5/S1."""
+    quirks = synthetic_quirks(400, random_state=6)
+    kinds = quirks["transitional"]
+    chosen = sorted(
+        {*quirks.index[quirks["faint_l5s1"] & (kinds == "none")][:4]}
+        | {*quirks.index[~quirks["faint_l5s1"]][:4]}
+        | {*quirks.index[kinds == "sacralised L5"][:2]}
+        | {*quirks.index[kinds == "lumbarised S1"][:2]}
+    )
+    seen = Counter()
+    for i, d in zip(chosen, _designs(6, 400, (64, 64), "clinical", only=chosen)):
+        q, spine = d.quirks, d.spine
+        l5s1 = spine.index(4)
+        lumbar = [_disc_contrast(d, spine.index(k)) for k in range(4)]
+        last = _disc_contrast(d, l5s1)
+        assert min(lumbar) > 0.15, (i, lumbar)
+        if q.transitional == "sacralised L5":
+            assert last < 0.2 * min(lumbar), (i, last, lumbar)
+            assert spine.endplate[l5s1] == 0  # the bodies fused
+        elif q.faint_l5s1:
+            assert last < 0.6 * min(lumbar), (i, last, lumbar)
+        else:
+            assert last > 0.6 * min(lumbar), (i, last, lumbar)
+        below = len(spine.disc_z) - spine.index(5)
+        assert below == q.sacral_discs
+        if q.transitional == "lumbarised S1":
+            s1s2 = _disc_contrast(d, l5s1 + 1)
+            assert s1s2 > 0.6 * min(lumbar), (i, s1s2, lumbar)
+        remnant = l5s1 + 1 + (q.transitional == "lumbarised S1")
+        if remnant < len(spine.disc_z):
+            contrast = _disc_contrast(d, remnant)
+            assert 0.02 < contrast < 0.75 * np.median(lumbar), (i, contrast, lumbar)
+            seen["remnant"] += 1
+        # The labelled canal points are the anatomical discs' (L5/S1: index top + 4).
+        canal = [p for p in d.points if p.condition == SPINAL]
+        series = d.series[canal[0].series]
+        for p in canal:
+            x, y = series.planes[p.slice].to_pixel(d.pose.to_patient(spine.canal_point(p.level)))
+            assert (
+                np.hypot(
+                    (x - p.col) * series.planes[0].spacing[1],
+                    (y - p.row) * series.planes[0].spacing[0],
+                )
+                < 4
+            )
+        seen[q.transitional, q.faint_l5s1] += 1
+    assert seen["remnant"] >= 4 and seen["lumbarised S1", True] + seen["lumbarised S1", False] == 2
+
+
+def test_clinical_contrasts_on_the_pixels():
+    """Disc and CSF bright against bone on T2, STIR and the T2 water image, dark on T1 and
+    the fat image; fat suppressed on STIR and the water images."""
+    (d,) = _designs(6, 1, (64, 64), "clinical")
+    spine = d.spine
+    k = spine.index(2)  # L3/L4
+    nucleus = spine._at_disc(k, 0.0, -spine.body_depth / 2, 0.0)
+    body = (nucleus + spine._at_disc(k - 1, 0.0, -spine.body_depth / 2, 0.0)) / 2
+    # CSF beside the cauda equina, half-way between L2/L3 and L3/L4 (no disc bulge there).
+    csf = (
+        spine._at_disc(k, 4.0, spine.canal_depth / 2, 0.0)
+        + spine._at_disc(k - 1, 4.0, spine.canal_depth / 2, 0.0)
+    ) / 2
+    z = float(nucleus[2])
+    fat = np.array([spine.centre_x(z), spine.wall(z) - 119.5, z])  # anterior subcutaneous fat
+    muscle = np.array([spine.centre_x(z) + 10.0, spine.wall(z) + 40.0, z])  # paraspinal
+    # +1: brighter than the vertebral body (fat: than muscle), -1: darker.
+    expected = {  # disc, CSF, fat
+        "T1": (-1, -1, 1),
+        "T2": (1, 1, 1),
+        "STIR": (1, 1, -1),
+        "T1 water": (1, -1, -1),  # the marrow's fat suppressed: darker than the disc
+        "T2 water": (1, 1, -1),
+        "T2 fat": (-1, -1, 1),
+    }
+    assert set(_phantom.CONTRASTS) == set(expected)
+    for contrast, signs in expected.items():
+        bone = _probe(d, body, contrast)
+        seen = (
+            _probe(d, nucleus, contrast) - bone,
+            _probe(d, csf, contrast) - bone,
+            _probe(d, fat, contrast) - _probe(d, muscle, contrast),
+        )
+        assert all(sign * value > 0.05 for sign, value in zip(signs, seen)), (contrast, seen)

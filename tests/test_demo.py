@@ -12,6 +12,8 @@ import pytest
 
 import spinecls
 from spinecls import demo as demo_module
+from spinecls._competition import parse_row_ids, submission_row_ids
+from spinecls._demo_report import class_prior
 from spinecls.cli import main
 from spinecls.demo import MODELS, DemoConfig, run_demo, split_by_study
 
@@ -25,10 +27,6 @@ def tiny_quick_demo():
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(demo_module, "QUICK", TINY)
         yield
-
-
-def test_the_demo_still_offers_split_by_study():
-    assert split_by_study is spinecls.model_selection.split_by_study
 
 
 def test_the_default_demo_holds_out_enough_studies_to_compare_models():
@@ -45,71 +43,110 @@ def demo_run(tmp_path_factory):
     return out, table
 
 
-def test_demo_writes_the_table_models_submission_and_plots(demo_run):
-    out, table = demo_run
-    best = json.loads((out / "results.json").read_text())["meta"]["best_model"]
-    located = f"{best}, on predicted coordinates"
-    trained = [
+def _trained() -> list[str]:
+    return [
         *[n for m in MODELS for n in (m, *(f"{m}, {how}" for how in demo_module.CALIBRATIONS))],
         "recommended",
     ]
+
+
+def test_the_table_lists_each_model_the_located_row_and_the_baselines(demo_run):
+    out, table = demo_run
+    best = json.loads((out / "results.json").read_text())["meta"]["best_model"]
+    located = f"{best}, on predicted coordinates"
+    trained = _trained()
     assert list(table["model"]) == [
         *trained, located, "baseline: majority class", "baseline: class prior"
     ]  # fmt: skip
+    assert {"condition f1", "severity accuracy", "competition score"} <= set(table.columns)
     assert {"severity balanced accuracy", "severity log loss", "severity ECE"} <= set(table)
     assert table.set_index("model").loc[trained, "severity log loss"].notna().all()
-    assert {"condition f1", "severity accuracy", "competition score"} <= set(table.columns)
     scores = table.set_index("model")["competition score"]
-    assert np.isfinite(scores[trained]).all() and np.isfinite(scores["baseline: class prior"])
+    assert np.isfinite(scores[[*trained, located, "baseline: class prior"]]).all()
+
+
+def test_the_results_files_hold_the_table_and_the_run(demo_run):
+    out, table = demo_run
     results = json.loads((out / "results.json").read_text())
-    assert results["meta"]["studies"] == TINY.studies and len(results["table"]) == 13
-    assert np.isfinite(scores[located])
-    facts = results["meta"]["localization"]
-    assert 0 <= facts["sagittal_within_5px"] <= 1 and facts["points_matched"] > 0
-    assert spinecls.LevelLocalizer.load(out / "localizer.pt").max_epochs == 1
-    located_submission = pd.read_csv(out / "submission_located.csv")
-    test_studies = pd.read_csv(out / "submission.csv")["row_id"].str.split("_").str[0]
-    assert set(located_submission["row_id"]) == set(pd.read_csv(out / "submission.csv")["row_id"])
-    assert len(located_submission) == 25 * test_studies.nunique()
-    for plot in ("localization", "localization_errors"):
-        assert (out / f"{plot}.png").stat().st_size > 1000
+    assert results["meta"]["studies"] == TINY.studies and len(results["table"]) == len(table)
+    assert [row["model"] for row in results["table"]] == table["model"].tolist()
+    assert results["meta"]["best_model"] in table["model"].tolist()
     assert "| model |" in (out / "results.md").read_text()
-    recommended = spinecls.persistence.load_pipeline(out / "recommended.pt")
-    assert recommended[-1].tta == demo_module.RECOMMENDED["classifier"]["tta"]
-    for k in (1, 2, 3):
-        model = spinecls.DualHeadClassifier.load(out / f"model{k}.pt")
-        assert model.backbone == ["simple", "inception", "vgg16"][k - 1]
-        for plot in ("training_curves", "confusion_matrices", "feature_maps", "filters"):
-            assert (out / f"model{k}_{plot}.png").stat().st_size > 1000
-    submission = pd.read_csv(out / "submission.csv")
-    assert list(submission.columns) == ["row_id", "normal_mild", "moderate", "severe"]
-    assert len(submission) % 25 == 0 and len(submission) > 0
-    np.testing.assert_allclose(
-        submission[["normal_mild", "moderate", "severe"]].sum(axis=1), 1, rtol=1e-5
-    )
     assert not list(out.parent.glob(".*partial*"))
 
 
+def test_the_end_to_end_stage_writes_the_localizer_a_located_submission_and_a_report(demo_run):
+    out, _ = demo_run
+    facts = json.loads((out / "results.json").read_text())["meta"]["localization"]
+    assert 0 <= facts["sagittal_within_5px"] <= 1 and facts["points_matched"] > 0
+    assert spinecls.LevelLocalizer.load(out / "localizer.pt").max_epochs == 1
+    located = pd.read_csv(out / "submission_located.csv")
+    assert set(located["row_id"]) == set(pd.read_csv(out / "submission.csv")["row_id"])
+    for plot in ("localization", "localization_errors"):
+        assert (out / f"{plot}.png").stat().st_size > 1000
+    # The report of the held-out studies: one page each.
+    studies = parse_row_ids(located["row_id"])["study_id"].astype(str).unique()
+    pages = sorted(p.stem for p in (out / "report" / "studies").glob("*.html"))
+    assert (out / "report" / "index.html").is_file() and pages == sorted(studies)
+
+
+def test_each_model_is_saved_with_its_figures(demo_run):
+    out, _ = demo_run
+    for k, backbone in enumerate(["simple", "inception", "vgg16"], start=1):
+        assert spinecls.DualHeadClassifier.load(out / f"model{k}.pt").backbone == backbone
+        for plot in ("training_curves", "confusion_matrices", "feature_maps", "filters"):
+            assert (out / f"model{k}_{plot}.png").stat().st_size > 1000
+    recommended = spinecls.persistence.load_pipeline(out / "recommended.pt")
+    assert recommended[-1].tta == demo_module.RECOMMENDED["classifier"]["tta"]
+
+
+def test_the_best_models_submission_covers_the_test_studies(demo_run):
+    out, _ = demo_run
+    submission = pd.read_csv(out / "submission.csv")
+    assert list(submission.columns) == ["row_id", "normal_mild", "moderate", "severe"]
+    test = demo_module._split(out / "data", random_state=0).test
+    assert sorted(submission["row_id"]) == sorted(submission_row_ids(test["study_id"].unique()))
+    np.testing.assert_allclose(
+        submission[["normal_mild", "moderate", "severe"]].sum(axis=1), 1, rtol=1e-5
+    )
+
+
+def test_the_table_says_how_many_scored_rows_hold_the_one_class_prior(demo_run):
+    out, table = demo_run
+    results = json.loads((out / "results.json").read_text())
+    facts, best = results["meta"]["localization"], results["meta"]["best_model"]
+    rows = facts["scored_rows"]
+    filled = table.set_index("model")["prior-filled rows"]
+    assert filled[f"{best}, on predicted coordinates"] == f"{facts['prior_filled_rows']} of {rows}"
+    assert filled["baseline: class prior"] == f"{rows} of {rows}"
+    assert filled[best] == f"0 of {rows}" and filled["baseline: majority class"] == ""
+    assert "| prior-filled rows |" in (out / "results.md").read_text()
+    assert (
+        f"{facts['prior_filled_rows']} of the {rows} scored rows"
+        in (out / "results.md").read_text()
+    )
+    # one prior: the baseline's and the fallback's, with no severity at probability 0
+    prior = class_prior(demo_module._split(out / "data", random_state=0).develop)
+    assert min(min(p) for p in prior.values()) > 0
+    located = pd.read_csv(out / "submission_located.csv").set_index("row_id")
+    conditions = parse_row_ids(located.index.to_series())["condition"]
+    rows_of_prior = [np.allclose(row, prior[c]) for c, row in zip(conditions, located.values)]
+    assert sum(rows_of_prior) >= facts["prior_filled_rows"]
+
+
 def test_demo_is_deterministic_for_a_seed(demo_run, tmp_path, monkeypatch):
-    # Model 1 alone, trained again on the studies the first run generated, gives the same
-    # row, and the baselines the same scores (retraining all three would double the cost).
+    # Model 1 alone, trained again on the fixture's studies and split, gives the fixture's
+    # rows (retraining all three would double the cost).
     out, table = demo_run
     first = next(iter(MODELS))
     monkeypatch.setattr(demo_module, "MODELS", {first: MODELS[first]})
-    again = run_demo(
-        out / "data",
-        tmp_path / "again",
-        quick=True,
-        random_state=0,
-        plots=False,
-        localize=False,
-        recommended=False,
-    )
-    assert list(again["model"]) == [
-        first, f"{first}, calibrated", f"{first}, calibrated for the score",
-        "baseline: majority class", "baseline: class prior",
+    split = demo_module._split(out / "data", random_state=0)
+    rows, _ = demo_module._study_models(split, TINY, 0, None, None, tmp_path, plots=False)
+    again = pd.DataFrame(rows)
+    assert again["model"].tolist() == [
+        first, f"{first}, calibrated", f"{first}, calibrated for the score"
     ]  # fmt: skip
-    expected = table.set_index("model").loc[again["model"]].reset_index()
+    expected = table.set_index("model").loc[again["model"], again.columns[1:]].reset_index()
     pd.testing.assert_frame_equal(again, expected)
 
 

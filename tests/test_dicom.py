@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,9 @@ from pydicom.uid import MPEG2MPML, DeflatedExplicitVRLittleEndian
 from spinecls.dicom import (
     MissingCodecError,
     PixelDataError,
+    UnreadableFileWarning,
     exact_percentiles,
+    fail_on_unreadable,
     read_slice,
 )
 
@@ -230,3 +233,30 @@ def test_constant_images_are_told_apart(tmp_path):
     assert spiked.is_constant("percentile")
     assert not spiked.is_constant("minmax") and not spiked.is_constant(None)
     np.testing.assert_array_equal(spiked.image("percentile"), 0)
+
+
+@pytest.mark.parametrize("tag", ["RescaleSlope", "RescaleIntercept"])
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_a_modality_lut_that_is_not_finite_names_the_file(tmp_path, tag, value):
+    pixels = np.arange(100, dtype=np.uint16).reshape(10, 10)
+    path = write_dicom(tmp_path / "lut.dcm", pixels)
+    ds = pydicom.dcmread(path)
+    ds[tag] = pydicom.DataElement(0x00281053 if tag == "RescaleSlope" else 0x00281052, "DS", value)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom: "Invalid value for VR DS"
+        ds.save_as(path)
+    with pytest.raises(ValueError, match=rf"lut\.dcm: {tag} must be a finite number"):
+        read_slice(path)
+
+
+def test_fail_on_unreadable_raises_the_error_a_skipped_file_carries(tmp_path):
+    error = ValueError(f"{tmp_path}/9.dcm: not a readable DICOM file (empty)")
+    warning = UnreadableFileWarning.skipping(tmp_path / "9.dcm", error)
+    assert (
+        str(warning) == f"{tmp_path}/9.dcm: not a readable DICOM file (empty); the slice is skipped"
+    )
+    with pytest.warns(UnreadableFileWarning, match="9.dcm"), fail_on_unreadable(strict=False):
+        warnings.warn(warning, stacklevel=1)
+    with pytest.raises(ValueError) as info, fail_on_unreadable():
+        warnings.warn(warning, stacklevel=1)
+    assert info.value is error

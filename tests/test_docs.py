@@ -31,24 +31,23 @@ def test_python_blocks_run(page, tmp_path, monkeypatch):
         exec(compile(code, f"{page.name}[block {i}]", "exec"), namespace)
 
 
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def _commands(page: Path) -> list[list[str]]:
+    """The ``spinecls`` commands of a page's bash blocks, as argument lists (no --help)."""
+    commands = []
+    for code in _blocks(page, "bash"):
+        for line in code.splitlines():
+            for command in line.split("&&"):
+                words = shlex.split(command.strip())
+                if words[:1] == ["spinecls"] and "--help" not in words:
+                    commands.append(["x" if w == "OUTDIR" else w for w in words[1:]])
+    return commands
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if _commands(p)], ids=lambda p: p.name)
 def test_spinecls_commands_in_bash_blocks_parse(page):
     parser = build_parser()
-    for code in _blocks(page, "bash"):
-        commands = [c for line in code.splitlines() for c in line.split("&&")]
-        for command in commands:
-            words = shlex.split(command.strip())
-            if words[:1] == ["spinecls"] and "--help" not in words:
-                parser.parse_args(["x" if w == "OUTDIR" else w for w in words[1:]])
-
-
-def test_readme_quickstart_has_two_commands_and_ci_runs_the_test_one():
-    readme = (REPO / "README.md").read_text()
-    quickstart = readme.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
-    commands = [code.strip() for lang, code in FENCE.findall(quickstart) if lang == "bash"]
-    assert len(commands) == 2
-    assert "spinecls" in commands[0] and "pytest" in commands[1]
-    assert commands[1] in (REPO / ".ci" / "run").read_text()
+    for words in _commands(page):
+        parser.parse_args(words)
 
 
 @pytest.mark.skipif(
@@ -68,9 +67,3 @@ def test_examples_run_small(example, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip()
-
-
-def test_ci_runs_the_examples_once():
-    run = (REPO / ".ci" / "run").read_text()
-    wheel, skip = run.index("bash .ci/check_wheel"), run.index("SPINECLS_EXAMPLES_CHECKED=1")
-    assert wheel < skip < run.index("python -m pytest")

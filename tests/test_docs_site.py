@@ -1,5 +1,5 @@
-"""The docs site's sources stay complete: the API page lists every public name, the gallery
-can title every example, and CI builds the site. The build itself runs in .ci/run, not here."""
+"""The docs site's sources stay complete: the API page lists every public name and the gallery
+can title every example. The build itself runs in .ci/run (warnings as errors), not here."""
 
 from __future__ import annotations
 
@@ -29,11 +29,6 @@ def _autosummary_entries(text: str) -> list[str]:
     return entries
 
 
-def test_autosummary_entries_are_read_from_the_directives_only():
-    text = "Title\n=====\n\n.. autosummary::\n   :toctree: generated/\n\n   a\n   b\n\nText c\n"
-    assert _autosummary_entries(text) == ["a", "b"]
-
-
 def test_api_page_lists_every_public_name_and_submodule_once():
     text = API.read_text()
     assert re.findall(r"^\.\. currentmodule:: (\S+)", text, re.M) == ["spinecls"]
@@ -57,10 +52,3 @@ def test_example_docstring_opens_with_a_gallery_title(example):
         f"{example.name}: the docstring must open with a title underlined by '=' "
         f"of its length, got {title!r} / {underline!r}"
     )
-
-
-def test_ci_builds_the_docs_with_warnings_as_errors_before_the_test_command():
-    run = (REPO / ".ci" / "run").read_text()
-    build = run.index("sphinx-build -W --keep-going -b html docs docs/_build/html")
-    assert '".[docs]"' in run[:build]
-    assert build < run.rindex("python -m pytest")

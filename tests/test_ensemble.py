@@ -12,10 +12,12 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import get_scorer
 from sklearn.model_selection import GridSearchCV, GroupKFold
 from sklearn.pipeline import Pipeline
 
 from spinecls import CONDITIONS, SEVERITIES, DualHeadClassifier, LumbarPatchTransformer
+from spinecls.classifier import HeadClasses, HeadProbabilities
 from spinecls.ensemble import DualHeadEnsemble
 from spinecls.metrics import rsna_scorer
 from spinecls.routing import CONDITION_GROUPS, ConditionGroupClassifier
@@ -225,3 +227,27 @@ def test_bad_members_and_weights_say_what_is_wrong(rsna_frame, estimators, weigh
 def test_an_unknown_mean_is_named(rsna_frame):
     with pytest.raises(ValueError, match=r"mean must be one of \('arithmetic', 'geometric'\), "):
         DualHeadEnsemble([("a", RowwiseDualHead())], mean="median").fit(rsna_frame)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: DualHeadEnsemble([("a", RowwiseDualHead()), ("b", RowwiseDualHead(alpha=2.0))]),
+        lambda: ConditionGroupClassifier([(g, RowwiseDualHead()) for g in CONDITION_GROUPS]),
+    ],
+    ids=["DualHeadEnsemble", "ConditionGroupClassifier"],
+)
+def test_meta_estimators_keep_the_classifiers_contract(make, rsna_frame):
+    """NotFittedError before fit; HeadProbabilities and HeadClasses after, as the classifier."""
+    model, y = make(), balanced(rsna_frame)
+    for call in (model.predict, model.predict_proba, lambda X: model.score(X, y)):
+        with pytest.raises(NotFittedError):
+            call(rsna_frame)
+    model.fit(rsna_frame, y)
+    proba = model.predict_proba(rsna_frame)
+    assert isinstance(proba, HeadProbabilities) and isinstance(model.classes_, HeadClasses)
+    assert [p.shape for p in proba] == [(len(rsna_frame), 5), (len(rsna_frame), 3)]
+    with pytest.raises(ValueError, match="one array per head.*head_scorer"):
+        np.asarray(proba)
+    with pytest.raises(ValueError, match="one array per head.*head_scorer"):
+        get_scorer("balanced_accuracy")(model, rsna_frame, y)

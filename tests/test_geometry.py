@@ -414,6 +414,7 @@ def test_missing_positions_fall_back_to_instance_numbers_with_one_warning(tmp_pa
         warnings.simplefilter("error")
         sources, message = series_order(sorted(folder.glob("*.dcm"), reverse=True))
     assert sources == series.sources and message == str(record[0].message)
+    assert series.geometry_warning == message  # for callers that read a series elsewhere
     with pytest.raises(ValueError, match="has no patient geometry"):
         series.project([0, 0, 0])
     with pytest.raises(ValueError, match="has no patient geometry"):
@@ -428,6 +429,7 @@ def test_complete_series_reads_without_warning_and_in_position_order(tmp_path):
     assert series.has_geometry
     assert series.instance_numbers.tolist() == [3, 1, 4, 2]
     assert series_order(folder.glob("*.dcm")) == (series.sources, None)
+    assert series.geometry_warning is None
     assert series.index_of([2, 3]).tolist() == [3, 0]
     assert series.index_of(4) == 2
 
@@ -520,3 +522,32 @@ def test_slice_geometry_is_frozen_and_compares_by_value():
         a.rows = 5
     with pytest.raises(ValueError, match="read-only"):
         a.normal[0] = 1.0
+
+
+def test_skip_unreadable_leaves_out_bad_files_and_says_why(tmp_path):
+    folder = _fallback_folder(tmp_path / "series", {})
+    (folder / "9.dcm").write_text("not dicom")
+    ds = pydicom.dcmread(folder / "2.dcm")
+    ds.PixelSpacing = [0, 0]
+    ds.save_as(folder / "2.dcm")
+    with pytest.raises(ValueError, match=r"9\.dcm: not a readable DICOM file"):
+        SeriesGeometry.from_directory(folder)
+    series = SeriesGeometry.from_directory(folder, skip_unreadable=True)
+    assert series.has_geometry and series.instance_numbers.tolist() == [3, 1, 4]
+    assert [(Path(p).name, type(e)) for p, e in series.skipped] == [
+        ("2.dcm", ValueError),
+        ("9.dcm", ValueError),
+    ]
+    assert "PixelSpacing" in str(series.skipped[0][1])
+    assert "not a readable DICOM file" in str(series.skipped[1][1])
+    # a series ordered by InstanceNumber skips a file without one
+    folder = _fallback_folder(tmp_path / "b", {2: ("ImagePositionPatient", "InstanceNumber")})
+    with pytest.warns(GeometryWarning):
+        series = SeriesGeometry.from_directory(folder, skip_unreadable=True)
+    assert series.instance_numbers.tolist() == [1, 3, 4]
+    assert [Path(p).name for p, _ in series.skipped] == ["2.dcm"]
+    assert SeriesGeometry.from_directory(_fallback_folder(tmp_path / "c", {})).skipped == ()
+    for path in folder.glob("*.dcm"):
+        path.write_bytes(b"")
+    with pytest.raises(ValueError, match="none of its 4 files is readable DICOM"):
+        SeriesGeometry.from_directory(folder, skip_unreadable=True)

@@ -14,10 +14,14 @@ import pandas as pd
 import pytest
 from sklearn.pipeline import Pipeline
 
+import spinecls
 from spinecls import DualHeadClassifier, LumbarPatchTransformer
+from spinecls.dicom import UnreadableFileWarning
 from spinecls.inference import PriorFallbackWarning, predict_studies, submission_row_ids
 from spinecls.labels import CONDITIONS, LEVELS, SEVERITY_PRIORS, TARGETS
 from spinecls.metrics import to_submission
+
+from .helpers import RowwiseDualHead
 
 
 class Oracle:
@@ -115,7 +119,7 @@ def test_bad_inputs_are_named(pipe, rsna_root, rsna_frame, tmp_path):
     root = tmp_path / "bad"
     shutil.copytree(rsna_root, root)
     (root / "sample_submission.csv").write_text("row_id,normal_mild\nnot-a-row,1\n")
-    with pytest.raises(ValueError, match=r"sample_submission.csv.*line\(s\) 2"):
+    with pytest.raises(ValueError, match=r"sample_submission.csv.*see line 2 'not-a-row'"):
         predict_studies(root, pipe, oracle, split="train")
 
 
@@ -145,3 +149,140 @@ def test_model_weight_shrinks_each_grade_towards_the_prior(pipe, rsna_root, rsna
     np.testing.assert_allclose(prior.loc[rows, TARGETS], np.tile(expected / expected.sum(), (5, 1)))
     with pytest.raises(ValueError, match="model_weight"):
         predict_studies(rsna_root, pipe, oracle, model_weight=2.0, **kwargs)
+
+
+class Raising:
+    """A localizer that must not be reached."""
+
+    def predict(self, series):
+        raise AssertionError("the localizer ran before the inputs were checked")
+
+
+class FailingOn(RowwiseDualHead):
+    """Grades by x (RowwiseDualHead), but cannot read the files of series ``bad``."""
+
+    def __init__(self, alpha=1.0, bad=None):
+        super().__init__(alpha)
+        self.bad = bad
+
+    def predict_proba(self, X):
+        hit = X["series_id"] == self.bad
+        if hit.any():
+            path = X.loc[hit, "image_path"].iloc[0]
+            raise ValueError(f"{path}: not a readable DICOM file (truncated)")
+        return super().predict_proba(X)
+
+
+def test_a_condition_the_model_never_saw_gets_the_prior_with_a_warning(rsna_root, rsna_frame):
+    canal = rsna_frame[rsna_frame["condition"].isin(CONDITIONS[:1] + CONDITIONS[3:])]
+    model = RowwiseDualHead().fit(canal, canal[["condition", "severity"]])
+    points = rsna_frame.drop(columns="severity")
+    with pytest.warns(PriorFallbackWarning, match="not trained on Left Neural Foraminal"):
+        got, sources = predict_studies(
+            rsna_root, model, Oracle(points), split="train", return_sources=True
+        )
+    foraminal = got["row_id"].str.contains("foraminal").to_numpy()
+    expected = np.asarray(SEVERITY_PRIORS[CONDITIONS[1]]) / sum(SEVERITY_PRIORS[CONDITIONS[1]])
+    np.testing.assert_allclose(got.loc[foraminal, TARGETS], np.tile(expected, (foraminal.sum(), 1)))
+    assert set(sources.loc[foraminal, "reason"]) == {"condition not trained"}
+    assert (sources.loc[~foraminal, "source"] == "model").mean() > 0.9
+
+
+def test_sources_say_where_each_row_came_from(rsna_root, rsna_frame, tmp_path):
+    root = tmp_path / "rsna"
+    shutil.copytree(rsna_root, root)
+    study = int(rsna_frame["study_id"].iloc[0])
+    described = pd.read_csv(root / "train_series_descriptions.csv")
+    axial = (described["study_id"] == study) & (described["series_description"] == "Axial T2")
+    described[~axial].to_csv(root / "train_series_descriptions.csv", index=False)
+    model = RowwiseDualHead().fit(rsna_frame, rsna_frame[["condition", "severity"]])
+    points = rsna_frame.drop(columns="severity")
+    canal = points[(points["study_id"] == study) & (points["condition"] == CONDITIONS[0])]
+    located = canal[canal["level"] != "L1/L2"].assign(confidence=0.5)
+    with (
+        pytest.warns(
+            PriorFallbackWarning,
+            match=rf"no series 10, not located 11\): study \(rows\) {study} \(21",
+        ),
+        pytest.warns(spinecls.RSNADataWarning, match="ignored 1 series folder"),
+    ):
+        got, sources = predict_studies(
+            root,
+            model,
+            Oracle(located),
+            "train",
+            model_weight=0.5,
+            studies=[study],
+            return_sources=True,
+        )
+    assert list(sources.columns) == [
+        "row_id", "study_id", "source", "reason", "n_points", "model_weight"
+    ]  # fmt: skip
+    assert sources["row_id"].tolist() == got["row_id"].tolist()
+    assert (sources["study_id"] == study).all()
+    reasons = sources.set_index("row_id")["reason"]
+    assert reasons.iloc[:5].tolist() == ["not located", "", "", "", ""]
+    assert set(reasons.iloc[5:15]) == {"not located"}  # foraminal: its series was read
+    assert set(reasons.iloc[15:]) == {"no series"}  # subarticular: no axial series
+    assert sources["source"].iloc[:5].tolist() == ["prior"] + ["model"] * 4
+    assert sources["n_points"].iloc[:5].tolist() == [0, 1, 1, 1, 1]
+    np.testing.assert_allclose(sources["model_weight"].iloc[:5], [0, 0.5, 0.5, 0.5, 0.5])
+
+
+def test_a_series_that_cannot_be_graded_costs_its_rows_not_the_submission(rsna_root, rsna_frame):
+    points = rsna_frame.drop(columns="severity")
+    first = points.iloc[0]
+    model = FailingOn(bad=int(first["series_id"])).fit(
+        rsna_frame, rsna_frame[["condition", "severity"]]
+    )
+    kwargs = dict(split="train", studies=[int(first["study_id"])], return_sources=True)
+    with (
+        pytest.warns(UnreadableFileWarning, match=r"could not be graded .*truncated") as record,
+        pytest.warns(PriorFallbackWarning, match="unreadable 5"),
+    ):
+        got, sources = predict_studies(rsna_root, model, Oracle(points), **kwargs)
+    assert len([w for w in record if w.category is UnreadableFileWarning]) == 1
+    assert len(got) == 25 and np.allclose(got[TARGETS].sum(axis=1), 1)
+    canal = sources["row_id"].str.contains("spinal_canal")
+    assert set(sources.loc[canal, "reason"]) == {"unreadable"}
+    assert (sources.loc[~canal, "source"] == "model").all()
+    with pytest.raises(ValueError, match=r"\.dcm: not a readable DICOM file \(truncated\)"):
+        predict_studies(rsna_root, model, Oracle(points), strict=True, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ([], "header line but no rows"),
+        (["{s}_foo_l1_l2"], r"line 2 '\d+_foo_l1_l2'"),
+        (["{s}_spinal_canal_stenosis_l1_l2", "{s}_spinal_canal_stenosis_l9_s9"], "line 3"),
+        (["0{s}_spinal_canal_stenosis_l1_l2"], r"without leading zeros.*line 2 '0\d+_"),
+        (["{s}_spinal_canal_stenosis_l1_l2"] * 2, "must be unique; see line 2 .* line 3"),
+    ],
+)
+def test_sample_submission_is_checked_before_any_work(
+    rsna_root, rsna_frame, tmp_path, rows, message
+):
+    root = tmp_path / "rsna"
+    shutil.copytree(rsna_root, root)
+    study = int(rsna_frame["study_id"].iloc[0])
+    pd.DataFrame({"row_id": [r.format(s=study) for r in rows]}).to_csv(
+        root / "sample_submission.csv", index=False
+    )
+    model = RowwiseDualHead().fit(rsna_frame, rsna_frame[["condition", "severity"]])
+    with pytest.raises(ValueError, match="sample_submission.csv: .*" + message):
+        predict_studies(root, model, Raising(), split="train")
+
+
+def test_studies_and_localizer_are_checked(pipe, rsna_root, rsna_frame):
+    study = int(rsna_frame["study_id"].iloc[0])
+    with pytest.raises(ValueError, match=r"studies must hold whole numbers; got \['abc'\]"):
+        predict_studies(rsna_root, pipe, Raising(), split="train", studies=["abc"])
+    with pytest.raises(ValueError, match="studies must hold whole numbers"):
+        predict_studies(rsna_root, pipe, Raising(), split="train", studies=[study + 0.7])
+    with pytest.raises(TypeError, match="localizer must be a fitted LevelLocalizer; got Pipeline"):
+        predict_studies(rsna_root, pipe, pipe, split="train")
+    with pytest.raises(
+        ValueError, match="prior needs exactly one entry per condition; missing Spinal"
+    ):
+        predict_studies(rsna_root, pipe, Raising(), split="train", prior={})

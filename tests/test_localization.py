@@ -3,28 +3,28 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import shutil
 import warnings
 
+import joblib
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
+from sklearn.metrics import check_scoring
 
 import spinecls
 from spinecls._levels import (
-    SACRAL_DROP,
-    STACK_WEIGHT,
     cell_distances,
-    count_up,
     decode_chain,
-    level_fit,
     level_steps,
+    shift_confidence,
     summarise_steps,
 )
-from spinecls._localize import _count_discs, _order_flags, predict_axial, predict_sagittal
+from spinecls._localize import _order_flags, predict_axial, predict_sagittal
 from spinecls._volumes import StackDataset, read_volume, to_original, to_working
 from spinecls.datasets import RSNADataWarning, load_series
 from spinecls.geometry import SeriesGeometry
@@ -32,6 +32,8 @@ from spinecls.localization import OUTPUT_COLUMNS, LevelLocalizer
 
 CANAL = "Spinal Canal Stenosis"
 SMALL = dict(size=32, crop=32, widths=(8, 16, 32, 32), batch_size=2)
+# the stand-in networks below give stride-4 maps: the working square of earlier models
+LETTERBOX = dict(SMALL, pixel_mm=None)
 
 
 @pytest.fixture(scope="session")
@@ -47,9 +49,16 @@ def loc_data(loc_root):
 
 
 @pytest.fixture(scope="session")
-def fitted(loc_data):
-    series, coords = loc_data
-    return LevelLocalizer(max_epochs=2, lr=5e-3, random_state=0, **SMALL).fit(series, coords)
+def fit_call(loc_data):
+    """A LevelLocalizer, what its fit returned, and its parameters and attributes before fit."""
+    localizer = LevelLocalizer(max_epochs=2, lr=5e-3, random_state=0, **SMALL)
+    before = joblib.hash(localizer.get_params()), set(vars(localizer))
+    return localizer, localizer.fit(*loc_data), before
+
+
+@pytest.fixture(scope="session")
+def fitted(fit_call):
+    return fit_call[0]
 
 
 @pytest.fixture(scope="session")
@@ -181,7 +190,7 @@ def test_confidence_and_position_follow_the_heatmaps(loc_data):
     series, _ = loc_data
     folder = series.loc[series["series_description"] == "Sagittal T1", "series_dir"].iloc[0]
     volume = read_volume(folder, largest_stack_only=True)
-    settings = LevelLocalizer(**SMALL)._settings()
+    settings = LevelLocalizer(**LETTERBOX)._settings()
     # the refining crop's centre (15.5) lies between its cells 7 and 8 (stride 2)
     refine = _Fixed(5, 2, 0, [7, 8], [7, 8])
     peaked = (_Fixed(17, 4, 2, [1], [5], ladder=True), refine)
@@ -217,19 +226,18 @@ def test_canal_points_place_the_foramina(loc_data):
     series, _ = loc_data
     folder = series.loc[series["series_description"] == "Sagittal T1", "series_dir"].iloc[0]
     volume = read_volume(folder, largest_stack_only=True)
-    settings = LevelLocalizer(**SMALL)._settings()
+    settings = LevelLocalizer(**LETTERBOX)._settings()
     nets = (_Fixed(17, 4, 2, [1], [5], ladder=True), _Fixed(5, 2, 0, [7, 8], [7, 8]))
     pixels = [(10.0 + 3 * k, 8.0 + 5 * k) for k in range(5)]
-    canal = {lv: volume.to_patient(0, x, y) for lv, (x, y) in zip(spinecls.LEVELS, pixels)}
+    points = {lv: volume.to_patient(0, x, y) for lv, (x, y) in zip(spinecls.LEVELS, pixels)}
+    canal = {"points": points, "confidence": 0.7}
     rows = predict_sagittal(nets, volume, "Sagittal T1", settings, "cpu", canal=canal)
     assert len(rows) == 10
     for r in rows:  # the slices are parallel: a pixel of slice 0 projects onto the same one
         assert (r["x"], r["y"]) == pytest.approx(pixels[spinecls.LEVELS.index(r["level"])])
         assert r["instance_number"] == volume.instance_numbers[2]  # the chain's slice
-    del canal["L3/L4"]
-    alone = predict_sagittal(nets, volume, "Sagittal T1", settings, "cpu")
-    rows = predict_sagittal(nets, volume, "Sagittal T1", settings, "cpu", canal=canal)
-    assert [(r["x"], r["y"]) for r in rows] == [(r["x"], r["y"]) for r in alone]
+        # the foramina are named as the canal was, and as surely
+        assert r["level_confidence"] == 0.7 and r["qc_level_shift"]
 
 
 class _Bright(torch.nn.Module):
@@ -257,7 +265,7 @@ def test_foramen_slice_is_where_the_refined_heatmap_is_sharpest(loc_data, bright
     folder = series.loc[series["series_description"] == "Sagittal T1", "series_dir"].iloc[0]
     volume = read_volume(folder, largest_stack_only=True)
     volume.images[bright] = np.ones_like(volume.images[bright])
-    settings = LevelLocalizer(**SMALL)._settings()
+    settings = LevelLocalizer(**LETTERBOX)._settings()
     stack = _Fixed(17, 4, 2, [1], [5], ladder=True)
     rows = predict_sagittal((stack, _Bright()), volume, "Sagittal T1", settings, "cpu")
     slices = {r["_slice"] for r in rows}
@@ -266,19 +274,6 @@ def test_foramen_slice_is_where_the_refined_heatmap_is_sharpest(loc_data, bright
         assert max(r["confidence"] for r in rows) < 1e-6
     canal = predict_sagittal((stack, _Bright()), volume, "Sagittal T2/STIR", settings, "cpu")
     assert {r["_slice"] for r in canal} == {2}
-
-
-def test_count_runs_the_refining_network_once_per_slice(loc_data):
-    """Both foraminal chains on one slice: one pass over the whole slice counts for both."""
-    series, _ = loc_data
-    folder = series.loc[series["series_description"] == "Sagittal T1", "series_dir"].iloc[0]
-    volume = read_volume(folder, largest_stack_only=True)
-    settings = LevelLocalizer(**SMALL)._settings()
-    refine = _Bright()
-    steps = {c: [[30.0, 2.0]] * 4 for c in spinecls.CONDITIONS[1:3]}
-    stack = _Fixed(17, 4, 2, [1], [5], ladder=True)
-    predict_sagittal((stack, refine), volume, "Sagittal T1", settings, "cpu", steps)
-    assert refine.calls == 2  # the whole slice once, then the points' crops
 
 
 def _levels(depth, h, w, rows, col=1):
@@ -332,121 +327,34 @@ def test_chain_counts_up_from_l5s1(low):
     assert alone.tolist() == [0, 1, 2, 3, low]
 
 
-def _column(heights, forward=0.0):
-    """Patient mm of peaks down a column: heights along z, ``forward`` mm along y."""
-    heights = np.asarray(heights, dtype=float)
-    return np.stack([np.zeros(len(heights)), np.broadcast_to(forward, heights.shape), heights], 1)
+def test_shift_confidence_weighs_the_chain_against_its_neighbours():
+    """The chain's naming against the same cells named one disc up or down: sure when
+    each level's map peaks on its own cell, not when the maps peak a disc lower, even
+    when that is where the chain sits, and half sure when each is torn between two."""
+    cells = [(3 + 3 * level, 1) for level in range(5)]
+    own = _levels(1, 24, 3, [[(3 + 3 * level, 10.0)] for level in range(5)])
+    assert shift_confidence(own, cells) > 0.999
+    lower = _levels(1, 24, 3, [[(6 + 3 * level, 10.0)] for level in range(5)])
+    assert shift_confidence(lower, cells) < 1e-3
+    torn = _levels(1, 24, 3, [[(3 + 3 * level, 10.0), (6 + 3 * level, 10.0)] for level in range(5)])
+    assert shift_confidence(torn, cells) == pytest.approx(0.5, abs=1e-3)
+    # a chain at the grid's edge: the level beyond it scores the map's lowest
+    edge = [(4 * level, 1) for level in range(5)]
+    assert shift_confidence(_levels(1, 17, 3, [[(4 * lv, 10.0)] for lv in range(5)]), edge) > 0.99
 
 
-def test_count_up_names_the_discs_from_the_lowest():
-    """The lowest disc of the column is L5/S1 and the next four up are L4/L5 to L1/L2;
-    peaks off the column (between two discs, beside it, or turning away below it) are
-    not counted, and a missed disc breaks the column."""
+def test_chain_keeps_a_faint_l5s1_above_a_sacral_segment():
+    """Real L5/S1 discs are often the faintest (thin, dark, cut obliquely) and a sacral
+    segment one step below can look like a disc: the chain keeps the faint L5/S1 one
+    learned step below L4/L5, never the segment two steps below it, and never shifts
+    the other levels up to make the lowest bright disc L5/S1."""
     steps = [[30.0, 2.0]] * 4
-    heights = np.array([-60.0, 30.0, -120.0, 0.0, -30.0, -90.0])  # T12/L1 at 30 mm
-    points, scores = _column(heights), np.full(6, 3.0)
-    assert count_up(points, scores, steps) == [3, 4, 0, 5, 2]
-    assert count_up(points[[0, 2, 3, 4]], scores[:4], steps) is None  # four discs only
-    assert count_up(np.delete(points, 5, axis=0), scores[:5], steps) is None  # L4/L5 missed
-    # between two discs (15 mm steps), beside the column (50 mm away), and 30 mm below
-    # L5/S1 but 56 degrees off the column's direction: none joins it, however strong
-    stray = np.vstack([points, [[0.0, 0.0, -105.0], [0.0, 40.0, -60.0], [0.0, 25.0, -137.0]]])
-    assert count_up(stray, np.full(9, 5.0), steps) == [3, 4, 0, 5, 2]
-    assert count_up(points, scores, [[30.0, 2.0], [30.0, 2.0], [np.nan, 2.0], [30.0, 2.0]]) is None
-    tilted = points + np.array([0.0, 1.0, 0.0]) * heights[:, None] * 0.3
-    assert count_up(tilted, scores, steps) == [3, 4, 0, 5, 2]  # a step of 31 mm: within 30 %
-    # T10/T11 down to L5/S1 with L3/L4 or L4/L5 missed: five discs or more above the gap,
-    # which must not be named L1/L2 to L5/S1 (every level would shift); a weak sacral
-    # segment below L5/S1 changes nothing
-    spine = np.arange(90.0, -151.0, -30.0)  # T10/T11 at 90 mm ... L5/S1 at -150 mm
-    for missed in (-90.0, -120.0):
-        kept = np.append(spine[spine != missed], -180.0)
-        weights = np.append(np.full(len(kept) - 1, 3.0), 3.0 - SACRAL_DROP - 0.5)
-        assert count_up(_column(kept), weights, steps) is None
-    whole = np.append(spine, -180.0)
-    weights = np.append(np.full(len(spine), 3.0), 3.0 - SACRAL_DROP - 0.5)
-    assert count_up(_column(whole), weights, steps) == [4, 5, 6, 7, 8]
-
-
-def test_count_up_tells_l5s1_from_a_sacral_segment():
-    """A peak one step below L5/S1 (a sacral segment) is dropped when it is much weaker
-    than the discs above, or when the level maps fit the naming from the disc above it
-    better; otherwise it is counted as L5/S1."""
-    steps = [[30.0, 2.0]] * 4
-    points = _column([30.0, 0.0, -30.0, -60.0, -90.0, -120.0, -150.0])  # T12/L1 to L5/S1, S1
-    scores = np.full(7, 3.0)
-    scores[-1] = 3.0 - SACRAL_DROP - 0.3
-    assert count_up(points, scores, steps) == [1, 2, 3, 4, 5]
-    scores[-1] = 3.0 - SACRAL_DROP + 0.3  # weak, but not enough to tell
-    assert count_up(points, scores, steps) == [2, 3, 4, 5, 6]
-    fit = np.zeros((7, 5))
-    fit[np.arange(1, 6), np.arange(5)] = 1.0  # each level's map peaks a disc above
-    assert STACK_WEIGHT * 5.0 > 0.3
-    assert count_up(points, scores, steps, fit) == [1, 2, 3, 4, 5]
-    fit = np.zeros((7, 5))
-    fit[np.arange(2, 7), np.arange(5)] = 1.0  # the maps agree with the count
-    assert count_up(points, scores, steps, fit) == [2, 3, 4, 5, 6]
-    # five peaks only: no naming from a disc above to compare with, the score decides
-    assert count_up(points[2:], scores[2:], steps, fit[2:] * 0) == [0, 1, 2, 3, 4]
-
-
-def test_level_fit_reads_each_levels_map_at_the_nearest_cell():
-    """Level k's map puts its mass on row 3 k, column 1 (of two slices); a point is read
-    at the cell nearest it in patient mm."""
-    rows = [[(3 * level, 5.0)] for level in range(5)]
-    logits = _levels(2, 15, 3, rows)
-    positions = _column_positions(15, 3)
-    points = positions[[1, 9 * 3 + 1]] + np.array([2.0, 1.0, -3.0])  # near rows 0 and 9
-    fit = level_fit(logits, positions, points)
-    assert fit.shape == (2, 5)
-    assert fit.argmax(1).tolist() == [0, 3]
-    assert np.exp(fit[0, 0]) == pytest.approx(1.0, abs=1e-3)
-
-
-class _Discs(torch.nn.Module):
-    """A stand-in refining network over whole slices: the canal's map peaks (5 logits,
-    -10 elsewhere) at rows ``ROWS`` of column 32, the discs ``visible[k]`` shows on the
-    k-th slice of a call."""
-
-    ROWS = (8, 18, 28, 38, 48)
-
-    def __init__(self, visible):
-        super().__init__()
-        self.visible = visible
-
-    def forward(self, images, slice_mask):
-        b, d, _, h, w = images.shape
-        out = torch.full((b, d, 5, h // 2, w // 2), -10.0)
-        for k, shown in enumerate(self.visible):
-            for disc in shown:
-                out[k, :, 0, self.ROWS[disc], 32] = 5.0
-        return out
-
-
-def test_count_averages_the_chains_slice_with_its_neighbours(loc_data):
-    """The chain's slice shows three of the five discs, its neighbours all five: the
-    count over that slice alone is refused, over the five slices it names every disc."""
-    series, _ = loc_data
-    folder = series.loc[series["series_description"] == "Sagittal T2/STIR", "series_dir"].iloc[0]
-    volume = read_volume(folder, largest_stack_only=True)
-    settings = LevelLocalizer(**SMALL)._settings()
-    nbr, d = volume.neighbours(settings.neighbours), len(volume) // 2
-    image = volume.images[d]
-    scale = settings.zoom * settings.ratio(image)
-    size = int(np.ceil(max(image.shape) * scale / 2)) * 2
-    assert size // 2 > max(_Discs.ROWS)
-    shift = 0.5 - (size - 1) / 2
-    x = (image.shape[1] - 1) / 2 + (32 * 2 + shift) / scale
-    y = (image.shape[0] - 1) / 2 + (np.array(_Discs.ROWS) * 2 + shift) / scale
-    at = volume.to_patient(d, np.full(5, x), y)
-    steps = [[float(np.linalg.norm(at[1] - at[0])), 2.0]] * 4
-    some, every = (0, 2, 4), range(5)
-    alone = _Discs([some])
-    args = (volume, nbr, d, CANAL, settings, "cpu", steps)
-    assert _count_discs(alone, *args, {}) is None
-    together = _Discs([every, every, some, every, every])
-    counted = _count_discs(together, *args, {}, reach=2)
-    assert counted == [pytest.approx((x, row)) for row in y]
+    rows = [[(3 + 3 * level, 10.0)] for level in range(4)]
+    rows.append([(15, 1.0), (18, 3.0)])  # L5/S1 faint; its map prefers the segment below
+    logits = _levels(1, 24, 3, rows)
+    out = decode_chain(logits, _column_positions(24, 3), steps, 10.0)
+    assert [round(r) for _, r, _, _ in out] == [3, 6, 9, 12, 15]
+    assert shift_confidence(logits, [(r, c) for _, r, c, _ in out]) > 0.99
 
 
 def test_level_steps_are_learned_from_the_labels():
@@ -464,13 +372,17 @@ def test_level_steps_are_learned_from_the_labels():
 
 def _canal_sources(series, coords, study_id, shift=(0.0, 0.0, 0.0)):
     """The study's true canal points in patient mm (moved by ``shift``), as predict_axial
-    takes them from a sagittal series; L3/L4 flagged out of order."""
+    takes them from a sagittal series; L3/L4 flagged out of order, L5/S1 named unsure."""
     canal = coords[(coords["study_id"] == study_id) & (coords["condition"] == CANAL)]
     t2 = SeriesGeometry.from_directory(
         series.loc[series["series_id"] == canal["series_id"].iloc[0], "series_dir"].iloc[0]
     )
     return {
-        r.level: (t2.pixel_to_patient(r.instance_number, r.x, r.y) + shift, r.level == "L3/L4")
+        r.level: (
+            t2.pixel_to_patient(r.instance_number, r.x, r.y) + shift,
+            r.level == "L3/L4",
+            0.5 if r.level == "L5/S1" else 1.0,
+        )
         for r in canal.itertuples()
     }
 
@@ -600,7 +512,7 @@ def test_bf16_trains_and_predicts(loc_data):
     assert len(out) >= 15 and np.isfinite(out[["x", "y", "confidence"]]).all().all()
     with pytest.raises(ValueError, match="precision='fp16' needs a CUDA device"):
         LevelLocalizer(precision="fp16").fit(series, coords)
-    with pytest.raises(ValueError, match="precision must be one of"):
+    with pytest.raises(ValueError, match=r"'precision' parameter of LevelLocalizer must be a str"):
         LevelLocalizer(precision="16").fit(series, coords)
 
 
@@ -623,6 +535,16 @@ def test_save_load_round_trip(fitted, predicted, loc_data, tmp_path):
     old.save(tmp_path / "resaved.pt")  # saved again, it still tells the next user
     with pytest.warns(UserWarning, match="earlier LevelLocalizer.*in order only"):
         LevelLocalizer.load(tmp_path / "resaved.pt")
+    # a file written before pixel_mm and conditions_ (its networks shrank every slice to
+    # fit and learned every condition) loads as such, not with the new defaults
+    LevelLocalizer(max_epochs=1, **LETTERBOX).fit(*loc_data).save(tmp_path / "letterbox.pt")
+    state = torch.load(tmp_path / "letterbox.pt", weights_only=True)
+    params = json.loads(state["params"])
+    del params["pixel_mm"], state["conditions"]
+    state["params"] = json.dumps(params)
+    torch.save(state, tmp_path / "older.pt")
+    older = LevelLocalizer.load(tmp_path / "older.pt")
+    assert older.pixel_mm is None and older.conditions_ == list(spinecls.CONDITIONS)
     out = old.predict(loc_data[0])
     keys = ["series_id", "condition", "level"]
     sagittal = [
@@ -644,6 +566,44 @@ def test_clone_get_set_params(fitted):
         copy._settings()
 
 
+def test_fit_on_the_canal_alone(loc_data, tmp_path):
+    """A data set labelled on one series type (a canal-only set made from volumes with
+    masks) trains; predict locates what was learned, and the model file keeps it."""
+    series, coords = loc_data
+    canal = coords[coords["condition"] == CANAL]
+    loc = LevelLocalizer(max_epochs=1, random_state=0, **SMALL).fit(series, canal)
+    assert loc.conditions_ == [CANAL]
+    assert loc.n_series_ == {"Sagittal T1": 0, "Sagittal T2/STIR": 3, "Axial T2": 0}
+    points = loc.predict(series)
+    assert set(points["condition"]) == {CANAL}
+    assert set(points["series_description"]) == {"Sagittal T2/STIR"}
+    assert len(points) == 3 * len(spinecls.LEVELS)
+    assert points["level_confidence"].between(0, 1).all()
+    assert (points["qc_level_shift"] == (points["level_confidence"] < 0.95)).all()
+    loc.save(tmp_path / "canal.pt")
+    assert LevelLocalizer.load(tmp_path / "canal.pt").conditions_ == [CANAL]
+
+
+def test_working_resolution_in_mm(loc_data):
+    """Slices are resampled to pixel_mm (shrunk further only when the field of view
+    exceeds the working square); without PixelSpacing, or pixel_mm=None, shrunk to fit."""
+    settings = LevelLocalizer(size=160, pixel_mm=2.5)._settings()
+    image = np.zeros((300, 400), np.float32)
+    assert settings.stride == 2
+    assert settings.ratio(image, 0.5) == pytest.approx(0.2)  # 200 mm: 80 of 160 pixels
+    assert settings.ratio(image, 1.5) == pytest.approx(0.4)  # 600 mm: shrunk to fit
+    assert settings.ratio(image) == pytest.approx(0.4)  # no spacing
+    old = LevelLocalizer(size=64, pixel_mm=None)._settings()
+    assert old.stride == 4 and old.ratio(image, 0.5) == pytest.approx(0.16)
+    series, _ = loc_data
+    volume = read_volume(series["series_dir"].iloc[0], largest_stack_only=True)
+    stack, transforms = to_working(volume.images, 160, settings.scales(volume))
+    mm = volume.spacing[0] / transforms[0, 0]  # a working pixel, in mm
+    assert mm == pytest.approx(2.5, rel=0.05) and stack.shape[1:] == (160, 160)
+    with pytest.raises(ValueError, match="pixel_mm"):
+        LevelLocalizer(pixel_mm=0)._settings()
+
+
 def test_bad_inputs(loc_data, tmp_path):
     series, coords = loc_data
     loc = LevelLocalizer(max_epochs=1, **SMALL)
@@ -659,10 +619,7 @@ def test_bad_inputs(loc_data, tmp_path):
     odd.loc[0, "series_description"] = "Coronal T2"
     with pytest.raises(ValueError, match="unknown value"):
         loc.fit(odd, coords)
-    no_axial = coords[coords["series_description"] != "Axial T2"]
-    with pytest.raises(ValueError, match="no coordinates on a Axial T2 series"):
-        loc.fit(series, no_axial)
-    with pytest.raises(ValueError, match="must be an int >= 1"):
+    with pytest.raises(ValueError, match=r"'max_epochs' .* must be an int in the range \[1, inf\)"):
         LevelLocalizer(max_epochs=0).fit(series, coords)
     with pytest.raises(NotFittedError):
         loc.predict(series)
@@ -672,3 +629,101 @@ def test_bad_inputs(loc_data, tmp_path):
         bad.loc[0, "instance_number"] = 999999
         with pytest.raises(ValueError, match="no slice with instance_number"):
             loc.fit(series, bad)
+
+
+def test_score_is_the_share_of_labelled_points_found_and_searchable(fitted, predicted, loc_data):
+    series, coords = loc_data
+    study = series["study_id"].iloc[0]
+    one = series[series["study_id"] == study]
+    merged, distance = _truth(coords[coords["study_id"] == study], predicted)
+    offset = (merged["instance_number"] - merged["instance_number_pred"]).abs()
+    expected = ((distance <= 5) & (offset <= 1)).sum() / (coords["study_id"] == study).sum()
+    # points on series outside X are left out; the scorer GridSearchCV uses is this score
+    assert check_scoring(fitted)(fitted, one, coords) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="no labelled point on a series of X"):
+        fitted.score(one, coords[coords["study_id"] != study])
+
+
+class _Placed(LevelLocalizer):
+    """A localizer whose predictions are given: the labels, moved."""
+
+    def predict(self, X):
+        return self.placed_
+
+
+def test_score_counts_points_within_5_pixels_on_their_slice_or_a_neighbour(loc_data):
+    series, coords = loc_data
+    placed = coords.copy()
+    n = len(placed)
+    placed["x"] += np.where(np.arange(n) % 4 == 0, 6.0, 3.0)  # a quarter 6 px off
+    placed["y"] += 3.9 * (np.arange(n) % 4 == 1)  # hypot(3, 3.9) < 5: found
+    placed["instance_number"] += np.where(np.arange(n) % 4 == 2, 1, 0)  # one slice: found
+    placed["instance_number"] += np.where(np.arange(n) % 4 == 3, 2, 0)  # two slices: missed
+    localizer = _Placed()
+    localizer.placed_ = placed.iloc[: n - 2]  # two points not found at all
+    found = (np.arange(n) % 4 != 0) & (np.arange(n) % 4 != 3) & (np.arange(n) < n - 2)
+    assert localizer.score(series, coords) == pytest.approx(found.sum() / n)
+
+
+def test_fit_returns_self_overwrites_no_parameter_and_adds_only_fitted_attributes(fit_call):
+    """check_estimators_fit_returns_self, check_estimators_overwrite_params,
+    check_dont_overwrite_parameters and check_n_features_in_after_fitting, on frames."""
+    localizer, returned, (params, attributes) = fit_call
+    assert returned is localizer
+    assert joblib.hash(localizer.get_params()) == params
+    added = set(vars(localizer)) - attributes
+    assert added and all(k.endswith("_") and not k.startswith("_") for k in added), added
+    # it reads its columns by name: no n_features_in_ to set
+    assert not hasattr(localizer, "n_features_in_")
+
+
+def test_fit_refuses_points_outside_their_image_and_data_that_trains_nothing(loc_data):
+    series, coords = loc_data
+    loc = LevelLocalizer(max_epochs=1, **SMALL)
+    outside = coords.copy()
+    rows = np.flatnonzero(coords["series_id"] == coords["series_id"].iloc[0])[[1, 3]]
+    outside.loc[rows, "x"] += 1000
+    with pytest.raises(
+        ValueError, match=rf"2 point\(s\) .* outside their image .*: row {rows[0]} "
+    ):
+        loc.fit(series, outside)
+    with pytest.raises(ValueError, match="X has no rows"):
+        loc.fit(series.iloc[:0], coords)
+    elsewhere = coords.assign(series_id=coords["series_id"] + 1)
+    with (
+        pytest.warns(UserWarning, match="ignored .* on series absent from X"),
+        pytest.raises(ValueError, match="y has no coordinates on the series .* nothing to train"),
+    ):
+        loc.fit(series, elsewhere)
+    with pytest.raises(ValueError, match="device cuda:99 cannot be used"):
+        LevelLocalizer(device="cuda:99", **SMALL).fit(series, coords)
+
+
+def _edited_steps(fitted, tmp_path, step):
+    fitted.save(tmp_path / "loc.pt")
+    state = torch.load(tmp_path / "loc.pt", weights_only=True)
+    steps = json.loads(state["level_steps"])
+    steps[CANAL][1] = step
+    state["level_steps"] = json.dumps(steps)
+    torch.save(state, tmp_path / "edited.pt")
+    return tmp_path / "edited.pt"
+
+
+@pytest.mark.parametrize(
+    ("step", "message"),
+    [
+        ([-20.0, 3.0], "must be 4 pairs"),
+        ([float("inf"), 3.0], "means positive"),
+        ([20.0, float("nan")], "stds finite"),
+        ([20.0], "must be 4 pairs"),
+    ],
+)
+def test_edited_level_steps_are_refused_on_load(fitted, tmp_path, step, message):
+    with pytest.raises(ValueError, match=f"edited.pt: 'level_steps'.*{message}"):
+        LevelLocalizer.load(_edited_steps(fitted, tmp_path, step))
+
+
+def test_a_step_never_measured_loads_with_a_warning(fitted, tmp_path):
+    path = _edited_steps(fitted, tmp_path, [float("nan"), 2.0])  # as fit writes it
+    with pytest.warns(UserWarning, match=r"no mean for step\(s\) \[1\]"):
+        LevelLocalizer.load(path)

@@ -20,6 +20,8 @@ from sklearn.model_selection import GridSearchCV, GroupKFold
 from sklearn.pipeline import Pipeline
 
 from spinecls import CONDITIONS, LEVELS, SEVERITIES, DualHeadClassifier, LumbarPatchTransformer
+from spinecls._competition import parse_row_ids, submission_row_ids
+from spinecls.inference import predict_studies
 from spinecls.labels import SEVERITY_PRIORS, TARGETS
 from spinecls.metrics import (
     CALIBRATION_BINS,
@@ -72,8 +74,8 @@ def test_report_matches_sklearn_weighted_metrics():
 
 
 def test_report_on_integer_codes_and_dataframes():
-    true = pd.DataFrame({"c": [0, 1, 2, 3, 4, 0], "s": [0, 1, 2, 0, 1, 2]})
-    pred = pd.DataFrame({"c": [0, 1, 2, 3, 4, 1], "s": [0, 1, 2, 0, 1, 2]})
+    true = pd.DataFrame({"condition": [0, 1, 2, 3, 4, 0], "severity": [0, 1, 2, 0, 1, 2]})
+    pred = pd.DataFrame({"severity": [0, 1, 2, 0, 1, 2], "condition": [0, 1, 2, 3, 4, 1]})
     report = dual_head_report(true, pred)
     assert report.summary.loc["condition", "accuracy"] == pytest.approx(5 / 6)
     assert report.summary.loc["severity", "accuracy"] == 1.0
@@ -93,7 +95,11 @@ def test_report_bad_input():
     with pytest.raises(ValueError, match=r"y_true must have two columns.*got shape \(2,\)"):
         dual_head_report([1, 2], [1, 2])
     with pytest.raises(ValueError, match=r"y_pred must have two columns.*got shape \(1, 3\)"):
-        dual_head_report([["a", "b"]], pd.DataFrame([["a", "b", "c"]]))
+        dual_head_report([["a", "b"]], [["a", "b", "c"]])
+    with pytest.raises(
+        ValueError, match=r"y_pred is a DataFrame with columns \[0, 1\]: .* by name"
+    ):
+        dual_head_report([["a", "b"]], pd.DataFrame([["a", "b"]]))
     with pytest.raises(ValueError, match=r"unknown severity label\(s\) \['mild'\] in y_pred"):
         dual_head_report([[CONDITIONS[0], "severe"]], [[CONDITIONS[0], "mild"]])
     with pytest.raises(ValueError, match="unknown condition"):
@@ -105,7 +111,7 @@ def test_report_names_rows_with_missing_labels():
     good = [[scs, "severe"], [scs, "moderate"], [scs, "severe"]]
     with pytest.raises(ValueError, match=r"y_true has missing severity labels at row\(s\) 1, 2$"):
         dual_head_report([[scs, "severe"], [scs, None], [scs, np.nan]], good)
-    codes = pd.DataFrame({"c": [0.0, np.nan, 1.0], "s": [0, 1, 2]})
+    codes = pd.DataFrame({"condition": [0.0, np.nan, 1.0], "severity": [0, 1, 2]})
     with pytest.raises(ValueError, match=r"y_pred has missing condition labels at row\(s\) 1$"):
         dual_head_report(codes.fillna(0), codes)
 
@@ -619,6 +625,40 @@ def test_to_submission_refuses_a_bad_prior_or_bad_classes(kwargs, message):
     frame = labelled(studies=(1,)).iloc[:3]
     with pytest.raises(ValueError, match=message):
         to_submission(frame, np.full((3, 3), 1 / 3), **kwargs)
+
+
+@pytest.mark.parametrize(
+    "prior",
+    [
+        {CONDITIONS[0]: (1, 0, 0)},
+        {**SEVERITY_PRIORS, CONDITIONS[1]: (0, 0, 0)},
+        {**SEVERITY_PRIORS, CONDITIONS[1]: (1, 0)},
+        [0.8, 0.1, 0.1],
+    ],
+    ids=["incomplete", "zero", "short", "list"],
+)
+def test_predict_studies_checks_the_prior_as_to_submission_does(prior, tmp_path):
+    frame = labelled(studies=(1,)).iloc[:3]
+    with pytest.raises(ValueError) as expected:
+        to_submission(frame, np.full((3, 3), 1 / 3), prior=prior)
+    with pytest.raises(ValueError) as got:
+        predict_studies(tmp_path, None, prior=prior)  # before any file is read
+    assert str(got.value) == str(expected.value)
+
+
+def test_row_ids_are_built_and_read_in_one_place():
+    ids = submission_row_ids([12, 3])
+    assert len(ids) == 50 and ids.iloc[0] == "12_spinal_canal_stenosis_l1_l2"
+    parts = parse_row_ids(ids)
+    assert parts["study_id"].tolist() == [12] * 25 + [3] * 25
+    frame = parts.assign(severity="normal_mild")
+    assert row_ids(frame).tolist() == ids.tolist()
+    # a complete submission's rows are those ids (sorted by study, then row id)
+    submission = to_submission(frame.iloc[:1], [[1.0, 0, 0]])
+    assert submission["row_id"].tolist() == sorted(submission_row_ids([12]))
+    bad = pd.Series(["12_spinal_canal_stenosis_l1_l2", "12_spinal_l1_l2", "x"], index=[2, 3, 4])
+    with pytest.raises(ValueError, match=r"got '12_spinal_l1_l2', 'x' at line\(s\) 3, 4$"):
+        parse_row_ids(bad, unit="line")
 
 
 def test_to_submission_normalises_rows_and_the_prior():

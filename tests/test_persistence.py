@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import warnings
 from pathlib import Path
 
@@ -164,6 +165,13 @@ def test_files_that_need_pickle_are_refused_without_suggesting_it(tmp_path):
     with pytest.raises(ValueError, match="holds objects other than tensors") as info:
         DualHeadClassifier.load(tmp_path / "p.pt")
     assert "weights_only" not in str(info.value)
+    with open(tmp_path / "plain.pkl", "wb") as f:
+        pickle.dump({"format": "spinecls.DualHeadClassifier"}, f, protocol=5)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        with pytest.raises(ValueError, match="plain.pkl is not a model file written by"):
+            DualHeadClassifier.load(tmp_path / "plain.pkl")
+    assert [str(w.message) for w in record] == []  # not torch's about the pickle protocol
     (tmp_path / "junk.pt").write_bytes(b"not a model")
     with pytest.raises(ValueError, match="junk.pt is not a model file written by"):
         DualHeadClassifier.load(tmp_path / "junk.pt")

@@ -420,16 +420,31 @@ def test_memory_notices_files_swapped_within_a_series_with_their_mtimes_restored
     [
         ({"slices": 2}, "slices must be a positive odd int"),
         ({"slices": 0}, "slices"),
-        ({"patch_size": 0}, "patch_size must be a positive int"),
+        (
+            {"patch_size": 0},
+            r"'patch_size' parameter .* must be an int in the range \[1, inf\)",
+        ),
         ({"patch_size": (8, -1)}, "patch_size"),
         ({"output_size": 0}, "output_size"),
-        ({"mode": "whole"}, "mode must be one of"),
-        ({"normalize": "zscore"}, "normalize must be one of"),
+        (
+            {"mode": "whole"},
+            r"'mode' parameter .* must be a str among \{.*'marker'.*\}. Got 'whole'",
+        ),
+        (
+            {"normalize": "zscore"},
+            r"'normalize' parameter .* must be a str among .*'percentile'.* or None",
+        ),
         ({"blur": -1.0}, "blur"),
         ({"on_error": "ignore"}, "on_error"),
-        ({"memory": 3}, "'memory' should be None, a string or have the same interface"),
-        ({"verbose": -1}, "verbose must be a non-negative int"),
-        ({"patch_size_mm": 0, "output_size": 8}, "patch_size_mm must be None, a positive"),
+        (
+            {"memory": 3},
+            r"'memory' parameter .* must be .*an object implementing 'cache' or None. Got 3",
+        ),
+        ({"verbose": -1}, r"'verbose' parameter .* must be an int in the range \[0, inf\)"),
+        (
+            {"patch_size_mm": 0, "output_size": 8},
+            r"'patch_size_mm' parameter .* must be a float in the range \(0.0, inf\)",
+        ),
         ({"patch_size_mm": (10, -1), "output_size": 8}, "patch_size_mm"),
         ({"patch_size_mm": "40", "output_size": 8}, "patch_size_mm"),
         ({"patch_size_mm": 40}, "patch_size_mm needs output_size"),

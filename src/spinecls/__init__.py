@@ -52,6 +52,7 @@ _SUBMODULES = (
     "demo",
     "dicom",
     "ensemble",
+    "estimator_checks",
     "evaluation",
     "geometry",
     "inference",
@@ -64,6 +65,7 @@ _SUBMODULES = (
     "persistence",
     "plotting",
     "preprocessing",
+    "report",
     "routing",
 )
 """Modules reachable as attributes (``spinecls.metrics``) without an import statement."""

@@ -12,13 +12,14 @@ estimator's run-time parameters (``accelerator``, ``device``, ``precision``,
   :class:`skorch.hf.AccelerateMixin`: the accelerator places the model and the batches,
   wraps the model for data-parallel training over its processes and applies its own
   ``mixed_precision``. ``device`` and ``precision`` must then be left at their defaults
-  or agree with the accelerator (:func:`check_params`).
+  or agree with the accelerator (:func:`check_runtime_params`).
 
 accelerate is imported only when an accelerator is given (the ``accelerate`` extra).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from numbers import Integral
 
@@ -34,8 +35,9 @@ __all__ = [
     "EpochMeanOverProcesses",
     "PrecisionMixin",
     "PrecisionNet",
+    "autocast",
     "build_net",
-    "check_params",
+    "check_runtime_params",
     "seed_worker",
     "training_device",
 ]
@@ -54,6 +56,25 @@ def _float32(outputs):
     if isinstance(outputs, (tuple, list)):
         return type(outputs)(_float32(o) for o in outputs)
     return outputs
+
+
+def autocast(precision: str, device) -> contextlib.AbstractContextManager:
+    """The autocast region of ``precision`` on ``device``: float32 runs without one.
+
+    Parameters
+    ----------
+    precision : {"32", "bf16", "fp16"}
+    device : str or torch.device
+
+    Returns
+    -------
+    context manager
+        :func:`torch.autocast` to bfloat16 or float16 on the device's type, or a
+        null context for ``"32"``.
+    """
+    if precision not in _DTYPES:
+        return contextlib.nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=_DTYPES[precision])
 
 
 class PrecisionMixin:
@@ -92,8 +113,7 @@ class PrecisionMixin:
         if self.precision not in _DTYPES or self.device is None:
             # device None: an accelerator places the model and casts as it was told.
             return super().infer(x, **fit_params)
-        device_type = torch.device(self.device).type
-        with torch.autocast(device_type, dtype=_DTYPES[self.precision]):
+        with autocast(self.precision, self.device):
             return _float32(super().infer(x, **fit_params))
 
     def train_step_single(self, batch, **fit_params):
@@ -218,7 +238,7 @@ def _import_accelerate():
     return accelerate
 
 
-def check_params(params: dict) -> None:
+def check_runtime_params(params: dict) -> None:
     """Check the run-time parameters against each other; ValueError names the conflict.
 
     Parameters

@@ -19,12 +19,15 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _accelerate, _net
+from ._meta import HeadClasses
 from ._validation import check_images, two_columns
 from .augment import PRESET_ALIASES, PRESETS, TTA_MODES
 from .labels import HEADS
+from .models import check_backbone_param_names, resolve_backbone
 from .models.torchvision import check_weights
 
 __all__ = ["PARAMETER_CONSTRAINTS", "InputChecksMixin", "check_y"]
@@ -75,16 +78,33 @@ class InputChecksMixin:
         return params
 
     def set_params(self, **params):
-        for key in [k for k in params if k.startswith("module__")]:
-            setattr(self, key, params.pop(key))
-        return super().set_params(**params)
+        module = {k: params.pop(k) for k in list(params) if k.startswith("module__")}
+        self._check_module_names(params.get("backbone", self.backbone), module)
+        super().set_params(**params)
+        for key, value in module.items():
+            setattr(self, key, value)
+        return self
+
+    def _check_module_names(self, backbone, module: dict) -> None:
+        """Refuse a ``module__`` name the backbone does not take, as ``set_params`` refuses
+        any unknown name: at once, not in each fit of a search."""
+        try:
+            resolve_backbone(backbone)
+        except ValueError:
+            return  # a bad backbone is a bad value, which fit names
+        try:
+            check_backbone_param_names(
+                backbone, [k.removeprefix("module__") for k in module], prefix="module__"
+            )
+        except TypeError as exc:
+            raise ValueError(f"Invalid parameter for {type(self).__name__}: {exc}") from None
 
     def _check_params(self) -> None:
         """Check every parameter as fit does, without allocating a module."""
         self._validate_params()
         check_weights("weights", self.weights)
-        _net.check_params(self.get_params(deep=False))
-        _accelerate.check_params(self.get_params(deep=False))
+        _net.check_net_params(self.get_params(deep=False))
+        _accelerate.check_runtime_params(self.get_params(deep=False))
 
     def _check_X(self, X, reset: bool) -> np.ndarray:
         """4-D float32 images, writeable and C-contiguous; ``reset``: as ``fit`` takes them."""
@@ -115,22 +135,31 @@ def _unexpected(cls: type, key: str) -> str:
     )
 
 
-def check_y(y, n_samples: int) -> tuple[list[np.ndarray], np.ndarray]:
+def check_y(y, n_samples: int) -> tuple[HeadClasses, np.ndarray]:
     """Classes of each head and the (n_samples, 2) int64 codes of y.
 
     Parameters
     ----------
     y : DataFrame or array-like of shape (n_samples, 2)
-        Condition then severity labels, without missing values.
+        Condition and severity labels, without missing values: a DataFrame's
+        ``condition`` and ``severity`` columns, by name, or an array's two columns,
+        condition then severity.
     n_samples : int
         The number of images y labels.
 
     Returns
     -------
-    classes : list of two ndarrays
+    classes : HeadClasses
         Each head's sorted labels.
     codes : ndarray of shape (n_samples, 2)
         Each label's position in its head's classes.
+
+    Raises
+    ------
+    ValueError
+        A y of the wrong shape or columns, of another length than X, with missing
+        values, or whose values are not class labels (continuous numbers: scikit-learn's
+        ``check_classification_targets``), naming the head.
     """
     columns = two_columns(y)
     if len(columns[0]) != n_samples:
@@ -141,6 +170,10 @@ def check_y(y, n_samples: int) -> tuple[list[np.ndarray], np.ndarray]:
             raise ValueError(f"y's {head} column has missing values")
         if column.dtype == object and all(isinstance(v, str) for v in column):
             column = column.astype(str)
+        try:
+            check_classification_targets(column)
+        except ValueError as exc:
+            raise ValueError(f"y's {head} column does not hold class labels: {exc}") from None
         values = np.unique(column)
         classes.append(values)
         codes.append(np.searchsorted(values, column))
@@ -156,4 +189,4 @@ def check_y(y, n_samples: int) -> tuple[list[np.ndarray], np.ndarray]:
             UserWarning,
             stacklevel=3,
         )
-    return classes, np.column_stack(codes).astype(np.int64)
+    return HeadClasses(classes), np.column_stack(codes).astype(np.int64)

@@ -9,9 +9,11 @@ as a fitted skorch net.
 
 from __future__ import annotations
 
+import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from . import _net
+from ._meta import HeadClasses
 from .calibration import check_temperatures
 from .persistence import PersistenceMixin
 
@@ -47,6 +49,7 @@ class ClassifierFileMixin(PersistenceMixin):
             state_dict=state_dict,
             history=fitted["history"],
         )
-        self.classes_, self.input_shape_, self.n_features_in_ = classes, shape, shape[0]
+        self.classes_ = HeadClasses(np.asarray(c) for c in classes)
+        self.input_shape_, self.n_features_in_ = tuple(shape), shape[0]
         self.history_ = self.net_.history
         self.temperatures_ = check_temperatures(fitted["temperatures"])

@@ -33,12 +33,14 @@ def _summary(frame) -> str:
     return "\n".join(lines)
 
 
-def _inputs(args: argparse.Namespace) -> list[Path | None]:
+def _input_paths(args: argparse.Namespace) -> list[Path | None]:
     localizer = getattr(args, "localizer", None)
     return [
         getattr(args, "data", None),
         getattr(args, "model", None),
         localizer if isinstance(localizer, Path) else None,
+        getattr(args, "points", None),
+        getattr(args, "submission", None),
     ]
 
 
@@ -49,7 +51,7 @@ def _check_output(args: argparse.Namespace, path: Path | None, *, directory: boo
             path,
             directory=directory,
             overwrite=args.overwrite,
-            inputs=_inputs(args),
+            inputs=_input_paths(args),
             overwrite_hint="--overwrite",
         )
 
@@ -57,6 +59,44 @@ def _check_output(args: argparse.Namespace, path: Path | None, *, directory: boo
 def _check_data(path: Path | None) -> None:
     if path is not None and not path.is_dir():
         raise NotADirectoryError(f"--data {path} is not a directory")
+
+
+def _check_layout(data: Path, split: str) -> None:
+    """Refuse a directory without ``split``'s descriptions and images, before any work."""
+    from .datasets.rsna import DESCRIPTIONS_CSV
+
+    for needed, is_there in (
+        (data / DESCRIPTIONS_CSV.format(split=split), Path.is_file),
+        (data / f"{split}_images", Path.is_dir),
+    ):
+        if not is_there(needed):
+            other = "train" if split == "test" else "test"
+            hint = (
+                f" (it has {other}_images: --split {other}?)"
+                if (data / f"{other}_images").is_dir()
+                else ""
+            )
+            raise FileNotFoundError(f"--data {data} has no {needed.name}{hint}")
+
+
+def _check_training_options(args: argparse.Namespace) -> None:
+    """The options of ``train`` that only the estimators would check, checked before any work."""
+    import math
+
+    from .models import resolve_backbone
+
+    counts = ["epochs", "batch_size", "size", "patch_size"]
+    if args.localizer:
+        counts.append("localizer_epochs")
+    for name in counts:
+        if getattr(args, name) < 1:
+            option = "--" + name.replace("_", "-")
+            raise ValueError(f"{option} must be at least 1, got {getattr(args, name)}")
+    if args.slices < 1 or args.slices % 2 == 0:
+        raise ValueError(f"--slices must be a positive odd number, got {args.slices}")
+    if not (math.isfinite(args.lr) and args.lr > 0):
+        raise ValueError(f"--lr must be a positive number, got {args.lr}")
+    resolve_backbone(args.backbone)
 
 
 def _check_device(device: str) -> None:
@@ -83,6 +123,7 @@ def _synth(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         split=args.split,
         truth_dir=truth,
+        variation=args.variation,
     )
     if truth is None:
         print(f"wrote a synthetic RSNA dataset to {root}")
@@ -124,6 +165,7 @@ def _train(args: argparse.Namespace) -> int:
     _check_data(args.data)
     _check_output(args, args.out)
     _check_device(args.device)
+    _check_training_options(args)
     from sklearn.pipeline import Pipeline
 
     from .classifier import DualHeadClassifier
@@ -157,7 +199,7 @@ def _train(args: argparse.Namespace) -> int:
     print(f"training the {args.backbone} model on {len(X)} patches", flush=True)
     model.fit(X, frame[["condition", "severity"]], groups=frame["study_id"].to_numpy())
     localizer = _train_localizer(args, frame) if args.localizer else None
-    with atomic_file(args.out, overwrite=args.overwrite, inputs=_inputs(args)) as tmp:
+    with atomic_file(args.out, overwrite=args.overwrite, inputs=_input_paths(args)) as tmp:
         save_pipeline(
             Pipeline([("patches", transformer), ("clf", model)]), tmp, localizer=localizer
         )
@@ -178,7 +220,7 @@ def _train_localizer(args: argparse.Namespace, coordinates):
     return localizer.fit(series, coordinates)
 
 
-def _located(args: argparse.Namespace) -> bool:
+def _locates_levels(args: argparse.Namespace) -> bool:
     """Whether ``predict`` must find the levels itself: no coordinates file, or asked to."""
     return (
         args.localizer is not None
@@ -189,29 +231,79 @@ def _located(args: argparse.Namespace) -> bool:
 def _predict(args: argparse.Namespace) -> int:
     _check_data(args.data)
     _check_output(args, args.out)
+    _check_output(args, args.report, directory=True)
     _check_device(args.device)
+    located = _locates_levels(args)
+    if located:
+        _check_layout(args.data, args.split)
     from .datasets import load_coordinates
     from .metrics import to_submission
 
     pipeline = _load_pipeline(args.model, args.data, args.device)
     if args.tta is not None:
         pipeline[-1].set_params(tta=None if args.tta == "none" else args.tta)
-    if _located(args):
+    if located:
         from .inference import predict_studies
         from .persistence import load_localizer
 
         localizer = load_localizer(args.localizer or args.model, device=args.device)
-        print(f"no coordinates given: locating the levels of {args.split}_images", flush=True)
-        submission = predict_studies(args.data, pipeline, localizer, split=args.split)
-        studies = len(submission) // 25
+        submission, points, sources = predict_studies(
+            args.data,
+            pipeline,
+            localizer,
+            split=args.split,
+            strict=args.strict,
+            verbose=1,
+            return_points=True,
+            return_sources=True,
+        )
+        studies = sources["study_id"].nunique()
+        graded = sources.loc[sources["source"] == "model", "study_id"].nunique()
+        fallen = int((sources["source"] == "prior").sum())
+        summary = (
+            f": {graded} of {studies} studies graded from their images, {fallen} of "
+            f"{len(sources)} rows from the class prior"
+        )
     else:
-        frame = load_coordinates(args.data, split=args.split)
-        proba = pipeline.predict_proba(frame)[1]
-        submission = to_submission(frame, proba, classes=pipeline.classes_[1])
-        studies = frame["study_id"].nunique()
-    with atomic_file(args.out, overwrite=args.overwrite, inputs=_inputs(args)) as tmp:
+        points = load_coordinates(args.data, split=args.split)
+        proba = pipeline.predict_proba(points)[1]
+        submission = to_submission(points, proba, classes=pipeline.classes_[1])
+        studies, summary = points["study_id"].nunique(), ""
+    with atomic_file(args.out, overwrite=args.overwrite, inputs=_input_paths(args)) as tmp:
         submission.to_csv(tmp, index=False)
-    print(f"wrote {len(submission)} rows for {studies} studies to {args.out}")
+        if args.report is not None:
+            # Inside the submission's block: a failed report leaves neither.
+            _write_report(args, points, submission, pipeline, args.report)
+    print(f"wrote {len(submission)} rows for {studies} studies to {args.out}{summary}")
+    return 0
+
+
+def _write_report(args: argparse.Namespace, points, submission, model, out: Path) -> None:
+    from .report import write_report
+
+    write_report(
+        args.data,
+        points,
+        submission,
+        out,
+        model=model,
+        split=args.split,
+        device=args.device,
+        overwrite=args.overwrite,
+    )
+    print(f"wrote the report to {out}: open {out / 'index.html'} in a browser")
+
+
+def _report(args: argparse.Namespace) -> int:
+    _check_data(args.data)
+    _check_output(args, args.out, directory=True)
+    if args.model is not None:
+        _check_device(args.device)
+    for name in ("points", "submission", "model"):
+        path = getattr(args, name)
+        if path is not None and not path.is_file():
+            raise FileNotFoundError(f"--{name} {path}: no such file")
+    _write_report(args, args.points, args.submission, args.model, args.out)
     return 0
 
 
@@ -219,20 +311,28 @@ def _localize(args: argparse.Namespace) -> int:
     _check_data(args.data)
     _check_output(args, args.out)
     _check_device(args.device)
+    _check_layout(args.data, args.split)
     from .datasets import load_series
+    from .dicom import fail_on_unreadable
+    from .inference import locate_studies
     from .localization import POINT_COLUMNS
     from .persistence import load_localizer
 
     if args.model.is_dir():
         raise IsADirectoryError(f"--model {args.model} is a directory, not a model file")
     localizer = load_localizer(args.model, device=args.device)
-    points = localizer.predict(load_series(args.data, split=args.split))
-    with atomic_file(args.out, overwrite=args.overwrite, inputs=_inputs(args)) as tmp:
-        columns = [*POINT_COLUMNS, "confidence", *[c for c in points if c.startswith("qc_")]]
-        points[columns].to_csv(tmp, index=False)
+    with fail_on_unreadable(args.strict):
+        series = load_series(args.data, split=args.split)
+        points, _ = locate_studies(localizer, series)
+    flags = [c for c in points if c.startswith("qc_")]
+    with atomic_file(args.out, overwrite=args.overwrite, inputs=_input_paths(args)) as tmp:
+        columns = [*POINT_COLUMNS, "confidence", *flags]
+        points.reindex(columns=columns).to_csv(tmp, index=False)
+    located = points["study_id"].nunique() if len(points) else 0
+    flagged = int(points[flags].any(axis=1).sum()) if flags else 0
     print(
-        f"wrote {len(points)} points for {points['study_id'].nunique()} studies to {args.out} "
-        f"({int(points[['qc_outside_image', 'qc_order']].any(axis=1).sum())} flagged for review)"
+        f"wrote {len(points)} points for {located} of {series['study_id'].nunique()} studies "
+        f"to {args.out} ({flagged} flagged for review)"
     )
     return 0
 
@@ -249,6 +349,6 @@ def _evaluate(args: argparse.Namespace) -> int:
     print(evaluation.report)
     print(f"\ncompetition score (lower is better): {evaluation.score:.4f}")
     if args.json is not None:
-        with atomic_file(args.json, overwrite=args.overwrite, inputs=_inputs(args)) as tmp:
+        with atomic_file(args.json, overwrite=args.overwrite, inputs=_input_paths(args)) as tmp:
             tmp.write_text(json.dumps(evaluation.to_dict(), indent=2))
     return 0

@@ -9,7 +9,7 @@ offending rows (:func:`spinecls._validation.listing`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -19,6 +19,7 @@ from ._validation import listing, located, require_columns, whole_numbers
 from .labels import (
     CONDITIONS,
     LEVELS,
+    ROW_ID_PATTERN,
     SEVERITIES,
     SEVERITY_PRIORS,
     SEVERITY_WEIGHTS,
@@ -26,7 +27,17 @@ from .labels import (
     slug,
 )
 
-__all__ = ["row_ids", "rsna_score", "solution_from_frame", "to_submission"]
+__all__ = [
+    "check_prior",
+    "parse_row_ids",
+    "prior_probabilities",
+    "row_ids",
+    "rsna_score",
+    "severity_probabilities",
+    "solution_from_frame",
+    "submission_row_ids",
+    "to_submission",
+]
 
 _ROW_COLUMNS = ("study_id", "condition", "level")
 
@@ -91,6 +102,77 @@ def row_ids(frame: pd.DataFrame) -> pd.Series:
     condition = frame["condition"].map({c: slug(c) for c in CONDITIONS})
     level = frame["level"].map({lv: slug(lv) for lv in LEVELS})
     return studies.astype(str) + "_" + condition + "_" + level
+
+
+def submission_row_ids(study_ids: Iterable) -> pd.Series:
+    """The 25 ``row_id`` of each study, in the competition's order.
+
+    Parameters
+    ----------
+    study_ids : iterable of int
+        In the order wanted.
+
+    Returns
+    -------
+    pandas.Series
+        ``{study_id}_{condition}_{level}`` in snake case: per study, the conditions in
+        ``train.csv``'s column order, each with its five levels from L1/L2 down.
+
+    Examples
+    --------
+    >>> submission_row_ids([7]).iloc[[0, 24]].tolist()
+    ['7_spinal_canal_stenosis_l1_l2', '7_right_subarticular_stenosis_l5_s1']
+    """
+    return pd.Series(
+        [f"{int(s)}_{slug(c)}_{slug(lv)}" for s in study_ids for c in CONDITIONS for lv in LEVELS],
+        name="row_id",
+        dtype=object,
+    )
+
+
+def parse_row_ids(ids: pd.Series, where: str = "row_id", unit: str = "row") -> pd.DataFrame:
+    """The study, condition and level of each row id: the inverse of :func:`row_ids`.
+
+    Parameters
+    ----------
+    ids : pandas.Series of str
+        Row ids ``{study_id}_{condition}_{level}`` (:data:`spinecls.labels.ROW_ID_PATTERN`).
+    where : str, default="row_id"
+        How the message names ``ids``.
+    unit : str, default="row"
+        What the message calls an entry of ``ids`` (named by its index label).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``study_id`` (int64), ``condition`` and ``level`` (spinecls's names), with ``ids``'
+        index.
+
+    Raises
+    ------
+    ValueError
+        Naming the entries that are not row ids.
+
+    Examples
+    --------
+    >>> parse_row_ids(pd.Series(["7_left_subarticular_stenosis_l4_l5"])).to_dict("records")
+    [{'study_id': 7, 'condition': 'Left Subarticular Stenosis', 'level': 'L4/L5'}]
+    """
+    parts = ids.astype("string").str.extract(rf"^{ROW_ID_PATTERN}$")
+    bad = parts[0].isna().to_numpy()
+    if bad.any():
+        raise ValueError(
+            f"{where} must read {{study_id}}_{{condition}}_{{level}} in snake case; got "
+            f"{listing(ids[bad].map(repr))} at {located(bad, ids.index, unit)}"
+        )
+    return pd.DataFrame(
+        {
+            "study_id": parts[0].astype(np.int64),
+            "condition": parts[1].map({slug(c): c for c in CONDITIONS}).astype(object),
+            "level": parts[2].map({slug(lv): lv for lv in LEVELS}).astype(object),
+        },
+        index=ids.index,
+    )
 
 
 def solution_from_frame(frame: pd.DataFrame) -> pd.DataFrame:
@@ -178,8 +260,19 @@ def _severity_columns(classes) -> list[int]:
     return [names.index(t) for t in TARGETS]
 
 
-def _probabilities(severity_proba, classes, frame: pd.DataFrame) -> np.ndarray:
-    """Probabilities in :data:`TARGETS` order, each row divided by its sum."""
+def severity_probabilities(severity_proba, classes, frame: pd.DataFrame) -> np.ndarray:
+    """Probabilities in :data:`TARGETS` order, each row divided by its sum.
+
+    Parameters
+    ----------
+    severity_proba : array of shape (n_rows, 3) or DataFrame
+        As :func:`to_submission` takes them.
+    classes : sequence or None
+        The severity of each column (names or codes 0-2); None: :data:`TARGETS`, or the
+        DataFrame's column names.
+    frame : pandas.DataFrame
+        The rows they are for (their index names rows in messages).
+    """
     if isinstance(severity_proba, pd.DataFrame):
         if classes is None:
             classes = list(severity_proba.columns)
@@ -197,8 +290,26 @@ def _probabilities(severity_proba, classes, frame: pd.DataFrame) -> np.ndarray:
     return proba
 
 
-def _check_prior(prior) -> dict[str, np.ndarray]:
-    """``prior`` checked and normalised: one row of three probabilities per condition."""
+def check_prior(prior) -> dict[str, np.ndarray]:
+    """``prior`` checked and normalised: one row of three probabilities per condition.
+
+    Parameters
+    ----------
+    prior : dict or None
+        ``{condition: (normal_mild, moderate, severe)}``, one entry per condition;
+        None: :data:`spinecls.labels.SEVERITY_PRIORS`.
+
+    Returns
+    -------
+    dict of str to ndarray of shape (3,)
+        Each condition's probabilities, divided by their sum.
+
+    Raises
+    ------
+    ValueError
+        A prior that is not a dict, lacks a condition or names an unknown one, or whose
+        values are not three finite, non-negative numbers of positive sum.
+    """
     if prior is None:
         prior = SEVERITY_PRIORS
     if not isinstance(prior, Mapping):
@@ -224,6 +335,18 @@ def _check_prior(prior) -> dict[str, np.ndarray]:
         rows.append(values)
     table = _normalised(np.stack(rows), "prior probabilities", list(CONDITIONS), "condition")
     return dict(zip(CONDITIONS, table))
+
+
+def prior_probabilities(prior: dict[str, np.ndarray], conditions: Iterable[str]) -> np.ndarray:
+    """The prior's probabilities of each condition: an ``(n, 3)`` array.
+
+    Parameters
+    ----------
+    prior : dict
+        As :func:`check_prior` returns it.
+    conditions : iterable of str
+    """
+    return np.array([prior[c] for c in conditions], dtype=np.float64).reshape(-1, len(TARGETS))
 
 
 def to_submission(
@@ -274,24 +397,22 @@ def to_submission(
         values that are not three finite, non-negative numbers of positive sum.
     """
     ids = row_ids(frame).to_numpy()
-    proba = _probabilities(severity_proba, classes, frame)
+    proba = severity_probabilities(severity_proba, classes, frame)
     if complete:
-        prior = _check_prior(prior)
+        prior = check_prior(prior)
     table = pd.DataFrame(proba, columns=TARGETS).assign(row_id=ids).groupby("row_id").mean()
     if complete:
-        studies = pd.unique(_study_ids(frame))
-        wanted = [
-            (f"{s}_{slug(c)}_{slug(lv)}", c) for s in studies for c in CONDITIONS for lv in LEVELS
-        ]
-        missing = [(rid, c) for rid, c in wanted if rid not in table.index]
-        if missing:
+        wanted = submission_row_ids(pd.unique(_study_ids(frame)))
+        missing = wanted[~wanted.isin(table.index)]
+        if len(missing):
+            conditions = parse_row_ids(missing)["condition"]
             filler = pd.DataFrame(
-                [prior[c] for _, c in missing],
+                prior_probabilities(prior, conditions),
                 columns=TARGETS,
-                index=pd.Index([rid for rid, _ in missing], name="row_id"),
+                index=pd.Index(missing.to_numpy(), name="row_id"),
             )
             table = pd.concat([table, filler])
     table = table.reset_index()
-    table["_study"] = table["row_id"].str.split("_").str[0].astype(np.int64)
+    table["_study"] = parse_row_ids(table["row_id"])["study_id"]
     table = table.sort_values(["_study", "row_id"]).drop(columns="_study")
     return table[["row_id", *TARGETS]].reset_index(drop=True)

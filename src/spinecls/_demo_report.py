@@ -45,22 +45,55 @@ def score_row(name: str, columns, score: float) -> dict:
     }
 
 
-def baseline_rows(develop: pd.DataFrame, test: pd.DataFrame, solution: pd.DataFrame) -> list[dict]:
-    """The majority class and the class prior of the development rows, on the test rows."""
+PRIOR_FILLED = "prior-filled rows"
+"""The table's column that says how many of the rows a score counts hold the class prior."""
+
+
+def class_prior(develop: pd.DataFrame) -> dict[str, tuple[float, float, float]]:
+    """The severity shares of each condition among the development rows.
+
+    One pseudo-count per severity (Laplace's rule), so that no severity the development
+    rows happen to lack gets probability 0. The demo's one prior: its "class prior"
+    baseline, and what the end-to-end stage falls back to and shrinks towards
+    (``predict_studies(prior=...)``).
+    """
+    counts = (
+        develop.groupby("condition")["severity"]
+        .value_counts()
+        .unstack(fill_value=0)
+        .reindex(index=list(CONDITIONS), columns=list(SEVERITIES), fill_value=0)
+    )
+    shares = (counts + 1).div(counts.sum(axis=1) + len(SEVERITIES), axis=0)
+    return {c: tuple(float(v) for v in shares.loc[c]) for c in CONDITIONS}
+
+
+def baseline_rows(test: pd.DataFrame, solution: pd.DataFrame, develop: pd.DataFrame) -> list[dict]:
+    """The majority class and the class prior (:func:`class_prior`) of the development
+    rows, on the test rows."""
     majority = [develop["condition"].mode()[0], develop["severity"].mode()[0]]
     y_test = test[["condition", "severity"]].to_numpy()
     predicted = np.tile(np.array(majority, dtype=object), (len(test), 1))
     report = dual_head_report(y_test, predicted)
-    prior = (
-        develop.groupby("condition")["severity"]
-        .value_counts(normalize=True)
-        .unstack(fill_value=0.0)
-        .reindex(index=list(CONDITIONS), columns=list(SEVERITIES), fill_value=0.0)
-    )
-    proba = prior.loc[test["condition"]].to_numpy()
+    prior = class_prior(develop)
+    proba = np.array([prior[c] for c in test["condition"]])
     prior_score = rsna_score(solution, to_submission(test, proba, complete=False))
     majority_row = model_row("baseline: majority class", report, float("nan"))
     return [majority_row, score_row("baseline: class prior", majority_row, prior_score)]
+
+
+def prior_filled(table: pd.DataFrame, located: str | None, filled: int, rows: int) -> list[str]:
+    """The :data:`PRIOR_FILLED` column: ``"k of n"`` for each row with a score: none for
+    the models on the true coordinates, ``filled`` for the ``located`` row, all for the
+    class prior; empty for a row without a score."""
+    out = []
+    for name, score in zip(table["model"], table["competition score"]):
+        if pd.isna(score):
+            out.append("")
+        elif name == "baseline: class prior":
+            out.append(f"{rows} of {rows}")
+        else:
+            out.append(f"{filled if name == located else 0} of {rows}")
+    return out
 
 
 def markdown(table: pd.DataFrame) -> str:
@@ -84,7 +117,10 @@ def located_summary(facts: dict) -> str:
         f"per study end to end): sagittal points within 5 px {facts['sagittal_within_5px']:.1%}"
         f", on the true slice {facts['sagittal_slice_exact']:.1%}; axial slice exact "
         f"{facts['axial_slice_exact']:.1%}, subarticular points within 5 px "
-        f"{facts['axial_within_5px']:.1%}.\n"
+        f"{facts['axial_within_5px']:.1%}. {facts['prior_filled_rows']} of the "
+        f"{facts['scored_rows']} scored rows were filled with the class prior (no level "
+        "located for them); every located grade is shrunk towards it by the localizer's "
+        "confidence.\n"
     )
 
 

@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 
 from ._levels import cell_distances, decode_chain, level_steps, shift_confidence
+from ._point_frames import check_in_image
 from ._validation import listing
 from ._volumes import (
     Volume,
@@ -28,7 +29,7 @@ from ._volumes import (
     to_working,
     to_working_xy,
 )
-from .labels import CONDITIONS, LEVELS
+from .labels import AXIAL_T2, CONDITION_SERIES, CONDITIONS, LEVELS, SAGITTAL_T1, SAGITTAL_T2
 from .models.heatmap import decode_heatmaps
 
 __all__ = [
@@ -40,19 +41,17 @@ __all__ = [
     "series_samples",
 ]
 
-AXIAL = "Axial T2"
+AXIAL = AXIAL_T2
 CHANNELS: tuple[tuple[str, str | None], ...] = (
-    *((c, level) for c in CONDITIONS[:3] for level in LEVELS),
-    (CONDITIONS[3], None),
-    (CONDITIONS[4], None),
+    *((c, level) for c in CONDITIONS if CONDITION_SERIES[c] != AXIAL for level in LEVELS),
+    *((c, None) for c in CONDITIONS if CONDITION_SERIES[c] == AXIAL),
 )
 """The stack network's points: the 15 sagittal (condition, level) points, then the left
 and right subarticular points of whichever level an axial slice shows."""
 
 SERIES_CHANNELS: dict[str, tuple[int, ...]] = {
-    "Sagittal T2/STIR": tuple(range(5)),
-    "Sagittal T1": tuple(range(5, 15)),
-    AXIAL: (15, 16),
+    description: tuple(k for k, (c, _) in enumerate(CHANNELS) if CONDITION_SERIES[c] == description)
+    for description in (SAGITTAL_T2, SAGITTAL_T1, AXIAL)
 }
 """The channels located on each series type."""
 
@@ -112,9 +111,7 @@ def stack_stride(pixel_mm: float | None) -> int:
 
 def channel(condition: str, level: str) -> int:
     """Index in :data:`CHANNELS` of a labelled point."""
-    if condition in CONDITIONS[3:]:
-        return 15 + CONDITIONS.index(condition) - 3
-    return CHANNELS.index((condition, level))
+    return CHANNELS.index((condition, None if CONDITION_SERIES[condition] == AXIAL else level))
 
 
 def _crop_sample(volume: Volume, nbr: np.ndarray, x: float, y: float, settings: Settings, size):
@@ -175,7 +172,9 @@ def series_samples(row: dict, points: pd.DataFrame, settings: Settings):
     and, for a sagittal series with geometry, the distances between its consecutive
     levels (:func:`spinecls._levels.level_steps`)."""
     description = row["series_description"]
-    volume = read_volume(row["series_dir"], largest_stack_only=description != AXIAL)
+    volume = read_volume(
+        row["series_dir"], largest_stack_only=description != AXIAL, skip_unreadable=False
+    )
     index = {int(n): i for i, n in enumerate(volume.instance_numbers)}
     absent = sorted(set(points["instance_number"]) - set(index))
     if absent:
@@ -183,6 +182,9 @@ def series_samples(row: dict, points: pd.DataFrame, settings: Settings):
             f"y: series {row['series_id']} of study {row['study_id']} has no slice with "
             f"instance_number {listing(absent)} in {row['series_dir']}"
         )
+    check_in_image(
+        points, {int(n): im.shape for n, im in zip(volume.instance_numbers, volume.images)}, row
+    )
     stacks, crops = training_samples(volume, description, points, settings)
     steps = {}
     if volume.slices is not None and description != AXIAL:
@@ -269,6 +271,7 @@ def _row(volume, d, condition, level, x, y, confidence):
         "qc_order": False,
         "level_confidence": 1.0,
         "qc_level_shift": False,
+        "qc_skipped_slices": bool(volume.skipped),
         "_slice": d,
     }
 

@@ -9,6 +9,9 @@ parameters; their weights and histories go to and come back from one model file.
 
 from __future__ import annotations
 
+import warnings
+
+import numpy as np
 import torch
 from skorch import NeuralNet
 from skorch.callbacks import LRScheduler
@@ -17,16 +20,16 @@ from skorch.history import History
 from ._accelerate import PrecisionNet, build_net
 from ._localize import CHANNELS, Settings, stack_stride
 from ._volumes import collate_stacks
-from .labels import CONDITIONS
+from .labels import CONDITIONS, LEVELS
 from .models.heatmap import HeatmapLoss, SliceHeatmapNet
 from .persistence import check_state_dict
 
-__all__ = ["make_net", "nets_state", "restore_nets"]
+__all__ = ["check_level_steps", "make_localizer_net", "nets_state", "restore_nets"]
 
 _PARTS = (("stack", "history"), ("refine", "refine_history"))
 
 
-def module_params(params: dict, stack: bool) -> dict:
+def heatmap_net_params(params: dict, stack: bool) -> dict:
     """``SliceHeatmapNet``'s arguments for the stack (or refining) network."""
     return {
         "in_channels": 2 * int(params["neighbours"]) + 1,
@@ -37,9 +40,9 @@ def module_params(params: dict, stack: bool) -> dict:
     }
 
 
-def make_net(params: dict, stack: bool) -> NeuralNet:
+def make_localizer_net(params: dict, stack: bool) -> NeuralNet:
     """The stack (or refining) network, not initialised, from the estimator's parameters."""
-    module = module_params(params, stack)
+    module = heatmap_net_params(params, stack)
     epochs = params["max_epochs"]
     return build_net(
         PrecisionNet,
@@ -73,6 +76,57 @@ def nets_state(stack: NeuralNet, refine: NeuralNet) -> dict:
     return state | {f"refine.{k}": v for k, v in refine.module_.state_dict().items()}
 
 
+def check_level_steps(value) -> None:
+    """Check a model file's ``level_steps``: None or ``{condition: [[mean, std]] * 4}``
+    for sagittal conditions, in millimetres between consecutive levels.
+
+    Raises
+    ------
+    ValueError
+        For anything else: a mean that is not positive or infinite, a std that is
+        negative or not finite, a condition that is not sagittal, another shape.
+
+    Warns
+    -----
+    UserWarning
+        For a NaN mean, which fit writes for a step no training series measured (rare):
+        that step is decoded without its learned distance.
+    """
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        raise ValueError(f"'level_steps' must be a dict or null, got {type(value).__name__}")
+    for condition, steps in value.items():
+        if condition not in CONDITIONS[:3]:
+            raise ValueError(
+                f"'level_steps' has an entry for {condition!r}, not a sagittal condition"
+            )
+        try:
+            array = np.asarray(steps, dtype=float)
+        except (TypeError, ValueError):
+            array = np.empty(0)
+        means = array[:, 0] if array.shape == (len(LEVELS) - 1, 2) else np.empty(0)
+        if (
+            not means.size
+            or (means <= 0).any()
+            or np.isinf(means).any()
+            or not np.isfinite(array[:, 1]).all()
+            or (array[:, 1] < 0).any()
+        ):
+            raise ValueError(
+                f"'level_steps'[{condition!r}] must be {len(LEVELS) - 1} pairs [mean, std] of "
+                f"millimetres, means positive and stds finite and non-negative; got {steps!r}"
+            )
+        if np.isnan(means).any():
+            warnings.warn(
+                f"'level_steps'[{condition!r}] has no mean for step(s) "
+                f"{np.flatnonzero(np.isnan(means)).tolist()} (never measured in training): "
+                "those steps are decoded without their learned distance",
+                UserWarning,
+                stacklevel=5,
+            )
+
+
 def restore_nets(params: dict, fitted: dict, state_dict: dict) -> tuple[NeuralNet, NeuralNet]:
     """The two fitted networks from a model file's weights and histories.
 
@@ -90,9 +144,9 @@ def restore_nets(params: dict, fitted: dict, state_dict: dict) -> tuple[NeuralNe
     nets = []
     for part, history in _PARTS:
         with torch.device("meta"):
-            expected = SliceHeatmapNet(**module_params(params, part == "stack"))
+            expected = SliceHeatmapNet(**heatmap_net_params(params, part == "stack"))
         check_state_dict(expected, parts[part])
-        net = make_net(params, part == "stack")
+        net = make_localizer_net(params, part == "stack")
         with torch.random.fork_rng(devices=[]):  # the initial weights are replaced at once
             net.initialize()
         net.module_.load_state_dict(parts[part])

@@ -42,6 +42,14 @@ class DualHeadLoss(nn.Module):
         Severity code of ``severe``.
     metric_weight : sequence of float, optional
         The competition's row weight of each severity code.
+
+    Notes
+    -----
+    ``y_true`` is ``(n, 2)``: condition and severity codes; or ``(n, 3)`` with each
+    row's sample weight last (``DualHeadClassifier.fit(..., sample_weight=...)``). A
+    head's cross-entropy is then the weighted mean over the batch, each row weighing
+    its sample weight times its severity class weight (the severity head), as torch
+    averages with class weights alone; the any-severe term's row weights multiply too.
     """
 
     def __init__(
@@ -63,16 +71,21 @@ class DualHeadLoss(nn.Module):
 
     def forward(self, y_pred, y_true):
         condition, severity = y_pred
-        y_true = y_true.long()
-        loss = nn.functional.cross_entropy(condition, y_true[:, 0]) + nn.functional.cross_entropy(
-            severity, y_true[:, 1], weight=self.severity_weight
+        # (n, 2) class codes, or (n, 3): the codes and each row's sample weight.
+        rows = y_true[:, 2].float() if y_true.shape[1] > 2 else None
+        y_true = y_true[:, :2].long()
+        loss = _cross_entropy(condition, y_true[:, 0], rows) + _cross_entropy(
+            severity, y_true[:, 1], rows, self.severity_weight
         )
         if not self.any_severe_weight:
             return loss
-        return loss + self.any_severe_weight * self.any_severe(severity, y_true)
+        return loss + self.any_severe_weight * self.any_severe(severity, y_true, rows)
 
-    def any_severe(self, severity, y_true):
-        """The weighted binary cross-entropy of P(severe) on the spinal rows (0 if none)."""
+    def any_severe(self, severity, y_true, rows=None):
+        """The weighted binary cross-entropy of P(severe) on the spinal rows (0 if none).
+
+        ``rows``: each row's sample weight, multiplying the competition's row weight.
+        """
         log_p = torch.log_softmax(severity, dim=1)
         s = self.severe_class
         log_severe = log_p[:, s]
@@ -81,7 +94,19 @@ class DualHeadLoss(nn.Module):
         bce = -(is_severe * log_severe + (1 - is_severe) * log_other)
         # A mask rather than indexing: no host-device synchronisation per batch.
         weight = self.metric_weight[y_true[:, 1]] * (y_true[:, 0] == self.spinal_class).float()
+        if rows is not None:
+            weight = weight * rows
         return (weight * bce).sum() / weight.sum().clamp_min(1e-12)
+
+
+def _cross_entropy(logits, target, rows=None, class_weight=None):
+    """Cross-entropy averaged with row weights (sample times class weight), as torch's
+    ``weight=`` averages with class weights; without ``rows``, torch's own."""
+    if rows is None:
+        return nn.functional.cross_entropy(logits, target, weight=class_weight)
+    weight = rows if class_weight is None else rows * class_weight[target]
+    losses = nn.functional.cross_entropy(logits, target, reduction="none")
+    return (weight * losses).sum() / weight.sum().clamp_min(1e-12)
 
 
 def _rsna_table(classes: np.ndarray, what: str) -> dict:

@@ -1,28 +1,30 @@
-"""What the dual-head meta-estimators (:mod:`spinecls.routing`, :mod:`spinecls.ensemble`) share.
+"""What the dual-head estimators share: the classifier and the meta-estimators over it.
 
-Their members are dual-head estimators: ``predict_proba`` returns ``[P_condition,
-P_severity]`` and ``classes_`` the two heads' classes, as :class:`spinecls.DualHeadClassifier`
-and a Pipeline ending in one do. :class:`DualHeadMixin` gives a meta-estimator the same
-``predict`` and ``score``; :func:`member_params` routes fit parameters to the members, with
-or without scikit-learn's metadata routing.
+A dual-head estimator's ``predict_proba`` returns ``[P_condition, P_severity]``
+(:class:`HeadProbabilities`) and its ``classes_`` the two heads' classes
+(:class:`HeadClasses`), as :class:`spinecls.DualHeadClassifier`, a Pipeline ending in one,
+and the meta-estimators :mod:`spinecls.routing` and :mod:`spinecls.ensemble` do.
+:class:`DualHeadMixin` gives a meta-estimator the classifier's ``predict`` and ``score``;
+:func:`member_params` routes fit parameters to the members, with or without
+scikit-learn's metadata routing.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
+from sklearn import get_config
 from sklearn.metrics import accuracy_score
 from sklearn.utils import Bunch
-from sklearn.utils.metadata_routing import (
-    MetadataRouter,
-    MethodMapping,
-    _routing_enabled,
-    process_routing,
-)
+from sklearn.utils.metadata_routing import MetadataRouter, MethodMapping, process_routing
+from sklearn.utils.validation import check_is_fitted
 
 from ._validation import two_columns
 
 __all__ = [
     "DualHeadMixin",
+    "HeadClasses",
+    "HeadProbabilities",
     "MembersMixin",
     "is_dropped",
     "labels_from_proba",
@@ -30,7 +32,59 @@ __all__ = [
     "member_classes",
     "member_params",
     "router",
+    "take_params",
+    "take_rows",
 ]
+
+
+SCORER_HINT = (
+    "to score one head in GridSearchCV or cross_validate, use "
+    "spinecls.metrics.head_scorer(head, metric), e.g. head_scorer('severity', "
+    "'balanced_accuracy') or head_scorer('severity', 'neg_log_loss'), or "
+    "spinecls.metrics.rsna_scorer for the competition score"
+)
+CALIBRATION_HINT = (
+    "to calibrate a head, use spinecls.calibration.calibrate_heads(estimator, X, y), or "
+    "CalibratedClassifierCV(FrozenEstimator(spinecls.calibration.HeadView(classifier, "
+    "head))) on that head's codes"
+)
+
+
+class HeadProbabilities(list):
+    """``[P_condition, P_severity]``, as a dual-head estimator's ``predict_proba`` returns them.
+
+    A list of two arrays that refuses to be read as one array. scikit-learn's string
+    scorers (``GridSearchCV(scoring="neg_log_loss")``, ``"roc_auc_ovr"``...) read
+    ``predict_proba`` as one array; they fail here with a message that names the scorers
+    that work (:func:`spinecls.metrics.head_scorer`, :data:`spinecls.metrics.rsna_scorer`),
+    instead of numpy's "inhomogeneous shape".
+    """
+
+    def __array__(self, dtype=None, copy=None):
+        raise ValueError(
+            "predict_proba gives one array per head, [P_condition, P_severity], not one "
+            f"array: take one (predict_proba(X)[1]); {SCORER_HINT}"
+        )
+
+
+class HeadClasses(list):
+    """``[condition classes, severity classes]``: a dual-head estimator's ``classes_``.
+
+    A list of two arrays that refuses to be read as one array, as
+    :class:`HeadProbabilities` does. scikit-learn's single-output tools read ``classes_``
+    as one array before they predict: the label scorers (``scoring="accuracy"``,
+    ``"balanced_accuracy"``, ``"f1_macro"``...) and
+    :class:`~sklearn.calibration.CalibratedClassifierCV`. They fail here with a message
+    that names what works (:func:`spinecls.metrics.head_scorer`,
+    :func:`spinecls.calibration.calibrate_heads`, :class:`spinecls.calibration.HeadView`)
+    instead of "multiclass-multioutput is not supported" or an ``IndexError``.
+    """
+
+    def __array__(self, dtype=None, copy=None):
+        raise ValueError(
+            "classes_ holds one array per head, [condition classes, severity classes], "
+            f"not one array: take one (classes_[1]); {SCORER_HINT}; {CALIBRATION_HINT}"
+        )
 
 
 def labels_from_proba(classes: list[np.ndarray], probas: list[np.ndarray]) -> np.ndarray:
@@ -131,6 +185,7 @@ class DualHeadMixin:
         -------
         ndarray of shape (n_samples, 2)
         """
+        check_is_fitted(self, "classes_")
         return labels_from_proba(self.classes_, self.predict_proba(X))
 
     def score(self, X, y, sample_weight=None) -> float:
@@ -147,6 +202,7 @@ class DualHeadMixin:
         -------
         float
         """
+        check_is_fitted(self, "classes_")
         return mean_head_accuracy(self, X, y, sample_weight)
 
     def __sklearn_tags__(self):
@@ -184,7 +240,41 @@ def member_params(owner, names, fit_params: dict) -> dict[str, dict]:
     (``set_fit_request``); without it, every member gets all of them, as a Pipeline
     member takes ``clf__groups=...``.
     """
-    if _routing_enabled():
+    if get_config()["enable_metadata_routing"]:
         routed = process_routing(owner, "fit", **fit_params)
         return {name: routed[name].fit for name in names}
     return {name: fit_params for name in names}
+
+
+def take_rows(data, rows: np.ndarray):
+    """The rows of ``data`` at positions ``rows``: a frame's or a series' by position.
+
+    Parameters
+    ----------
+    data : DataFrame, Series, ndarray or sequence
+        Sequences become arrays (of objects, so that mixed labels keep their types).
+    rows : ndarray of int
+    """
+    if isinstance(data, (pd.DataFrame, pd.Series)):
+        return data.iloc[rows]
+    array = data if isinstance(data, np.ndarray) else np.asarray(data, dtype=object)
+    return array[rows]
+
+
+def take_params(params: dict, n_samples: int, rows: np.ndarray) -> dict:
+    """Fit parameters cut to ``rows``: those with one value per sample, the others as given.
+
+    A value is per sample when it is array-like (a sequence, an array or a pandas
+    object, not a string) of length ``n_samples``, as study ids for the validation
+    split are.
+    """
+    return {
+        key: take_rows(value, rows) if _per_sample(value, n_samples) else value
+        for key, value in params.items()
+    }
+
+
+def _per_sample(value, n_samples: int) -> bool:
+    if hasattr(value, "shape"):
+        return len(value.shape) >= 1 and value.shape[0] == n_samples
+    return isinstance(value, (list, tuple)) and len(value) == n_samples

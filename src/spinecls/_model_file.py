@@ -84,7 +84,10 @@ def torch_load(path: str, cls: type) -> Any:
     if Path(path).is_dir():
         raise IsADirectoryError(f"{path} is a directory, not a model file")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # torch warns about a plain pickle's protocol before refusing it: we refuse it
+            warnings.filterwarnings("ignore", "Detected pickle protocol", UserWarning)
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise
     except UnpicklingError:
@@ -143,6 +146,13 @@ def _classes(value: Any) -> list[np.ndarray]:
         if len({type(v) for v in labels}) > 1 or len(set(labels)) < len(labels):
             raise ValueError(
                 f"'classes' must list distinct labels of one type per output; got {labels[:10]}"
+            )
+        if labels != sorted(labels):
+            # fit finds them sorted (np.unique), in the order of the weights' outputs: any
+            # other order would permute the probability columns
+            raise ValueError(
+                f"'classes' must list each output's labels in sorted order, as fit finds "
+                f"them; got {labels[:10]} (an edited file?)"
             )
     return [np.asarray(c) for c in value]
 

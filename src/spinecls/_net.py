@@ -49,7 +49,7 @@ __all__ = [
     "DualHeadNet",
     "HeadAccuracy",
     "any_severe_params",
-    "check_params",
+    "check_net_params",
     "make_net",
     "module_params",
     "restore_net",
@@ -165,7 +165,7 @@ class DualHeadNet(PrecisionMixin, NeuralNet):
         return [np.concatenate(part) for part in parts]
 
 
-def check_params(params: dict) -> None:
+def check_net_params(params: dict) -> None:
     """Check the backbone, its weights, its parameters and the device, allocating nothing.
 
     Parameters

@@ -1,13 +1,21 @@
 """:class:`~spinecls.preprocessing.LumbarPatchTransformer`'s parameters, checked.
 
-The transformer learns nothing: :func:`extraction_params` runs in ``fit`` and again in
-every ``transform``, and returns the parameters in the form the extraction reads
+:data:`PARAMETER_CONSTRAINTS` is the transformer's scikit-learn constraint table
+(``_parameter_constraints``, checked by ``_validate_params`` as every scikit-learn
+estimator and :class:`~spinecls.DualHeadClassifier` check theirs). The transformer
+learns nothing: :func:`extraction_params` runs in ``fit`` and again in every
+``transform``, checks what the table cannot say (pairs, odd slices, parameters that
+need each other), and returns the parameters in the form the extraction reads
 (:mod:`spinecls._extract`); nothing is stored on the estimator.
 """
 
 from __future__ import annotations
 
+import os
+from numbers import Integral, Real
+
 import numpy as np
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 
 from ._cache import check_cache
 from .dicom import NORMALIZE
@@ -15,13 +23,29 @@ from .dicom import NORMALIZE
 MODES = ("crop", "marker")
 ON_ERROR = ("raise", "warn")
 
+PARAMETER_CONSTRAINTS: dict = {
+    "data_dir": [str, os.PathLike, None],
+    "patch_size": [Interval(Integral, 1, None, closed="left"), tuple, list],
+    "output_size": [Interval(Integral, 1, None, closed="left"), tuple, list, None],
+    "patch_size_mm": [Interval(Real, 0, None, closed="neither"), tuple, list, None],
+    "mode": [StrOptions(set(MODES))],
+    "slices": [Interval(Integral, 1, None, closed="left")],
+    "normalize": [StrOptions({n for n in NORMALIZE if n is not None}), None],
+    "blur": [Interval(Real, 0, None, closed="neither"), None],
+    "n_jobs": [Integral, None],
+    "memory": [str, os.PathLike, HasMethods(["cache"]), None],
+    "on_error": [StrOptions(set(ON_ERROR))],
+    "verbose": ["verbose"],
+    "progress": [StrOptions({"deprecated"}), "boolean"],
+}
+"""LumbarPatchTransformer's ``_parameter_constraints`` (checked by ``_validate_params``)."""
+
 
 def _pair(value, name: str) -> tuple[int, int]:
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         value = (value, value)
     if (
-        not isinstance(value, (tuple, list))
-        or len(value) != 2
+        len(value) != 2
         or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)
         or min(value) <= 0
     ):
@@ -33,8 +57,7 @@ def _mm_pair(value) -> tuple[float, float]:
     if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
         value = (value, value)
     if (
-        not isinstance(value, (tuple, list))
-        or len(value) != 2
+        len(value) != 2
         or not all(
             isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
             for v in value
@@ -52,7 +75,8 @@ def extraction_params(transformer) -> dict:
     """``transformer``'s patch parameters as the extraction reads them.
 
     Every parameter is checked, the runtime ones too (``on_error``, ``verbose``,
-    ``memory``); sizes become ``(height, width)`` pairs.
+    ``memory``): first against :data:`PARAMETER_CONSTRAINTS`, then what the table cannot
+    say; sizes become ``(height, width)`` pairs.
 
     Returns
     -------
@@ -62,14 +86,16 @@ def extraction_params(transformer) -> dict:
 
     Raises
     ------
+    sklearn.utils._param_validation.InvalidParameterError
+        A ValueError naming the first parameter of the wrong type or range, the values
+        it takes and the value it got.
     ValueError
-        Naming the first malformed parameter and its value.
+        Naming a malformed pair, an even ``slices``, or parameters that do not go together.
     """
     t = transformer
+    t._validate_params()
     patch_size = _pair(t.patch_size, "patch_size")
     output_size = patch_size if t.output_size is None else _pair(t.output_size, "output_size")
-    if t.mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {t.mode!r}")
     patch_size_mm = None if t.patch_size_mm is None else _mm_pair(t.patch_size_mm)
     if patch_size_mm is not None and t.output_size is None:
         raise ValueError(
@@ -80,21 +106,8 @@ def extraction_params(transformer) -> dict:
         raise ValueError(
             f"patch_size_mm sizes crops; mode={t.mode!r} keeps whole slices: set patch_size_mm=None"
         )
-    if (
-        not isinstance(t.slices, (int, np.integer))
-        or isinstance(t.slices, bool)
-        or t.slices < 1
-        or t.slices % 2 == 0
-    ):
+    if t.slices % 2 == 0:
         raise ValueError(f"slices must be a positive odd int, got {t.slices!r}")
-    if t.normalize not in NORMALIZE:
-        raise ValueError(f"normalize must be one of {NORMALIZE}, got {t.normalize!r}")
-    if t.blur is not None and not (isinstance(t.blur, (int, float, np.number)) and t.blur > 0):
-        raise ValueError(f"blur must be None or a positive sigma, got {t.blur!r}")
-    if t.on_error not in ON_ERROR:
-        raise ValueError(f"on_error must be one of {ON_ERROR}, got {t.on_error!r}")
-    if not isinstance(t.verbose, (int, np.integer)) or t.verbose < 0:
-        raise ValueError(f"verbose must be a non-negative int, got {t.verbose!r}")
     check_cache(t.memory)
     return {
         "patch_size": patch_size,

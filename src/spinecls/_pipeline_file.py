@@ -152,11 +152,13 @@ def load_pipeline(
     ValueError
         If the file is not a model file (see :func:`load`), or does not record its
         transformer (it was written by ``save`` rather than :func:`save_pipeline`) or
-        records one with unknown or run-time parameters, or a parameter that shapes the
-        patches is given.
+        records one with unknown, run-time or bad parameters, or patches of another
+        shape than its weights take (each naming the file), or a parameter that shapes
+        the patches is given.
     """
     from sklearn.pipeline import Pipeline
 
+    from ._patch_params import extraction_params
     from .classifier import DualHeadClassifier
     from .preprocessing import RUNTIME_PARAMS, LumbarPatchTransformer
 
@@ -180,6 +182,25 @@ def load_pipeline(
         )
     try:
         transformer = LumbarPatchTransformer(data_dir=data_dir, **recorded, **transformer_params)
-    except TypeError as exc:
+        patches = extraction_params(transformer)
+    except (TypeError, ValueError) as exc:
         raise ValueError(f"{os.fspath(path)}: bad transformer parameters: {exc}") from None
+    _check_patch_shape(patches, estimator, os.fspath(path))
     return Pipeline([("patches", transformer), ("clf", estimator)])
+
+
+def _check_patch_shape(patches: dict, estimator, path: str) -> None:
+    """Raise ValueError unless the recorded patches have the shape the weights take."""
+    expected = getattr(estimator, "input_shape_", None)
+    if expected is None:
+        return
+    channels = patches["slices"] + (patches["mode"] == "marker")
+    shape = (channels, *patches["output_size"])
+    if tuple(expected) != shape:
+        raise ValueError(
+            f"{path}: the recorded transformer makes patches of {channels} channel(s) of "
+            f"{shape[1]} x {shape[2]} pixels (mode={patches['mode']!r}, "
+            f"slices={patches['slices']}, output_size={list(patches['output_size'])}), but "
+            f"the model's weights take {expected[0]} channel(s) of {expected[1]} x "
+            f"{expected[2]}: the file was edited or assembled from two models"
+        )

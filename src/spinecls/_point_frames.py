@@ -17,9 +17,23 @@ from ._validation import finite_numbers, listing, require_columns, whole_numbers
 from .datasets.rsna import COORDINATE_COLUMNS as POINT_COLUMNS
 from .labels import CONDITION_SERIES, CONDITIONS, LEVELS, SERIES_DESCRIPTIONS
 
-__all__ = ["OUTPUT_COLUMNS", "POINT_COLUMNS", "check_points", "check_series", "points_frame"]
+__all__ = [
+    "OUTPUT_COLUMNS",
+    "POINT_COLUMNS",
+    "SCORE_RADIUS",
+    "check_in_image",
+    "check_points",
+    "check_series",
+    "localization_errors",
+    "points_frame",
+    "share_found",
+]
 
 SERIES_COLUMNS = ("study_id", "series_id", "series_description", "series_dir")
+KEYS = ["study_id", "series_id", "condition", "level"]
+SCORE_RADIUS = 5.0
+"""How near (original pixels, in the image plane) a located point must lie to its label
+for :meth:`spinecls.LevelLocalizer.score` to count it found, as the benchmarks count."""
 OUTPUT_COLUMNS = (
     *POINT_COLUMNS,
     "confidence",
@@ -30,6 +44,7 @@ OUTPUT_COLUMNS = (
     "qc_order",
     "level_confidence",
     "qc_level_shift",
+    "qc_skipped_slices",
 )
 
 
@@ -70,6 +85,8 @@ def check_series(X) -> pd.DataFrame:
 def check_points(X: pd.DataFrame, y) -> dict:
     """The labelled points of each series in X, on the series type each is read on:
     ``{(study_id, series_id): points}``."""
+    if X.empty:
+        raise ValueError("X has no rows: fit needs the series (one row each) that y labels")
     y = _check_columns(y, POINT_COLUMNS, "y")
     for column, vocabulary in (("condition", CONDITIONS), ("level", LEVELS)):
         bad = ~y[column].isin(vocabulary)
@@ -80,7 +97,10 @@ def check_points(X: pd.DataFrame, y) -> dict:
             )
     for column in ("x", "y"):
         y[column] = finite_numbers(y[column], f"y[{column!r}]")
-    merged = y.merge(X[["study_id", "series_id", "series_description"]], how="left")
+    # X says what each series is: a series_description column of y is not used
+    merged = y.drop(columns="series_description", errors="ignore").merge(
+        X[["study_id", "series_id", "series_description"]], on=["study_id", "series_id"], how="left"
+    )
     unknown = merged["series_description"].isna()
     wrong = ~unknown & (merged["condition"].map(CONDITION_SERIES) != merged["series_description"])
     for mask, why in ((unknown, "on series absent from X"), (wrong, "on another series type")):
@@ -99,6 +119,30 @@ def check_points(X: pd.DataFrame, y) -> dict:
             "train on"
         )
     return {key: group for key, group in merged.groupby(["study_id", "series_id"])}
+
+
+def check_in_image(points: pd.DataFrame, shapes: dict, row: dict) -> None:
+    """Raise a ValueError naming the labelled points of one series (rows of ``y``) that lie
+    outside their slice's image; ``shapes`` maps an instance number to ``(rows, columns)``."""
+    size = np.array([shapes[int(n)] for n in points["instance_number"]]).reshape(-1, 2)
+    x, y = points["x"].to_numpy(float), points["y"].to_numpy(float)
+    outside = ~((x >= 0) & (x < size[:, 1]) & (y >= 0) & (y < size[:, 0]))
+    if outside.any():
+        described = listing(
+            f"row {index} (x={xv:g}, y={yv:g} on instance {int(n)}, {c} x {r} pixels)"
+            for index, xv, yv, n, (r, c) in zip(
+                points.index[outside],
+                x[outside],
+                y[outside],
+                points["instance_number"].to_numpy()[outside],
+                size[outside],
+            )
+        )
+        raise ValueError(
+            f"y: {int(outside.sum())} point(s) of series {row['series_id']} of study "
+            f"{row['study_id']} lie outside their image (0 <= x < columns, 0 <= y < rows "
+            f"fails): {described}"
+        )
 
 
 def points_frame(rows: list[dict], X: pd.DataFrame) -> pd.DataFrame:
@@ -127,5 +171,77 @@ def points_frame(rows: list[dict], X: pd.DataFrame) -> pd.DataFrame:
             "qc_order": bool,
             "level_confidence": np.float64,
             "qc_level_shift": bool,
+            "qc_skipped_slices": bool,
         }
     )
+
+
+def localization_errors(truth: pd.DataFrame, predicted: pd.DataFrame) -> pd.DataFrame:
+    """Pair true and predicted points and measure how far apart they are.
+
+    Parameters
+    ----------
+    truth : pandas.DataFrame
+        Labelled coordinates (``load_rsna``'s columns ``study_id, series_id,
+        instance_number, condition, level, x, y``).
+    predicted : pandas.DataFrame
+        :meth:`spinecls.LevelLocalizer.predict`'s frame.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per point found in both, on the same series: the keys,
+        ``series_description`` (when ``predicted`` has it), ``distance`` (pixels, on
+        the image plane, whatever the slices) and ``slice_offset`` (predicted minus
+        true instance number).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> point = {"study_id": 1, "series_id": 2, "condition": "Spinal Canal Stenosis",
+    ...          "level": "L1/L2", "instance_number": 8}
+    >>> truth = pd.DataFrame([{**point, "x": 10.0, "y": 20.0}])
+    >>> found = pd.DataFrame([{**point, "instance_number": 9, "x": 13.0, "y": 24.0}])
+    >>> localization_errors(truth, found)[["distance", "slice_offset"]].to_numpy().tolist()
+    [[5.0, 1.0]]
+    """
+    columns = [*KEYS, "instance_number", "x", "y"]
+    for name, frame in (("truth", truth), ("predicted", predicted)):
+        require_columns(frame, columns, name)
+    extra = ["series_description"] if "series_description" in predicted.columns else []
+    merged = truth[columns].merge(
+        predicted[[*columns, *extra]], on=KEYS, suffixes=("", "_pred"), validate="many_to_one"
+    )
+    merged["distance"] = np.hypot(merged["x"] - merged["x_pred"], merged["y"] - merged["y_pred"])
+    merged["slice_offset"] = merged["instance_number_pred"] - merged["instance_number"]
+    return merged[[*KEYS, *extra, "distance", "slice_offset"]]
+
+
+def share_found(
+    truth: pd.DataFrame, predicted: pd.DataFrame, radius: float = SCORE_RADIUS
+) -> float:
+    """The share of labelled points that ``predicted`` places within ``radius`` of them.
+
+    A labelled point counts as found when the predicted point of its study, series,
+    condition and level lies on its instance or a neighbouring one (instance numbers at
+    most 1 apart) and within ``radius`` original pixels of it in the image plane; a point
+    not predicted, or predicted on another series, counts as missed.
+
+    Parameters
+    ----------
+    truth : pandas.DataFrame
+        Labelled coordinates (``study_id, series_id, instance_number, condition, level,
+        x, y``), at least one.
+    predicted : pandas.DataFrame
+        :meth:`spinecls.LevelLocalizer.predict`'s frame.
+    radius : float, default=SCORE_RADIUS
+
+    Returns
+    -------
+    float in [0, 1]
+    """
+    if not len(truth):
+        raise ValueError("there are no labelled points to score")
+    errors = localization_errors(truth, predicted)
+    found = (errors["distance"] <= radius) & (errors["slice_offset"].abs() <= 1)
+    return float(found.sum() / len(truth))

@@ -73,7 +73,9 @@ def reliability_table(
     return table.reset_index(drop=True)
 
 
-def _ece(table: pd.DataFrame) -> float:
+def table_ece(table: pd.DataFrame) -> float:
+    """The expected calibration error of a :func:`reliability_table`: the mean of
+    ``|accuracy - confidence|`` over its bins, weighted by their counts."""
     weights = table["count"] / table["count"].sum()
     return float((weights * (table["accuracy"] - table["confidence"]).abs()).sum())
 
@@ -104,4 +106,4 @@ def expected_calibration_error(
     >>> round(expected_calibration_error([0, 1, 1], [[0.9, 0.1], [0.2, 0.8], [0.7, 0.3]]), 4)
     0.3333
     """
-    return _ece(reliability_table(y_true, proba, classes=classes, n_bins=n_bins))
+    return table_ece(reliability_table(y_true, proba, classes=classes, n_bins=n_bins))

@@ -12,6 +12,8 @@ from decimal import Decimal, InvalidOperation
 import numpy as np
 import pandas as pd
 
+from .labels import HEADS
+
 MAX_LISTED = 10
 """How many bad entries a message names before counting the rest."""
 
@@ -184,7 +186,9 @@ def two_columns(y, name: str = "y") -> tuple[np.ndarray, np.ndarray]:
     Parameters
     ----------
     y : DataFrame or array-like of shape (n_samples, 2)
-        Condition then severity labels.
+        A DataFrame's columns are read by name: ``condition`` and ``severity``, in
+        either order, and no other (``frame[["condition", "severity"]]``). An array's
+        are read by position: condition, then severity.
     name : str, default="y"
         How error messages call ``y``.
 
@@ -197,26 +201,76 @@ def two_columns(y, name: str = "y") -> tuple[np.ndarray, np.ndarray]:
     Raises
     ------
     ValueError
-        If ``y`` is None or does not have exactly two columns.
+        If ``y`` is None, does not have exactly two columns, or is a DataFrame whose
+        columns are not ``condition`` and ``severity``.
     """
     if y is None:
         raise ValueError(f"{name} is required: two columns, condition then severity")
     if isinstance(y, pd.DataFrame):
-        columns = [y.iloc[:, k].to_numpy() for k in range(y.shape[1])]
+        if sorted(map(str, y.columns)) != sorted(HEADS) or y.shape[1] != 2:
+            raise ValueError(
+                f"{name} is a DataFrame with columns {list(y.columns)}: its columns are read "
+                f"by name and must be {list(HEADS)} (frame[{list(HEADS)}]), in "
+                "either order; or pass an (n_samples, 2) array, condition then severity"
+            )
+        columns = [y[c].to_numpy() for c in HEADS]
         shape = y.shape
     else:
         array = y if isinstance(y, np.ndarray) else np.asarray(y, dtype=object)
         columns = list(array.T) if array.ndim == 2 else []
         shape = array.shape
     if len(shape) != 2 or shape[1] != 2:
+        one_head = (
+            "; a dual-head estimator takes both heads' labels: to calibrate one head, use "
+            "spinecls.calibration.calibrate_heads or CalibratedClassifierCV on a "
+            "spinecls.calibration.HeadView; to score one, spinecls.metrics.head_scorer"
+            if len(shape) == 1
+            else ""
+        )
         raise ValueError(
             f"{name} must have two columns, condition then severity (a DataFrame or an "
-            f"(n_samples, 2) array); got shape {shape}"
+            f"(n_samples, 2) array); got shape {shape}{one_head}"
         )
     return tuple(
         pd.Series(c, dtype=object).infer_objects().to_numpy() if c.dtype == object else c
         for c in columns
     )
+
+
+def check_sample_weight(sample_weight, n_samples: int) -> np.ndarray | None:
+    """``sample_weight`` as float64, one finite, non-negative weight per sample; None stays None.
+
+    Parameters
+    ----------
+    sample_weight : array-like of shape (n_samples,) or None
+    n_samples : int
+
+    Raises
+    ------
+    ValueError
+        Naming the shape expected and received, the samples whose weight is not a
+        finite, non-negative number, or weights that sum to 0.
+    """
+    if sample_weight is None:
+        return None
+    try:
+        weight = np.asarray(sample_weight, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"sample_weight must hold numbers ({exc})") from None
+    if weight.shape != (n_samples,):
+        raise ValueError(
+            f"sample_weight must hold one weight per sample, shape ({n_samples},); got shape "
+            f"{weight.shape}"
+        )
+    bad = ~np.isfinite(weight) | (weight < 0)
+    if bad.any():
+        raise ValueError(
+            "sample_weight must hold finite, non-negative numbers; got "
+            f"{weight[bad][:MAX_LISTED].tolist()} at {located(bad, np.arange(n_samples), 'sample')}"
+        )
+    if weight.sum() == 0:
+        raise ValueError("sample_weight sums to 0: no sample would count")
+    return weight
 
 
 def check_images(X, fitted_shape: tuple | None) -> np.ndarray:

@@ -15,17 +15,29 @@ continuous pixel indices (a pixel's centre is an integer), ``x`` the column.
 from __future__ import annotations
 
 import os
+import re
+import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .dicom import read_slice
+from ._validation import listing
+from .datasets import RSNADataWarning
+from .dicom import UnreadableFileWarning, UnreadableSeriesError, read_slice
 from .geometry import SeriesGeometry, SliceGeometry
 
-__all__ = ["Volume", "StackDataset", "collate_stacks", "crop", "read_volume", "to_working"]
+__all__ = [
+    "StackDataset",
+    "Volume",
+    "collate_stacks",
+    "crop",
+    "read_volume",
+    "to_working",
+]
 
 # Intensities are scaled between these percentiles of the whole series, so the slices
 # of a series keep their relative brightness (the canal's fluid fades off-centre).
@@ -65,6 +77,9 @@ class Volume:
     spacing : ndarray of float
         Each slice's pixel size in mm (the mean of its row and column spacing); NaN for
         a series whose headers lack it.
+    skipped : tuple of (str, Exception)
+        The files of the series that could not be read, with why (left out of all the
+        above).
     """
 
     images: list[np.ndarray]
@@ -74,6 +89,7 @@ class Volume:
     slices: list[SliceGeometry] | None
     geometry: SeriesGeometry
     spacing: np.ndarray
+    skipped: tuple = ()
 
     def __len__(self) -> int:
         return len(self.images)
@@ -101,7 +117,9 @@ def _oriented(stack) -> list[SliceGeometry]:
     return slices if stack.normal[np.argmax(np.abs(stack.normal))] > 0 else slices[::-1]
 
 
-def read_volume(series_dir: str | os.PathLike, largest_stack_only: bool = False) -> Volume:
+def read_volume(
+    series_dir: str | os.PathLike, largest_stack_only: bool = False, skip_unreadable: bool = True
+) -> Volume:
     """Read a series folder of ``*.dcm`` files.
 
     Parameters
@@ -110,18 +128,85 @@ def read_volume(series_dir: str | os.PathLike, largest_stack_only: bool = False)
     largest_stack_only : bool, default=False
         Keep only the orientation with the most slices (a sagittal series with a
         stray localizer slice).
+    skip_unreadable : bool, default=True
+        Leave out a file that cannot be read (not DICOM, truncated, degenerate geometry,
+        undecodable, colour or multi-frame pixels...), with one
+        :class:`~spinecls.dicom.UnreadableFileWarning` naming it and the cause, and
+        read the series from its other files (``Volume.skipped`` lists them). False:
+        raise the first such error.
 
     Returns
     -------
     Volume
+        Slices are numbered by their file names (``{instance_number}.dcm``, the
+        competition's layout, which the coordinates CSVs follow) when every file is
+        so named; an InstanceNumber tag that disagrees is warned about
+        (:class:`~spinecls.datasets.RSNADataWarning`). Otherwise by the tags.
 
     Raises
     ------
     FileNotFoundError, ValueError
         For a missing folder, one without ``.dcm`` files, or an unreadable file (the
         message names it).
+    spinecls.dicom.UnreadableSeriesError
+        A ValueError: with ``skip_unreadable``, when no file can be read.
     """
-    geometry = SeriesGeometry.from_directory(series_dir)
+    skipped: dict[str, Exception] = {}
+    decoded: dict = {}
+    files = None
+    while True:
+        try:
+            if files is None:
+                geometry = SeriesGeometry.from_directory(
+                    series_dir, skip_unreadable=skip_unreadable
+                )
+            else:
+                geometry = SeriesGeometry.from_files(
+                    files, name=os.fspath(series_dir), skip_unreadable=True
+                )
+        except ValueError as exc:
+            if not skip_unreadable:
+                raise
+            _warn_skipped(skipped)
+            raise UnreadableSeriesError(
+                f"{series_dir}: no slice of the series can be read ({exc})", series_dir
+            ) from exc
+        skipped.update(geometry.skipped)
+        slices, paths, numbers, stack_of = _slice_order(geometry, largest_stack_only)
+        for path in (p for p in paths if p not in decoded):
+            try:
+                decoded[path] = read_slice(path)
+            except (OSError, ValueError) as exc:
+                if not skip_unreadable:
+                    raise
+                skipped[path] = exc
+        if all(p in decoded for p in paths):
+            break
+        # read the geometry again without the files whose pixels failed
+        files = [p for p in geometry.sources if p not in skipped]
+        if not files:
+            _warn_skipped(skipped)
+            raise UnreadableSeriesError(
+                f"{series_dir}: no slice of the series can be read", series_dir
+            )
+    _warn_skipped(skipped)
+    numbers = _file_numbers(paths, numbers, series_dir)
+    images = [decoded[path].image(normalize=None) for path in paths]
+    pool = np.concatenate([im.ravel() for im in images])
+    if pool.size > _SAMPLE_PIXELS:
+        pool = pool[:: pool.size // _SAMPLE_PIXELS]
+    low, high = np.percentile(pool, _PERCENTILES)
+    scale = np.float32(1.0 / (high - low)) if high > low else np.float32(0.0)
+    images = [np.clip((im - np.float32(low)) * scale, 0.0, 1.0) for im in images]
+    skipped_files = tuple(sorted(skipped.items()))
+    spacing = np.array(
+        [np.mean(s.pixel_spacing) for s in slices] if slices is not None else [np.nan] * len(paths)
+    )
+    return Volume(images, numbers, paths, stack_of, slices, geometry, spacing, skipped_files)
+
+
+def _slice_order(geometry: SeriesGeometry, largest_stack_only: bool):
+    """The slices (None without geometry), their files, instance numbers and stacks."""
     if geometry.has_geometry:
         stacks = sorted(geometry.stacks, key=len, reverse=True)
         stacks = stacks[:1] if largest_stack_only else list(geometry.stacks)
@@ -129,21 +214,35 @@ def read_volume(series_dir: str | os.PathLike, largest_stack_only: bool = False)
         stack_of = np.concatenate([np.full(len(s), k) for k, s in enumerate(stacks)])
         paths = [s.source for s in slices]
         numbers = np.array([s.instance_number for s in slices], dtype=np.int64)
-    else:
-        slices, paths = None, list(geometry.sources)
-        numbers = np.asarray(geometry.instance_numbers, dtype=np.int64)
-        stack_of = np.zeros(len(paths), dtype=np.int64)
-    images = [read_slice(path).image(normalize=None) for path in paths]
-    pool = np.concatenate([im.ravel() for im in images])
-    if pool.size > _SAMPLE_PIXELS:
-        pool = pool[:: pool.size // _SAMPLE_PIXELS]
-    low, high = np.percentile(pool, _PERCENTILES)
-    scale = np.float32(1.0 / (high - low)) if high > low else np.float32(0.0)
-    images = [np.clip((im - np.float32(low)) * scale, 0.0, 1.0) for im in images]
-    spacing = np.array(
-        [np.mean(s.pixel_spacing) for s in slices] if slices is not None else [np.nan] * len(paths)
-    )
-    return Volume(images, numbers, paths, stack_of, slices, geometry, spacing)
+        return slices, paths, numbers, stack_of
+    paths = list(geometry.sources)
+    numbers = np.asarray(geometry.instance_numbers, dtype=np.int64)
+    return None, paths, numbers, np.zeros(len(paths), dtype=np.int64)
+
+
+def _warn_skipped(skipped: dict[str, Exception]) -> None:
+    for path, error in sorted(skipped.items()):
+        warnings.warn(UnreadableFileWarning.skipping(path, error), stacklevel=3)
+
+
+def _file_numbers(paths: list[str], tags: np.ndarray, series_dir) -> np.ndarray:
+    """The slices' numbers from their file names ``{n}.dcm`` when every file is so named
+    (warning when a tag disagrees), else their InstanceNumber tags."""
+    stems = [Path(p).stem for p in paths]
+    if not all(re.fullmatch("[0-9]+", stem) for stem in stems):
+        return tags
+    numbers = np.array([int(stem) for stem in stems], dtype=np.int64)
+    differ = np.flatnonzero(numbers != tags)
+    if differ.size:
+        examples = listing(f"{Path(paths[k]).name} holds {tags[k]}" for k in differ)
+        warnings.warn(
+            f"series {series_dir}: the InstanceNumber of {differ.size} of {len(paths)} files "
+            f"differs from the number in its file name ({examples}); the slices are "
+            "numbered by their file names, as the competition's coordinates are",
+            RSNADataWarning,
+            stacklevel=3,
+        )
+    return numbers
 
 
 def to_working(images: list[np.ndarray], size: int, scales=None) -> tuple[np.ndarray, np.ndarray]:

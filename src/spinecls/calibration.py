@@ -39,7 +39,7 @@ from sklearn.model_selection import PredefinedSplit
 from sklearn.utils.validation import check_is_fitted
 
 from ._loss import severity_class_weights
-from ._validation import two_columns
+from ._validation import check_sample_weight, located, two_columns
 from .labels import HEADS
 
 __all__ = [
@@ -113,7 +113,7 @@ class HeadView(ClassifierMixin, BaseEstimator):
         second class's logit minus the first's, which scikit-learn's temperature scaling
         reads as the logits ``(-x, x)``: the head's own softmax at any temperature.
         """
-        logits = self.classifier._logits(X)[self._k].astype(np.float64)
+        logits = self.classifier.predict_logits(X)[self._k].astype(np.float64)
         return (logits[:, 1] - logits[:, 0]) / 2 if logits.shape[1] == 2 else logits
 
     def predict(self, X) -> np.ndarray:
@@ -153,7 +153,7 @@ def fit_temperatures(
         Condition and severity temperatures; 1 where a head is left as it was.
     """
     temperatures = np.ones(len(HEADS))
-    logits = classifier._logits(X)
+    logits = classifier.predict_logits(X)
     weights = _head_weights(classifier, codes, sample_weight, severity_weights)
     for k, head in enumerate(HEADS):
         classes = np.asarray(classifier.classes_[k])
@@ -287,6 +287,12 @@ def calibrate_heads(
     for head, column, classes in zip(HEADS, columns, classifier.classes_):
         index = {c: i for i, c in enumerate(np.asarray(classes).tolist())}
         values = np.asarray(column).tolist()
+        missing = np.array([v is None or (isinstance(v, float) and np.isnan(v)) for v in values])
+        if missing.any():
+            raise ValueError(
+                f"y's {head} column has {int(missing.sum())} missing value(s) (NaN or None) at "
+                f"{located(missing, np.arange(len(values)))}"
+            )
         unknown = sorted({v for v in values if v not in index}, key=str)
         if unknown:
             raise ValueError(
@@ -296,13 +302,7 @@ def calibrate_heads(
         codes.append([index[v] for v in values])
     if len(codes[0]) != len(X):
         raise ValueError(f"X has {len(X)} samples but y has {len(codes[0])}")
-    if sample_weight is not None:
-        sample_weight = np.asarray(sample_weight, dtype=np.float64)
-        if sample_weight.shape != (len(X),) or not (sample_weight >= 0).all():
-            raise ValueError(
-                f"sample_weight must hold {len(X)} non-negative numbers; got shape "
-                f"{sample_weight.shape}"
-            )
+    sample_weight = check_sample_weight(sample_weight, len(X))
     classifier.temperatures_ = fit_temperatures(
         classifier,
         X,

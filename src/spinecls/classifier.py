@@ -23,30 +23,19 @@ from torch.utils.data import TensorDataset
 from . import _accelerate, _net
 from ._classifier_checks import PARAMETER_CONSTRAINTS, InputChecksMixin, check_y
 from ._classifier_state import ClassifierFileMixin
-from ._meta import labels_from_proba, mean_head_accuracy
+from ._meta import HeadClasses, HeadProbabilities, labels_from_proba, mean_head_accuracy
 from ._net import DualHeadLoss, DualHeadNet, HeadAccuracy
+from ._validation import check_sample_weight
 from .calibration import fit_temperatures, softmax
 
-__all__ = ["DualHeadClassifier", "DualHeadLoss", "HeadAccuracy", "DualHeadNet", "HeadProbabilities"]
-
-
-class HeadProbabilities(list):
-    """``[P_condition, P_severity]``, as :meth:`DualHeadClassifier.predict_proba` returns them.
-
-    A list of two arrays that refuses to be read as one array. scikit-learn's string
-    scorers (``GridSearchCV(scoring="neg_log_loss")``, ``"roc_auc_ovr"``...) read
-    ``predict_proba`` as one array; they fail here with a message that names the scorers
-    that work (:func:`spinecls.metrics.head_scorer`, :data:`spinecls.metrics.rsna_scorer`),
-    instead of numpy's "inhomogeneous shape".
-    """
-
-    def __array__(self, dtype=None, copy=None):
-        raise ValueError(
-            "predict_proba gives one array per head, [P_condition, P_severity], not one "
-            "array: take one (predict_proba(X)[1]); to score one head in GridSearchCV, use "
-            "spinecls.metrics.head_scorer(head, metric), e.g. head_scorer('severity', "
-            "'neg_log_loss'), or spinecls.metrics.rsna_scorer for the competition score"
-        )
+__all__ = [
+    "DualHeadClassifier",
+    "DualHeadLoss",
+    "HeadAccuracy",
+    "DualHeadNet",
+    "HeadClasses",
+    "HeadProbabilities",
+]
 
 
 class DualHeadClassifier(
@@ -138,8 +127,10 @@ class DualHeadClassifier(
 
     Attributes
     ----------
-    classes_ : list of two ndarrays
-        Condition classes and severity classes, sorted, as found in y.
+    classes_ : HeadClasses
+        Condition classes and severity classes, sorted, as found in y: a list of two
+        arrays that refuses to be read as one (scikit-learn's single-output scorers and
+        CalibratedClassifierCV would), with a message naming what works instead.
     n_features_in_ : int
         Channels of the training images.
     input_shape_ : tuple of int
@@ -236,7 +227,7 @@ class DualHeadClassifier(
         return tags
 
     # -- training ----------------------------------------------------------------------
-    def fit(self, X, y, groups=None):
+    def fit(self, X, y, groups=None, sample_weight=None):
         """Train the network.
 
         Parameters
@@ -251,6 +242,13 @@ class DualHeadClassifier(
             warns, as that head then learns nothing.
         groups : array-like of shape (n_samples,), optional
             Study ids: the validation split keeps each study on one side.
+        sample_weight : array-like of shape (n_samples,), optional
+            Weight of each image in the loss: each head's cross-entropy is the weighted
+            mean over a batch, a severity row weighing its sample weight times its
+            class weight (``severity_weights``); the validation loss and
+            ``calibration="temperature"`` weigh the held-out rows alike. Finite,
+            non-negative, not all 0. In a Pipeline, ``clf__sample_weight=...``; with
+            scikit-learn's metadata routing, ``set_fit_request(sample_weight=True)``.
 
         Returns
         -------
@@ -259,6 +257,7 @@ class DualHeadClassifier(
         self._check_params()
         X = self._check_X(X, reset=True)
         self.classes_, codes = check_y(y, len(X))
+        sample_weight = check_sample_weight(sample_weight, len(X))
         if _net.any_severe_params(self.any_severe_weight, self.classes_) is None:
             warnings.warn(
                 f"any_severe_weight={self.any_severe_weight} has no effect: the condition "
@@ -268,8 +267,12 @@ class DualHeadClassifier(
             )
         seed = _net.seed_from(self.random_state)
         train, valid = _net.validation_split(len(X), groups, self.valid_size, seed)
-        # Tensors made once here; skorch's own Dataset would convert every sample.
-        X_t, y_t = torch.from_numpy(X), torch.from_numpy(codes)
+        # Tensors made once here; skorch's own Dataset would convert every sample. The
+        # loss reads a sample weight as a third column of y (DualHeadLoss).
+        targets = codes
+        if sample_weight is not None:
+            targets = np.column_stack([codes, sample_weight]).astype(np.float32)
+        X_t, y_t = torch.from_numpy(X), torch.from_numpy(targets)
         net = _net.make_net(
             self.get_params(deep=False),
             classes=self.classes_,
@@ -286,7 +289,11 @@ class DualHeadClassifier(
         self.temperatures_ = None
         if self.calibration is not None:
             self.temperatures_ = fit_temperatures(
-                self, X[valid], codes[valid], severity_weights=self.severity_weights
+                self,
+                X[valid],
+                codes[valid],
+                sample_weight=None if sample_weight is None else sample_weight[valid],
+                severity_weights=self.severity_weights,
             )
         return self
 
@@ -308,15 +315,31 @@ class DualHeadClassifier(
             raises an error that names the per-head scorers
             (:func:`spinecls.metrics.head_scorer`).
         """
-        logits = self._logits(X)  # checks that the classifier is fitted
+        logits = self.predict_logits(X)  # checks that the classifier is fitted
         temperatures = self.temperatures_
         return HeadProbabilities(
             softmax(z, None if temperatures is None else temperatures[k])
             for k, z in enumerate(logits)
         )
 
-    def _logits(self, X) -> list[np.ndarray]:
-        """Both heads' logits before any temperature, with test-time augmentation."""
+    def predict_logits(self, X) -> list[np.ndarray]:
+        """Both heads' logits before any temperature, with test-time augmentation.
+
+        What :meth:`predict_proba` divides by ``temperatures_`` and turns into
+        probabilities; what temperature scaling fits
+        (:class:`spinecls.calibration.HeadView`).
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, channels, height, width)
+
+        Returns
+        -------
+        list of two float32 ndarrays
+            ``[condition logits (n_samples, n_condition_classes), severity logits
+            (n_samples, n_severity_classes)]``; with ``tta``, the log of the views'
+            mean probabilities.
+        """
         X = self._check_X(X, reset=False)
         return self.net_.predict_logits(torch.from_numpy(X), tta=self.tta)
 

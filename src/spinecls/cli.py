@@ -18,10 +18,18 @@ from pathlib import Path
 
 from . import __version__
 from ._atomic import Terminated, stop_on_signals
-from ._commands import _demo, _evaluate, _localize, _predict, _synth, _train
+from ._commands import _demo, _evaluate, _localize, _predict, _report, _synth, _train
 from ._scheduler import add_scheduler_option, dask_backend
 
 OVERWRITE_DIRECTORY = "replace an existing output directory (only one that spinecls wrote)"
+OVERWRITE_SYNTH = (
+    "replace an existing OUTDIR and, with --split test, an existing --truth directory (only "
+    "directories that spinecls wrote: a dataset written by synth at --truth is replaced too)"
+)
+STRICT_HELP = (
+    "stop at the first DICOM file that cannot be read (exit 2, naming it); default: skip it "
+    "(its slice, else its series) with a warning and give its rows the class prior"
+)
 DEVICE_HELP = "torch device, e.g. cuda or cuda:1 (default cpu)"
 MODEL_DEVICE_HELP = (
     "torch device to predict on, e.g. cuda (default cpu, whatever device the model was trained on)"
@@ -46,18 +54,30 @@ def _message(exc: BaseException) -> str:
         names = [str(n) for n in (exc.filename, exc.filename2) if n is not None]
         return f"{' -> '.join(names)}: {exc.strerror}"
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return "; ".join(lines) or type(exc).__name__
+    # The library's advice names its keyword; here the user passes the option.
+    return ("; ".join(lines) or type(exc).__name__).replace("overwrite=True", "--overwrite")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``spinecls`` argument parser with one sub-command per job."""
+    """The ``spinecls`` argument parser with one sub-command per job (one ``_add_*`` each)."""
     parser = argparse.ArgumentParser(
         prog="spinecls",
         description="Detect and grade degenerative lumbar-spine conditions on MRI.",
     )
     parser.add_argument("--version", action="version", version=f"spinecls {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_synth(sub)
+    _add_demo(sub)
+    _add_train(sub)
+    _add_localize(sub)
+    _add_predict(sub)
+    _add_report(sub)
+    _add_evaluate(sub)
+    return parser
 
+
+def _add_synth(sub) -> None:
+    """``spinecls synth``: write synthetic studies in the competition layout."""
     synth = sub.add_parser(
         "synth",
         help="write a synthetic dataset in the competition layout",
@@ -81,9 +101,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --split test: directory for the labels and coordinates, in the training "
         "files' format (default: OUTDIR_truth beside OUTDIR; new or empty)",
     )
-    synth.add_argument("--overwrite", action="store_true", help=OVERWRITE_DIRECTORY)
+    synth.add_argument(
+        "--variation",
+        choices=["plain", "clinical"],
+        default="plain",
+        help="plain: every disc alike (default); clinical: the quirks of real scans (faint or "
+        "oblique L5/S1, sacral remnants, transitional vertebrae, 200-400 mm fields of view, "
+        "T1/T2/STIR/Dixon contrasts), listed in synthetic_quirks.csv beside train.csv",
+    )
+    synth.add_argument("--overwrite", action="store_true", help=OVERWRITE_SYNTH)
     synth.set_defaults(func=_synth)
 
+
+def _add_demo(sub) -> None:
+    """``spinecls demo``: the study's three-model comparison."""
     demo = sub.add_parser(
         "demo",
         help="reproduce the study's three-model comparison",
@@ -92,8 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--data", type=Path, help="competition directory (default: synthetic)")
     demo.add_argument("--out", type=Path, default=Path("spinecls-demo"), help="output directory")
-    demo.add_argument("--studies", type=int, help="synthetic studies (default 80, quick 12)")
-    demo.add_argument("--quick", action="store_true", help="small and fast: under two minutes")
+    demo.add_argument("--studies", type=int, help="synthetic studies (default 80, quick 16)")
+    demo.add_argument(
+        "--quick",
+        action="store_true",
+        help="16 studies and short training: every stage in about 90 CPU-seconds",
+    )
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.add_argument("--weights", help="pretrained VGG-16 weights: a file or IMAGENET1K_V1")
     demo.add_argument(
@@ -105,6 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_scheduler_option(demo)
     demo.set_defaults(func=_demo)
 
+
+def _add_train(sub) -> None:
+    """``spinecls train``: train one model (and optionally a localizer)."""
     train = sub.add_parser("train", help="train one model on a competition directory")
     train.add_argument("--data", type=Path, required=True, help="competition directory")
     train.add_argument("--backbone", default="simple", help="simple, inception, vgg16, ...")
@@ -138,6 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_scheduler_option(train)
     train.set_defaults(func=_train)
 
+
+def _add_localize(sub) -> None:
+    """``spinecls localize``: write the located level points of every series."""
     localize = sub.add_parser(
         "localize",
         help="write the located level points of every series",
@@ -157,9 +198,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="read {split}_series_descriptions.csv and {split}_images/ (default test)",
     )
     localize.add_argument("--device", default="cpu", help=MODEL_DEVICE_HELP)
+    localize.add_argument("--strict", action="store_true", help=STRICT_HELP)
     localize.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     localize.set_defaults(func=_localize)
 
+
+def _add_predict(sub) -> None:
+    """``spinecls predict``: write a competition submission."""
     predict = sub.add_parser("predict", help="write a competition submission")
     predict.add_argument("--data", type=Path, required=True, help="competition directory")
     predict.add_argument("--model", type=Path, required=True, help="model file from train")
@@ -180,10 +225,54 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "--tta", choices=["none", "flip", "flip+shift"], default=None, help=TTA_HELP
     )
-    predict.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    predict.add_argument(
+        "--report",
+        type=Path,
+        metavar="DIR",
+        help="also write the HTML report of the graded studies to DIR (see spinecls report)",
+    )
+    predict.add_argument(
+        "--strict", action="store_true", help=STRICT_HELP + " (when the levels are located)"
+    )
+    predict.add_argument(
+        "--overwrite", action="store_true", help="replace an existing --out file (and --report)"
+    )
     add_scheduler_option(predict)
     predict.set_defaults(func=_predict)
 
+
+def _add_report(sub) -> None:
+    """``spinecls report``: an HTML report of located points and grades."""
+    report = sub.add_parser(
+        "report",
+        help="write an HTML report of located points and grades",
+        description="Write a folder of static HTML pages from the outputs of a run: an index "
+        "of the studies, the studies to check first, and one page per study with the located "
+        "points drawn on their slices, the crops the model graded and the probabilities beside "
+        "the class prior.",
+    )
+    report.add_argument("--data", type=Path, required=True, help="competition directory")
+    report.add_argument(
+        "--points", type=Path, required=True, help="points CSV written by spinecls localize"
+    )
+    report.add_argument(
+        "--submission", type=Path, required=True, help="submission CSV written by spinecls predict"
+    )
+    report.add_argument("--out", type=Path, required=True, help="report directory (new or empty)")
+    report.add_argument("--model", type=Path, help="the model file that graded: show its crops")
+    report.add_argument(
+        "--split",
+        choices=["test", "train"],
+        default="test",
+        help="read {split}_series_descriptions.csv and {split}_images/ (default test)",
+    )
+    report.add_argument("--device", default="cpu", help=MODEL_DEVICE_HELP)
+    report.add_argument("--overwrite", action="store_true", help=OVERWRITE_DIRECTORY)
+    report.set_defaults(func=_report)
+
+
+def _add_evaluate(sub) -> None:
+    """``spinecls evaluate``: report and competition score on labelled data."""
     evaluate = sub.add_parser("evaluate", help="report and competition score on labelled data")
     evaluate.add_argument("--data", type=Path, required=True, help="competition directory")
     evaluate.add_argument("--model", type=Path, required=True, help="model file from train")
@@ -194,7 +283,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_scheduler_option(evaluate)
     evaluate.set_defaults(func=_evaluate)
-    return parser
 
 
 def _close_progress_bars():

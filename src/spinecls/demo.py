@@ -41,15 +41,18 @@ from sklearn.pipeline import Pipeline
 from ._atomic import atomic_directory, stop_on_signals
 from ._demo_end_to_end import end_to_end
 from ._demo_report import METRICS as METRICS  # re-exported: the table's columns
-from ._demo_report import SEVERITY_EXTRAS as SEVERITY_EXTRAS
 from ._demo_report import (
+    PRIOR_FILLED,
     baseline_rows,
+    class_prior,
     located_summary,
     markdown,
     model_plots,
     model_row,
+    prior_filled,
     score_row,
 )
+from ._demo_report import SEVERITY_EXTRAS as SEVERITY_EXTRAS
 from .classifier import DualHeadClassifier
 from .datasets import load_rsna, make_synthetic_rsna
 from .evaluation import evaluate
@@ -99,8 +102,11 @@ class DemoConfig:
 FULL = DemoConfig(
     studies=80, crop=48, size=32, marker_size=32, epochs=(8, 8, 3), localizer_epochs=4
 )
+# 16 studies and 5 localizer epochs: the fewest that let the quick demo's localizer find the
+# test studies' levels (at 12 studies and 3 epochs, half its sagittal points were more than
+# 5 px off and the located row scored worse than the class prior).
 QUICK = DemoConfig(
-    studies=12, crop=48, size=32, marker_size=32, epochs=(3, 3, 2), localizer_epochs=3
+    studies=16, crop=48, size=32, marker_size=32, epochs=(3, 3, 2), localizer_epochs=5
 )
 
 MODELS = {
@@ -141,7 +147,7 @@ model. ``per_group``: one such pipeline per condition group
 (:class:`~spinecls.ConditionGroupClassifier`)."""
 
 
-def _say(message: str) -> None:
+def _progress(message: str) -> None:
     print(f"[spinecls demo] {message}", flush=True)
 
 
@@ -201,6 +207,13 @@ def _recommended(config: DemoConfig, seed: int, memory):
     return ConditionGroupClassifier([(group, clone(pipe)) for group in CONDITION_GROUPS])
 
 
+def _fit(pipe, develop: pd.DataFrame):
+    """Fit a pipeline on the development rows, its validation split grouped by study."""
+    return pipe.fit(
+        develop, develop[["condition", "severity"]], clf__groups=develop["study_id"].to_numpy()
+    )
+
+
 def _calibrated(pipe: Pipeline, develop: pd.DataFrame, severity_weights) -> Pipeline:
     """A copy of a fitted pipeline with temperatures fitted on its own validation rows,
     the severity rows weighted by ``severity_weights`` (:data:`CALIBRATIONS`)."""
@@ -245,14 +258,16 @@ def run_demo(
         model's competition submission for the test studies from their labelled
         coordinates), ``localizer.pt`` (the :class:`~spinecls.LevelLocalizer` trained
         on the training studies), ``located_points.csv`` and ``submission_located.csv``
-        (the test studies graded end to end from located points), and PNG plots
+        (the test studies graded end to end from located points), ``report/`` (their
+        HTML report: :func:`spinecls.report.write_report`), and PNG plots
         (``localization.png``, ``localization_errors.png`` among them).
         Everything is written to a temporary sibling and moved into place at the end:
         an interrupted or failed run leaves neither output nor temporary files.
     studies : int, optional
-        Synthetic studies to generate (default 80, or 12 with ``quick``).
+        Synthetic studies to generate (default 80, or 16 with ``quick``).
     quick : bool, default=False
-        Small images and few epochs: under two minutes on two CPU cores.
+        16 studies and few epochs: every stage, localizer included, in about 90
+        CPU-seconds with one torch thread (docs/performance.md).
     random_state : int, default=0
         Seeds the data, the split and the models: the same seed gives the same table.
     weights : str, optional
@@ -273,7 +288,11 @@ def run_demo(
     -------
     pandas.DataFrame
         One row per model and baseline: per-head accuracy, precision, recall, F1 and
-        the competition score on the test studies.
+        the competition score on the test studies, and how many of the rows that score
+        counts were filled with the class prior (``"prior-filled rows"``, ``"k of n"``:
+        some for the row "on predicted coordinates", all for the class prior). The class
+        prior is the development rows' severity shares per condition, one pseudo-count
+        each (``_demo_report.class_prior``); the end-to-end stage falls back to it too.
 
     Raises
     ------
@@ -285,7 +304,7 @@ def run_demo(
     """
     config = QUICK if quick else FULL
     if plots and importlib.util.find_spec("matplotlib") is None:
-        _say("matplotlib is not installed: no plots (pip install 'spinecls[plot]')")
+        _progress("matplotlib is not installed: no plots (pip install 'spinecls[plot]')")
         plots = False
     out = Path(out)
     if data is not None and not Path(data).is_dir():
@@ -297,98 +316,171 @@ def run_demo(
             out, written_by="spinecls.demo.run_demo", overwrite=overwrite, inputs=[data]
         ) as tmp,
     ):
-        if data is None:
-            n = config.studies if studies is None else studies
-            _say(f"generating {n} synthetic studies")
-            root = make_synthetic_rsna(
-                tmp / "data", n_studies=n, random_state=random_state, n_jobs=-1
-            )
-        else:
-            root = Path(data)
-        frame = load_rsna(root)
-        develop_idx, test_idx = split_by_study(frame, random_state=random_state)
-        develop, test = frame.iloc[develop_idx], frame.iloc[test_idx]
-        _say(
-            f"{len(frame)} labelled coordinates in {frame['study_id'].nunique()} studies: "
-            f"{develop['study_id'].nunique()} studies for training and validation (70/15), "
-            f"{test['study_id'].nunique()} for testing (15)"
-        )
-        y_develop = develop[["condition", "severity"]]
-        y_test = test[["condition", "severity"]].to_numpy()
-        solution = solution_from_frame(test)
-        rows, fitted = [], {}
+        n_studies = config.studies if studies is None else studies
+        root = Path(data) if data is not None else _synthetic(tmp, n_studies, random_state)
+        split = _split(root, random_state)
         with tempfile.TemporaryDirectory() as cache:
-            for k, (name, spec) in enumerate(MODELS.items()):
-                _say(f"training {name} ({spec['mode']}, augment={spec['augment']})")
-                pipe = _pipeline(spec, config, config.epochs[k], random_state, cache, weights)
-                pipe.fit(develop, y_develop, clf__groups=develop["study_id"].to_numpy())
-                _say(f"evaluating {name} on the test studies")
-                evaluation = evaluate(pipe, test, complete=True)
-                rows.append(model_row(name, evaluation.report, evaluation.score))
-                fitted[name] = (pipe, evaluation.submission)
-                save_pipeline(pipe, tmp / f"model{k + 1}.pt")
-                if plots:
-                    model_plots(tmp, name, pipe, test, y_test, evaluation.report)
-                for how, severity_weights in CALIBRATIONS.items():
-                    calibrated = _calibrated(pipe, develop, severity_weights)
-                    evaluation = evaluate(calibrated, test, complete=True)
-                    rows.append(model_row(f"{name}, {how}", evaluation.report, evaluation.score))
-                    fitted[f"{name}, {how}"] = (calibrated, evaluation.submission)
+            rows, fitted = _study_models(split, config, random_state, weights, cache, tmp, plots)
             if recommended:
-                _say(f"training the {RECOMMENDED_NAME} recipe ({_describe(RECOMMENDED)})")
-                pipe = _recommended(config, random_state, cache)
-                groups = develop["study_id"].to_numpy()
-                pipe.fit(develop, y_develop, clf__groups=groups)
-                evaluation = evaluate(pipe, test, complete=True)
-                rows.append(model_row(RECOMMENDED_NAME, evaluation.report, evaluation.score))
-                fitted[RECOMMENDED_NAME] = (pipe, evaluation.submission)
-                if not RECOMMENDED["per_group"]:
-                    save_pipeline(pipe, tmp / "recommended.pt")
-        rows += baseline_rows(develop, test, solution)
-        table = pd.DataFrame(rows)
+                _recommended_model(split, config, random_state, cache, tmp, rows, fitted)
+        # step 5: the baselines, and the best model's submission
+        table = pd.DataFrame(rows + baseline_rows(split.test, split.solution, split.develop))
         best = min(fitted, key=lambda n: table.set_index("model").loc[n, "competition score"])
         fitted[best][1].to_csv(tmp / "submission.csv", index=False)
         facts = None
         if localize:
-            _say(f"end to end: training the level localizer, then grading with {best}")
-            located_score, facts = end_to_end(
-                root,
-                develop,
-                test,
-                fitted[best][0],
-                solution,
-                epochs=config.localizer_epochs,
-                seed=random_state,
-                out=tmp,
-                plots=plots,
+            table, facts = _end_to_end(
+                root, split, table, fitted, best, config, random_state, tmp, plots
             )
-            located = score_row(f"{best}, on predicted coordinates", table.columns, located_score)
-            n = len(fitted)
-            table = pd.concat(
-                [table.iloc[:n], pd.DataFrame([located]), table.iloc[n:]], ignore_index=True
-            )
+        table[PRIOR_FILLED] = prior_filled(
+            table,
+            _located_name(best) if facts else None,
+            facts["prior_filled_rows"] if facts else 0,
+            len(split.solution),
+        )
         elapsed = time.perf_counter() - started
         meta = {
             "data": str(root) if data is not None else "synthetic",
-            "studies": int(frame["study_id"].nunique()),
-            "rows": len(frame),
+            "studies": int(split.frame["study_id"].nunique()),
+            "rows": len(split.frame),
             "quick": quick,
             "random_state": random_state,
             "best_model": best,
             "seconds": round(elapsed, 1),
             "localization": facts,
         }
-        (tmp / "results.md").write_text(
-            f"# spinecls demo: the study's three models on the test studies\n\n"
-            f"{markdown(table)}\n"
-            f"Competition score: lower is better. Best model: {best}. "
-            f"{meta['studies']} studies, {meta['rows']} rows, {meta['seconds']} s.\n"
-            + ("" if facts is None else located_summary(facts))
-        )
-        (tmp / "results.json").write_text(
-            json.dumps({"meta": meta, "table": table.to_dict(orient="records")}, indent=2)
-        )
+        _write_results(tmp, table, meta)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(table.set_index("model").round(4).to_string())
-    _say(f"done in {elapsed:.0f} s; results in {out}")
+    _progress(f"done in {elapsed:.0f} s; results in {out}")
     return table
+
+
+@dataclass(frozen=True)
+class _Split:
+    """The demo's studies: all rows, the training and validation rows, the test rows and
+    the test rows' competition solution."""
+
+    frame: pd.DataFrame
+    develop: pd.DataFrame
+    test: pd.DataFrame
+    solution: pd.DataFrame
+
+
+def _synthetic(tmp: Path, n_studies: int, random_state: int) -> Path:
+    """Step 1 without ``data``: synthetic studies, written under the output."""
+    _progress(f"generating {n_studies} synthetic studies")
+    return make_synthetic_rsna(
+        tmp / "data", n_studies=n_studies, random_state=random_state, n_jobs=-1
+    )
+
+
+def _split(root: Path, random_state: int) -> _Split:
+    """Step 2: the labelled rows, split by study into 85 % development and 15 % test."""
+    frame = load_rsna(root)
+    develop_idx, test_idx = split_by_study(frame, random_state=random_state)
+    develop, test = frame.iloc[develop_idx], frame.iloc[test_idx]
+    _progress(
+        f"{len(frame)} labelled coordinates in {frame['study_id'].nunique()} studies: "
+        f"{develop['study_id'].nunique()} studies for training and validation (70/15), "
+        f"{test['study_id'].nunique()} for testing (15)"
+    )
+    return _Split(frame, develop, test, solution_from_frame(test))
+
+
+def _study_models(
+    split: _Split, config: DemoConfig, seed: int, weights, cache, tmp: Path, plots: bool
+) -> tuple[list[dict], dict]:
+    """Step 3: the study's three models, each scored as trained and calibrated twice.
+
+    Returns the table's rows and, by row name, each fitted pipeline and its submission;
+    writes ``model1.pt`` ... and, with ``plots``, each model's figures.
+    """
+    develop, test = split.develop, split.test
+    y_test = test[["condition", "severity"]].to_numpy()
+    rows, fitted = [], {}
+    for k, (name, spec) in enumerate(MODELS.items()):
+        _progress(f"training {name} ({spec['mode']}, augment={spec['augment']})")
+        pipe = _pipeline(spec, config, config.epochs[k], seed, cache, weights)
+        _fit(pipe, develop)
+        _progress(f"evaluating {name} on the test studies")
+        evaluation = evaluate(pipe, test, complete=True)
+        rows.append(model_row(name, evaluation.report, evaluation.score))
+        fitted[name] = (pipe, evaluation.submission)
+        save_pipeline(pipe, tmp / f"model{k + 1}.pt")
+        if plots:
+            model_plots(tmp, name, pipe, test, y_test, evaluation.report)
+        for how, severity_weights in CALIBRATIONS.items():
+            calibrated = _calibrated(pipe, develop, severity_weights)
+            evaluation = evaluate(calibrated, test, complete=True)
+            rows.append(model_row(f"{name}, {how}", evaluation.report, evaluation.score))
+            fitted[f"{name}, {how}"] = (calibrated, evaluation.submission)
+    return rows, fitted
+
+
+def _recommended_model(
+    split: _Split, config: DemoConfig, seed: int, cache, tmp: Path, rows: list, fitted: dict
+) -> None:
+    """Step 4: the recommended recipe's row, added to ``rows`` and ``fitted``; writes
+    ``recommended.pt``."""
+    _progress(f"training the {RECOMMENDED_NAME} recipe ({_describe(RECOMMENDED)})")
+    develop = split.develop
+    pipe = _recommended(config, seed, cache)
+    _fit(pipe, develop)
+    evaluation = evaluate(pipe, split.test, complete=True)
+    rows.append(model_row(RECOMMENDED_NAME, evaluation.report, evaluation.score))
+    fitted[RECOMMENDED_NAME] = (pipe, evaluation.submission)
+    if not RECOMMENDED["per_group"]:
+        save_pipeline(pipe, tmp / "recommended.pt")
+
+
+def _end_to_end(
+    root: Path,
+    split: _Split,
+    table: pd.DataFrame,
+    fitted: dict,
+    best: str,
+    config: DemoConfig,
+    seed: int,
+    tmp: Path,
+    plots: bool,
+) -> tuple[pd.DataFrame, dict]:
+    """Step 6: the localizer stage; the table gains the best model's row on predicted
+    coordinates, after the models' rows and before the baselines'."""
+    _progress(f"end to end: training the level localizer, then grading with {best}")
+    located_score, facts = end_to_end(
+        root,
+        split.develop,
+        split.test,
+        fitted[best][0],
+        split.solution,
+        epochs=config.localizer_epochs,
+        seed=seed,
+        out=tmp,
+        plots=plots,
+        prior=class_prior(split.develop),
+    )
+    located = score_row(_located_name(best), table.columns, located_score)
+    n = len(fitted)
+    table = pd.concat([table.iloc[:n], pd.DataFrame([located]), table.iloc[n:]], ignore_index=True)
+    return table, facts
+
+
+def _located_name(best: str) -> str:
+    """The table's name of the best model's row on predicted coordinates."""
+    return f"{best}, on predicted coordinates"
+
+
+def _write_results(tmp: Path, table: pd.DataFrame, meta: dict) -> None:
+    """Step 7: ``results.md`` and ``results.json``."""
+    facts = meta["localization"]
+    (tmp / "results.md").write_text(
+        f"# spinecls demo: the study's three models on the test studies\n\n"
+        f"{markdown(table)}\n"
+        f"Competition score: lower is better. Best model: {meta['best_model']}. "
+        f"{meta['studies']} studies, {meta['rows']} rows, {meta['seconds']} s.\n"
+        + ("" if facts is None else located_summary(facts))
+    )
+    (tmp / "results.json").write_text(
+        json.dumps({"meta": meta, "table": table.to_dict(orient="records")}, indent=2)
+    )

@@ -11,8 +11,11 @@ slices is :mod:`spinecls.geometry`'s.
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import struct
+import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +33,10 @@ __all__ = [
     "DicomSlice",
     "MissingCodecError",
     "PixelDataError",
+    "UnreadableFileWarning",
+    "UnreadableSeriesError",
     "exact_percentiles",
+    "fail_on_unreadable",
     "read_slice",
 ]
 
@@ -49,6 +55,82 @@ class MissingCodecError(RuntimeError):
 class PixelDataError(ValueError):
     """A decoder for the file's transfer syntax is installed but failed on its pixel data
     (corrupt or truncated compressed data)."""
+
+
+class UnreadableFileWarning(UserWarning):
+    """A DICOM file (or a whole series) could not be read or used, and was skipped.
+
+    Issued once per file by the readers that grade what they can rather than fail (the
+    level localizer's :func:`spinecls.inference.predict_studies`); the message names the
+    file and the cause.
+
+    Attributes
+    ----------
+    path : str
+        The file (or series folder) skipped.
+    error : Exception
+        Why: the error reading it raised. :func:`fail_on_unreadable` raises it.
+    """
+
+    def __init__(self, message: str, path: str | os.PathLike = "", error: Exception | None = None):
+        super().__init__(message)
+        self.path = os.fspath(path)
+        self.error = ValueError(message) if error is None else error
+
+    def __reduce__(self):
+        return type(self), (self.args[0], self.path, self.error)
+
+    @classmethod
+    def skipping(cls, path: str | os.PathLike, error: Exception, what: str = "the slice"):
+        """The warning for ``path`` skipped because of ``error``, its message naming both."""
+        path = os.fspath(path)
+        text = _one_line(error) or type(error).__name__
+        if text.startswith(f"{path}: "):
+            text = text[len(path) + 2 :]
+        return cls(f"{path}: {text}; {what} is skipped", path, error)
+
+
+class UnreadableSeriesError(ValueError):
+    """No file of a series could be read (each was skipped with an
+    :class:`UnreadableFileWarning`).
+
+    Attributes
+    ----------
+    series_dir : str
+        The series folder.
+    """
+
+    def __init__(self, message: str, series_dir: str | os.PathLike = ""):
+        super().__init__(message)
+        self.series_dir = os.fspath(series_dir)
+
+    def __reduce__(self):
+        return type(self), (self.args[0], self.series_dir)
+
+
+@contextlib.contextmanager
+def fail_on_unreadable(strict: bool = True):
+    """Within the block, a file that would be skipped raises the error that made it unreadable.
+
+    Readers that skip unreadable files warn with :class:`UnreadableFileWarning`; this
+    turns the first such warning into its error (e.g. the ValueError naming the file),
+    the way ``warnings.simplefilter("error", UnreadableFileWarning)`` would, but raising
+    the original error rather than the warning.
+
+    Parameters
+    ----------
+    strict : bool, default=True
+        False: the block runs as it is (files are skipped with a warning).
+    """
+    if not strict:
+        yield
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnreadableFileWarning)
+        try:
+            yield
+        except UnreadableFileWarning as exc:
+            raise exc.error from None
 
 
 def exact_percentiles(pixels: np.ndarray, q) -> np.ndarray:
@@ -247,6 +329,22 @@ def _decoding_error(path: Path, exc: Exception) -> Exception:
     )
 
 
+def _lut_value(path: Path, ds: Dataset, tag: str, default: float) -> float:
+    """A modality LUT value of the header (``default`` when absent, and for a zero slope),
+    or a ValueError naming the file when it is not a finite number."""
+    value = "unreadable"
+    try:
+        value = ds.get(tag)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return default
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not math.isfinite(number):
+        raise ValueError(f"{path}: {tag} must be a finite number, got {value!r}")
+    return number if number or tag != "RescaleSlope" else default
+
+
 def read_slice(path: str | os.PathLike) -> DicomSlice:
     """Decode one single-frame greyscale DICOM file.
 
@@ -265,7 +363,8 @@ def read_slice(path: str | os.PathLike) -> DicomSlice:
         If the file does not exist.
     ValueError
         If it is not a readable DICOM image (not DICOM, truncated, no pixel data,
-        multi-frame or colour), naming the path.
+        multi-frame or colour, a RescaleSlope or RescaleIntercept that is not a finite
+        number), naming the path.
     PixelDataError
         A ValueError: the decoder of its transfer syntax is installed but failed on
         the file (corrupt or truncated compressed data); the message names the file
@@ -321,13 +420,17 @@ def read_slice(path: str | os.PathLike) -> DicomSlice:
         )
     if pixels.dtype.byteorder == ">":
         pixels = pixels.astype(pixels.dtype.newbyteorder("="))
+    slope, intercept = (
+        _lut_value(path, ds, tag, default)
+        for tag, default in (("RescaleSlope", 1.0), ("RescaleIntercept", 0.0))
+    )
     low, p_low, p_high, high = (
         float(v) for v in exact_percentiles(pixels, [0.0, *PERCENTILES, 100.0])
     )
     return DicomSlice(
         pixels=pixels,
-        slope=float(ds.get("RescaleSlope", 1.0) or 1.0),
-        intercept=float(ds.get("RescaleIntercept", 0.0) or 0.0),
+        slope=slope,
+        intercept=intercept,
         monochrome1=ds.get("PhotometricInterpretation", "MONOCHROME2") == "MONOCHROME1",
         low=low,
         high=high,

@@ -13,13 +13,15 @@ from numbers import Real
 
 import numpy as np
 from sklearn.base import ClassifierMixin, MultiOutputMixin, clone
-from sklearn.utils import Bunch
+from sklearn.utils import Bunch, get_tags
 from sklearn.utils.metaestimators import _BaseComposition
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_is_fitted
 
 from ._meta import (
     DualHeadMixin,
+    HeadClasses,
+    HeadProbabilities,
     MembersMixin,
     is_dropped,
     member_classes,
@@ -66,7 +68,7 @@ class DualHeadEnsemble(
         Every member by name, ``"drop"`` for dropped ones.
     weights_ : ndarray of shape (n_fitted_members,)
         The weights of ``estimators_``, summing to 1.
-    classes_ : list of two ndarrays
+    classes_ : HeadClasses
         Condition classes and severity classes, on which all members agree.
 
     See Also
@@ -120,6 +122,19 @@ class DualHeadEnsemble(
     def get_metadata_routing(self):
         """Metadata routing: each member's ``fit`` gets what it requested."""
         return router(self, [(n, e) for n, e in self.estimators if not is_dropped(e)])
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # Every member takes the same X: the first one's input tags say what it is.
+        members = self.estimators if isinstance(self.estimators, (list, tuple)) else []
+        kept = [
+            pair[1]
+            for pair in members
+            if isinstance(pair, tuple) and len(pair) == 2 and not is_dropped(pair[1])
+        ]
+        if kept:
+            tags.input_tags = get_tags(kept[0]).input_tags
+        return tags
 
     # -- validation --------------------------------------------------------------------
     def _check_members(self) -> tuple[list[str], list, np.ndarray]:
@@ -187,9 +202,10 @@ class DualHeadEnsemble(
 
         Returns
         -------
-        list of two ndarrays
+        HeadProbabilities
             ``[P_condition (n_samples, len(classes_[0])), P_severity (n_samples,
-            len(classes_[1]))]``, in ``X``'s row order.
+            len(classes_[1]))]``, in ``X``'s row order, as
+            :meth:`spinecls.DualHeadClassifier.predict_proba` gives them.
         """
         check_is_fitted(self, "estimators_")
         probas = [estimator.predict_proba(X) for estimator in self.estimators_]
@@ -205,7 +221,7 @@ class DualHeadEnsemble(
             else:
                 mean = np.average(stacked, axis=0, weights=self.weights_)
             out.append(mean.astype(np.result_type(*heads), copy=False))
-        return out
+        return HeadProbabilities(out)
 
 
 def _fit_member(estimator, X, y, params: dict):
@@ -226,4 +242,4 @@ def _agreed_classes(members: dict) -> list[np.ndarray]:
                     f"{their.tolist()} where {first!r} has {mine.tolist()}; an ensemble "
                     "averages columns of the same classes"
                 )
-    return classes
+    return HeadClasses(classes)

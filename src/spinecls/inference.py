@@ -6,7 +6,12 @@ coordinates needed), and a fitted patch-and-classify pipeline grades a crop arou
 point. Points of one condition and level found on several series (two axial series,
 two Sagittal T1) are averaged; a condition-level that no series yields (a missing
 series, a level outside an axial series' coverage, a point the localizer places outside
-its image) falls back to the class prior, with a warning that names the study.
+its image, a series or slice that cannot be read, a condition the model was not
+trained on) falls back to the class prior, with a warning that names the study.
+
+On test day a submission with every row beats an error: a file that cannot be read
+costs its slice (else its series), with one :class:`~spinecls.dicom.UnreadableFileWarning`
+naming it and the cause, never the submission. ``strict=True`` fails on the first instead.
 """
 
 from __future__ import annotations
@@ -18,59 +23,95 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ._competition import _probabilities
-from ._validation import listing
-from .labels import CONDITIONS, LEVELS, SEVERITY_PRIORS, TARGETS, slug
+from ._competition import (
+    check_prior,
+    parse_row_ids,
+    prior_probabilities,
+    severity_probabilities,
+    submission_row_ids,
+)
+from ._validation import listing, whole_numbers
+from .dicom import MissingCodecError, UnreadableFileWarning, UnreadableSeriesError
+from .labels import CONDITION_SERIES, CONDITIONS, ROW_ID_PATTERN, TARGETS, slug
 
-__all__ = ["PriorFallbackWarning", "predict_studies", "submission_row_ids"]
+__all__ = [
+    "FALLBACK_REASONS",
+    "PriorFallbackWarning",
+    "UnreadableFileWarning",
+    "locate_studies",
+    "predict_studies",
+    "submission_row_ids",
+]
 
 SAMPLE_SUBMISSION = "sample_submission.csv"
+
+FALLBACK_REASONS: dict[str, str] = {
+    "no series": "the study has no (readable) series of the type the condition is read on",
+    "unreadable": "the series, or the slices its points lie on, could not be read or cut "
+    "into patches (an UnreadableFileWarning names them)",
+    "not located": "the localizer placed no point of this condition and level inside an "
+    "image (a level outside an axial series' coverage, a point outside its image)",
+    "condition not trained": "the model was not trained on the condition",
+}
+"""Why a submission row holds the class prior: the ``reason`` of ``predict_studies``'s
+sources frame (``return_sources=True``), in the order they are looked for."""
+
+# What reading or cutting a patch raises for a bad file (the transformer's errors).
+_READ_ERRORS = (OSError, ValueError, MissingCodecError)
 
 
 class PriorFallbackWarning(UserWarning):
     """Some condition-levels of a study were given the class prior, not a prediction."""
 
 
-def submission_row_ids(study_ids) -> pd.Series:
-    """The 25 ``row_id`` of each study, in the competition's order.
-
-    Parameters
-    ----------
-    study_ids : sequence of int
-        In the order wanted.
-
-    Returns
-    -------
-    pandas.Series
-        ``{study_id}_{condition}_{level}`` in snake case: per study, the conditions in
-        ``train.csv``'s column order, each with its five levels from L1/L2 down.
-    """
-    return pd.Series(
-        [f"{int(s)}_{slug(c)}_{slug(lv)}" for s in study_ids for c in CONDITIONS for lv in LEVELS],
-        name="row_id",
-        dtype=object,
-    )
-
-
 def _wanted_rows(root: Path, split: str) -> pd.Series:
-    """The row ids to fill: ``sample_submission.csv``'s when present, else every study's."""
+    """The row ids to fill: ``sample_submission.csv``'s when present, else every study's.
+
+    Each id of the file is checked before any work: ``{study_id}_{condition}_{level}``
+    with ASCII digits (no leading zero), one of the five conditions and five levels,
+    each once.
+    """
     from .datasets import read_series_descriptions
 
     sample = root / SAMPLE_SUBMISSION
-    if sample.is_file():
-        try:
-            rows = pd.read_csv(sample, usecols=["row_id"], dtype={"row_id": str})["row_id"]
-        except ValueError as exc:
-            raise ValueError(f"{sample}: expected a row_id column ({exc})") from None
-        bad = rows.isna() | ~rows.str.fullmatch(r"\d+_[a-z_]+_l\d_[ls]\d", na=False)
-        if bad.any():
-            raise ValueError(
-                f"{sample}: row_id must read {{study_id}}_{{condition}}_{{level}}; see line(s) "
-                f"{listing((np.flatnonzero(bad.to_numpy()) + 2).tolist())}"
-            )
-        return rows.reset_index(drop=True)
-    descriptions = read_series_descriptions(root / f"{split}_series_descriptions.csv")
-    return submission_row_ids(pd.unique(descriptions["study_id"]))
+    if not sample.is_file():
+        descriptions = read_series_descriptions(root / f"{split}_series_descriptions.csv")
+        return submission_row_ids(pd.unique(descriptions["study_id"]))
+    try:
+        rows = pd.read_csv(sample, usecols=["row_id"], dtype={"row_id": str})["row_id"]
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{sample}: the file is empty; expected a row_id column") from None
+    except ValueError as exc:
+        raise ValueError(f"{sample}: expected a row_id column ({exc})") from None
+    if rows.empty:
+        raise ValueError(f"{sample}: the file has a header line but no rows; expected at least one")
+    bad = ~rows.str.fullmatch(ROW_ID_PATTERN, na=False).to_numpy()
+    if bad.any():
+        shown = listing(f"line {k + 2} {v!r}" for k, v in zip(np.flatnonzero(bad), rows[bad]))
+        raise ValueError(
+            f"{sample}: row_id must read {{study_id}}_{{condition}}_{{level}} (a study id in "
+            f"ASCII digits without leading zeros, a condition of {list(map(slug, CONDITIONS))}, a "
+            f"level l1_l2 to l5_s1); see {shown}"
+        )
+    studies = rows.str.split("_").str[0]
+    whole_numbers(studies, f"{sample}: the study ids", np.arange(len(rows)) + 2, "line")
+    twice = rows.duplicated(keep=False).to_numpy()
+    if twice.any():
+        shown = listing(f"line {k + 2} {v!r}" for k, v in zip(np.flatnonzero(twice), rows[twice]))
+        raise ValueError(f"{sample}: row_id values must be unique; see {shown}")
+    return rows.reset_index(drop=True)
+
+
+def _chosen(studies, wanted: pd.Series, root: Path, split: str) -> pd.Series:
+    """``wanted`` restricted to ``studies``, after checking they are whole numbers there."""
+    if isinstance(studies, (str, bytes)) or not hasattr(studies, "__iter__"):
+        raise TypeError(f"studies must be a sequence of study ids, got {studies!r}")
+    chosen = set(whole_numbers(pd.Series(list(studies), dtype=object), "studies", unit="entry"))
+    present = parse_row_ids(wanted)["study_id"]
+    unknown = sorted(chosen - set(present))
+    if unknown:
+        raise ValueError(f"studies {listing(unknown)} are not in {root}'s {split} split")
+    return wanted[present.isin(chosen).to_numpy()].reset_index(drop=True)
 
 
 def _load_model(model, root: Path, device: str | None):
@@ -98,24 +139,16 @@ def _load_localizer(localizer, model, device: str | None):
         from .persistence import load_localizer
 
         return load_localizer(localizer, device=device)
-    if not hasattr(localizer, "predict"):
+    if not hasattr(localizer, "predict") or hasattr(localizer, "predict_proba"):
+        hint = (
+            " (a model that grades patches: pass it as model)"
+            if hasattr(localizer, "predict_proba")
+            else ""
+        )
         raise TypeError(
-            f"localizer must be a fitted LevelLocalizer; got {type(localizer).__name__}"
+            f"localizer must be a fitted LevelLocalizer; got {type(localizer).__name__}{hint}"
         )
     return localizer
-
-
-def _prior_rows(prior: dict, conditions: pd.Series) -> np.ndarray:
-    """The prior's probabilities for each condition, rows summing to one."""
-    try:
-        rows = np.array([prior[c] for c in conditions], dtype=float).reshape(-1, 3)
-    except KeyError as exc:
-        raise ValueError(f"prior has no entry for {exc.args[0]!r}") from None
-    except ValueError:
-        raise ValueError("prior must give three probabilities per condition") from None
-    if (rows < 0).any() or (rows.sum(axis=1) <= 0).any() or not np.isfinite(rows).all():
-        raise ValueError("prior must give three non-negative probabilities per condition")
-    return rows / rows.sum(axis=1, keepdims=True)
 
 
 def _model_weight(model_weight, points: pd.DataFrame) -> np.ndarray:
@@ -133,6 +166,171 @@ def _model_weight(model_weight, points: pd.DataFrame) -> np.ndarray:
     return weight[:, None]
 
 
+def _trained_conditions(pipeline) -> set[str]:
+    """The conditions of the model's condition head (codes 0-4 read as CONDITIONS)."""
+    classes = pipeline.classes_[0]
+    return {
+        CONDITIONS[int(c)]
+        if isinstance(c, (int, np.integer)) and 0 <= int(c) < len(CONDITIONS)
+        else str(c)
+        for c in classes
+    }
+
+
+def locate_studies(localizer, series: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The localizer's points, study by study, leaving out series that cannot be read.
+
+    Parameters
+    ----------
+    localizer : LevelLocalizer
+        Fitted.
+    series : DataFrame
+        One row per series, as :func:`spinecls.load_series` returns.
+
+    Returns
+    -------
+    points : DataFrame
+        :meth:`LevelLocalizer.predict`'s frame for every study.
+    skipped : DataFrame
+        The rows of ``series`` left out because no file of theirs could be read.
+
+    Warns
+    -----
+    spinecls.dicom.UnreadableFileWarning
+        Once per file that cannot be read (from the localizer), and once per series
+        left out, naming its folder: its study is located from its other series.
+    """
+    frames, skipped, seen = [], [], set()
+    for study, rows in series.groupby("study_id", sort=False):
+        rows = rows.reset_index(drop=True)
+        while len(rows):
+            try:
+                frames.append(_predict_once(localizer, rows, seen))
+                break
+            except UnreadableSeriesError as exc:
+                bad = (rows["series_dir"].astype(str) == exc.series_dir).to_numpy()
+                if not bad.any():
+                    raise
+                warnings.warn(
+                    UnreadableFileWarning(
+                        f"{exc}; study {study} is graded without it", exc.series_dir, exc
+                    ),
+                    stacklevel=2,
+                )
+                skipped.append(rows.loc[bad])
+                rows = rows.loc[~bad].reset_index(drop=True)
+    points = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    gone = pd.concat(skipped, ignore_index=True) if skipped else series.iloc[:0]
+    return points, gone
+
+
+def _predict_once(localizer, rows: pd.DataFrame, seen: set) -> pd.DataFrame:
+    """``localizer.predict(rows)``, passing on only the warnings not ``seen`` before: a
+    study located again without an unreadable series reads its other series again."""
+    caught: list = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            return localizer.predict(rows)
+    finally:
+        for w in caught:
+            key = (w.category, str(w.message))
+            if key not in seen:
+                seen.add(key)
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
+def _severity(pipeline, rows: pd.DataFrame) -> np.ndarray:
+    """The model's severity probabilities of ``rows``, in TARGETS order."""
+    return severity_probabilities(pipeline.predict_proba(rows)[1], pipeline.classes_[1], rows)
+
+
+def _grade(pipeline, graded: pd.DataFrame, strict: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Severity probabilities of every point that can be graded, and which could.
+
+    One call for all points; when a file fails it, series by series, then point by
+    point within a failing series, so that a bad file costs only what needs it.
+    """
+    proba = np.zeros((len(graded), len(TARGETS)))
+    try:
+        return _severity(pipeline, graded), np.ones(len(graded), dtype=bool)
+    except _READ_ERRORS:
+        if strict:
+            raise
+    ok = np.zeros(len(graded), dtype=bool)
+    for (study, series), index in graded.groupby(
+        ["study_id", "series_id"], sort=False
+    ).indices.items():
+        try:
+            proba[index] = _severity(pipeline, graded.iloc[index])
+            ok[index] = True
+            continue
+        except _READ_ERRORS as exc:
+            first = exc
+        for i in index:
+            try:
+                proba[i] = _severity(pipeline, graded.iloc[[i]])[0]
+                ok[i] = True
+            except _READ_ERRORS:
+                pass
+        failed = int((~ok[index]).sum())
+        if not failed:
+            continue
+        warnings.warn(
+            UnreadableFileWarning(
+                f"series {series} of study {study}: {failed} of {len(index)} points could not "
+                f"be graded ({type(first).__name__}: {first}); their rows get the class prior",
+                os.path.dirname(str(graded["image_path"].iloc[index[0]]))
+                if "image_path" in graded
+                else "",
+                first,
+            ),
+            stacklevel=3,
+        )
+    return proba, ok
+
+
+def _sources(
+    wanted: pd.Series,
+    table: pd.DataFrame,
+    counts: pd.Series,
+    weights: pd.Series,
+    attempted: set,
+    trained: set,
+    series: pd.DataFrame,
+    gone: pd.DataFrame,
+) -> pd.DataFrame:
+    """Where each submission row came from (see ``return_sources``)."""
+    parts = parse_row_ids(wanted)
+    study, condition = parts["study_id"], parts["condition"]
+    kind = condition.map(CONDITION_SERIES)
+    read = series[~series["series_dir"].isin(set(gone["series_dir"]))]
+    has = set(zip(read["study_id"], read["series_description"]))
+    lost = set(zip(gone["study_id"], gone["series_description"]))
+    model = table[TARGETS[0]].notna().to_numpy()
+    reason = []
+    for rid, s, c, t, m in zip(wanted, study, condition, kind, model):
+        if m:
+            reason.append("")
+        elif c not in trained:
+            reason.append("condition not trained")
+        elif rid in attempted or ((s, t) in lost and (s, t) not in has):
+            reason.append("unreadable")
+        elif (s, t) in has:
+            reason.append("not located")
+        else:
+            reason.append("no series")
+    return pd.DataFrame(
+        {
+            "row_id": wanted.to_numpy(),
+            "study_id": study.to_numpy(),
+            "source": np.where(model, "model", "prior"),
+            "reason": reason,
+            "n_points": counts.reindex(wanted.to_numpy()).fillna(0).to_numpy(np.int64),
+            "model_weight": weights.reindex(wanted.to_numpy()).fillna(0.0).to_numpy(float),
+        }
+    )
+
+
 def predict_studies(
     data_dir: str | os.PathLike,
     model,
@@ -143,7 +341,10 @@ def predict_studies(
     model_weight="confidence",
     device: str | None = None,
     studies=None,
+    strict: bool = False,
+    verbose: int = 0,
     return_points: bool = False,
+    return_sources: bool = False,
 ):
     """Grade every study of a competition directory from its images alone.
 
@@ -164,7 +365,9 @@ def predict_studies(
         Which descriptions file and image folder.
     prior : dict, optional
         ``{condition: (normal_mild, moderate, severe)}`` for the condition-levels no
-        series yields; default :data:`spinecls.labels.SEVERITY_PRIORS`.
+        series yields, one entry per condition, checked as
+        :func:`spinecls.metrics.to_submission` checks its own; default
+        :data:`spinecls.labels.SEVERITY_PRIORS`.
     model_weight : "confidence" or float in [0, 1], default="confidence"
         How far each point's grade is trusted: its probabilities become ``w *
         model + (1 - w) * prior``, with ``w`` the localizer's ``confidence`` for that
@@ -178,8 +381,15 @@ def predict_studies(
     studies : sequence of int, optional
         Grade only these studies (e.g. the held-out ones of a directory in the training
         layout); default every study.
+    strict : bool, default=False
+        Fail on the first file that cannot be read (raising its error, which names it)
+        instead of skipping it.
+    verbose : int, default=0
+        1: say when the levels are being located (after every input was checked).
     return_points : bool, default=False
-        Also return the localizer's points that were graded.
+        Also return the localizer's points.
+    return_sources : bool, default=False
+        Also return where each row of the submission came from.
 
     Returns
     -------
@@ -189,19 +399,42 @@ def predict_studies(
         in the descriptions file's order, conditions and levels in ``train.csv``'s
         column order.
     points : pandas.DataFrame
-        Only with ``return_points``: :meth:`LevelLocalizer.predict`'s frame.
+        Only with ``return_points``: :meth:`LevelLocalizer.predict`'s frame, every
+        point of every series read (those outside their image, or of a condition the
+        model does not know, were not graded).
+    sources : pandas.DataFrame
+        Only with ``return_sources`` (after ``points`` when both are asked for): one
+        row per submission row, in its order: ``row_id``, ``study_id`` (int64),
+        ``source`` (``"model"``: graded from located points, shrunk towards the prior by
+        ``model_weight``; ``"prior"``: the class prior alone), ``reason`` (``""`` for a
+        model row, else a key of :data:`FALLBACK_REASONS`: ``"no series"``,
+        ``"unreadable"``, ``"not located"`` or ``"condition not trained"``),
+        ``n_points`` (points averaged into the row; 0 for the prior) and
+        ``model_weight`` (the mean weight of the model in the row; 0 for the prior).
 
     Warns
     -----
     PriorFallbackWarning
-        Once, naming each study that has condition-levels filled with the prior and how
-        many.
+        Once, naming each study that has condition-levels filled with the prior, how
+        many, and why; once more for conditions the model was not trained on.
+    spinecls.dicom.UnreadableFileWarning
+        Once per file that cannot be read (its slice is skipped; with no slice left,
+        its series), and once per series some of whose points could not be cut into
+        patches (e.g. no PixelSpacing for a ``patch_size_mm`` model): their rows get the
+        prior. Not with ``strict``, which raises instead.
+    spinecls.datasets.RSNADataWarning
+        For a series whose description contradicts its geometry: it is taken for what
+        its geometry shows (an "Axial T2" when its slices are axial) or skipped.
 
     Raises
     ------
     FileNotFoundError, ValueError
-        For a directory not in the competition layout or a bad model file, naming the
-        file.
+        Before any image is read: for a directory not in the competition layout, a
+        ``sample_submission.csv`` without rows or with a row id that is not
+        ``{study_id}_{condition}_{level}`` (naming its lines), bad ``studies``,
+        ``prior`` or ``model_weight``, or a bad model file, naming the file.
+    TypeError
+        For a ``model`` or ``localizer`` of the wrong kind.
 
     Examples
     --------
@@ -209,57 +442,97 @@ def predict_studies(
     >>> submission_row_ids([7]).iloc[[0, 24]].tolist()
     ['7_spinal_canal_stenosis_l1_l2', '7_right_subarticular_stenosis_l5_s1']
     """
+    from ._series_planes import check_planes
     from .datasets import load_series
-    from .metrics import to_submission
+    from .dicom import fail_on_unreadable
+    from .metrics import row_ids, to_submission
 
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     root = Path(data_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"data directory not found: {root}")
+    prior = check_prior(prior)
+    if not (isinstance(model_weight, str) and model_weight == "confidence"):
+        _model_weight(model_weight, pd.DataFrame(index=range(1)))
     wanted = _wanted_rows(root, split)
+    if studies is not None:
+        wanted = _chosen(studies, wanted, root, split)
     pipeline = _load_model(model, root, device)
     locator = _load_localizer(localizer, model, device)
+    trained = _trained_conditions(pipeline)
 
-    series = load_series(root, split=split)
-    if studies is not None:
-        chosen = {int(s) for s in studies}
-        unknown = sorted(chosen - set(wanted.str.split("_").str[0].astype(int)))
-        if unknown:
-            raise ValueError(f"studies {listing(unknown)} are not in {root}'s {split} split")
-        wanted = wanted[wanted.str.split("_").str[0].astype(int).isin(chosen)]
-        wanted = wanted.reset_index(drop=True)
+    with fail_on_unreadable(strict):
+        series = load_series(root, split=split)
+        chosen = set(parse_row_ids(wanted)["study_id"])
         series = series[series["study_id"].isin(chosen)].reset_index(drop=True)
-    points = locator.predict(series) if len(series) else pd.DataFrame()
-    graded = points
-    if len(points) and "qc_outside_image" in points.columns:
-        graded = points.loc[~points["qc_outside_image"].to_numpy(bool)]
-    prior = SEVERITY_PRIORS if prior is None else prior
+        series = check_planes(series, "predict_studies")
+        if verbose:
+            print(
+                f"locating the levels of {series['study_id'].nunique()} studies "
+                f"({len(series)} series) in {split}_images",
+                flush=True,
+            )
+        points, gone = locate_studies(locator, series) if len(series) else (pd.DataFrame(), series)
+        graded = _gradable(points, trained)
+        attempted: set = set()
+        if len(graded):
+            proba, ok = _grade(pipeline, graded, strict)
+            attempted = set(row_ids(graded))
+            graded, proba = graded.loc[ok].reset_index(drop=True), proba[ok]
+    table = pd.DataFrame(columns=TARGETS, index=pd.Index([], name="row_id"), dtype=float)
+    counts = weights = pd.Series(dtype=float)
     if len(graded):
-        graded = graded.reset_index(drop=True)
-        proba = pipeline.predict_proba(graded)[1]
-        proba = _probabilities(proba, pipeline.classes_[1], graded)  # in TARGETS order
         weight = _model_weight(model_weight, graded)
-        proba = weight * proba + (1 - weight) * _prior_rows(prior, graded["condition"])
+        proba = weight * proba + (1 - weight) * prior_probabilities(prior, graded["condition"])
         table = to_submission(graded, proba, complete=False).set_index("row_id")
-    else:
-        table = pd.DataFrame(columns=TARGETS, index=pd.Index([], name="row_id"), dtype=float)
+        ids = row_ids(graded).to_numpy()
+        counts = pd.Series(ids).value_counts()
+        weights = pd.Series(weight[:, 0], index=ids).groupby(level=0).mean()
 
     table = table.reindex(wanted.to_numpy())
-    missing = table[TARGETS[0]].isna().to_numpy()
-    if missing.any():
-        parts = wanted[missing].str.extract(r"^(\d+)_([a-z_]+)_(l\d_[ls]\d)$")
-        by_slug = {slug(c): c for c in CONDITIONS}
-        table.loc[missing, TARGETS] = _prior_rows(prior, parts[1].map(by_slug))
-        counts = parts[0].value_counts(sort=False)
+    sources = _sources(wanted, table, counts, weights, attempted, trained, series, gone)
+    fallen = (sources["source"] == "prior").to_numpy()
+    if fallen.any():
+        rows = sources.loc[fallen]
+        table.loc[fallen, TARGETS] = prior_probabilities(
+            prior, parse_row_ids(rows["row_id"])["condition"]
+        )
+        per_study = rows.groupby("study_id", sort=False).size()
+        why = rows["reason"].value_counts()
         warnings.warn(
-            f"predict_studies: {int(missing.sum())} of {len(wanted)} rows were filled with the "
-            f"class prior (no series or located level): study (rows) "
-            f"{listing([f'{s} ({n})' for s, n in counts.items()])}",
+            f"predict_studies: {int(fallen.sum())} of {len(wanted)} rows were filled with the "
+            f"class prior ({', '.join(f'{k} {int(why[k])}' for k in FALLBACK_REASONS if k in why)}"
+            f"): study (rows) {listing([f'{s} ({n})' for s, n in per_study.items()])}",
             PriorFallbackWarning,
             stacklevel=2,
         )
     submission = table.rename_axis("row_id").reset_index()[["row_id", *TARGETS]]
     values = submission[TARGETS].to_numpy(float)
     submission[TARGETS] = values / values.sum(axis=1, keepdims=True)
-    return (submission, points) if return_points else submission
+    out = (
+        submission,
+        *((points,) if return_points else ()),
+        *((sources,) if return_sources else ()),
+    )
+    return out if len(out) > 1 else submission
+
+
+def _gradable(points: pd.DataFrame, trained: set) -> pd.DataFrame:
+    """The points to grade: inside their image, of a condition the model knows (the
+    others are warned about)."""
+    if not len(points):
+        return points
+    graded = points
+    if "qc_outside_image" in points.columns:
+        graded = points.loc[~points["qc_outside_image"].to_numpy(bool)]
+    known = graded["condition"].isin(trained).to_numpy()
+    untrained = set(graded.loc[~known, "condition"])
+    if untrained:
+        warnings.warn(
+            f"predict_studies: the model was not trained on {listing(sorted(untrained))} (its "
+            f"condition classes are {sorted(trained)}): their rows get the class prior",
+            PriorFallbackWarning,
+            stacklevel=3,
+        )
+    return graded.loc[known].reset_index(drop=True)

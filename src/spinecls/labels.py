@@ -55,15 +55,24 @@ RAW_SEVERITIES: dict[str, str] = {
 }
 """``train.csv`` cell values and the severity each stands for."""
 
-SERIES_DESCRIPTIONS: tuple[str, ...] = ("Sagittal T1", "Sagittal T2/STIR", "Axial T2")
+SAGITTAL_T1: str = "Sagittal T1"
+"""The series description of the sagittal T1 series (the foramina)."""
+
+SAGITTAL_T2: str = "Sagittal T2/STIR"
+"""The series description of the sagittal T2 or STIR series (the spinal canal)."""
+
+AXIAL_T2: str = "Axial T2"
+"""The series description of the axial T2 series (the subarticular recesses)."""
+
+SERIES_DESCRIPTIONS: tuple[str, ...] = (SAGITTAL_T1, SAGITTAL_T2, AXIAL_T2)
 """The series descriptions of the competition data."""
 
 CONDITION_SERIES: dict[str, str] = {
-    "Spinal Canal Stenosis": "Sagittal T2/STIR",
-    "Left Neural Foraminal Narrowing": "Sagittal T1",
-    "Right Neural Foraminal Narrowing": "Sagittal T1",
-    "Left Subarticular Stenosis": "Axial T2",
-    "Right Subarticular Stenosis": "Axial T2",
+    "Spinal Canal Stenosis": SAGITTAL_T2,
+    "Left Neural Foraminal Narrowing": SAGITTAL_T1,
+    "Right Neural Foraminal Narrowing": SAGITTAL_T1,
+    "Left Subarticular Stenosis": AXIAL_T2,
+    "Right Subarticular Stenosis": AXIAL_T2,
 }
 """The series on which each condition is labelled."""
 
@@ -112,3 +121,12 @@ WIDE_COLUMNS: dict[str, tuple[str, str]] = {
     f"{slug(c)}_{slug(lv)}": (c, lv) for c in CONDITIONS for lv in LEVELS
 }
 """The 25 ``train.csv`` label columns and the (condition, level) each holds, in file order."""
+
+ROW_ID_PATTERN: str = (
+    r"(0|[1-9][0-9]*)"
+    rf"_({'|'.join(map(slug, CONDITIONS))})"
+    rf"_({'|'.join(map(slug, LEVELS))})"
+)
+"""Regular expression of a submission row id, ``{study_id}_{condition}_{level}`` in snake
+case (a study id in ASCII digits without leading zeros); its groups are the study id, the
+condition's slug and the level's slug."""

@@ -8,26 +8,36 @@ subarticular points on Axial T2. See docs/localization.md for the method.
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 from numbers import Integral, Real
 
-import numpy as np
 import pandas as pd
 import torch
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._accelerate import _DTYPES, check_params, training_device
+from ._accelerate import PRECISIONS, autocast, check_runtime_params, training_device
 from ._levels import summarise_steps
 from ._localize import AXIAL, Settings, predict_study, series_samples
-from ._localizer_nets import make_net, nets_state, restore_nets
+from ._localizer_nets import check_level_steps, make_localizer_net, nets_state, restore_nets
 from ._net import seed_from, torch_seed
-from ._point_frames import OUTPUT_COLUMNS, POINT_COLUMNS, check_points, check_series, points_frame
+from ._point_frames import (
+    OUTPUT_COLUMNS,
+    POINT_COLUMNS,
+    SCORE_RADIUS,
+    check_points,
+    check_series,
+    localization_errors,
+    points_frame,
+    share_found,
+)
+from ._series_planes import check_planes
+from ._validation import require_columns
 from ._volumes import StackDataset
 from .labels import CONDITIONS, SERIES_DESCRIPTIONS
-from .persistence import PersistenceMixin
+from .persistence import PersistenceMixin, check_device
 
 # The stack network trains on runs of this many slices of a series holding its labelled
 # points (the canal's run reaches about 14 mm either side at 4 mm slices): the slices
@@ -35,7 +45,13 @@ from .persistence import PersistenceMixin
 TRAINING_DEPTH = 8
 
 # The column tuples stay importable from here, where the CLI and users take them.
-__all__ = ["LevelLocalizer", "OUTPUT_COLUMNS", "POINT_COLUMNS"]
+__all__ = [
+    "LevelLocalizer",
+    "OUTPUT_COLUMNS",
+    "POINT_COLUMNS",
+    "SCORE_RADIUS",
+    "localization_errors",
+]
 
 
 class LevelLocalizer(PersistenceMixin, BaseEstimator):
@@ -149,6 +165,28 @@ class LevelLocalizer(PersistenceMixin, BaseEstimator):
     ['Axial T2', 'Sagittal T1', 'Sagittal T2/STIR']
     """
 
+    _parameter_constraints: dict = {
+        "size": [Interval(Integral, 16, None, closed="left")],
+        "pixel_mm": [Interval(Real, 0, None, closed="neither"), None],
+        "neighbours": [Interval(Integral, 0, None, closed="left")],
+        "zoom": [Interval(Real, 0, None, closed="neither")],
+        "crop": [Interval(Integral, 16, None, closed="left")],
+        "widths": [tuple, list],
+        "sigma": [Interval(Real, 0, None, closed="neither")],
+        "axial_window": [Interval(Integral, 0, None, closed="left")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "augment": ["boolean"],
+        "n_jobs": [Integral, None],
+        "device": [str, torch.device],
+        "accelerator": "no_validation",  # checked by _accelerate.check_runtime_params
+        "precision": [StrOptions(set(PRECISIONS))],
+        "channels_last": ["boolean"],
+        "num_workers": [Interval(Integral, 0, None, closed="left")],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
     _persisted_fields = ("history", "refine_history", "n_series", "level_steps", "conditions")
     # files of an earlier LevelLocalizer lack them: _set_persisted warns of the steps;
     # such a localizer was trained on every condition
@@ -201,40 +239,26 @@ class LevelLocalizer(PersistenceMixin, BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # X is a frame of series (load_series), y a frame of points (load_rsna): neither
+        # is a numeric array, and scikit-learn's checks, which feed arrays, skip it.
+        tags.input_tags.two_d_array = False
+        tags.target_tags.required = True
+        tags.non_deterministic = self.random_state is None
+        return tags
+
     # -- validation --------------------------------------------------------------------
     def _settings(self) -> Settings:
-        for name, low in (
-            ("size", 16),
-            ("neighbours", 0),
-            ("crop", 16),
-            ("axial_window", 0),
-            ("max_epochs", 1),
-            ("batch_size", 1),
-        ):
-            value = getattr(self, name)
-            if not isinstance(value, Integral) or isinstance(value, bool) or value < low:
-                raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-        for name in ("zoom", "sigma", "lr"):
-            value = getattr(self, name)
-            if not isinstance(value, Real) or not value > 0:
-                raise ValueError(f"{name} must be a positive number, got {value!r}")
+        self._validate_params()
         widths = self.widths
-        if (
-            not isinstance(widths, (tuple, list))
-            or len(widths) < 2
-            or not all(isinstance(w, Integral) and w > 0 for w in widths)
+        if len(widths) < 2 or not all(
+            isinstance(w, Integral) and not isinstance(w, bool) and w > 0 for w in widths
         ):
             raise ValueError(f"widths must be a sequence of >= 2 positive ints, got {widths!r}")
-        if self.pixel_mm is not None and not (
-            isinstance(self.pixel_mm, Real)
-            and not isinstance(self.pixel_mm, bool)
-            and np.isfinite(self.pixel_mm)
-            and self.pixel_mm > 0
-        ):
-            raise ValueError(f"pixel_mm must be a positive number or None, got {self.pixel_mm!r}")
-        if not isinstance(self.channels_last, bool):
-            raise ValueError(f"channels_last must be a bool, got {self.channels_last!r}")
-        check_params(self.get_params(deep=False))
+        check_runtime_params(self.get_params(deep=False))
+        if self.accelerator is None:
+            check_device(self.device)
         for name in ("size", "crop"):
             if getattr(self, name) % 2 ** len(widths):
                 raise ValueError(
@@ -286,7 +310,8 @@ class LevelLocalizer(PersistenceMixin, BaseEstimator):
         }
         seed = seed_from(self.random_state)
         params = self.get_params()
-        stack_net, refine_net = make_net(params, stack=True), make_net(params, stack=False)
+        stack_net = make_localizer_net(params, stack=True)
+        refine_net = make_localizer_net(params, stack=False)
         with torch_seed(seed, training_device(self.get_params())):
             for net, k, window in ((stack_net, 0, None), (refine_net, 1, settings.crop)):
                 samples = [s for part in parts for s in part[k]]
@@ -312,24 +337,40 @@ class LevelLocalizer(PersistenceMixin, BaseEstimator):
             coordinates: ``study_id, series_id, instance_number, condition, level, x,
             y`` (original pixels of that instance), then ``confidence`` in [0, 1],
             ``series_description``, ``image_path`` (the instance's file) and the flags
-            ``qc_outside_coverage``, ``qc_outside_image`` and ``qc_order``
-            (docs/localization.md). Sagittal T2/STIR: the 5 spinal canal points;
+            ``qc_outside_coverage``, ``qc_outside_image``, ``qc_order`` and
+            ``qc_skipped_slices`` (the point's series was read without some of its
+            files, which could not be read) (docs/localization.md). Sagittal T2/STIR:
+            the 5 spinal canal points;
             Sagittal T1: the 10 foraminal points; Axial T2: the left and right
             subarticular points of each level the series covers (none for a level
             outside it). Ordered by study, series (as in X), condition and level.
+            A series is taken for what its slices' geometry shows: one described as
+            sagittal whose slices are axial is read as an Axial T2, one that is sagittal
+            or coronal but described otherwise is skipped, each with a warning.
+
+        Warns
+        -----
+        spinecls.dicom.UnreadableFileWarning
+            Once per file that cannot be read (not DICOM, truncated, undecodable,
+            degenerate geometry...): the series is read without it, and its points are
+            flagged ``qc_skipped_slices``. To fail instead, run ``predict`` inside
+            :func:`spinecls.dicom.fail_on_unreadable`.
+        spinecls.datasets.RSNADataWarning
+            For a series whose description contradicts its geometry, and for files whose
+            InstanceNumber differs from their file name (the file name wins).
+
+        Raises
+        ------
+        spinecls.dicom.UnreadableSeriesError
+            A ValueError: no file of a series can be read.
         """
         check_is_fitted(self, "net_")
         settings = self._settings()
-        X = check_series(X)
+        X = check_planes(check_series(X), "LevelLocalizer.predict")
         nets = (self.net_.module_, self.refine_net_.module_)
         device = training_device(self.get_params())
-        autocast = (
-            torch.autocast(device.type, dtype=_DTYPES[self.precision])
-            if self.precision in _DTYPES
-            else contextlib.nullcontext()
-        )
         rows = []
-        with autocast:
+        with autocast(self.precision, device):
             for study_id, series in X.groupby("study_id", sort=False):
                 found = predict_study(
                     nets, series, settings, device, self.level_steps_, self.conditions_
@@ -343,6 +384,39 @@ class LevelLocalizer(PersistenceMixin, BaseEstimator):
                     )
                 rows += [{"study_id": study_id, **r} for r in found]
         return points_frame(rows, X)
+
+    def score(self, X: pd.DataFrame, y: pd.DataFrame, sample_weight=None) -> float:
+        """The share of the labelled points of X's series that :meth:`predict` finds.
+
+        A labelled point counts as found when the point predicted for its study,
+        series, condition and level lies within :data:`SCORE_RADIUS` (5) original pixels
+        of it, in the image plane, on its instance or a neighbouring one (instance
+        numbers at most 1 apart): the benchmarks' "within 5 px". Greater is better, so
+        that ``GridSearchCV(LevelLocalizer(), ...)`` searches it as any estimator.
+
+        Parameters
+        ----------
+        X : DataFrame
+            One row per series, as for :meth:`fit`.
+        y : DataFrame
+            Labelled points, as for :meth:`fit`; those on series absent from X are left
+            out.
+        sample_weight : None
+            Not supported: every point counts once.
+
+        Returns
+        -------
+        float in [0, 1]
+        """
+        if sample_weight is not None:
+            raise ValueError("LevelLocalizer.score counts every point once: no sample_weight")
+        X = check_series(X)
+        require_columns(y, POINT_COLUMNS, "y")
+        series = pd.MultiIndex.from_frame(X[["study_id", "series_id"]])
+        truth = y[pd.MultiIndex.from_frame(y[["study_id", "series_id"]]).isin(series)]
+        if not len(truth):
+            raise ValueError("y has no labelled point on a series of X: nothing to score")
+        return share_found(truth, self.predict(X))
 
     # -- persistence (PersistenceMixin: save, load) -----------------------------------
     def _get_persisted(self) -> tuple[dict, dict]:
@@ -371,6 +445,7 @@ class LevelLocalizer(PersistenceMixin, BaseEstimator):
         for name, kind in checks:
             if not isinstance(fitted[name], kind):
                 raise ValueError(f"{name!r} must be a {getattr(kind, '__name__', 'dict')}")
+        check_level_steps(fitted["level_steps"])
         conditions = fitted["conditions"]
         if (
             not isinstance(conditions, list)

@@ -10,44 +10,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ._validation import require_columns
+from ._point_frames import localization_errors
 from .dicom import read_slice
-from .plotting import _figure, _save
+from .labels import AXIAL_T2, CONDITIONS, LEVELS, SAGITTAL_T2
+from .plotting import new_figure, save_figure
 
 __all__ = ["localization_errors", "plot_localization", "plot_localization_errors"]
-
-KEYS = ["study_id", "series_id", "condition", "level"]
-
-
-def localization_errors(truth: pd.DataFrame, predicted: pd.DataFrame) -> pd.DataFrame:
-    """Pair true and predicted points and measure how far apart they are.
-
-    Parameters
-    ----------
-    truth : pandas.DataFrame
-        Labelled coordinates (``load_rsna``'s columns ``study_id, series_id,
-        instance_number, condition, level, x, y``).
-    predicted : pandas.DataFrame
-        :meth:`spinecls.LevelLocalizer.predict`'s frame.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per point found in both, on the same series: the keys,
-        ``series_description`` (when ``predicted`` has it), ``distance`` (pixels, on
-        the image plane, whatever the slices) and ``slice_offset`` (predicted minus
-        true instance number).
-    """
-    columns = [*KEYS, "instance_number", "x", "y"]
-    for name, frame in (("truth", truth), ("predicted", predicted)):
-        require_columns(frame, columns, name)
-    extra = ["series_description"] if "series_description" in predicted.columns else []
-    merged = truth[columns].merge(
-        predicted[[*columns, *extra]], on=KEYS, suffixes=("", "_pred"), validate="many_to_one"
-    )
-    merged["distance"] = np.hypot(merged["x"] - merged["x_pred"], merged["y"] - merged["y_pred"])
-    merged["slice_offset"] = merged["instance_number_pred"] - merged["instance_number"]
-    return merged[[*KEYS, *extra, "distance", "slice_offset"]]
 
 
 def _panel(axes, truth_row, predicted: pd.DataFrame, title: str) -> None:
@@ -80,10 +48,7 @@ def plot_localization(truth: pd.DataFrame, predicted: pd.DataFrame, study_id=Non
         predicted points of that series on that slice), and the Axial T2 slice of the
         left subarticular L4/L5 point.
     """
-    wanted = {
-        "Sagittal T2/STIR": ("Spinal Canal Stenosis", "L4/L5"),
-        "Axial T2": ("Left Subarticular Stenosis", "L4/L5"),
-    }
+    wanted = {SAGITTAL_T2: (CONDITIONS[0], LEVELS[3]), AXIAL_T2: (CONDITIONS[3], LEVELS[3])}
     studies = truth["study_id"].unique() if study_id is None else [study_id]
     for study in studies:
         rows = {}
@@ -101,7 +66,7 @@ def plot_localization(truth: pd.DataFrame, predicted: pd.DataFrame, study_id=Non
         raise ValueError(
             "no study of truth has both a spinal canal and a left subarticular L4/L5 point"
         )
-    figure = _figure(figsize=(8, 4.2))
+    figure = new_figure(figsize=(8, 4.2))
     for k, (description, row) in enumerate(rows.items()):
         axes = figure.add_subplot(1, 2, k + 1)
         same = predicted[
@@ -110,7 +75,7 @@ def plot_localization(truth: pd.DataFrame, predicted: pd.DataFrame, study_id=Non
         ]
         _panel(axes, row, same, f"study {study}: {description}, slice {row['instance_number']}")
     figure.suptitle("located levels: truth (green circles), predicted (red crosses)", fontsize=10)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_localization_errors(errors: pd.DataFrame, path=None):
@@ -128,7 +93,7 @@ def plot_localization_errors(errors: pd.DataFrame, path=None):
     """
     if not len(errors):
         raise ValueError("errors is empty: no located point matched a true one")
-    figure = _figure(figsize=(9, 3.4))
+    figure = new_figure(figsize=(9, 3.4))
     distance, offset = figure.add_subplot(1, 2, 1), figure.add_subplot(1, 2, 2)
     clipped = np.minimum(errors["distance"].to_numpy(float), 30.0)
     distance.hist(clipped, bins=np.arange(0, 31, 1.0), color="tab:blue")
@@ -144,4 +109,4 @@ def plot_localization_errors(errors: pd.DataFrame, path=None):
     offset.set_xlabel("slice offset (instance numbers; clipped at 3)")
     exact = float((errors["slice_offset"] == 0).mean())
     offset.set_title(f"{exact:.1%} on the true slice", fontsize=9)
-    return _save(figure, path)
+    return save_figure(figure, path)

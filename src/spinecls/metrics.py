@@ -35,7 +35,7 @@ from sklearn.metrics import (
 )
 
 from ._competition import row_ids, rsna_score, solution_from_frame, to_submission
-from ._reliability import CALIBRATION_BINS, _ece, expected_calibration_error, reliability_table
+from ._reliability import CALIBRATION_BINS, expected_calibration_error, reliability_table, table_ece
 from ._scorers import HeadScorer, RSNAScorer, head_scorer, rsna_scorer
 from ._validation import located, two_columns
 from .labels import CONDITIONS, HEADS, SEVERITIES
@@ -238,7 +238,7 @@ def dual_head_report(
         if proba is not None:
             reliability[head] = reliability_table(t, proba[k], classes=classes[k], n_bins=n_bins)
             rows[head]["log_loss"] = log_loss(t, proba[k], labels=classes[k])
-            rows[head]["ece"] = _ece(reliability[head])
+            rows[head]["ece"] = table_ece(reliability[head])
         rows[head]["support"] = len(t)
         reports[head] = pd.DataFrame(
             classification_report(t, p, labels=head_labels, output_dict=True, zero_division=0)

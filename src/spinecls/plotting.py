@@ -27,7 +27,8 @@ __all__ = [
 ]
 
 
-def _figure(**kwargs):
+def new_figure(**kwargs):
+    """A matplotlib Figure outside pyplot's global state (``kwargs``: Figure's own)."""
     try:
         from matplotlib.figure import Figure
     except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -37,7 +38,8 @@ def _figure(**kwargs):
     return Figure(**kwargs)
 
 
-def _save(figure, path):
+def save_figure(figure, path):
+    """Write ``figure`` as a PNG at ``path`` (none when None); return the figure."""
     if path is not None:
         figure.savefig(os.fspath(path), dpi=100, bbox_inches="tight")
     return figure
@@ -85,7 +87,7 @@ def plot_training_curves(history, path=None):
     """
     rows = _history(history)
     epochs = [row.get("epoch", i + 1) for i, row in enumerate(rows)]
-    figure = _figure(figsize=(13, 3.6))
+    figure = new_figure(figsize=(13, 3.6))
     panels = [
         ("loss", "train_loss", "valid_loss"),
         ("condition accuracy", "train_condition_acc", "valid_condition_acc"),
@@ -104,7 +106,7 @@ def plot_training_curves(history, path=None):
         ax.legend()
         ax.grid(alpha=0.3)
     figure.tight_layout()
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_confusion_matrices(report_or_true, y_pred=None, path=None):
@@ -132,7 +134,7 @@ def plot_confusion_matrices(report_or_true, y_pred=None, path=None):
         if y_pred is None:
             raise ValueError("pass a DualHeadReport, or y_true and y_pred")
         report = dual_head_report(report_or_true, y_pred)
-    figure = _figure(figsize=(13, 5.5))
+    figure = new_figure(figsize=(13, 5.5))
     for k, (head, matrix) in enumerate(report.confusion_matrices.items()):
         ax = figure.add_subplot(1, 2, k + 1)
         labels = [str(v).replace(" ", "\n", 2) for v in matrix.index]
@@ -143,7 +145,7 @@ def plot_confusion_matrices(report_or_true, y_pred=None, path=None):
         ax.tick_params(axis="x", labelrotation=45, labelsize=7)
         ax.tick_params(axis="y", labelsize=7)
     figure.tight_layout()
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_reliability(report_or_true, proba=None, classes=None, path=None):
@@ -189,7 +191,7 @@ def plot_reliability(report_or_true, proba=None, classes=None, path=None):
             "the report has no reliability tables: build it with "
             "dual_head_report(..., proba=clf.predict_proba(X), classes=clf.classes_)"
         )
-    figure = _figure(figsize=(11, 4.6))
+    figure = new_figure(figsize=(11, 4.6))
     for k, (head, table) in enumerate(report.reliability.items()):
         ax = figure.add_subplot(1, len(report.reliability), k + 1)
         ax.plot([0, 1], [0, 1], linestyle="--", color="gray", label="calibrated")
@@ -216,7 +218,7 @@ def plot_reliability(report_or_true, proba=None, classes=None, path=None):
         ax.legend(loc="upper left")
         ax.grid(alpha=0.3)
     figure.tight_layout()
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def conv_layers(model) -> list[str]:
@@ -282,10 +284,10 @@ def plot_feature_maps(model, image, layer: str, max_maps: int = 16, path=None):
         handle.remove()
         module.train(was_training)
     maps = captured["out"][0].cpu().numpy()[:max_maps]
-    figure = _figure(figsize=(12, 1.6 * math.ceil(len(maps) / 8) + 0.6))
+    figure = new_figure(figsize=(12, 1.6 * math.ceil(len(maps) / 8) + 0.6))
     titles = [f"{k}" for k in range(len(maps))]
     _grid(figure, maps, titles, cmap="viridis", suptitle=f"feature maps of layer {layer}")
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_filters(model, layer: str, max_filters: int = 32, path=None):
@@ -305,10 +307,10 @@ def plot_filters(model, layer: str, max_filters: int = 32, path=None):
     """
     conv = _layer(_module(model), layer)
     weights = conv.weight.detach().cpu().numpy()[:max_filters].mean(axis=1)
-    figure = _figure(figsize=(12, 1.6 * math.ceil(len(weights) / 8) + 0.6))
+    figure = new_figure(figsize=(12, 1.6 * math.ceil(len(weights) / 8) + 0.6))
     titles = [f"{k}" for k in range(len(weights))]
     _grid(figure, weights, titles, cmap="coolwarm", suptitle=f"filters of layer {layer}")
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_patches(X, y=None, n: int = 16, channel: int | None = None, path=None):
@@ -338,6 +340,6 @@ def plot_patches(X, y=None, n: int = 16, channel: int | None = None, path=None):
     if y is not None:
         labels = y.to_numpy() if hasattr(y, "to_numpy") else np.asarray(y)
         titles = [f"{CONDITION_SHORT_NAMES.get(c, c)}\n{s}" for c, s in labels[: len(shown)]]
-    figure = _figure(figsize=(12, 1.9 * math.ceil(len(shown) / 8) + 0.4))
+    figure = new_figure(figsize=(12, 1.9 * math.ceil(len(shown) / 8) + 0.4))
     _grid(figure, shown, titles)
-    return _save(figure, path)
+    return save_figure(figure, path)

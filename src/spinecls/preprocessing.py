@@ -17,7 +17,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from ._extract import PatchExtractionWarning, extract, report
-from ._patch_params import extraction_params
+from ._patch_params import PARAMETER_CONSTRAINTS, extraction_params
 from ._patch_rows import check_rows, resolve_paths, with_metadata
 from ._validation import located
 from .datasets.rsna import ID_COLUMNS
@@ -127,6 +127,8 @@ class LumbarPatchTransformer(TransformerMixin, BaseEstimator):
     ((25, 1, 32, 32), dtype('float32'))
     """
 
+    _parameter_constraints: dict = PARAMETER_CONSTRAINTS
+
     def __init__(
         self,
         data_dir=None,
@@ -160,6 +162,9 @@ class LumbarPatchTransformer(TransformerMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.requires_fit = False
+        # X is a frame of rows (study_id, series_id, instance_number, x, y), not a
+        # numeric array: scikit-learn's checks, which feed arrays, skip it.
+        tags.input_tags.two_d_array = False
         tags.transformer_tags.preserves_dtype = []  # always float32 images
         return tags
 

@@ -15,12 +15,22 @@ import warnings
 import numpy as np
 import pandas as pd
 from sklearn.base import ClassifierMixin, MultiOutputMixin, clone
-from sklearn.utils import Bunch, _safe_indexing
+from sklearn.utils import Bunch
 from sklearn.utils.metaestimators import _BaseComposition
 from sklearn.utils.parallel import Parallel, delayed
-from sklearn.utils.validation import _check_method_params, check_is_fitted
+from sklearn.utils.validation import check_is_fitted
 
-from ._meta import DualHeadMixin, MembersMixin, member_classes, member_params, router
+from ._meta import (
+    DualHeadMixin,
+    HeadClasses,
+    HeadProbabilities,
+    MembersMixin,
+    member_classes,
+    member_params,
+    router,
+    take_params,
+    take_rows,
+)
 from ._validation import located, two_columns
 from .labels import CONDITIONS, SCORE_GROUPS, slug
 
@@ -67,7 +77,7 @@ class ConditionGroupClassifier(
         The same by name.
     condition_groups_ : dict of str to tuple
         The groups as fitted.
-    classes_ : list of two ndarrays
+    classes_ : HeadClasses
         Condition classes and severity classes: the sorted union of the members'.
 
     See Also
@@ -130,6 +140,11 @@ class ConditionGroupClassifier(
     def get_metadata_routing(self):
         """Metadata routing: each estimator's ``fit`` gets what it requested."""
         return router(self, self.estimators)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False  # a DataFrame with a condition column
+        return tags
 
     # -- validation --------------------------------------------------------------------
     def _check_groups(self) -> dict[str, tuple]:
@@ -236,18 +251,18 @@ class ConditionGroupClassifier(
             delayed(_fit_member)(
                 clone(estimator),
                 name,
-                _safe_indexing(X, routes[name]),
-                _safe_indexing(y, routes[name]),
-                _check_method_params(X, params[name], routes[name]),
+                take_rows(X, routes[name]),
+                take_rows(y, routes[name]),
+                take_params(params[name], len(X), routes[name]),
             )
             for name, estimator in zip(names, estimators)
         )
         self.named_estimators_ = Bunch(**dict(zip(names, self.estimators_)))
         self.condition_groups_ = groups
         member = {name: member_classes(e, name) for name, e in self.named_estimators_.items()}
-        self.classes_ = [
+        self.classes_ = HeadClasses(
             np.unique(np.concatenate([m[k] for m in member.values()])) for k in range(2)
-        ]
+        )
         for name, (_, severities) in member.items():
             unseen = sorted(set(self.classes_[1].tolist()) - set(severities.tolist()), key=str)
             if unseen:
@@ -270,9 +285,10 @@ class ConditionGroupClassifier(
 
         Returns
         -------
-        list of two ndarrays
+        HeadProbabilities
             ``[P_condition (n_samples, len(classes_[0])), P_severity (n_samples,
-            len(classes_[1]))]`` in ``X``'s row order (see Notes of the class).
+            len(classes_[1]))]`` in ``X``'s row order (see Notes of the class), as
+            :meth:`spinecls.DualHeadClassifier.predict_proba` gives them.
         """
         check_is_fitted(self, "estimators_")
         routes = self._route(X, self.condition_groups_, list(self.named_estimators_))
@@ -280,7 +296,7 @@ class ConditionGroupClassifier(
         for name, rows in routes.items():
             if len(rows):
                 estimator = self.named_estimators_[name]
-                probas = estimator.predict_proba(_safe_indexing(X, rows))
+                probas = estimator.predict_proba(take_rows(X, rows))
                 parts.append((rows, member_classes(estimator, name), probas))
         out = []
         for k, classes in enumerate(self.classes_):
@@ -289,7 +305,7 @@ class ConditionGroupClassifier(
             for rows, member, probas in parts:
                 proba[np.ix_(rows, np.searchsorted(classes, member[k]))] = probas[k]
             out.append(proba)
-        return out
+        return HeadProbabilities(out)
 
 
 def _fit_member(estimator, name: str, X, y, params: dict):

@@ -1,8 +1,8 @@
 """Reading the competition layout, and writing synthetic studies or image volumes in it.
 
-:func:`make_synthetic_rsna` and the volume writers (:mod:`.volumes`) are imported on
-first use (PEP 562): the synthetic studies draw with OpenCV, which reading the
-competition layout does not need.
+:func:`make_synthetic_rsna`, :func:`synthetic_quirks` and the volume writers
+(:mod:`.volumes`) are imported on first use (PEP 562): the synthetic studies draw with
+OpenCV, which reading the competition layout does not need.
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ from . import rsna
 from .rsna import *  # noqa: F403 - exactly rsna.__all__, as numpy's __init__ gathers its parts
 
 if TYPE_CHECKING:
-    from .synthetic import make_synthetic_rsna
+    from .synthetic import make_synthetic_rsna, synthetic_quirks
     from .volumes import SpineVolume, levels_from_mask, write_volumes
 
 _LAZY = {
     "make_synthetic_rsna": ".synthetic",
+    "synthetic_quirks": ".synthetic",
     "SpineVolume": ".volumes",
     "levels_from_mask": ".volumes",
     "write_volumes": ".volumes",
@@ -28,6 +29,7 @@ __all__ = [
     "SpineVolume",
     "levels_from_mask",
     "make_synthetic_rsna",
+    "synthetic_quirks",
     "write_volumes",
     *rsna.__all__,
 ]

@@ -16,6 +16,10 @@ decides, and a level point found on a sagittal series carries to the right axial
 with room for error. Per-level variations of the anatomy (a lateral shift of the
 centreline or of a foramen under about 1 mm, a disc's height under about 2 mm) are
 drawn to meet that, and a pose that still fails is drawn again.
+
+A ``"clinical"`` study (:mod:`._variation`) first draws its quirks, then shapes its
+spine with them and takes its sagittal fields of view, their placement and the
+sagittal contrasts from them.
 """
 
 from __future__ import annotations
@@ -25,9 +29,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..labels import CONDITIONS, LEVELS, SEVERITIES, SEVERITY_PRIORS
-from ._anatomy import EXTRA_DISCS, Pose, Spine, cross, rotation
+from ._anatomy import Pose, Spine, cross, rotation
 from ._layout import RATES, Layout, draw_layout
 from ._scanner import Series, centred_planes, draw_instance_numbers, draw_matrix
+from ._variation import CLINICAL, VARIATIONS, Quirks, draw_quirks, vary
 
 CLEAR = 0.25
 """A labelled sagittal slice lies within this fraction of a slice gap of the structure."""
@@ -64,6 +69,7 @@ class Design:
     pose: Pose
     series: list[Series]
     points: list[Point] = field(default_factory=list)
+    quirks: Quirks | None = None
 
 
 def _offset(residual: float, gap: float, rng, snap: float = _SNAP) -> float:
@@ -89,9 +95,11 @@ def _residual(position: float, lattice: np.ndarray) -> float:
 class _Study:
     """One attempt at a study's geometry; ``None`` from :meth:`build` means draw again."""
 
-    def __init__(self, rng, layout: Layout, narrowing, size_range):
-        self.rng, self.layout, self.size_range = rng, layout, size_range
+    def __init__(self, rng, layout: Layout, narrowing, size_range, quirks: Quirks | None):
+        self.rng, self.layout, self.size_range, self.quirks = rng, layout, size_range, quirks
         self.spine = Spine.random(rng, narrowing)
+        if quirks is not None:
+            vary(self.spine, quirks, rng)
         self.pose = Pose(
             rotation(rng.uniform(-5, 5), rng.uniform(-8, 8), rng.uniform(-0.5, 0.5)),
             np.array([rng.uniform(-40, 40), rng.uniform(0, 60), rng.uniform(-60, 60)]),
@@ -129,9 +137,12 @@ class _Study:
 
     def sagittal(self, description, contrast, xs, gap) -> Series:
         """A sagittal series; the spine lies anywhere in its field of view that shows the
-        labelled points, the sacrum below L5/S1 and some room above L1/L2."""
-        rng = self.rng
-        shape, spacing = draw_matrix(rng, self.size_range, rng.uniform(200.0, 250.0))
+        labelled points, the sacrum below L5/S1 and some room above L1/L2 (a clinical
+        study's field may instead end just below L5/S1)."""
+        rng, quirks = self.rng, self.quirks
+        fov = rng.uniform(200.0, 250.0) if quirks is None else quirks.sagittal_fov(rng)
+        spread = 25.0 if quirks is None else CLINICAL["off_centre_mm"]
+        shape, spacing = draw_matrix(rng, self.size_range, fov)
         height, width = shape[0] * spacing[0], shape[1] * spacing[1]
         points = self.sagittal_points()
         y_lo, y_hi = points[:, 1].min(), points[:, 1].max()
@@ -141,8 +152,14 @@ class _Study:
             (y_lo + y_hi) / 2,
             y_hi - width * (0.5 - _MARGIN) + 4.0,
             y_lo + width * (0.5 - _MARGIN) - 4.0,
+            spread,
         )
-        z = _within(rng, (z_lo + z_hi) / 2, z_hi - height / 2, z_lo + height / 2)
+        if quirks is not None and quirks.low_coverage:
+            # The lowest labelled point just inside the margin above the lower edge.
+            bottom = points[:, 2].min() - _MARGIN * height - rng.uniform(1.0, 8.0)
+            z = max(bottom + height / 2, z_hi - height / 2)
+        else:
+            z = _within(rng, (z_lo + z_hi) / 2, z_hi - height / 2, z_lo + height / 2, spread)
         row_dir, col_dir = np.array([0.0, 1.0, 0.0]), np.array([0.0, 0.0, -1.0])
         centred = centred_planes([(x, y, z) for x in xs], row_dir, col_dir, shape, spacing)
         return self.series(description, contrast, centred, gap)
@@ -179,7 +196,7 @@ class _Study:
         shape, spacing = draw_matrix(rng, self.size_range, rng.uniform(160.0, 220.0))
         planes, labelled = [], {}
         for k in levels:
-            disc = self.pose.rotation @ self.spine.disc_normal(EXTRA_DISCS + k)
+            disc = self.pose.rotation @ self.spine.disc_normal(self.spine.index(k))
             tilt = rotation(rng.uniform(-3, 3), rng.uniform(-3, 3), rng.uniform(-3, 3))
             n, row_dir, col_dir = self.axial_frame(tilt @ disc)
             m = int(rng.integers(3, 6))
@@ -286,15 +303,20 @@ class _Study:
         self.snap_canal(*t2_lattice)
         self.snap_foramina(*t1_lattice)
 
-        design = Design(severity, spine, self.pose, [])
+        quirks = self.quirks
+        design = Design(severity, spine, self.pose, [], quirks=quirks)
+        t1 = "T1" if quirks is None else quirks.t1_contrast
         if layout.t1:
-            design.series.append(self.sagittal("Sagittal T1", "T1", *t1_lattice))
+            design.series.append(self.sagittal("Sagittal T1", t1, *t1_lattice))
         if layout.t1 == 2:  # a repeat, planned anew; the labels stay on the first
             repeat = self.sagittal_lattice()
             if repeat is None:
                 return None
-            design.series.append(self.sagittal("Sagittal T1", "T1", *repeat))
-        contrast = "STIR" if rng.random() < 0.3 else "T2"
+            design.series.append(self.sagittal("Sagittal T1", t1, *repeat))
+        if quirks is None:
+            contrast = "STIR" if rng.random() < 0.3 else "T2"
+        else:
+            contrast = quirks.t2_contrast
         if layout.t2:
             design.series.append(self.sagittal("Sagittal T2/STIR", contrast, *t2_lattice))
         first_axial = len(design.series)
@@ -339,7 +361,9 @@ class _Study:
         return design
 
 
-def design(rng: np.random.Generator, size_range: tuple[int, int]) -> Design:
+def design(
+    rng: np.random.Generator, size_range: tuple[int, int], variation: str = "plain"
+) -> Design:
     """Draw one study: labels with the real class balance, then a geometry that fits.
 
     Parameters
@@ -348,12 +372,17 @@ def design(rng: np.random.Generator, size_range: tuple[int, int]) -> Design:
         The study's generator; rendering continues from where this leaves it.
     size_range : (int, int)
         Range of image rows and columns.
+    variation : {"plain", "clinical"}, default="plain"
+        ``"clinical"``: draw the study's quirks first (:func:`._variation.draw_quirks`).
 
     Returns
     -------
     Design
-        Labels, anatomy, pose, series (ids still 0) and labelled points.
+        Labels, anatomy, pose, series (ids still 0), labelled points and quirks.
     """
+    if variation not in VARIATIONS:
+        raise ValueError(f"variation must be one of {list(VARIATIONS)}, got {variation!r}")
+    quirks = draw_quirks(rng) if variation == "clinical" else None
     severity = {
         c: rng.choice(len(SEVERITIES), size=len(LEVELS), p=SEVERITY_PRIORS[c]) for c in CONDITIONS
     }
@@ -363,7 +392,7 @@ def design(rng: np.random.Generator, size_range: tuple[int, int]) -> Design:
     }
     layout = draw_layout(rng)
     for _ in range(_MAX_TRIES):
-        built = _Study(rng, layout, narrowing, size_range).build(severity)
+        built = _Study(rng, layout, narrowing, size_range, quirks).build(severity)
         if built is not None:
             return built
     raise RuntimeError(f"no study geometry met the labelling rules in {_MAX_TRIES} draws")

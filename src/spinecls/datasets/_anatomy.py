@@ -7,7 +7,10 @@ patient frame (DICOM LPS), so the patient lies off-centre and slightly rotated. 
 :class:`Plane` is a DICOM slice (ImagePositionPatient, ImageOrientationPatient,
 PixelSpacing). The :class:`Spine` is a column of vertebral bodies and discs along a
 curved centreline (lordosis in the sagittal plane, a scoliosis in the coronal one);
-each disc is a slab perpendicular to the centreline.
+each disc is a slab perpendicular to the centreline. A spine may also carry per-disc
+sizes, signal and tilts, more discs above and below the lumbar ones, a sacrum that
+bends backwards and tapers, and a spinal cord: :mod:`._variation` draws those for the
+``"clinical"`` studies; without them the spine is the plain phantom's.
 """
 
 from __future__ import annotations
@@ -114,20 +117,36 @@ class Spine:
 
     Attributes
     ----------
-    disc_z : ndarray of shape (7,)
-        Height of each disc's centre, cranial to caudal: T11/T12, T12/L1, then L1/L2 to
-        L5/S1 (index ``EXTRA_DISCS + level``).
-    lateral : ndarray of shape (7,)
+    disc_z : ndarray of shape (n_discs,)
+        Height of each disc's centre, cranial to caudal: ``top`` discs above L1/L2
+        (T11/T12 and T12/L1 in the plain phantom), L1/L2 to L5/S1 (index
+        ``top + level``), then any sacral discs.
+    lateral : ndarray of shape (n_discs,)
         Left-right position of the centreline at each disc (scoliosis).
     disc_height, body_depth, body_half_width, canal_depth, canal_half_width : float
         Sizes in mm.
     lordosis : float
         Anterior shift (mm) of the mid-lumbar posterior wall against the lordosis' ends.
-    foramen_x : ndarray of shape (2, 7)
+    foramen_x : ndarray of shape (2, n_discs)
         Lateral distance (mm) of the left and right foramina from the centreline at
         each disc.
     narrowing : dict
         ``{condition: ndarray of shape (5,)}`` with values in [0, 1].
+    top : int
+        Number of discs above L1/L2.
+    disc_scale, disc_signal, endplate : ndarray of shape (n_discs,) or None
+        Per disc: height as a fraction of ``disc_height``, contrast against bone as a
+        fraction of a healthy disc's, and the thickness (mm) of the dark endplates
+        (0: fused bodies). None: every disc as the plain phantom draws it.
+    tilt : ndarray of shape (n_discs, 2) or None
+        Per disc, an extra tilt of its plane (radians): forwards (the anterior edge
+        lower) and sideways (the left edge lower).
+    sacrum : int or None
+        Index of the disc at the top of the sacrum: below its centre the column bends
+        backwards (``sacral_bend * depth**2`` mm) and tapers to the coccyx
+        (``coccyx`` mm below), and the thecal sac ends ``sac_end`` mm below it.
+    conus : float or None
+        Height of the tip of the spinal cord (None: no cord drawn).
     """
 
     disc_z: np.ndarray
@@ -140,6 +159,16 @@ class Spine:
     lordosis: float
     foramen_x: np.ndarray
     narrowing: dict[str, np.ndarray]
+    top: int = EXTRA_DISCS
+    disc_scale: np.ndarray | None = None
+    disc_signal: np.ndarray | None = None
+    endplate: np.ndarray | None = None
+    tilt: np.ndarray | None = None
+    sacrum: int | None = None
+    sacral_bend: float = 0.0
+    coccyx: float = 140.0
+    sac_end: float = 45.0
+    conus: float | None = None
     _frames: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -173,15 +202,26 @@ class Spine:
         )
 
     # -- the centreline ----------------------------------------------------------------
+    def index(self, level: int) -> int:
+        """Index of a labelled level's disc (0 = L1/L2) in the per-disc arrays."""
+        return self.top + level
+
     def _lordosis_frame(self) -> tuple[float, float]:
-        labelled = self.disc_z[EXTRA_DISCS:]
+        labelled = self.disc_z[self.top : self.top + len(LEVELS)]
         return float(labelled.sum()) / len(labelled), (labelled[0] - labelled[-1]) / 2 + 20.0
+
+    def sacral_depth(self, z):
+        """How far (mm) below the top of the sacrum height ``z`` lies (0 above it)."""
+        return np.maximum(float(self.disc_z[self.sacrum]) - z, 0.0)
 
     def wall(self, z):
         """AP position of the posterior vertebral wall at height ``z`` (lordotic curve)."""
         mid, half = self._lordosis_frame()
         s = np.minimum(np.maximum((z - mid) / half, -1.5), 1.5)
-        return -self.lordosis * (1.0 - s**2)
+        if self.sacrum is None:
+            return -self.lordosis * (1.0 - s**2)
+        below = self.sacral_depth(z)
+        return -self.lordosis * (1.0 - s**2) + self.sacral_bend * below * below
 
     def centre_x(self, z):
         """Left-right position of the centreline at height ``z``."""
@@ -204,6 +244,11 @@ class Spine:
         mid, half = self._lordosis_frame()
         s = (z - mid) / half
         nx, ny = (above - below) / 2.0, (2.0 * self.lordosis * s / half if abs(s) < 1.5 else 0.0)
+        if self.sacrum is not None:  # the slope of the sacral bend
+            ny -= 2.0 * self.sacral_bend * float(self.sacral_depth(z))
+        if self.tilt is not None:
+            ny -= math.tan(self.tilt[index, 0])
+            nx += math.tan(self.tilt[index, 1])
         norm = math.sqrt(nx * nx + ny * ny + 1.0)
         nx, ny, nz = nx / norm, ny / norm, 1.0 / norm
         flat = math.sqrt(nz * nz + nx * nx)
@@ -218,10 +263,17 @@ class Spine:
         centre, axes = self._frame(index)
         return centre + np.array([lateral, depth, rise]) @ axes
 
+    def update(self, **fields) -> None:
+        """Replace some of the fields (discs added above or below, the per-disc arrays,
+        the sacrum) in place."""
+        for name, value in fields.items():
+            setattr(self, name, value)
+        self._frames.clear()
+
     def adjust(self, level: int, *, lateral=0.0, height=0.0, foramina=(0.0, 0.0)) -> None:
         """Vary one level: shift its disc across or along the spine, move its foramina
         outwards (mm). The labelling draws these to keep labels clear of slice ties."""
-        index = EXTRA_DISCS + level
+        index = self.index(level)
         self.lateral[index] += lateral
         self.disc_z[index] += height
         self.foramen_x[:, index] += foramina
@@ -230,19 +282,20 @@ class Spine:
     # -- the labelled points (anatomy coordinates) --------------------------------------
     def canal_point(self, level: int) -> np.ndarray:
         """Centre of the spinal canal at a level's disc."""
-        return self._at_disc(EXTRA_DISCS + level, 0.0, self.canal_depth / 2, 0.0)
+        return self._at_disc(self.index(level), 0.0, self.canal_depth / 2, 0.0)
 
     def foramen_point(self, level: int, side: str) -> np.ndarray:
         """Centre of the left (+x) or right foramen at a level."""
         sign = 1.0 if side == "Left" else -1.0
-        lateral = sign * self.foramen_x[_SIDES[side], EXTRA_DISCS + level]
-        return self._at_disc(EXTRA_DISCS + level, lateral, FORAMEN_DEPTH, FORAMEN_RISE)
+        lateral = sign * self.foramen_x[_SIDES[side], self.index(level)]
+        return self._at_disc(self.index(level), lateral, FORAMEN_DEPTH, FORAMEN_RISE)
 
     def recess_point(self, level: int, side: str) -> np.ndarray:
         """Centre of the left (+x) or right subarticular recess at a level's disc."""
         sign = 1.0 if side == "Left" else -1.0
-        return self._at_disc(EXTRA_DISCS + level, sign * RECESS_X, 3.0, 0.0)
+        return self._at_disc(self.index(level), sign * RECESS_X, 3.0, 0.0)
 
     def per_disc(self, condition: str) -> np.ndarray:
-        """Narrowing of ``condition`` at every disc (none above L1/L2)."""
-        return np.concatenate([np.zeros(EXTRA_DISCS), self.narrowing[condition]])
+        """Narrowing of ``condition`` at every disc (none above L1/L2 or below L5/S1)."""
+        below = len(self.disc_z) - self.top - len(LEVELS)
+        return np.concatenate([np.zeros(self.top), self.narrowing[condition], np.zeros(below)])

@@ -7,6 +7,10 @@ visibly shrinks the structure each condition names: the canal behind a bulging d
 (spinal canal stenosis), the fat around the nerve root in the foramen (foraminal
 narrowing) and the lateral recess beside the thecal sac (subarticular stenosis).
 
+A spine with per-disc sizes and signal (:mod:`._variation`'s clinical studies) also
+shows faint, thin or fused discs, a sacrum that bends backwards and tapers to the
+coccyx, a thecal sac that ends in the sacrum and a spinal cord down to its conus.
+
 Some structures are thin across the spine on purpose, so that the slice a reader
 would pick is clear from the image: the cauda equina roots run within 1.8 mm of the
 midline, the tips of the spinous processes are 2-6 mm thick, the canal's
@@ -30,7 +34,9 @@ from ._anatomy import (
 )
 
 # Tissue intensities per contrast, before scaling, bias field and noise. Fluid is
-# bright on T2 and dark on T1; fat is bright on T1 and T2 and suppressed on STIR.
+# bright on T2 and dark on T1; fat is bright on T1 and T2 and suppressed on STIR and on
+# the water image of a Dixon (water-fat) sequence, whose fat image shows fat and fatty
+# marrow bright and everything watery (discs, fluid, muscle) dark.
 _TISSUES = (
     "soft", "muscle", "fat", "bone", "cortex", "disc", "csf", "nerve", "aorta", "ivc", "ligament"
 )  # fmt: skip
@@ -40,6 +46,9 @@ CONTRASTS: dict[str, dict[str, float]] = {
         "T1": (0.35, 0.30, 0.95, 0.70, 0.10, 0.40, 0.12, 0.30, 0.04, 0.25, 0.08),
         "T2": (0.30, 0.22, 0.75, 0.45, 0.08, 0.80, 1.00, 0.30, 0.04, 0.55, 0.06),
         "STIR": (0.25, 0.20, 0.10, 0.25, 0.06, 0.85, 1.00, 0.35, 0.04, 0.60, 0.05),
+        "T1 water": (0.35, 0.35, 0.08, 0.28, 0.06, 0.42, 0.15, 0.30, 0.04, 0.30, 0.08),
+        "T2 water": (0.28, 0.22, 0.08, 0.22, 0.06, 0.80, 1.00, 0.30, 0.04, 0.55, 0.06),
+        "T2 fat": (0.12, 0.07, 0.95, 0.65, 0.03, 0.06, 0.03, 0.05, 0.02, 0.04, 0.04),
     }.items()
 }
 
@@ -106,43 +115,69 @@ def render(spine: Spine, pose: Pose, plane: Plane, contrast: str) -> np.ndarray:
     box = _window((au < 30.0) & (v > -depth - 2.0) & (v < spine.canal_depth + 42.0))
     if box is not None:
         rows_in, cols_in = r_idx[box[0]], c_idx[box[1]]
-        _column(spine, img[box], t, u[box], v[box], a0, ar, ac, rows_in, cols_in)
+        v_in, z_in = v[box], z[box]
+        if spine.sacrum is not None:  # nothing of the column below the coccyx
+            v_in = np.where(spine.sacral_depth(z_in) > spine.coccyx, np.float32(1e4), v_in)
+        _column(spine, img[box], t, u[box], v_in, z_in, a0, ar, ac, rows_in, cols_in)
     sigma_row = max(0.7 / plane.spacing[0], 0.3)
     sigma_col = max(0.7 / plane.spacing[1], 0.3)
     return cv2.GaussianBlur(img, (0, 0), sigmaX=sigma_col, sigmaY=sigma_row)
 
 
-def _column(spine, img, t, u, v, a0, ar, ac, r_idx, c_idx) -> None:
+def _column(spine, img, t, u, v, z, a0, ar, ac, r_idx, c_idx) -> None:
     """Paint the vertebral column and what lies behind it into ``img`` (a view)."""
     # Signed distance to every disc's mid-plane (affine in pixels), and the nearest disc.
+    discs = np.arange(len(spine.disc_z))
+    if spine.disc_scale is not None:
+        # A long column: a disc more than a step beyond the box is never the nearest.
+        near = (spine.disc_z > float(z.min()) - 60.0) & (spine.disc_z < float(z.max()) + 60.0)
+        discs = discs[near] if near.any() else discs
     dist = []
-    for k in range(len(spine.disc_z)):
+    for k in discs:
         centre, n = spine.disc_centre(k), spine.disc_normal(k)
         dist.append(_grid(np.dot(a0 - centre, n), np.dot(ar, n), np.dot(ac, n), r_idx, c_idx))
     dist = np.stack(dist)
-    disc = np.abs(dist).argmin(axis=0)
-    dz = np.take_along_axis(dist, disc[None], axis=0)[0]
+    nearest = np.abs(dist).argmin(axis=0)
+    dz = np.take_along_axis(dist, nearest[None], axis=0)[0]
+    disc = discs[nearest]
     h = spine.disc_height
     depth = spine.body_depth
 
     # Vertebral bodies and discs: an elliptic column, cut into discs along the spine.
-    body = _ellipse(u, v, 0.0, -depth / 2, spine.body_half_width, depth / 2)
-    inner = _ellipse(u, v, 0.0, -depth / 2, spine.body_half_width - 2.0, depth / 2 - 2.0)
+    if spine.sacrum is None:
+        body = _ellipse(u, v, 0.0, -depth / 2, spine.body_half_width, depth / 2)
+        inner = _ellipse(u, v, 0.0, -depth / 2, spine.body_half_width - 2.0, depth / 2 - 2.0)
+    else:  # full size down to S1, then narrowing to the coccyx
+        below = np.maximum(spine.sacral_depth(z) - 30.0, 0.0)
+        taper = np.clip(1.0 - below * (1.0 / (spine.coccyx - 30.0)), 0.05, 1.0)
+        depth, width = depth * taper, spine.body_half_width * taper
+        body = _ellipse(u, v, 0.0, -depth / 2, width, depth / 2)
+        inner = _ellipse(
+            u, v, 0.0, -depth / 2, np.maximum(width - 2.0, 0.3), np.maximum(depth / 2 - 2.0, 0.3)
+        )
     adz = np.abs(dz)
     img[body] = t["bone"]
-    img[body & (~inner | (adz < 0.55 * h + 1.2))] = t["cortex"]
-    # The nucleus is brighter than the annulus: the slice through a disc's middle shows it.
-    nucleus = body & (adz < 0.55 * h)
-    img[nucleus] = t["disc"] * (1.0 - 0.3 * (adz[nucleus] * (1.0 / (0.55 * h))) ** 2)
+    if spine.disc_scale is None:
+        img[body & (~inner | (adz < 0.55 * h + 1.2))] = t["cortex"]
+        # The nucleus is brighter than the annulus: the slice through a disc's middle shows it.
+        nucleus = body & (adz < 0.55 * h)
+        img[nucleus] = t["disc"] * (1.0 - 0.3 * (adz[nucleus] * (1.0 / (0.55 * h))) ** 2)
+    else:  # each disc its own height, endplates and contrast against the bone
+        half = (0.55 * h * spine.disc_scale).astype(np.float32)[disc]
+        img[body & (~inner | (adz < half + spine.endplate.astype(np.float32)[disc]))] = t["cortex"]
+        nucleus = body & (adz < half)
+        profile = t["disc"] * (1.0 - 0.3 * (adz[nucleus] / half[nucleus]) ** 2)
+        signal = spine.disc_signal.astype(np.float32)[disc[nucleus]]
+        img[nucleus] = t["bone"] + signal * (profile - t["bone"])
 
     # Behind the wall: only a band of the box, which is all the rest needs.
     canal = spine.canal_depth
     box = _window((np.abs(u) < 26.0) & (v > -1.0) & (v < canal + 41.0))
     if box is not None:
-        _posterior(spine, img[box], t, u[box], v[box], dz[box], disc[box])
+        _posterior(spine, img[box], t, u[box], v[box], z[box], dz[box], disc[box])
 
 
-def _posterior(spine, img, t, u, v, dz, disc) -> None:
+def _posterior(spine, img, t, u, v, z, dz, disc) -> None:
     """The canal, posterior arch, foramina and recesses (views of one box)."""
     h = spine.disc_height
     bump = np.clip(1.0 - (dz * (1.0 / (0.9 * h))) ** 2, 0.0, 1.0)
@@ -163,8 +198,13 @@ def _posterior(spine, img, t, u, v, dz, disc) -> None:
     centre = (canal + 0.75 * bulge) * 0.5
     half = np.maximum((canal - 1.25 * bulge) * 0.5, 0.3)
     sac = au * (1.0 / width) + np.abs(v - centre) / half <= 1.0
+    if spine.sacrum is not None:  # the sac ends at S2: epidural fat fills the canal below
+        sac &= spine.sacral_depth(z) < spine.sac_end
     img[sac] = t["csf"]
     img[sac & (au < ROOT_HALF_WIDTH) & (np.abs(v - centre) < 1.0)] = t["nerve"]
+    if spine.conus is not None:  # the spinal cord, narrowing to its conus
+        cone = np.clip((z - spine.conus) * (1.0 / 15.0), 0.0, 1.0)
+        img[sac & (au < 4.5 * cone) & (np.abs(v - centre) < 3.5 * cone)] = t["nerve"]
     img[(au < width) & (v >= canal) & (v < canal + 2.5)] = t["ligament"]
     # Spinous processes behind the canal, thinning to their tips, between the discs.
     tip = np.clip((v - canal - 4.0) * (1.0 / 36.0), 0.0, 1.0)

@@ -7,6 +7,7 @@ Public through :mod:`spinecls.datasets.rsna` and :mod:`spinecls.datasets`
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -155,6 +156,35 @@ def describe_series(frame: pd.DataFrame, table: pd.DataFrame) -> pd.Series:
     return merged["series_description"].set_axis(frame.index)
 
 
+def _id_folders(parent: Path, what: str, odd: list) -> dict[int, Path]:
+    """The sub-folders of ``parent`` named by an id, by id; the others are added to ``odd``.
+
+    An id is written in ASCII digits without leading zeros, as the competition writes
+    them. A folder whose name reads as the same number otherwise (``0123``, other
+    scripts' digits) is not taken for it: alone it is odd, beside the id's folder an error.
+    """
+    by_number: dict[int, list[Path]] = {}
+    for entry in sorted(parent.iterdir()):
+        if not entry.is_dir():
+            continue
+        if not entry.name.isdecimal():
+            odd.append(entry)
+            continue
+        by_number.setdefault(int(entry.name), []).append(entry)
+    found = {}
+    for number, folders in by_number.items():
+        if len(folders) > 1:
+            raise ValueError(
+                f"{listing(str(f) for f in folders)}: {len(folders)} folders name {what} "
+                f"{number}; ids are ASCII digits without leading zeros: rename or remove the others"
+            )
+        if re.fullmatch("0|[1-9][0-9]*", folders[0].name):
+            found[number] = folders[0]
+        else:
+            odd.append(folders[0])
+    return found
+
+
 def load_series(root: str | os.PathLike, split: str = "train") -> pd.DataFrame:
     """One row per series of a competition directory, with the folder of its files.
 
@@ -180,14 +210,16 @@ def load_series(root: str | os.PathLike, split: str = "train") -> pd.DataFrame:
     -----
     RSNADataWarning
         For series listed in the descriptions file whose folder is missing or holds no
-        ``.dcm`` file (dropped), and for series folders on disk that the file does not
-        list (ignored), naming them.
+        ``.dcm`` file (dropped), for series folders on disk that the file does not
+        list (ignored), and for folders whose names are not ids (ASCII digits without
+        leading zeros: ``0123`` or ``١٢٣`` is not study 123), naming them.
 
     Raises
     ------
     ValueError
-        If ``split`` is not ``"train"`` or ``"test"``, or the descriptions file is bad
-        (see :func:`read_series_descriptions`).
+        If ``split`` is not ``"train"`` or ``"test"``, the descriptions file is bad
+        (see :func:`read_series_descriptions`), or two folders name one id (``123``
+        and ``0123``), naming both.
     FileNotFoundError
         If the descriptions file or the image folder does not exist.
 
@@ -206,13 +238,20 @@ def load_series(root: str | os.PathLike, split: str = "train") -> pd.DataFrame:
     images = root / f"{split}_images"
     if not images.is_dir():
         raise FileNotFoundError(f"{images.name} not found: expected the folder {images}")
+    odd: list[Path] = []
     on_disk = {
-        (int(study.name), int(series.name)): series
-        for study in images.iterdir()
-        if study.is_dir() and study.name.isdigit()
-        for series in study.iterdir()
-        if series.is_dir() and series.name.isdigit() and any(series.glob("*.dcm"))
+        (study_id, series_id): series
+        for study_id, study in _id_folders(images, "study", odd).items()
+        for series_id, series in _id_folders(study, "series", odd).items()
+        if any(series.glob("*.dcm"))
     }
+    if odd:
+        warnings.warn(
+            f"load_series: ignored {len(odd)} folder(s) under {images} whose names are not ids "
+            f"(ASCII digits without leading zeros): {listing(str(p) for p in odd)}",
+            RSNADataWarning,
+            stacklevel=2,
+        )
     keys = list(zip(frame["study_id"].tolist(), frame["series_id"].tolist()))
     present = np.array([key in on_disk for key in keys], dtype=bool)
     if not present.all():

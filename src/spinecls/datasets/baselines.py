@@ -28,7 +28,7 @@ import pandas as pd
 
 from .._validation import require_columns
 from ..geometry import SeriesGeometry
-from ..labels import CONDITION_SERIES, LEVELS
+from ..labels import AXIAL_T2, CONDITION_SERIES, LEVELS
 from ._csv import DESCRIPTION_COLUMNS
 from .rsna import COORDINATE_COLUMNS
 
@@ -98,7 +98,7 @@ def _nearest_slice(geometry: SeriesGeometry, condition: str, mean: np.ndarray) -
     """The geometry baseline's place: the patient point ``mean`` projected onto the
     nearest slice; None for an axial point outside the series' coverage."""
     hit = geometry.project(mean)
-    if CONDITION_SERIES[condition] == "Axial T2" and not hit.in_coverage:
+    if CONDITION_SERIES[condition] == AXIAL_T2 and not hit.in_coverage:
         return None
     return hit.instance_number, hit.x, hit.y
 

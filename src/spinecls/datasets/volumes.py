@@ -167,11 +167,18 @@ def _slabs(count: int, step: float, spacing: float) -> tuple[np.ndarray, np.ndar
     return centres, weights / weights.sum(1, keepdims=True)
 
 
-def _stored(image: np.ndarray) -> np.ndarray:
-    """The volume as unsigned 16-bit values: integers that fit are kept, others are
-    scaled linearly onto 0..4095."""
-    if np.issubdtype(image.dtype, np.integer) and image.min() >= 0 and image.max() <= 65535:
-        return image.astype(np.uint16)
+def _fits(image: np.ndarray) -> bool:
+    """Whether a volume is stored as it is: integers within 0..65535."""
+    return bool(
+        np.issubdtype(image.dtype, np.integer) and image.min() >= 0 and image.max() <= 65535
+    )
+
+
+def _stored(image: np.ndarray, fits: bool) -> np.ndarray:
+    """The volume (or its slabs' means) as unsigned 16-bit values: those of an integer
+    volume that fits are kept (rounded), others are scaled linearly onto 0..4095."""
+    if fits:
+        return np.rint(image).astype(np.uint16)
     low, high = float(image.min()), float(image.max())
     scaled = (image.astype(np.float64) - low) / (high - low or 1.0) * _STORED_MAX
     return np.rint(scaled).astype(np.uint16)
@@ -191,8 +198,9 @@ def _series(v: SpineVolume, n: int, folder: Path, slice_spacing, uid_root) -> li
     if normal @ direction[:, axis] < 0:
         order = order[::-1]
     stored = np.moveaxis(image, (rows_axis, cols_axis, axis), (0, 1, 2))
-    slices = np.tensordot(stored.astype(np.float64), weights, axes=([2], [1]))
-    pixels = _stored(slices) if slice_spacing is not None else _stored(stored)
+    if slice_spacing is not None:
+        stored = np.tensordot(stored.astype(np.float64), weights, axes=([2], [1]))
+    pixels = _stored(stored, _fits(image))
     folder.mkdir(parents=True)
     series_uid = generate_uid(entropy_srcs=[*uid_root, str(v.series_id)])
     ds = mr_dataset(
@@ -347,7 +355,8 @@ def write_volumes(
     Notes
     -----
     Float volumes are stored scaled linearly onto 0..4095; integer volumes within
-    0..65535 as they are (MR intensities have no absolute unit).
+    0..65535 as they are, thick slices' means rounded (MR intensities have no absolute
+    unit).
 
     Examples
     --------

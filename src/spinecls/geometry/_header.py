@@ -60,6 +60,8 @@ def _whole(value, what: str, source: str) -> int:
 def _read_header(path: Path) -> Dataset:
     if not path.is_file():
         raise FileNotFoundError(f"DICOM file not found: {path}")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path}: not a readable DICOM file (the file is empty)")
     try:
         return pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_HEADER_TAGS)
     except (
@@ -76,37 +78,63 @@ def _read_header(path: Path) -> Dataset:
         raise ValueError(f"{path}: not a readable DICOM file (truncated: {exc})") from exc
 
 
-def read_series_headers(paths, name: str | None) -> tuple[str, list[tuple[Path, Dataset]], str]:
+def read_series_headers(
+    paths, name: str | None, skipped: list | None = None
+) -> tuple[str, list[tuple[Path, Dataset]], str]:
     """The name of a series, its files' headers, and why it lacks geometry ("" if it has it).
 
     The series lacks geometry when any file lacks ImagePositionPatient,
     ImageOrientationPatient or PixelSpacing; the reason counts and names those files.
+    Given a list ``skipped``, a file whose header cannot be read is appended to it as
+    ``(path, error)`` instead of raising; a ValueError still says when none can be read.
     """
     paths = [Path(p) for p in paths]
     if not paths:
         raise ValueError(f"series {name}: no files")
     name = str(paths[0].parent) if name is None else str(name)
-    headers = [(path, _read_header(path)) for path in paths]
+    headers = []
+    for path in paths:
+        try:
+            headers.append((path, _read_header(path)))
+        except (OSError, ValueError) as exc:
+            if skipped is None:
+                raise
+            skipped.append((os.fspath(path), exc))
+    if not headers:
+        raise ValueError(f"series {name}: none of its {len(paths)} files is readable DICOM")
     missing: dict[str, list[str]] = {}
     for path, ds in headers:
         for tag in _GEOMETRY_TAGS:
             if _absent(ds.get(tag)):
                 missing.setdefault(tag, []).append(path.name)
     reason = "; ".join(
-        f"no {tag} in {len(files)} of {len(paths)} files ({listing(files)})"
+        f"no {tag} in {len(files)} of {len(headers)} files ({listing(files)})"
         for tag, files in missing.items()
     )
     return name, headers, reason
 
 
-def instance_order(headers: list[tuple[Path, Dataset]], name: str) -> list[tuple[int, str]]:
-    """``(InstanceNumber, path)`` of each file, sorted: a series without geometry's order."""
+def instance_order(
+    headers: list[tuple[Path, Dataset]], name: str, skipped: list | None = None
+) -> list[tuple[int, str]]:
+    """``(InstanceNumber, path)`` of each file, sorted: a series without geometry's order.
+
+    Given a list ``skipped``, a file without a usable InstanceNumber is appended to it as
+    ``(path, error)`` instead of raising.
+    """
     numbered = []
     for path, ds in headers:
-        if _absent(ds.get("InstanceNumber")):
-            raise ValueError(
-                f"{path}: no InstanceNumber, and series {name} lacks patient geometry "
-                "to order it by position"
-            )
-        numbered.append((_whole(ds.InstanceNumber, "InstanceNumber", path), os.fspath(path)))
+        try:
+            if _absent(ds.get("InstanceNumber")):
+                raise ValueError(
+                    f"{path}: no InstanceNumber, and series {name} lacks patient geometry "
+                    "to order it by position"
+                )
+            numbered.append((_whole(ds.InstanceNumber, "InstanceNumber", path), os.fspath(path)))
+        except ValueError as exc:
+            if skipped is None:
+                raise
+            skipped.append((os.fspath(path), exc))
+    if not numbered:
+        raise ValueError(f"series {name}: no file has a usable InstanceNumber")
     return sorted(numbered)

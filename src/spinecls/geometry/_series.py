@@ -52,6 +52,9 @@ class SeriesGeometry:
         False for a series read by :meth:`from_files` whose slices do not all carry
         ImagePositionPatient, ImageOrientationPatient and PixelSpacing: it is then
         ordered by InstanceNumber and cannot project points.
+    skipped : tuple of (str, Exception)
+        The files left out, each with the error that reading it raised: only with
+        ``skip_unreadable=True`` in :meth:`from_files` or :meth:`from_directory`.
 
     Raises
     ------
@@ -105,6 +108,7 @@ class SeriesGeometry:
         self.instance_numbers = _readonly(np.array([s.instance_number for s in self.slices]))
         self.sources = tuple(s.source for s in self.slices)
         self.has_geometry = True
+        self.skipped: tuple[tuple[str, Exception], ...] = ()
         self._missing = ""
 
     @classmethod
@@ -114,6 +118,7 @@ class SeriesGeometry:
         *,
         name: str | None = None,
         angle_tolerance: float = ANGLE_TOLERANCE,
+        skip_unreadable: bool = False,
     ) -> SeriesGeometry:
         """Read the headers of a series' files (no pixel data).
 
@@ -130,6 +135,11 @@ class SeriesGeometry:
             Named in warnings and errors; defaults to the first file's folder.
         angle_tolerance : float, default=ANGLE_TOLERANCE
             See :class:`SeriesGeometry`.
+        skip_unreadable : bool, default=False
+            Leave out, rather than raise for, a file that is missing or not readable
+            DICOM, whose geometry is degenerate or multi-frame, or (in a series ordered
+            by InstanceNumber) that has no InstanceNumber; each is listed with its error
+            in :attr:`skipped`. It still raises when no file is left.
 
         Returns
         -------
@@ -156,35 +166,50 @@ class SeriesGeometry:
         >>> [stack.normal.round(3).tolist() for stack in series.stacks]
         [[0.0, 1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]
         """
-        series = cls._read(paths, name, angle_tolerance)
+        series = cls._read(paths, name, angle_tolerance, skip_unreadable)
         if not series.has_geometry:
-            warnings.warn(series._fallback, GeometryWarning, stacklevel=2)
+            warnings.warn(series.geometry_warning, GeometryWarning, stacklevel=2)
         return series
 
     @classmethod
-    def _read(cls, paths, name, angle_tolerance) -> SeriesGeometry:
-        """:meth:`from_files` without its warning (see :attr:`_fallback`)."""
-        name, headers, missing = read_series_headers(paths, name)
+    def _read(cls, paths, name, angle_tolerance, skip_unreadable=False) -> SeriesGeometry:
+        """:meth:`from_files` without its warning (see :attr:`geometry_warning`)."""
+        skipped: list | None = [] if skip_unreadable else None
+        name, headers, missing = read_series_headers(paths, name, skipped)
         if not missing:
-            return cls(
-                (SliceGeometry.from_dataset(ds, source=path) for path, ds in headers),
-                name=name,
-                angle_tolerance=angle_tolerance,
-            )
-        numbered = instance_order(headers, name)
-        series = cls.__new__(cls)
-        series.name = name
-        series.stacks = ()
-        series.slices = ()
-        series.instance_numbers = _readonly(np.array([n for n, _ in numbered]))
-        series.sources = tuple(source for _, source in numbered)
-        series.has_geometry = False
-        series._missing = missing
+            slices = []
+            for path, ds in headers:
+                try:
+                    slices.append(SliceGeometry.from_dataset(ds, source=path))
+                except ValueError as exc:
+                    if skipped is None:
+                        raise
+                    skipped.append((os.fspath(path), exc))
+            if not slices:
+                raise ValueError(f"series {name}: no file has a usable geometry")
+            series = cls(slices, name=name, angle_tolerance=angle_tolerance)
+        else:
+            numbered = instance_order(headers, name, skipped)
+            series = cls.__new__(cls)
+            series.name = name
+            series.stacks = ()
+            series.slices = ()
+            series.instance_numbers = _readonly(np.array([n for n, _ in numbered]))
+            series.sources = tuple(source for _, source in numbered)
+            series.has_geometry = False
+            series._missing = missing
+        series.skipped = tuple(sorted(skipped or (), key=lambda item: item[0]))
         return series
 
     @property
-    def _fallback(self) -> str:
-        """The GeometryWarning's message for a series without geometry."""
+    def geometry_warning(self) -> str | None:
+        """The GeometryWarning's message for a series without geometry; None with it.
+
+        :meth:`from_files` and :meth:`from_directory` issue it; a caller that reads a
+        series elsewhere (a worker process, a cache) can issue it where the user sees it.
+        """
+        if self.has_geometry:
+            return None
         return (
             f"series {self.name}: {self._missing}: the whole series is ordered by "
             "InstanceNumber and has no patient geometry (points cannot be projected onto it)"
@@ -197,6 +222,7 @@ class SeriesGeometry:
         pattern: str = "*.dcm",
         *,
         angle_tolerance: float = ANGLE_TOLERANCE,
+        skip_unreadable: bool = False,
     ) -> SeriesGeometry:
         """Read a series folder (the competition's ``{series_id}/{instance_number}.dcm``).
 
@@ -208,6 +234,8 @@ class SeriesGeometry:
             Which files to read (:meth:`pathlib.Path.glob`).
         angle_tolerance : float, default=ANGLE_TOLERANCE
             See :class:`SeriesGeometry`.
+        skip_unreadable : bool, default=False
+            See :meth:`from_files`.
 
         Returns
         -------
@@ -227,9 +255,9 @@ class SeriesGeometry:
         paths = sorted(p for p in folder.glob(pattern) if p.is_file())
         if not paths:
             raise ValueError(f"{folder}: no files matching {pattern!r}")
-        series = cls._read(paths, str(folder), angle_tolerance)
+        series = cls._read(paths, str(folder), angle_tolerance, skip_unreadable)
         if not series.has_geometry:
-            warnings.warn(series._fallback, GeometryWarning, stacklevel=2)
+            warnings.warn(series.geometry_warning, GeometryWarning, stacklevel=2)
         return series
 
     def __len__(self) -> int:
@@ -344,4 +372,4 @@ def series_order(paths: Iterable[str | os.PathLike]) -> tuple[tuple[str, ...], s
         As :meth:`SeriesGeometry.from_files`.
     """
     series = SeriesGeometry._read(paths, None, ANGLE_TOLERANCE)
-    return series.sources, None if series.has_geometry else series._fallback
+    return series.sources, series.geometry_warning

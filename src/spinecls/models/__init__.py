@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import partial
 
 from torch import nn
@@ -30,6 +30,7 @@ __all__ = [
     "adapt_input_conv",
     "backbone_name",
     "build_backbone",
+    "check_backbone_param_names",
     "check_backbone_params",
     "load_pretrained",
     "register_backbone",
@@ -120,6 +121,40 @@ def takes_weights(backbone: str | Callable[..., nn.Module]) -> bool:
     return names is not None and "weights" in names
 
 
+def check_backbone_param_names(
+    backbone: str | Callable[..., nn.Module], names: Iterable[str], prefix: str = ""
+) -> None:
+    """Check that a backbone's builder takes parameters of these names.
+
+    Parameters
+    ----------
+    backbone : str, torch.nn.Module class or callable
+    names : iterable of str
+        Keyword names for the builder (without ``prefix``).
+    prefix : str, default=""
+        How messages prefix parameter names (``"module__"`` for a classifier's).
+
+    Raises
+    ------
+    TypeError
+        For a name the builder does not take, with the closest one it takes. A builder
+        that takes ``**kwargs`` takes any name.
+    ValueError
+        If ``backbone`` is not a backbone (:func:`resolve_backbone`).
+    """
+    known = _keyword_names(resolve_backbone(backbone))
+    if known is None:
+        return
+    for key in names:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
+            raise TypeError(
+                f"backbone {backbone_name(backbone)} has no parameter {prefix}{key}{hint}; "
+                f"it takes {[prefix + name for name in known]}"
+            )
+
+
 def check_backbone_params(
     backbone: str | Callable[..., nn.Module], params: dict, prefix: str = ""
 ) -> None:
@@ -145,16 +180,7 @@ def check_backbone_params(
         For a value the builder's checks refuse.
     """
     builder = resolve_backbone(backbone)
-    names = _keyword_names(builder)
-    if names is not None:
-        for key in params:
-            if key not in names:
-                close = difflib.get_close_matches(key, names, n=1)
-                hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
-                raise TypeError(
-                    f"backbone {backbone_name(backbone)} has no parameter {prefix}{key}{hint}; "
-                    f"it takes {[prefix + name for name in names]}"
-                )
+    check_backbone_param_names(backbone, params, prefix)
     checks = getattr(getattr(builder, "func", builder), "PARAM_CHECKS", None)
     if checks:
         check_params(checks, params, prefix)
