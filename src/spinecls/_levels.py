@@ -36,6 +36,9 @@ __all__ = [
     "summarise_steps",
 ]
 
+# The chain is decoded over each level's this many likeliest cells (all five levels'
+# together), not every cell of the grid: 80 x 80 cells would pair up 41 million ways.
+CANDIDATES = 64
 # A learned step's spread never goes below this (mm): a few training series must not
 # make the prior sharper than the anatomy of an unseen spine.
 MIN_STEP_STD = 2.0
@@ -118,8 +121,8 @@ def decode_chain(
     cell_mm : float
         Side of an output cell in mm: its quantisation widens the step's spread.
     distance : ndarray of shape (h * w, h * w), optional
-        :func:`cell_distances` of ``positions``, when the caller decodes several chains
-        on the same cells; computed here otherwise.
+        :func:`cell_distances` of ``positions``, when the caller has it; otherwise the
+        distances between the candidate cells are computed here.
 
     Returns
     -------
@@ -132,13 +135,22 @@ def decode_chain(
     log_p = _log_p(logits)
     emission = log_p.logsumexp(1).reshape(k, -1).numpy().astype(np.float64)
     marginal = log_p.exp().sum((2, 3)).clamp(0, 1).double().numpy()
+    # the chain runs through cells some level's map favours: each level's likeliest
+    # CANDIDATES cells (the grid's cells at 5 mm are too many to pair up)
+    order = np.argsort(-emission, axis=1, kind="stable")[:, :CANDIDATES]
+    cand = np.unique(order.ravel())
+    emission_c = emission[:, cand]
     if positions is None:
-        height, distance = -np.repeat(np.arange(h), w).astype(np.float64), None
+        height, distance = -(cand // w).astype(np.float64), None
     else:
-        height = positions[:, 2]
-        distance = cell_distances(positions) if distance is None else distance
+        height = positions[cand, 2]
+        distance = (
+            cell_distances(positions[cand])
+            if distance is None
+            else np.asarray(distance)[np.ix_(cand, cand)]
+        )
     below = height[None, :] < height[:, None]  # [a, b]: b lies caudal to a
-    score, back = emission[0], []
+    score, back = emission_c[0], []
     for level in range(1, k):
         move = np.where(below, 0.0, -np.inf)
         if distance is not None and steps is not None and np.isfinite(steps[level - 1][0]):
@@ -147,14 +159,14 @@ def decode_chain(
             move = move - 0.5 * ((distance - mean) / spread) ** 2
         total = score[:, None] + move
         back.append(total.argmax(0))
-        score = total.max(0) + emission[level]
+        score = total.max(0) + emission_c[level]
     if not np.isfinite(score.max()):  # no ordered chain fits: each level on its own
         cells = emission.argmax(1)
     else:
-        cells = [int(score.argmax())]
+        picked = [int(score.argmax())]
         for pointer in reversed(back):
-            cells.append(int(pointer[cells[-1]]))
-        cells = cells[::-1]
+            picked.append(int(pointer[picked[-1]]))
+        cells = cand[picked[::-1]]
     out = []
     for level, cell in enumerate(cells):
         i, j = divmod(int(cell), w)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ._levels import cell_distances, decode_chain, level_steps, shift_confidence
+from ._levels import decode_chain, level_steps, shift_confidence
 from ._point_frames import check_in_image
 from ._validation import listing
 from ._volumes import (
@@ -321,14 +321,13 @@ def predict_sagittal(
     nbr = volume.neighbours(settings.neighbours)
     logits = _forward(nets[0], [base[nbr]], device)[0]
     positions, cell_mm = _cell_positions(volume, transforms, settings, *logits.shape[-2:])
-    distance = None if positions is None else cell_distances(positions)
     channels = [k for k in SERIES_CHANNELS[description] if CHANNELS[k][0] in conditions]
     found, p_slice, naming = [], [], []
     for start in range(0, len(channels), len(LEVELS)):
         chain = channels[start : start + len(LEVELS)]
         condition = CHANNELS[chain[0]][0]
         prior = None if steps is None else steps.get(condition)
-        decoded = decode_chain(logits[:, chain], positions, prior, cell_mm, distance)
+        decoded = decode_chain(logits[:, chain], positions, prior, cell_mm)
         d = int(np.bincount([level[0] for level in decoded]).argmax())
         own = shift_confidence(logits[:, chain], [(r, c) for _, r, c, _ in decoded])
         starts, confidence, disagree = None, own, False
