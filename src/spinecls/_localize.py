@@ -62,8 +62,6 @@ PRIOR = 1.0
 # a chain whose naming is less likely than this against the same chain one disc up or
 # down (:func:`spinecls._levels.shift_confidence`) is flagged ``qc_level_shift``
 LEVEL_SHIFT_BELOW = 0.95
-# the stack network also reads a sagittal series mirrored front to back (it trains so)
-MIRROR_TTA = True
 # a foramen's slice: the chain's, or one this near it where the refined heatmap is sharper
 # (on the benchmark the chain put 10 % of the foramina one slice off, never two)
 SLICE_REACH = 1
@@ -322,10 +320,6 @@ def predict_sagittal(
     base, transforms = to_working(volume.images, settings.size, settings.scales(volume))
     nbr = volume.neighbours(settings.neighbours)
     logits = _forward(nets[0], [base[nbr]], device)[0]
-    if MIRROR_TTA:
-        # the series seen front to back too (as in training): the level maps averaged
-        mirrored = _forward(nets[0], [base[nbr][..., ::-1].copy()], device)[0]
-        logits = (logits + mirrored.flip(-1)) / 2
     positions, cell_mm = _cell_positions(volume, transforms, settings, *logits.shape[-2:])
     channels = [k for k in SERIES_CHANNELS[description] if CHANNELS[k][0] in conditions]
     found, p_slice, naming = [], [], []

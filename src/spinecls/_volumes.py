@@ -51,7 +51,7 @@ _ROTATE, _SCALE, _SHIFT = 10.0, 0.1, 0.06
 # fields of view that end anywhere below the sacrum or above the thoracolumbar junction:
 # training inverts a stack's contrast with this probability (the background kept dark)
 # and cuts its field of view above the highest or below the lowest point with this one.
-_INVERT, _CUT = 0.25, 0.0
+_INVERT = 0.25
 _BACKGROUND = 0.05  # intensities below this stay dark when the contrast is inverted
 
 
@@ -340,11 +340,6 @@ class StackDataset(Dataset):
         Return a random run of at most ``depth`` consecutive slices of each deeper
         stack, holding every labelled point's slice (all of them if they span more):
         the slices far from the points cost training time and teach little.
-    mirror : sequence of (int, int), optional
-        With ``augment``, mirror half the stacks left to right, swapping these pairs of
-        target rows (the left and right points of an axial slice trade places; on a
-        sagittal slice the mirror turns front to back and changes no side). None: no
-        mirroring.
     """
 
     def __init__(
@@ -354,14 +349,12 @@ class StackDataset(Dataset):
         seed: int | None = None,
         window: int | None = None,
         depth: int | None = None,
-        mirror=None,
     ):
         self.samples = samples
         self.augment = augment
         self.rng = np.random.default_rng(seed)
         self.window = window
         self.depth = depth
-        self.mirror = mirror
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -420,20 +413,6 @@ class StackDataset(Dataset):
         images = (images.clamp_min(0) ** gamma) * gain
         if rng.random() < _INVERT:
             images = (1 - images.clamp(0, 1)) * (images / _BACKGROUND).clamp(0, 1)
-        if self.mirror is not None and rng.random() < 0.5:
-            images = images.flip(-1)
-            targets[:, 1] = w - 1 - targets[:, 1]
-            for a, b in self.mirror:
-                targets[[a, b]] = targets[[b, a]]
-        kept = targets[:, 3] > 0
-        if rng.random() < _CUT and kept.any():
-            rows = targets[kept, 2].numpy()
-            if rng.random() < 0.5:  # below the lowest point
-                edge = int(np.ceil(rng.uniform(rows.max() + 0.04 * h, h)))
-                images[..., edge:, :] = 0
-            else:
-                edge = int(np.floor(rng.uniform(0, rows.min() - 0.04 * h)))
-                images[..., : max(edge, 0), :] = 0
         return images, targets
 
 

@@ -20,7 +20,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._accelerate import PRECISIONS, autocast, check_runtime_params, training_device
 from ._levels import summarise_steps
-from ._localize import AXIAL, Settings, channel, predict_study, series_samples
+from ._localize import AXIAL, Settings, predict_study, series_samples
 from ._localizer_nets import check_level_steps, make_localizer_net, nets_state, restore_nets
 from ._net import seed_from, torch_seed
 from ._point_frames import (
@@ -36,21 +36,13 @@ from ._point_frames import (
 from ._series_planes import check_planes
 from ._validation import require_columns
 from ._volumes import StackDataset
-from .labels import CONDITION_SERIES, CONDITIONS, SERIES_DESCRIPTIONS
+from .labels import CONDITIONS, SERIES_DESCRIPTIONS
 from .persistence import PersistenceMixin, check_device
 
 # The stack network trains on runs of this many slices of a series holding its labelled
 # points (the canal's run reaches about 14 mm either side at 4 mm slices): the slices
 # beyond teach little and cost most of the training time.
 TRAINING_DEPTH = 8
-# Training mirrors half the stacks left to right: an axial slice's left and right
-# subarticular points trade places (the stack network's channels, the refining network's
-# conditions); a sagittal slice turns front to back, its foramina keep their side.
-_SUBARTICULAR = [c for c in CONDITIONS if CONDITION_SERIES[c] == AXIAL]
-MIRROR = (
-    [tuple(channel(c, None) for c in _SUBARTICULAR)],
-    [tuple(CONDITIONS.index(c) for c in _SUBARTICULAR)],
-)
 
 # The column tuples stay importable from here, where the CLI and users take them.
 __all__ = [
@@ -324,7 +316,7 @@ class LevelLocalizer(PersistenceMixin, BaseEstimator):
             for net, k, window in ((stack_net, 0, None), (refine_net, 1, settings.crop)):
                 samples = [s for part in parts for s in part[k]]
                 depth = TRAINING_DEPTH if k == 0 else None
-                dataset = StackDataset(samples, self.augment, seed, window, depth, MIRROR[k])
+                dataset = StackDataset(samples, self.augment, seed, window, depth)
                 net.fit(dataset, y=None)
         self.net_, self.refine_net_ = stack_net, refine_net
         self.history_, self.refine_history_ = stack_net.history, refine_net.history
