@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
+from scipy.spatial.distance import cdist
 
 from .labels import LEVELS
 
@@ -39,6 +40,9 @@ __all__ = [
 # A learned step's spread never goes below this (mm): a few training series must not
 # make the prior sharper than the anatomy of an unseen spine.
 MIN_STEP_STD = 2.0
+# decode_chain scores, per level, only the cells whose log-probability lies within this
+# many nats of the level's best, and at most this many of them
+CANDIDATE_NATS, CANDIDATES = 25.0, 1024
 
 
 def level_steps(points: pd.DataFrame, to_patient) -> dict[str, list[list[float]]]:
@@ -97,6 +101,32 @@ def _log_p(logits: torch.Tensor) -> torch.Tensor:
     return logits.float().transpose(0, 1).reshape(k, -1).log_softmax(-1).view(k, depth, h, w)
 
 
+def _viterbi(emission, height, positions, steps, cell_mm, distance, candidates):
+    """The best chain's cells (one per level) among each level's ``candidates``; None
+    when no chain through them descends."""
+    score, back = emission[0, candidates[0]], []
+    for level in range(1, len(emission)):
+        a, b = candidates[level - 1], candidates[level]
+        move = np.where(height[b][None, :] < height[a][:, None], 0.0, -np.inf)
+        if positions is not None and steps is not None and np.isfinite(steps[level - 1][0]):
+            if distance is not None:
+                gap = np.asarray(distance[np.ix_(a, b)], dtype=np.float64)
+            else:
+                gap = cdist(positions[a], positions[b])
+            mean, std = steps[level - 1]
+            spread = np.hypot(std, 0.5 * cell_mm)
+            move = move - 0.5 * ((gap - mean) / spread) ** 2
+        total = score[:, None] + move
+        back.append(total.argmax(0))
+        score = total.max(0) + emission[level, b]
+    if not np.isfinite(score.max()):
+        return None
+    picks = [int(score.argmax())]
+    for pointer in reversed(back):
+        picks.append(int(pointer[picks[-1]]))
+    return [int(candidates[level][i]) for level, i in enumerate(picks[::-1])]
+
+
 def decode_chain(
     logits: torch.Tensor,
     positions: np.ndarray | None,
@@ -118,8 +148,9 @@ def decode_chain(
     cell_mm : float
         Side of an output cell in mm: its quantisation widens the step's spread.
     distance : ndarray of shape (h * w, h * w), optional
-        :func:`cell_distances` of ``positions``, when the caller decodes several chains
-        on the same cells; computed here otherwise.
+        :func:`cell_distances` of ``positions``; without it, the distances of the pairs
+        of candidate cells scored are computed here (at the defaults' 80 x 80 cells,
+        all pairs would take 25 million distances per series).
 
     Returns
     -------
@@ -133,28 +164,25 @@ def decode_chain(
     emission = log_p.logsumexp(1).reshape(k, -1).numpy().astype(np.float64)
     marginal = log_p.exp().sum((2, 3)).clamp(0, 1).double().numpy()
     if positions is None:
-        height, distance = -np.repeat(np.arange(h), w).astype(np.float64), None
+        height = -np.repeat(np.arange(h), w).astype(np.float64)
     else:
+        positions = np.asarray(positions, dtype=np.float64)
         height = positions[:, 2]
-        distance = cell_distances(positions) if distance is None else distance
-    below = height[None, :] < height[:, None]  # [a, b]: b lies caudal to a
-    score, back = emission[0], []
-    for level in range(1, k):
-        move = np.where(below, 0.0, -np.inf)
-        if distance is not None and steps is not None and np.isfinite(steps[level - 1][0]):
-            mean, std = steps[level - 1]
-            spread = np.hypot(std, 0.5 * cell_mm)
-            move = move - 0.5 * ((distance - mean) / spread) ** 2
-        total = score[:, None] + move
-        back.append(total.argmax(0))
-        score = total.max(0) + emission[level]
-    if not np.isfinite(score.max()):  # no ordered chain fits: each level on its own
+    # Each level's cells within CANDIDATE_NATS of its best (CANDIDATES at most): a chain
+    # through a cell its own map puts that far below its best does not win, and the pairs
+    # of candidates, not of all cells (80 x 80 at the defaults), are scored. Where no
+    # ordered chain runs through them (maps that all peak on one cell), every cell is.
+    candidates = []
+    for level in range(k):
+        order = np.argsort(-emission[level], kind="stable")[:CANDIDATES]
+        keep = emission[level, order] >= emission[level, order[0]] - CANDIDATE_NATS
+        candidates.append(order[keep])
+    cells = _viterbi(emission, height, positions, steps, cell_mm, distance, candidates)
+    if cells is None:
+        every = [np.arange(h * w)] * k
+        cells = _viterbi(emission, height, positions, steps, cell_mm, distance, every)
+    if cells is None:  # no ordered chain fits: each level on its own
         cells = emission.argmax(1)
-    else:
-        cells = [int(score.argmax())]
-        for pointer in reversed(back):
-            cells.append(int(pointer[cells[-1]]))
-        cells = cells[::-1]
     out = []
     for level, cell in enumerate(cells):
         i, j = divmod(int(cell), w)
