@@ -149,6 +149,11 @@ def test_model_weight_shrinks_each_grade_towards_the_prior(pipe, rsna_root, rsna
     np.testing.assert_allclose(prior.loc[rows, TARGETS], np.tile(expected / expected.sum(), (5, 1)))
     with pytest.raises(ValueError, match="model_weight"):
         predict_studies(rsna_root, pipe, oracle, model_weight=2.0, **kwargs)
+    # a chain half sure of its naming: its grades weigh half, as with model_weight=0.5
+    unsure = Oracle(points.assign(level_confidence=0.5))
+    with pytest.warns(PriorFallbackWarning):
+        shrunk = predict_studies(rsna_root, pipe, unsure, **kwargs)
+    np.testing.assert_allclose(shrunk[TARGETS], half[TARGETS], rtol=1e-6)
 
 
 class Raising:

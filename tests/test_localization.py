@@ -26,6 +26,8 @@ from spinecls._levels import (
 )
 from spinecls._localize import (
     _order_flags,
+    agreement,
+    chain_offset,
     choose_axial_series,
     disc_fit,
     predict_axial,
@@ -228,22 +230,47 @@ def test_confidence_and_position_follow_the_heatmaps(loc_data):
 
 def test_canal_points_place_the_foramina(loc_data):
     """Given the study's five canal points, each foramen starts at its level's canal point
-    projected onto the chain's slice; an incomplete canal leaves the chain's positions."""
+    projected onto the chain's slice, and the two series' namings combine: alike, their
+    odds multiply; a disc apart, the surer naming is kept and the points are flagged."""
     series, _ = loc_data
     folder = series.loc[series["series_description"] == "Sagittal T1", "series_dir"].iloc[0]
     volume = read_volume(folder, largest_stack_only=True)
     settings = LevelLocalizer(**LETTERBOX)._settings()
     nets = (_Fixed(17, 4, 2, [1], [5], ladder=True), _Fixed(5, 2, 0, [7, 8], [7, 8]))
-    pixels = [(10.0 + 3 * k, 8.0 + 5 * k) for k in range(5)]
-    points = {lv: volume.to_patient(0, x, y) for lv, (x, y) in zip(spinecls.LEVELS, pixels)}
+    own = predict_sagittal(nets, volume, "Sagittal T1", settings, "cpu")[:5]  # left foramina
+    assert min(r["level_confidence"] for r in own) > 0.99 and not own[0]["qc_level_shift"]
+    at = [(r["x"] + 1.0, r["y"] + 0.5) for r in own]  # the canal a little off each foramen
+    points = {lv: volume.to_patient(0, x, y) for lv, (x, y) in zip(spinecls.LEVELS, at)}
     canal = {"points": points, "confidence": 0.7}
     rows = predict_sagittal(nets, volume, "Sagittal T1", settings, "cpu", canal=canal)
     assert len(rows) == 10
     for r in rows:  # the slices are parallel: a pixel of slice 0 projects onto the same one
-        assert (r["x"], r["y"]) == pytest.approx(pixels[spinecls.LEVELS.index(r["level"])])
+        assert (r["x"], r["y"]) == pytest.approx(at[spinecls.LEVELS.index(r["level"])])
         assert r["instance_number"] == volume.instance_numbers[2]  # the chain's slice
-        # the foramina are named as the canal was, and as surely
-        assert r["level_confidence"] == 0.7 and r["qc_level_shift"]
+        assert r["level_confidence"] > 0.99 and not r["qc_level_shift"]
+    # the canal named one disc up (its L1/L2 on the foramina's L2/L3 and so on)
+    down = at[1:] + [(2 * at[4][0] - at[3][0], 2 * at[4][1] - at[3][1])]
+    shifted = {lv: volume.to_patient(0, x, y) for lv, (x, y) in zip(spinecls.LEVELS, down)}
+    mine = [(r["x"], r["y"]) for r in own]
+    for sure, expected in ((0.7, mine), (1.0, down)):  # a tie keeps the canal
+        canal = {"points": shifted, "confidence": sure}
+        rows = predict_sagittal(nets, volume, "Sagittal T1", settings, "cpu", canal=canal)
+        for r in rows:  # the surer naming stands, flagged
+            assert (r["x"], r["y"]) == pytest.approx(expected[spinecls.LEVELS.index(r["level"])])
+            assert r["qc_level_shift"] and r["level_confidence"] >= 0.5
+
+
+def test_chain_offset_and_agreement():
+    column = np.stack([np.zeros(5), np.zeros(5), -30.0 * np.arange(5)], axis=1)
+    assert chain_offset(column, column) == 0
+    assert chain_offset(column + [15.0, 2.0, 0.0], column) == 0  # beside it: a foramen
+    assert chain_offset(column - [0.0, 0.0, 30.0], column) == 1  # each on the next disc
+    assert chain_offset(column + [0.0, 0.0, 30.0], column) == -1
+    joint, disagree = agreement(0.8, 0.8, 0)
+    assert joint == pytest.approx(16 / 17) and not disagree
+    kept, disagree = agreement(0.9, 0.6, 1)
+    assert kept == pytest.approx(6 / 7) and disagree
+    assert agreement(0.6, 0.6, -1) == (pytest.approx(0.5), True)
 
 
 class _Bright(torch.nn.Module):

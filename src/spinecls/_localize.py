@@ -333,33 +333,70 @@ def predict_sagittal(
         prior = None if steps is None else steps.get(condition)
         decoded = decode_chain(logits[:, chain], positions, prior, cell_mm)
         d = int(np.bincount([level[0] for level in decoded]).argmax())
+        own = shift_confidence(logits[:, chain], [(r, c) for _, r, c, _ in decoded])
+        starts, confidence, disagree = None, own, False
         # a second Sagittal T2/STIR names its own canal
-        guided = canal and condition != CONDITIONS[0] and volume.slices is not None
+        guided = bool(canal) and condition != CONDITIONS[0] and volume.slices is not None
         if guided:
-            points = np.array([canal["points"][lv] for lv in LEVELS])
-            x, y, _ = volume.slices[d].patient_to_pixel(points)
-            starts = list(zip(x.tolist(), y.tolist()))
-            confidence = canal["confidence"]
-        else:
-            starts = None
-            confidence = shift_confidence(logits[:, chain], [(r, c) for _, r, c, _ in decoded])
+            cells = [_cell_index(r, c, logits.shape[-1]) for _, r, c, _ in decoded]
+            shift = chain_offset(positions[cells], np.array([canal["points"][lv] for lv in LEVELS]))
+            confidence, disagree = agreement(canal["confidence"], own, shift)
+            if shift == 0 or canal["confidence"] >= own:
+                points = np.array([canal["points"][lv] for lv in LEVELS])
+                x, y, _ = volume.slices[d].patient_to_pixel(points)
+                starts = list(zip(x.tolist(), y.tolist()))
         for k, (d, row, col, p) in enumerate(decoded):
             u, v = (np.array([col, row]) * settings.stride + (settings.stride - 1) / 2).tolist()
             x, y = to_original(transforms[d], u, v) if starts is None else starts[k]
             found.append((d, float(x), float(y), CONDITIONS.index(condition)))
             p_slice.append(p)
-            naming.append(confidence)
+            naming.append((confidence, disagree, guided))
     rows = []
     # the canal's refined heatmap does not single out its slice: it keeps the chain's
     reach = 0 if description == "Sagittal T2/STIR" else SLICE_REACH
     refined = _refine(nets[1], volume, nbr, found, settings, device, reach)
-    for k, p, named, (d, x, y, p_plane) in zip(channels, p_slice, naming, refined):
+    for k, p, (named, disagree, guided), (d, x, y, p_plane) in zip(
+        channels, p_slice, naming, refined
+    ):
         rows.append(_row(volume, d, *CHANNELS[k], x, y, float(p[d]) * p_plane))
         rows[-1]["qc_outside_coverage"] = d in (0, len(volume) - 1)
         rows[-1]["level_confidence"] = named
-        rows[-1]["qc_level_shift"] = named < LEVEL_SHIFT_BELOW
+        rows[-1]["qc_level_shift"] = disagree or named < LEVEL_SHIFT_BELOW
+        rows[-1]["_disagree"], rows[-1]["_guided"] = disagree, guided
     _order_flags(volume, rows)
     return rows
+
+
+def _cell_index(row: float, col: float, w: int) -> int:
+    return int(round(row)) * w + int(round(col))
+
+
+def chain_offset(chain: np.ndarray, reference: np.ndarray) -> int:
+    """By how many levels one series' chain is named off another's (patient mm, L1/L2
+    first, both ``(5, 3)``): the median, over its points, of the level of the reference
+    nearest each (a reference extended one step beyond either end) minus its own level.
+    0 when the two series name the same discs alike."""
+    ref = np.vstack([2 * reference[0] - reference[1], reference, 2 * reference[-1] - reference[-2]])
+    # along the column: the left-right offset between a foramen and the canal is not a level
+    near = [int(np.argmin(np.linalg.norm((ref - p)[:, 1:], axis=1))) - 1 for p in chain]
+    return int(np.median(np.array(near) - np.arange(len(chain))))
+
+
+def agreement(first: float, second: float, shift: int) -> tuple[float, bool]:
+    """Two series' confidences in their own namings, combined, and whether they disagree.
+
+    Naming alike (``shift`` 0), they are two pieces of evidence for one naming: their
+    odds multiply. Naming the discs differently, each one's doubt is taken as support for
+    the other's naming: the surer naming's odds times the other's odds against itself
+    (at least even odds: the surer one is kept), flagged as a disagreement.
+    """
+    first, second = (float(np.clip(p, 1e-6, 1 - 1e-6)) for p in (first, second))
+    if shift == 0:
+        odds = first / (1 - first) * second / (1 - second)
+        return odds / (1 + odds), False
+    sure, other = max(first, second), min(first, second)
+    odds = sure / (1 - sure) * (1 - other) / other
+    return odds / (1 + odds), True
 
 
 def _order_flags(volume: Volume, rows: list[dict]) -> None:
@@ -522,6 +559,18 @@ def _reads(description: str, conditions) -> bool:
     return any(CHANNELS[k][0] in conditions for k in SERIES_CHANNELS[description])
 
 
+def _join_naming(canal: list[dict], guided: list[dict]) -> None:
+    """The canal's rows take the naming confidence its foramina's series combined with it
+    (:func:`agreement`: the study's evidence), and their flag when the two disagreed."""
+    if not guided:
+        return
+    joint = min(r["level_confidence"] for r in guided)
+    disagree = any(r["_disagree"] for r in guided)
+    for r in canal:
+        r["level_confidence"] = joint
+        r["qc_level_shift"] = disagree or joint < LEVEL_SHIFT_BELOW
+
+
 def predict_study(
     nets, series: pd.DataFrame, settings: Settings, device, steps, conditions=CONDITIONS
 ) -> list[dict]:
@@ -544,13 +593,18 @@ def predict_study(
         score = np.mean([p["confidence"] for p in found])
         rank = (r.series_description == "Sagittal T2/STIR", score)
         if not sources or rank > sources["rank"]:
-            sources = {"rank": rank, "points": level_points(volume, found)}
-            points = sources["points"]
+            sources = {"rank": rank, "volume": volume, "rows": found}
+            points = level_points(volume, found)
             if r.series_description == "Sagittal T2/STIR" and len(points) == len(LEVELS):
                 canal = {
                     "points": {level: point for level, (point, _, _) in points.items()},
                     "confidence": min(named for _, _, named in points.values()),
+                    "rows": found,
                 }
+    if canal:
+        _join_naming(canal["rows"], [p for f in found_in.values() for p in f if p["_guided"]])
+    if sources:
+        sources["points"] = level_points(sources["volume"], sources["rows"])
     axial = series[series["series_description"] == AXIAL]
     volumes = {r.Index: read_volume(r.series_dir) for r in axial.itertuples()}
     levels = choose_axial_series(volumes, sources.get("points", {}))

@@ -157,6 +157,9 @@ def _model_weight(model_weight, points: pd.DataFrame) -> np.ndarray:
         if "confidence" not in points.columns:
             raise ValueError("model_weight='confidence' needs the localizer's confidence column")
         weight = points["confidence"].to_numpy(dtype=float)
+        if "level_confidence" in points.columns:
+            # a point on the right disc of a chain named one disc off grades another level
+            weight = weight * points["level_confidence"].to_numpy(dtype=float)
     elif isinstance(model_weight, (int, float)) and not isinstance(model_weight, bool):
         weight = np.full(len(points), float(model_weight))
     else:
@@ -371,7 +374,9 @@ def predict_studies(
     model_weight : "confidence" or float in [0, 1], default="confidence"
         How far each point's grade is trusted: its probabilities become ``w *
         model + (1 - w) * prior``, with ``w`` the localizer's ``confidence`` for that
-        point, or the number given (1: the model alone). A point placed on the wrong
+        point times its ``level_confidence`` (how sure the localizer is that the point's
+        chain is not named one disc off; localizers saved before it existed have none),
+        or the number given (1: the model alone). A point placed on the wrong
         level gets a confident grade of another level, which the competition's log loss
         punishes hard; shrinking towards the prior caps that. Measured on the default
         demo's 5 held-out studies (docs/end_to_end.md): 1.75 with the model alone,
