@@ -28,6 +28,8 @@ from spinecls._localize import (
     _order_flags,
     agreement,
     chain_offset,
+    choose_axial_series,
+    disc_fit,
     predict_axial,
     predict_sagittal,
 )
@@ -463,6 +465,50 @@ def test_axial_projection_outside_the_image_is_flagged(fitted, loc_data):
     sources = _canal_sources(series, coords, row.study_id, shift=(1000.0, 0.0, 0.0))
     rows = _axial(fitted, row.series_dir, sources)
     assert rows and all(r["qc_outside_image"] for r in rows)
+
+
+def _tilt(degrees: float) -> np.ndarray:
+    """A rotation about the patient's left-right axis (x)."""
+    a = np.radians(degrees)
+    return np.array([[1.0, 0.0, 0.0], [0.0, np.cos(a), -np.sin(a)], [0.0, np.sin(a), np.cos(a)]])
+
+
+def test_each_axial_level_is_read_on_the_series_through_its_disc(tmp_path):
+    """Two axial series cover a study's levels, one straight and one tilted 15 degrees
+    (slices 4 mm apart): the levels go to the series whose slices lie parallel to the
+    discs (square to the column the level points trace), a level outside the tilted
+    series' short coverage to the straight one, a level neither covers to none."""
+    axial = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])  # rows back, slices up
+    shape, spacing = np.array([8, 8, 40]), np.array([4.0, 4.0, 4.0])
+    volumes = []
+    for series_id, (tilt, depth) in enumerate([(0.0, 40), (15.0, 12)], start=1):
+        direction = _tilt(tilt) @ axial
+        size = np.array([*shape[:2], depth])
+        origin = -direction @ (spacing * (size - 1) / 2)
+        volumes.append(
+            spinecls.datasets.SpineVolume(
+                np.zeros(size, np.uint16), tuple(spacing), 7, series_id,
+                series_description="Axial T2", direction=direction, origin=tuple(origin),
+            )
+        )  # fmt: skip
+    root = spinecls.datasets.write_volumes(tmp_path / "axial", volumes)
+    read = {k: read_volume(root / "train_images" / "7" / str(k)) for k in (1, 2)}
+    heights = np.array([60.0, 30.0, 1.0, -30.0, -100.0])  # L5/S1 below both series
+    for lean, middle in ((0.0, 1), (15.0, 2)):
+        along = _tilt(lean) @ np.array([0.0, 0.0, 1.0])
+        sources = {lv: (h * along, False, 1.0) for lv, h in zip(spinecls.LEVELS, heights)}
+        chosen = choose_axial_series(read, sources)
+        assert chosen[1].keys() | chosen[2].keys() == set(spinecls.LEVELS[:4])
+        assert {lv for lv in chosen[2]} == ({"L3/L4"} if middle == 2 else set())
+        assert chosen[1]["L1/L2"] is sources["L1/L2"]
+    # the fit: the disc's centre 1 mm from the straight series' nearest slice, square to it
+    assert disc_fit(read[1], np.array([0.0, 0.0, 1.0]), np.array([0, 0, 1.0])) == pytest.approx(
+        1.0, abs=1e-3
+    )
+    # tilted 15 degrees: sqrt(d ** 2 + (20 sin 15 / 2) ** 2) with d < 2
+    fit = disc_fit(read[2], np.array([0.0, 0.0, 1.0]), np.array([0, 0, 1.0]))
+    assert 20 * np.sin(np.radians(15)) / 2 <= fit <= np.hypot(2, 20 * np.sin(np.radians(15)) / 2)
+    assert disc_fit(read[2], np.array([0.0, 0.0, 60.0]), None) == np.inf
 
 
 @pytest.mark.parametrize("augment", [False, True])

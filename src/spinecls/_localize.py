@@ -65,6 +65,10 @@ LEVEL_SHIFT_BELOW = 0.95
 # a foramen's slice: the chain's, or one this near it where the refined heatmap is sharper
 # (on the benchmark the chain put 10 % of the foramina one slice off, never two)
 SLICE_REACH = 1
+# A level covered by several axial series is read on the one whose nearest slice passes
+# most nearly through its disc, taken as a circle of this radius (mm) about the level's
+# point, square to the column (:func:`disc_fit`): a lumbar disc is 35-50 mm across.
+DISC_RADIUS = 20.0
 
 
 @dataclass(frozen=True)
@@ -427,6 +431,65 @@ def level_points(volume: Volume, rows: list[dict]) -> dict[str, tuple[np.ndarray
     return out
 
 
+def disc_normals(points: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The column's direction at each level, from patient points (``{level: point}``):
+    the unit vector from the level below to the level above (from the level itself at
+    the ends of the chain), which a disc is square to. Empty with fewer than two points."""
+    levels = [lv for lv in LEVELS if lv in points]
+    out = {}
+    for k, level in enumerate(levels):
+        if len(levels) < 2:
+            break
+        above = points[levels[max(k - 1, 0)]]
+        below = points[levels[min(k + 1, len(levels) - 1)]]
+        step = np.asarray(above, float) - np.asarray(below, float)
+        norm = np.linalg.norm(step)
+        if norm > 0:
+            out[level] = step / norm
+    return out
+
+
+def disc_fit(volume: Volume, point: np.ndarray, normal: np.ndarray | None) -> float:
+    """How far an axial series' nearest slice lies from a level's disc (mm): the
+    root-mean-square distance from its plane of a disc of radius ``DISC_RADIUS`` centred
+    on ``point`` and square to ``normal``, ``sqrt(d ** 2 + (R sin(angle)) ** 2 / 4)`` for a
+    centre ``d`` from the plane and an ``angle`` between the plane and the disc; the
+    distance alone without a ``normal``. Infinite where :func:`predict_axial` places no
+    row (outside the series' coverage, or farther than one slice spacing from a slice)."""
+    if volume.slices is None:
+        return float("inf")
+    hit = volume.geometry.project(np.asarray(point, float)[None])
+    stack = volume.geometry.stacks[int(hit.stack[0])]
+    spacing = stack.spacing if np.isfinite(stack.spacing) else stack.coverage[1] - stack.coverage[0]
+    distance = float(hit.distance[0])
+    if not hit.in_coverage[0] or abs(distance) > spacing:
+        return float("inf")
+    if normal is None:
+        return abs(distance)
+    cos = min(abs(float(np.dot(stack.normal, normal))), 1.0)
+    return float(np.hypot(distance, DISC_RADIUS * np.sqrt(1.0 - cos**2) / 2))
+
+
+def choose_axial_series(volumes: dict, sources: dict) -> dict:
+    """Which axial series reads each level: ``{key: {level: source}}`` for ``volumes``
+    (``{key: Volume}``, in the study's series order) and ``sources`` (``{level: (patient
+    point, order flag, naming confidence)}``, :func:`level_points`).
+
+    A reader reads a level on the series whose slice passes most nearly through its
+    disc, centred on it and parallel to it (:func:`disc_fit`, the disc square to the
+    column the sagittal points trace): an axial stack angled along each disc before a
+    straight stack that cuts the lower discs obliquely. A tie goes to the earlier series;
+    a level no series covers is read on none.
+    """
+    normals = disc_normals({level: source[0] for level, source in sources.items()})
+    out: dict = {key: {} for key in volumes}
+    for level, source in sources.items():
+        fits = [disc_fit(v, source[0], normals.get(level)) for v in volumes.values()]
+        if fits and np.isfinite(min(fits)):
+            out[list(volumes)[int(np.argmin(fits))]][level] = source
+    return out
+
+
 def predict_axial(nets, volume: Volume, sources: dict, settings: Settings, device):
     """Subarticular points of the levels an axial series covers: a list of row dicts.
 
@@ -514,7 +577,8 @@ def predict_study(
     """Row dicts of one study's series (rows of ``X``): the sagittal series first (a
     Sagittal T2/STIR's canal points guiding the Sagittal T1's foramina), then the axial
     ones through the best sagittal series' level points (a Sagittal T2/STIR before a
-    Sagittal T1, then the higher mean confidence). Only the ``conditions`` the
+    Sagittal T1, then the higher mean confidence), each level on the one axial series a
+    reader would read it on (:func:`choose_axial_series`). Only the ``conditions`` the
     localizer learned are located; a series that shows none of them gives no rows."""
     found_in, sources, canal = {}, {}, {}
     series = series[[_reads(d, conditions) for d in series["series_description"]]]
@@ -541,12 +605,14 @@ def predict_study(
         _join_naming(canal["rows"], [p for f in found_in.values() for p in f if p["_guided"]])
     if sources:
         sources["points"] = level_points(sources["volume"], sources["rows"])
+    axial = series[series["series_description"] == AXIAL]
+    volumes = {r.Index: read_volume(r.series_dir) for r in axial.itertuples()}
+    levels = choose_axial_series(volumes, sources.get("points", {}))
     rows = []
     for r in series.itertuples():
         if r.series_description != AXIAL:
             rows += [{"series_id": r.series_id, **p} for p in found_in[r.Index]]
             continue
-        volume = read_volume(r.series_dir)
-        found = predict_axial(nets, volume, sources.get("points", {}), settings, device)
+        found = predict_axial(nets, volumes[r.Index], levels[r.Index], settings, device)
         rows += [{"series_id": r.series_id, **p} for p in found]
     return rows
