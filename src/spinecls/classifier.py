@@ -25,6 +25,7 @@ from ._classifier_checks import PARAMETER_CONSTRAINTS, InputChecksMixin, check_y
 from ._classifier_state import ClassifierFileMixin
 from ._meta import labels_from_proba, mean_head_accuracy
 from ._net import DualHeadLoss, DualHeadNet, HeadAccuracy
+from .augment import check_intensity_range
 from .calibration import fit_temperatures, softmax
 
 __all__ = ["DualHeadClassifier", "DualHeadLoss", "HeadAccuracy", "DualHeadNet", "HeadProbabilities"]
@@ -85,9 +86,24 @@ class DualHeadClassifier(
         Factor of an auxiliary loss for the score's any-severe spinal term: on spinal
         canal rows, the cross-entropy of P(severe) weighted 1 / 2 / 4 like the metric
         (:class:`spinecls._loss.DualHeadLoss`). 0: off.
-    augment : None, "study", "light" or albumentations transform, default=None
+    ordinal : bool, default=False
+        True: the severity head knows its classes are ordered. It gives one score per
+        image and learns ``K - 1`` ordered thresholds with it, ``P(severity <= k) =
+        sigmoid(threshold_k - score)`` (a cumulative-link, proportional-odds model:
+        :class:`spinecls.models.CumulativeLink`). ``predict_proba`` still gives one
+        probability per class, in ``classes_[1]``'s order, summing to one;
+        ``severity_weights``, ``calibration``, ``tta`` and ``save`` work as without it.
+        The order is :data:`spinecls.SEVERITIES`' (normal_mild, moderate, severe) for
+        those names, the numbers' for numeric labels (e.g. Pfirrmann grades 1-5);
+        other labels are refused in ``fit``. docs/real_data.md measures it on real
+        graded discs.
+    augment : None, "study", "light", "mri" or albumentations transform, default=None
         Per-sample augmentation in training only. ``"study"`` is the study's model 3
-        list (``"seed"``, its former name, still works). A horizontal flip swaps Left
+        list (``"seed"``, its former name, still works); ``"mri"`` suits real MRI crops
+        (intensity, noise and a small affine, no flip: :data:`spinecls.augment.PRESETS`).
+        Intensity transforms expect images in [0, 1] and clip the rest: ``fit``
+        warns when the images leave that range
+        (:func:`spinecls.augment.check_intensity_range`). A horizontal flip swaps Left
         and Right condition labels of axial (subarticular) crops only; on a sagittal
         crop it mirrors front and back (:func:`spinecls.augment.lateral_swap`).
     tta : None, "flip" or "flip+shift", default=None
@@ -187,6 +203,7 @@ class DualHeadClassifier(
         lr_factor=0.75,
         severity_weights=None,
         any_severe_weight=0.0,
+        ordinal=False,
         augment=None,
         tta=None,
         weights=None,
@@ -212,6 +229,7 @@ class DualHeadClassifier(
         self.lr_factor = lr_factor
         self.severity_weights = severity_weights
         self.any_severe_weight = any_severe_weight
+        self.ordinal = ordinal
         self.augment = augment
         self.tta = tta
         self.weights = weights
@@ -259,6 +277,7 @@ class DualHeadClassifier(
         self._check_params()
         X = self._check_X(X, reset=True)
         self.classes_, codes = check_y(y, len(X))
+        check_intensity_range(self.augment, X)
         if _net.any_severe_params(self.any_severe_weight, self.classes_) is None:
             warnings.warn(
                 f"any_severe_weight={self.any_severe_weight} has no effect: the condition "
