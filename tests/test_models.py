@@ -186,6 +186,21 @@ def test_bad_weights_give_clear_errors(tmp_path):
         TorchvisionBackbone("resnet18", 1, 5, 3, weights=tmp_path / "missing.pth")
     with pytest.raises(ValueError, match="neither a file nor one of resnet18's weights"):
         TorchvisionBackbone("resnet18", 1, 5, 3, weights="IMAGENET9")
+    # another architecture's file: which keys, not torch's page of them
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), tmp_path / "r18.pth")
+    with pytest.raises(ValueError) as info:
+        TorchvisionBackbone("efficientnet_b0", 1, 5, 3, weights=tmp_path / "r18.pth")
+    message = str(info.value)
+    assert "r18.pth are not a state dict of torchvision's efficientnet_b0" in message
+    assert "missing (features.0.0.weight" in message and "unexpected (conv1.weight" in message
+    state = torchvision.models.resnet18(weights=None).state_dict()
+    state["conv1.weight"] = state["conv1.weight"][:, :1]
+    torch.save(state, tmp_path / "grey.pth")
+    with pytest.raises(ValueError, match=r"1 reshaped \(conv1.weight \(64, 1, 7, 7\) \(expected"):
+        TorchvisionBackbone("resnet18", 1, 5, 3, weights=tmp_path / "grey.pth")
+    torch.save([1, 2], tmp_path / "list.pth")
+    with pytest.raises(ValueError, match="hold a list, not a state dict"):
+        TorchvisionBackbone("resnet18", 1, 5, 3, weights=tmp_path / "list.pth")
 
 
 def test_freeze_features_keeps_only_the_heads_trainable():
