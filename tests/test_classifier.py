@@ -532,3 +532,28 @@ def test_ordinal_head_calibrates_orders_numbers_and_refuses_unordered_labels(dat
         DualHeadClassifier(ordinal=True, **FAST).fit(X, unordered)
     with pytest.raises(ValueError, match="'ordinal' parameter"):
         DualHeadClassifier(ordinal="yes", **FAST).fit(X, y)
+
+
+def test_balanced_decision_divides_by_the_training_shares(fitted, data, tmp_path):
+    X, y = data
+    shares = [y[c].value_counts(normalize=True) for c in ("condition", "severity")]
+    for k, head in enumerate(fitted.classes_):
+        np.testing.assert_allclose(fitted.class_prior_[k], shares[k].reindex(head).to_numpy())
+    balanced = clone(fitted).set_params(decision="balanced")
+    balanced.__dict__.update({k: v for k, v in vars(fitted).items() if k.endswith("_")})
+    probas = fitted.predict_proba(X)
+    expected = [
+        np.asarray(c)[(p / prior).argmax(axis=1)]
+        for c, p, prior in zip(fitted.classes_, probas, fitted.class_prior_)
+    ]
+    np.testing.assert_array_equal(balanced.predict(X), np.column_stack(expected))
+    for got, want in zip(balanced.predict_proba(X), probas):  # probabilities unchanged
+        np.testing.assert_array_equal(got, want)
+    balanced.save(tmp_path / "balanced.pt")
+    loaded = DualHeadClassifier.load(tmp_path / "balanced.pt")
+    np.testing.assert_array_equal(loaded.predict(X), balanced.predict(X))
+    loaded.class_prior_ = None  # as a file written before the shares were kept
+    with pytest.raises(ValueError, match="decision='balanced' needs the training class shares"):
+        loaded.predict(X)
+    with pytest.raises(ValueError, match="'decision' parameter"):
+        DualHeadClassifier(decision="bayes", **FAST).fit(X, y)

@@ -47,6 +47,7 @@ PARAMETER_CONSTRAINTS: dict = {
     "weights": "no_validation",  # models.torchvision.check_weights: imports no torchvision
     "valid_size": [Interval(Real, 0, 1, closed="left"), None],
     "calibration": [StrOptions({"temperature"}), None],
+    "decision": [StrOptions({"argmax", "balanced"})],
     "device": [str, torch.device],
     "accelerator": "no_validation",  # an accelerate.Accelerator: checked in fit
     "precision": [StrOptions(set(_accelerate.PRECISIONS))],

@@ -124,6 +124,13 @@ class DualHeadClassifier(
         trained (the severity rows weighted by ``severity_weights``; the any-severe term
         is not part of it); a head with
         too few rows there stays uncalibrated, with a warning (:mod:`spinecls.calibration`).
+    decision : {"argmax", "balanced"}, default="argmax"
+        How ``predict`` picks each head's label from ``predict_proba``: ``"argmax"``, the
+        most probable class; ``"balanced"``, the class of largest ``P(class | image) /
+        P(class)``, the probability over the class's share of the training rows
+        (``class_prior_``), which is the best guess for balanced accuracy (every class's
+        recall weighing alike) when the probabilities are calibrated. ``predict_proba``
+        is the same either way.
     device : str, default="cpu"
         Torch device, e.g. ``"cuda"``. With an ``accelerator``, leave it at its default
         (or name the accelerator's device): the accelerator places the model.
@@ -167,6 +174,9 @@ class DualHeadClassifier(
     history_ : skorch.history.History
         Per epoch: ``train_loss``, ``valid_loss``, ``{train,valid}_{condition,severity}_acc``,
         ``lr``-scheduler state, timings.
+    class_prior_ : list of two ndarrays
+        Each head's class shares among the training rows (``decision="balanced"``
+        divides by them).
     temperatures_ : ndarray of shape (2,) or None
         Condition and severity temperatures that ``predict_proba`` divides the logits
         by (``calibration="temperature"`` or :func:`spinecls.calibration.calibrate_heads`);
@@ -209,6 +219,7 @@ class DualHeadClassifier(
         weights=None,
         valid_size=0.15,
         calibration=None,
+        decision="argmax",
         device="cpu",
         accelerator=None,
         precision="32",
@@ -235,6 +246,7 @@ class DualHeadClassifier(
         self.weights = weights
         self.valid_size = valid_size
         self.calibration = calibration
+        self.decision = decision
         self.device = device
         self.accelerator = accelerator
         self.precision = precision
@@ -301,6 +313,10 @@ class DualHeadClassifier(
             net.fit(TensorDataset(X_t[train], y_t[train]), y=None)
         self.net_ = net
         self.history_ = net.history
+        self.class_prior_ = [
+            np.bincount(codes[:, k], minlength=len(c)) / len(codes)
+            for k, c in enumerate(self.classes_)
+        ]
         self.valid_index_ = valid
         self.temperatures_ = None
         if self.calibration is not None:
@@ -340,8 +356,20 @@ class DualHeadClassifier(
         return self.net_.predict_logits(torch.from_numpy(X), tta=self.tta)
 
     def predict(self, X) -> np.ndarray:
-        """Labels of both heads: an (n_samples, 2) array, condition then severity."""
+        """Labels of both heads: an (n_samples, 2) array, condition then severity.
+
+        The most probable class of each head, or with ``decision="balanced"`` the class of
+        largest probability over its training share.
+        """
         probas = self.predict_proba(X)  # checks that the classifier is fitted
+        if self.decision == "balanced":
+            prior = getattr(self, "class_prior_", None)
+            if prior is None:
+                raise ValueError(
+                    "decision='balanced' needs the training class shares (class_prior_), "
+                    "which this model's file, written before they were kept, lacks: refit it"
+                )
+            probas = [p / np.maximum(share, 1e-12) for p, share in zip(probas, prior)]
         return labels_from_proba(self.classes_, probas)
 
     def score(self, X, y, sample_weight=None) -> float:
