@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import albumentations as A
 import numpy as np
 import pytest
@@ -116,7 +118,7 @@ def test_presets_are_seeded_and_keep_the_shape():
     assert not np.array_equal(a, c)
     assert not np.array_equal(a, images)
     np.testing.assert_array_equal(run("seed", 0), a)  # the preset's former name
-    assert sorted(PRESETS) == ["light", "study"]
+    assert sorted(PRESETS) == ["light", "mri", "study"]
     names = [type(t).__name__ for t in make_augmentation("study").transforms]
     assert names == ["HorizontalFlip", "RandomBrightnessContrast", "Affine", "GaussianBlur"]
     assert make_augmentation(None) is None
@@ -146,3 +148,36 @@ def test_test_time_views_flip_and_shift_with_edge_pixels():
     assert TTA_MODES == ("flip", "flip+shift")
     with pytest.raises(ValueError, match=r"tta must be None or one of \['flip', 'flip\+shift'\]"):
         tta_views("rotate", 32, 32)
+
+
+def test_mri_preset_keeps_intensities_in_range_and_never_flips():
+    from spinecls.augment import check_intensity_range, intensity_transforms
+
+    images = np.random.default_rng(3).random((8, 1, 32, 32), dtype=np.float32)
+    data = AugmentedDataset(
+        _dataset(images, np.zeros((8, 2), dtype=np.int64)),
+        make_augmentation("mri", 0),
+        lateral_swap(range(5)),
+    )
+    out = np.stack([data[i][0].numpy() for i in range(8)])
+    assert out.shape == images.shape and out.min() >= 0 and out.max() <= 1
+    assert not np.array_equal(out, images)
+    names = [type(t).__name__ for t in make_augmentation("mri").transforms]
+    assert "HorizontalFlip" not in names and "Affine" in names
+    assert intensity_transforms(make_augmentation("light")) == []
+    assert intensity_transforms(make_augmentation("study")) == [
+        "RandomBrightnessContrast",
+        "GaussianBlur",
+    ]
+    nested = A.Compose([A.OneOf([A.GaussNoise(), A.Affine()]), A.HorizontalFlip()])
+    assert intensity_transforms(make_augmentation(nested)) == ["GaussNoise"]
+    # albumentations clips a float image to [0, 1] in its intensity transforms: a z-scored
+    # crop would lose its negative half, so fit warns; [0, 1] images and spatial presets pass
+    z_scored = (images - images.mean()) / images.std()
+    with pytest.warns(UserWarning, match=r"clipping the rest; the images range from -1\.7"):
+        check_intensity_range("mri", z_scored)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_intensity_range("mri", images)
+        check_intensity_range("light", z_scored)
+        check_intensity_range(None, z_scored)

@@ -485,3 +485,77 @@ def test_any_severe_weight_reaches_the_loss_and_is_checked(data):
         DualHeadClassifier(any_severe_weight=1.0, **quick).fit(X, codes)
     with pytest.raises(ValueError, match="'any_severe_weight' parameter"):
         DualHeadClassifier(any_severe_weight=-1.0, **quick).fit(X, y)
+
+
+def test_ordinal_head_learns_ordered_grades_and_keeps_the_contract(data, tmp_path):
+    X, y = data
+    clf = DualHeadClassifier(lr=3e-3, ordinal=True, **{**FAST, "max_epochs": 8})
+    clf.fit(X, y)
+    assert clf.classes_[1].tolist() == ["moderate", "normal_mild", "severe"]
+    p = clf.predict_proba(X)[1]
+    assert p.shape == (len(X), 3)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-5)
+    # The brighter the square, the higher the grade: P(severe) rises and P(normal_mild)
+    # falls from one true grade to the next (columns in classes_ order, not the grades').
+    by_grade = [p[(y["severity"] == s).to_numpy()].mean(axis=0) for s in SEVERITIES]
+    severe, normal = 2, 1
+    assert by_grade[0][normal] > by_grade[1][normal] > by_grade[2][normal]
+    assert by_grade[0][severe] < by_grade[1][severe] < by_grade[2][severe]
+    assert (clf.predict(X)[:, 1] == y["severity"].to_numpy()).mean() > 0.6  # chance: 0.33
+    # A cumulative link: P(grade <= k) is a sigmoid of the thresholds minus one score,
+    # so the model's odds of "above normal_mild" and "above moderate" share that score.
+    cumulative = np.cumsum(p[:, [normal, 0, severe]], axis=1)[:, :2]
+    logit = np.log(cumulative / (1 - cumulative))
+    np.testing.assert_allclose(np.ptp(logit[:, 1] - logit[:, 0]), 0.0, atol=1e-3)
+    clf.save(tmp_path / "ordinal.pt")
+    loaded = DualHeadClassifier.load(tmp_path / "ordinal.pt")
+    assert loaded.ordinal is True
+    np.testing.assert_allclose(loaded.predict_proba(X)[1], p, atol=1e-6)
+
+
+def test_ordinal_head_calibrates_orders_numbers_and_refuses_unordered_labels(data):
+    from spinecls.calibration import calibrate_heads
+
+    X, y = data
+    grades = y["severity"].map({s: k + 1 for k, s in enumerate(SEVERITIES)}).to_numpy()
+    y_numbers = np.column_stack([y["condition"].to_numpy(), grades]).astype(object)
+    y_numbers[:, 1] = grades  # ints: ordered by value
+    clf = DualHeadClassifier(ordinal=True, valid_size=None, **FAST).fit(X, y_numbers)
+    assert clf.classes_[1].tolist() == [1, 2, 3]
+    before = clf.predict_proba(X)[1]
+    calibrate_heads(clf, X, y_numbers, min_rows=50)
+    after = clf.predict_proba(X)[1]
+    assert clf.temperatures_[1] != 1.0
+    np.testing.assert_allclose(after.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(after.argmax(axis=1), before.argmax(axis=1))
+    unordered = y.assign(severity=y["severity"].map({"normal_mild": "a", "moderate": "b"}))
+    unordered["severity"] = unordered["severity"].fillna("c")
+    with pytest.raises(ValueError, match="ordinal=True needs severity labels that have an order"):
+        DualHeadClassifier(ordinal=True, **FAST).fit(X, unordered)
+    with pytest.raises(ValueError, match="'ordinal' parameter"):
+        DualHeadClassifier(ordinal="yes", **FAST).fit(X, y)
+
+
+def test_balanced_decision_divides_by_the_training_shares(fitted, data, tmp_path):
+    X, y = data
+    shares = [y[c].value_counts(normalize=True) for c in ("condition", "severity")]
+    for k, head in enumerate(fitted.classes_):
+        np.testing.assert_allclose(fitted.class_prior_[k], shares[k].reindex(head).to_numpy())
+    balanced = clone(fitted).set_params(decision="balanced")
+    balanced.__dict__.update({k: v for k, v in vars(fitted).items() if k.endswith("_")})
+    probas = fitted.predict_proba(X)
+    expected = [
+        np.asarray(c)[(p / prior).argmax(axis=1)]
+        for c, p, prior in zip(fitted.classes_, probas, fitted.class_prior_)
+    ]
+    np.testing.assert_array_equal(balanced.predict(X), np.column_stack(expected))
+    for got, want in zip(balanced.predict_proba(X), probas):  # probabilities unchanged
+        np.testing.assert_array_equal(got, want)
+    balanced.save(tmp_path / "balanced.pt")
+    loaded = DualHeadClassifier.load(tmp_path / "balanced.pt")
+    np.testing.assert_array_equal(loaded.predict(X), balanced.predict(X))
+    loaded.class_prior_ = None  # as a file written before the shares were kept
+    with pytest.raises(ValueError, match="decision='balanced' needs the training class shares"):
+        loaded.predict(X)
+    with pytest.raises(ValueError, match="'decision' parameter"):
+        DualHeadClassifier(decision="bayes", **FAST).fit(X, y)

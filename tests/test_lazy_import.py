@@ -40,11 +40,12 @@ def test_import_spinecls_loads_no_heavy_library():
 # "module: names", continued on indented lines.
 PUBLIC_NAMES = """
 spinecls: CONDITIONS ConditionGroupClassifier DualHeadClassifier DualHeadEnsemble LEVELS
-    LevelLocalizer LumbarPatchTransformer RSNADataWarning SERIES_DESCRIPTIONS SEVERITIES
+    IntensityNormalizer read_images LevelLocalizer LumbarPatchTransformer RSNADataWarning SERIES_DESCRIPTIONS SEVERITIES
     SEVERITY_WEIGHTS __version__ load_rsna load_series make_synthetic_rsna predict_studies
     split_by_study
 spinecls.augment: PRESETS PRESET_ALIASES TTA_MODES AugmentedDataset lateral_swap
-    make_augmentation mirrors_sides shift_pixels tta_views
+    make_augmentation mirrors_sides shift_pixels tta_views check_intensity_range
+    intensity_transforms
 spinecls.calibration: MIN_CALIBRATION_ROWS HeadView calibrate_heads check_temperatures
     fit_temperatures softmax
 spinecls.classifier: DualHeadClassifier DualHeadLoss HeadAccuracy DualHeadNet HeadClasses
@@ -66,6 +67,7 @@ spinecls.geometry: ANGLE_TOLERANCE ORTHONORMAL_TOLERANCE GeometryWarning SeriesG
     SliceGeometry SliceProjection SliceStack series_order
 spinecls.inference: PriorFallbackWarning predict_studies submission_row_ids FALLBACK_REASONS
     UnreadableFileWarning locate_studies
+spinecls.images: NORMALIZATIONS IntensityNormalizer read_images
 spinecls.labels: CONDITIONS LEVELS SEVERITIES HEADS SEVERITY_WEIGHTS TARGETS SCORE_GROUPS
     SEVERITY_PRIORS SERIES_DESCRIPTIONS CONDITION_SERIES slug
 spinecls.localization: LevelLocalizer OUTPUT_COLUMNS POINT_COLUMNS SCORE_RADIUS
@@ -78,9 +80,9 @@ spinecls.model_selection: split_by_study
 spinecls.models: BACKBONES MAX_WIDTH DualHead InceptionCNN InceptionModule SimpleCNN
     TorchvisionBackbone adapt_input_conv backbone_name build_backbone
     check_backbone_param_names check_backbone_params load_pretrained register_backbone
-    resolve_backbone takes_weights
+    resolve_backbone takes_weights CumulativeLink OrdinalSeverity build_ordinal
 spinecls.models.heads: MAX_WIDTH DualHead check_dropout check_params check_width check_widths
-    mlp_head
+    mlp_head CumulativeLink OrdinalSeverity
 spinecls.models.heatmap: HeatmapLoss SliceHeatmapNet decode_heatmaps
 spinecls.models.inception: InceptionCNN InceptionModule
 spinecls.models.simple: SimpleCNN

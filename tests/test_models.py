@@ -186,6 +186,21 @@ def test_bad_weights_give_clear_errors(tmp_path):
         TorchvisionBackbone("resnet18", 1, 5, 3, weights=tmp_path / "missing.pth")
     with pytest.raises(ValueError, match="neither a file nor one of resnet18's weights"):
         TorchvisionBackbone("resnet18", 1, 5, 3, weights="IMAGENET9")
+    # another architecture's file: which keys, not torch's page of them
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), tmp_path / "r18.pth")
+    with pytest.raises(ValueError) as info:
+        TorchvisionBackbone("efficientnet_b0", 1, 5, 3, weights=tmp_path / "r18.pth")
+    message = str(info.value)
+    assert "r18.pth are not a state dict of torchvision's efficientnet_b0" in message
+    assert "missing (features.0.0.weight" in message and "unexpected (conv1.weight" in message
+    state = torchvision.models.resnet18(weights=None).state_dict()
+    state["conv1.weight"] = state["conv1.weight"][:, :1]
+    torch.save(state, tmp_path / "grey.pth")
+    with pytest.raises(ValueError, match=r"1 reshaped \(conv1.weight \(64, 1, 7, 7\) \(expected"):
+        TorchvisionBackbone("resnet18", 1, 5, 3, weights=tmp_path / "grey.pth")
+    torch.save([1, 2], tmp_path / "list.pth")
+    with pytest.raises(ValueError, match="hold a list, not a state dict"):
+        TorchvisionBackbone("resnet18", 1, 5, 3, weights=tmp_path / "list.pth")
 
 
 def test_freeze_features_keeps_only_the_heads_trainable():
@@ -203,3 +218,54 @@ def test_simple_cnn_is_three_conv_blocks_and_two_dense_layers():
     assert inception.out_channels == 32 + 64 + 16 + 16
     out = inception(torch.zeros(1, 64, 8, 8))
     assert out.shape == (1, 128, 8, 8)
+
+
+def test_cumulative_link_gives_ordered_probabilities_that_sum_to_one():
+    from spinecls.models import CumulativeLink
+
+    link = CumulativeLink(3)
+    with torch.no_grad():
+        link.steps.fill_(-5.0)  # any raw value keeps the thresholds ordered
+        theta = link.thresholds()
+        assert theta[1] > theta[0]
+        scores = torch.linspace(-6, 6, 13)[:, None]
+        p = link(scores).exp()
+    torch.testing.assert_close(p.sum(dim=1), torch.ones(13))
+    # P(y <= k) = sigmoid(theta_k - score), and a higher score shifts mass upwards
+    torch.testing.assert_close(p[:, 0], torch.sigmoid(theta[0] - scores[:, 0]))
+    torch.testing.assert_close(p[:, :2].sum(dim=1), torch.sigmoid(theta[1] - scores[:, 0]))
+    assert (p[:, 0].diff() < 0).all() and (p[:, 2].diff() > 0).all()
+    # far scores keep finite gradients (log-probabilities computed without cancellation)
+    far = torch.tensor([[-1e3], [1e3], [0.0]], requires_grad=True)
+    CumulativeLink(4)(far).sum().backward()
+    assert torch.isfinite(far.grad).all()
+    fresh = CumulativeLink(5)(torch.zeros(1, 1)).exp()
+    torch.testing.assert_close(fresh, torch.full((1, 5), 0.2))  # starts with equal shares
+
+
+class _FixedScore(nn.Module):
+    """A backbone whose severity score is always 2: one condition logit row, one score."""
+
+    def forward(self, x):
+        return torch.zeros(len(x), 5), torch.full((len(x), 1), 2.0)
+
+
+def test_ordinal_backbone_puts_the_grades_in_the_classes_columns():
+    from spinecls.models import OrdinalSeverity, build_ordinal
+
+    torch.manual_seed(0)
+    net = build_ordinal("simple", 1, 5, [1, 0, 2]).eval()
+    with torch.no_grad():
+        condition, log_p = net(torch.rand(4, 1, 32, 32))
+        score = net.backbone(torch.rand(4, 1, 32, 32))[1]
+    assert condition.shape == (4, 5) and log_p.shape == (4, 3) and score.shape == (4, 1)
+    fixed = OrdinalSeverity(_FixedScore(), [1, 0, 2])
+    with torch.no_grad():
+        grades = fixed.link(torch.full((1, 1), 2.0))[0]  # lowest grade first
+        _, by_column = fixed(torch.zeros(1, 1, 8, 8))
+    # column 1 holds the lowest grade, column 0 the middle one, column 2 the highest
+    torch.testing.assert_close(by_column[0], grades[[1, 0, 2]])
+    with pytest.raises(ValueError, match="one severity score"):
+        OrdinalSeverity(nn.Identity(), [0, 1, 2])((torch.zeros(1, 5), torch.zeros(1, 3)))
+    with pytest.raises(ValueError, match="permutation"):
+        OrdinalSeverity(nn.Identity(), [0, 0, 2])

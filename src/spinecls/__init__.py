@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from .classifier import DualHeadClassifier
     from .datasets import RSNADataWarning, load_rsna, load_series, make_synthetic_rsna
     from .ensemble import DualHeadEnsemble
+    from .images import IntensityNormalizer, read_images
     from .inference import predict_studies
     from .labels import CONDITIONS, LEVELS, SERIES_DESCRIPTIONS, SEVERITIES, SEVERITY_WEIGHTS
     from .localization import LevelLocalizer
@@ -29,6 +30,7 @@ _LAZY = {
     "ConditionGroupClassifier": ".routing",
     "DualHeadClassifier": ".classifier",
     "DualHeadEnsemble": ".ensemble",
+    "IntensityNormalizer": ".images",
     "LEVELS": ".labels",
     "LevelLocalizer": ".localization",
     "LumbarPatchTransformer": ".preprocessing",
@@ -39,6 +41,7 @@ _LAZY = {
     "load_rsna": ".datasets",
     "load_series": ".datasets",
     "predict_studies": ".inference",
+    "read_images": ".images",
     "make_synthetic_rsna": ".datasets",
     "split_by_study": ".model_selection",
 }
@@ -55,6 +58,7 @@ _SUBMODULES = (
     "estimator_checks",
     "evaluation",
     "geometry",
+    "images",
     "inference",
     "labels",
     "localization",
@@ -75,6 +79,7 @@ __all__ = [
     "ConditionGroupClassifier",
     "DualHeadClassifier",
     "DualHeadEnsemble",
+    "IntensityNormalizer",
     "LEVELS",
     "LevelLocalizer",
     "LumbarPatchTransformer",
@@ -87,6 +92,7 @@ __all__ = [
     "load_series",
     "make_synthetic_rsna",
     "predict_studies",
+    "read_images",
     "split_by_study",
 ]
 

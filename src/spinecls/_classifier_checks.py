@@ -44,11 +44,13 @@ PARAMETER_CONSTRAINTS: dict = {
     "lr_factor": [Interval(Real, 0, 1, closed="neither")],
     "severity_weights": [StrOptions({"rsna"}), "array-like", dict, None],
     "any_severe_weight": [Interval(Real, 0, None, closed="left")],
+    "ordinal": ["boolean"],
     "augment": [StrOptions({*PRESETS, *PRESET_ALIASES}), A.BaseCompose, A.BasicTransform, None],
     "tta": [StrOptions(set(TTA_MODES)), None],
     "weights": "no_validation",  # models.torchvision.check_weights: imports no torchvision
     "valid_size": [Interval(Real, 0, 1, closed="left"), None],
     "calibration": [StrOptions({"temperature"}), None],
+    "decision": [StrOptions({"argmax", "balanced"})],
     "device": [str, torch.device],
     "accelerator": "no_validation",  # an accelerate.Accelerator: checked in fit
     "precision": [StrOptions(set(_accelerate.PRECISIONS))],

@@ -23,8 +23,9 @@ __all__ = ["ClassifierFileMixin"]
 class ClassifierFileMixin(PersistenceMixin):
     """``save``, ``load`` and the persisted state of a DualHeadClassifier."""
 
-    _persisted_fields = ("classes", "input_shape", "history", "temperatures")
-    _persisted_defaults = {"temperatures": None}  # files written before calibration
+    _persisted_fields = ("classes", "input_shape", "history", "temperatures", "class_prior")
+    # files written before calibration, and before the class shares were kept
+    _persisted_defaults = {"temperatures": None, "class_prior": None}
     _unsaved_params = ("accelerator",)
 
     def _get_persisted(self) -> tuple[dict, dict]:
@@ -34,6 +35,7 @@ class ClassifierFileMixin(PersistenceMixin):
             "input_shape": list(self.input_shape_),
             "history": self.history_.to_list(),
             "temperatures": None if self.temperatures_ is None else self.temperatures_.tolist(),
+            "class_prior": [p.tolist() for p in self.class_prior_],
         }
         return fitted, self.net_.module_.state_dict()
 
@@ -53,3 +55,25 @@ class ClassifierFileMixin(PersistenceMixin):
         self.input_shape_, self.n_features_in_ = tuple(shape), shape[0]
         self.history_ = self.net_.history
         self.temperatures_ = check_temperatures(fitted["temperatures"])
+        self.class_prior_ = _check_class_prior(fitted["class_prior"], classes)
+
+
+def _check_class_prior(value, classes) -> list[np.ndarray] | None:
+    """Class shares read from a model file: None, or one share per class of each head."""
+    if value is None:
+        return None
+    ok = isinstance(value, list) and len(value) == len(classes)
+    ok = ok and all(
+        isinstance(shares, list)
+        and len(shares) == len(head)
+        and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1 for v in shares
+        )
+        for shares, head in zip(value, classes)
+    )
+    if not ok:
+        raise ValueError(
+            f"'class_prior' must be null or one share in [0, 1] per class of each head; "
+            f"got {value!r}"
+        )
+    return [np.asarray(shares, dtype=np.float64) for shares in value]

@@ -15,7 +15,7 @@ from torch import nn
 
 from .labels import CONDITIONS, SEVERITIES, SEVERITY_WEIGHTS
 
-__all__ = ["DualHeadLoss", "any_severe_params", "severity_class_weights"]
+__all__ = ["DualHeadLoss", "any_severe_params", "severity_class_weights", "severity_order"]
 
 
 class DualHeadLoss(nn.Module):
@@ -187,3 +187,40 @@ def any_severe_params(weight: float, classes: list[np.ndarray]) -> dict | None:
         "severe_class": severe[0],
         "metric_weight": list(metric.values()),
     }
+
+
+def severity_order(classes: np.ndarray) -> list[int]:
+    """The severity classes' positions from the lowest grade to the highest.
+
+    Parameters
+    ----------
+    classes : ndarray
+        The severity classes, sorted (``classes_[1]``): the names of
+        :data:`spinecls.SEVERITIES` (ordered normal_mild, moderate, severe, not
+        alphabetically) or numbers (ordered by value, e.g. Pfirrmann grades 1-5).
+
+    Returns
+    -------
+    list of int
+        ``order[k]``: the position in ``classes`` of the ``k``-th lowest class.
+
+    Raises
+    ------
+    ValueError
+        For other labels, whose order cannot be known: encode them as numbers.
+
+    Examples
+    --------
+    >>> severity_order(np.array(["moderate", "normal_mild", "severe"]))
+    [1, 0, 2]
+    """
+    values = np.asarray(classes).tolist()
+    if all(isinstance(v, str) for v in values) and set(values) <= set(SEVERITIES):
+        return sorted(range(len(values)), key=lambda i: SEVERITIES.index(values[i]))
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return sorted(range(len(values)), key=lambda i: values[i])
+    raise ValueError(
+        f"ordinal=True needs severity labels that have an order: the names {list(SEVERITIES)} "
+        f"or numbers (e.g. grades 1-5); got {values[:10]}: encode them as numbers, lowest "
+        "grade first"
+    )

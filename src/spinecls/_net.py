@@ -37,10 +37,17 @@ from skorch.history import History
 from skorch.utils import to_device, to_numpy
 
 from ._accelerate import PrecisionMixin, build_net
-from ._loss import DualHeadLoss, any_severe_params, severity_class_weights
+from ._loss import DualHeadLoss, any_severe_params, severity_class_weights, severity_order
 from .augment import AugmentedDataset, lateral_swap, make_augmentation, tta_views
 from .labels import HEADS
-from .models import BACKBONES, backbone_name, build_backbone, check_backbone_params, takes_weights
+from .models import (
+    BACKBONES,
+    backbone_name,
+    build_backbone,
+    build_ordinal,
+    check_backbone_params,
+    takes_weights,
+)
 from .persistence import check_state_dict
 
 __all__ = [
@@ -51,6 +58,7 @@ __all__ = [
     "any_severe_params",
     "check_net_params",
     "make_net",
+    "module_builder",
     "module_params",
     "restore_net",
     "seed_from",
@@ -200,6 +208,19 @@ def module_params(params: dict) -> dict:
     return builder
 
 
+def module_builder(params: dict, in_channels: int, classes: list[np.ndarray]) -> partial:
+    """The callable skorch builds the module with (``module=``), given ``module_params``.
+
+    With ``ordinal``, the backbone has one severity score and a cumulative link over the
+    severity classes in their order (:func:`spinecls.models.build_ordinal`).
+    """
+    n_conditions, n_severities = map(len, classes)
+    if params.get("ordinal"):
+        order = severity_order(classes[1])
+        return partial(build_ordinal, params["backbone"], in_channels, n_conditions, order)
+    return partial(build_backbone, params["backbone"], in_channels, n_conditions, n_severities)
+
+
 def make_net(
     params: dict, *, classes: list[np.ndarray], in_channels: int, seed=None, valid=None
 ) -> DualHeadNet:
@@ -236,7 +257,7 @@ def make_net(
     return build_net(
         DualHeadNet,
         params,
-        module=partial(build_backbone, params["backbone"], in_channels, *map(len, classes)),
+        module=module_builder(params, in_channels, classes),
         criterion=DualHeadLoss,
         criterion__severity_weight=severity_class_weights(params["severity_weights"], classes[1]),
         **{
@@ -264,9 +285,7 @@ def restore_net(
     """A fitted net from saved weights, their names and shapes checked before allocation."""
     params = {**params, "weights": None}  # the state dict holds every weight
     with torch.device("meta"):
-        expected = build_backbone(
-            params["backbone"], input_shape[0], *map(len, classes), **module_params(params)
-        )
+        expected = module_builder(params, input_shape[0], classes)(**module_params(params))
     check_state_dict(expected, state_dict)
     net = make_net(params, classes=classes, in_channels=input_shape[0])
     with torch.random.fork_rng(devices=[]):  # the initial weights are replaced at once

@@ -13,9 +13,11 @@ test-time augmentation (:func:`tta_views`) applies it to the condition head's co
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import albumentations as A
+import cv2
 import numpy as np
 import torch
 from torch.nn import functional as F
@@ -27,6 +29,8 @@ __all__ = [
     "PRESET_ALIASES",
     "TTA_MODES",
     "AugmentedDataset",
+    "check_intensity_range",
+    "intensity_transforms",
     "lateral_swap",
     "make_augmentation",
     "mirrors_sides",
@@ -56,8 +60,31 @@ def _light() -> list:
     ]
 
 
-PRESETS = {"study": _study, "light": _light}
-"""Named augmentation lists: ``"study"`` (the study's model 3 list), ``"light"``."""
+def _mri() -> list:
+    # Real MRI differs from scan to scan more in contrast, noise and sharpness than in
+    # geometry: intensity changes for images in [0, 1], a small affine with mirrored
+    # borders (a black border would be a dark structure), and no flip, which would put
+    # the spinal canal in front of the disc on a sagittal crop.
+    return [
+        A.Affine(
+            translate_percent=(-0.05, 0.05),
+            scale=(0.9, 1.1),
+            rotate=(-10, 10),
+            border_mode=cv2.BORDER_REFLECT_101,
+            p=0.7,
+        ),
+        A.RandomBrightnessContrast(brightness_limit=0.1, contrast_limit=0.2, p=0.5),
+        A.RandomGamma(gamma_limit=(70, 150), p=0.5),
+        A.GaussNoise(std_range=(0.01, 0.04), p=0.3),
+        A.GaussianBlur(blur_limit=(3, 3), p=0.2),
+    ]
+
+
+PRESETS = {"study": _study, "light": _light, "mri": _mri}
+"""Named augmentation lists: ``"study"`` (the study's model 3 list), ``"light"`` (flip and a
+small affine: geometry only, for images on any intensity scale) and ``"mri"`` (for real
+MRI crops with intensities in [0, 1]: a small affine, brightness, contrast, gamma, noise
+and blur, no flip; docs/real_data.md)."""
 
 PRESET_ALIASES = {"seed": "study"}
 """Older preset names that keep working, silently: ``"seed"`` is ``"study"``."""
@@ -96,6 +123,61 @@ def make_augmentation(augment, random_state: int | None = None) -> A.Compose | N
             f"got {type(augment).__name__}"
         )
     return A.Compose(transforms, seed=random_state, save_applied_params=True)
+
+
+def intensity_transforms(augmentation: A.BaseCompose | None) -> list[str]:
+    """Names of the pipeline's intensity (pixel-level) transforms.
+
+    albumentations applies those to float images as intensities in [0, 1] and clips
+    the result to that range (a z-scored crop loses its negative half); spatial
+    transforms (flip, affine) keep any values.
+
+    Parameters
+    ----------
+    augmentation : albumentations.Compose or None
+        From :func:`make_augmentation`.
+
+    Returns
+    -------
+    list of str
+    """
+    if augmentation is None:
+        return []
+    names = []
+    for transform in augmentation.transforms:
+        if isinstance(transform, A.BaseCompose):
+            names += intensity_transforms(transform)
+        elif isinstance(transform, A.ImageOnlyTransform):
+            names.append(type(transform).__name__)
+    return names
+
+
+def check_intensity_range(augment, X: np.ndarray, stacklevel: int = 2) -> None:
+    """Warn when ``augment`` has intensity transforms and ``X`` leaves [0, 1].
+
+    Parameters
+    ----------
+    augment : None, str or albumentations transform
+        As ``DualHeadClassifier(augment=...)`` takes it.
+    X : ndarray
+        The training images.
+    stacklevel : int, default=2
+        Of the warning.
+    """
+    names = intensity_transforms(make_augmentation(augment))
+    if not names or X.size == 0:
+        return
+    low, high = float(X.min()), float(X.max())
+    if low >= -1e-3 and high <= 1 + 1e-3:
+        return
+    warnings.warn(
+        f"augment={augment!r} has intensity transforms ({', '.join(sorted(set(names)))}) "
+        f"that albumentations applies to float images in [0, 1], clipping the rest; the "
+        f"images range from {low:.3g} to {high:.3g}: scale them to [0, 1] first "
+        "(spinecls.IntensityNormalizer(method='percentile')), or use augment='light'",
+        UserWarning,
+        stacklevel=stacklevel + 1,
+    )
 
 
 def mirrors_sides(condition) -> bool:

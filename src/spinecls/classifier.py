@@ -26,6 +26,7 @@ from ._classifier_state import ClassifierFileMixin
 from ._meta import HeadClasses, HeadProbabilities, labels_from_proba, mean_head_accuracy
 from ._net import DualHeadLoss, DualHeadNet, HeadAccuracy
 from ._validation import check_sample_weight
+from .augment import check_intensity_range
 from .calibration import fit_temperatures, softmax
 
 __all__ = [
@@ -74,9 +75,24 @@ class DualHeadClassifier(
         Factor of an auxiliary loss for the score's any-severe spinal term: on spinal
         canal rows, the cross-entropy of P(severe) weighted 1 / 2 / 4 like the metric
         (:class:`spinecls._loss.DualHeadLoss`). 0: off.
-    augment : None, "study", "light" or albumentations transform, default=None
+    ordinal : bool, default=False
+        True: the severity head knows its classes are ordered. It gives one score per
+        image and learns ``K - 1`` ordered thresholds with it, ``P(severity <= k) =
+        sigmoid(threshold_k - score)`` (a cumulative-link, proportional-odds model:
+        :class:`spinecls.models.CumulativeLink`). ``predict_proba`` still gives one
+        probability per class, in ``classes_[1]``'s order, summing to one;
+        ``severity_weights``, ``calibration``, ``tta`` and ``save`` work as without it.
+        The order is :data:`spinecls.SEVERITIES`' (normal_mild, moderate, severe) for
+        those names, the numbers' for numeric labels (e.g. Pfirrmann grades 1-5);
+        other labels are refused in ``fit``. docs/real_data.md measures it on real
+        graded discs.
+    augment : None, "study", "light", "mri" or albumentations transform, default=None
         Per-sample augmentation in training only. ``"study"`` is the study's model 3
-        list (``"seed"``, its former name, still works). A horizontal flip swaps Left
+        list (``"seed"``, its former name, still works); ``"mri"`` suits real MRI crops
+        (intensity, noise and a small affine, no flip: :data:`spinecls.augment.PRESETS`).
+        Intensity transforms expect images in [0, 1] and clip the rest: ``fit``
+        warns when the images leave that range
+        (:func:`spinecls.augment.check_intensity_range`). A horizontal flip swaps Left
         and Right condition labels of axial (subarticular) crops only; on a sagittal
         crop it mirrors front and back (:func:`spinecls.augment.lateral_swap`).
     tta : None, "flip" or "flip+shift", default=None
@@ -97,6 +113,13 @@ class DualHeadClassifier(
         trained (the severity rows weighted by ``severity_weights``; the any-severe term
         is not part of it); a head with
         too few rows there stays uncalibrated, with a warning (:mod:`spinecls.calibration`).
+    decision : {"argmax", "balanced"}, default="argmax"
+        How ``predict`` picks each head's label from ``predict_proba``: ``"argmax"``, the
+        most probable class; ``"balanced"``, the class of largest ``P(class | image) /
+        P(class)``, the probability over the class's share of the training rows
+        (``class_prior_``), which is the best guess for balanced accuracy (every class's
+        recall weighing alike) when the probabilities are calibrated. ``predict_proba``
+        is the same either way.
     device : str, default="cpu"
         Torch device, e.g. ``"cuda"``. With an ``accelerator``, leave it at its default
         (or name the accelerator's device): the accelerator places the model.
@@ -142,6 +165,9 @@ class DualHeadClassifier(
     history_ : skorch.history.History
         Per epoch: ``train_loss``, ``valid_loss``, ``{train,valid}_{condition,severity}_acc``,
         ``lr``-scheduler state, timings.
+    class_prior_ : list of two ndarrays
+        Each head's class shares among the training rows (``decision="balanced"``
+        divides by them).
     temperatures_ : ndarray of shape (2,) or None
         Condition and severity temperatures that ``predict_proba`` divides the logits
         by (``calibration="temperature"`` or :func:`spinecls.calibration.calibrate_heads`);
@@ -178,11 +204,13 @@ class DualHeadClassifier(
         lr_factor=0.75,
         severity_weights=None,
         any_severe_weight=0.0,
+        ordinal=False,
         augment=None,
         tta=None,
         weights=None,
         valid_size=0.15,
         calibration=None,
+        decision="argmax",
         device="cpu",
         accelerator=None,
         precision="32",
@@ -203,11 +231,13 @@ class DualHeadClassifier(
         self.lr_factor = lr_factor
         self.severity_weights = severity_weights
         self.any_severe_weight = any_severe_weight
+        self.ordinal = ordinal
         self.augment = augment
         self.tta = tta
         self.weights = weights
         self.valid_size = valid_size
         self.calibration = calibration
+        self.decision = decision
         self.device = device
         self.accelerator = accelerator
         self.precision = precision
@@ -258,6 +288,7 @@ class DualHeadClassifier(
         X = self._check_X(X, reset=True)
         self.classes_, codes = check_y(y, len(X))
         sample_weight = check_sample_weight(sample_weight, len(X))
+        check_intensity_range(self.augment, X)
         if _net.any_severe_params(self.any_severe_weight, self.classes_) is None:
             warnings.warn(
                 f"any_severe_weight={self.any_severe_weight} has no effect: the condition "
@@ -285,6 +316,10 @@ class DualHeadClassifier(
             net.fit(TensorDataset(X_t[train], y_t[train]), y=None)
         self.net_ = net
         self.history_ = net.history
+        self.class_prior_ = [
+            np.bincount(codes[:, k], minlength=len(c)) / len(codes)
+            for k, c in enumerate(self.classes_)
+        ]
         self.valid_index_ = valid
         self.temperatures_ = None
         if self.calibration is not None:
@@ -344,8 +379,20 @@ class DualHeadClassifier(
         return self.net_.predict_logits(torch.from_numpy(X), tta=self.tta)
 
     def predict(self, X) -> np.ndarray:
-        """Labels of both heads: an (n_samples, 2) array, condition then severity."""
+        """Labels of both heads: an (n_samples, 2) array, condition then severity.
+
+        The most probable class of each head, or with ``decision="balanced"`` the class of
+        largest probability over its training share.
+        """
         probas = self.predict_proba(X)  # checks that the classifier is fitted
+        if self.decision == "balanced":
+            prior = getattr(self, "class_prior_", None)
+            if prior is None:
+                raise ValueError(
+                    "decision='balanced' needs the training class shares (class_prior_), "
+                    "which this model's file, written before they were kept, lacks: refit it"
+                )
+            probas = [p / np.maximum(share, 1e-12) for p, share in zip(probas, prior)]
         return labels_from_proba(self.classes_, probas)
 
     def score(self, X, y, sample_weight=None) -> float:

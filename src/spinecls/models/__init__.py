@@ -14,7 +14,7 @@ from functools import partial
 
 from torch import nn
 
-from .heads import MAX_WIDTH, DualHead, check_params
+from .heads import MAX_WIDTH, CumulativeLink, DualHead, OrdinalSeverity, check_params
 from .inception import InceptionCNN, InceptionModule
 from .simple import SimpleCNN
 from .torchvision import ARCHITECTURES, TorchvisionBackbone, adapt_input_conv, load_pretrained
@@ -22,15 +22,18 @@ from .torchvision import ARCHITECTURES, TorchvisionBackbone, adapt_input_conv, l
 __all__ = [
     "BACKBONES",
     "MAX_WIDTH",
+    "CumulativeLink",
     "DualHead",
     "InceptionCNN",
     "InceptionModule",
+    "OrdinalSeverity",
     "SimpleCNN",
     "TorchvisionBackbone",
     "adapt_input_conv",
     "backbone_name",
     "build_backbone",
     "check_backbone_param_names",
+    "build_ordinal",
     "check_backbone_params",
     "load_pretrained",
     "register_backbone",
@@ -222,3 +225,41 @@ def build_backbone(
             "not a torch.nn.Module"
         )
     return module
+
+
+def build_ordinal(
+    backbone: str | Callable[..., nn.Module],
+    in_channels: int,
+    n_conditions: int,
+    order,
+    **params,
+) -> OrdinalSeverity:
+    """Build a backbone with an ordinal severity head (:class:`OrdinalSeverity`).
+
+    The backbone is built with one severity output, the score that a
+    :class:`CumulativeLink` turns into the probabilities of the ordered classes.
+
+    Parameters
+    ----------
+    backbone : str, torch.nn.Module class or callable
+        As for :func:`build_backbone`.
+    in_channels, n_conditions : int
+    order : sequence of int
+        The severity columns from the lowest class to the highest (see
+        :class:`OrdinalSeverity`); its length is the number of severity classes.
+    **params
+        Passed to the backbone's builder.
+
+    Returns
+    -------
+    OrdinalSeverity
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = build_ordinal("simple", 1, 5, [1, 0, 2])
+    >>> condition, log_p = net(torch.zeros(2, 1, 32, 32))
+    >>> log_p.shape, bool(torch.allclose(log_p.exp().sum(dim=1), torch.ones(2)))
+    (torch.Size([2, 3]), True)
+    """
+    return OrdinalSeverity(build_backbone(backbone, in_channels, n_conditions, 1, **params), order)

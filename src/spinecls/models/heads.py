@@ -11,7 +11,9 @@ from torch import nn
 
 __all__ = [
     "MAX_WIDTH",
+    "CumulativeLink",
     "DualHead",
+    "OrdinalSeverity",
     "check_dropout",
     "check_params",
     "check_width",
@@ -106,3 +108,100 @@ class DualHead(nn.Module):
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.condition(features), self.severity(features)
+
+
+_MIN_STEP = 1e-4  # the least gap between thresholds: every class keeps some probability
+
+
+class CumulativeLink(nn.Module):
+    """Ordered class log-probabilities from one score: a cumulative-link (logit) model.
+
+    With ``K`` classes in their order and ``K - 1`` thresholds
+    ``theta_1 < ... < theta_{K-1}`` learnt with the network,
+    ``P(y <= k) = sigmoid(theta_k - score)``: a higher score moves the probability
+    towards the higher classes, every class keeps a band of scores where it is the
+    most likely one, and the probabilities of the classes sum to one (the
+    proportional-odds model; CORAL is the same model trained on its binary terms).
+    The thresholds are kept ordered by learning the first one and softplus steps.
+
+    Parameters
+    ----------
+    n_classes : int
+        Number of ordered classes.
+
+    Returns
+    -------
+    tensor of shape (batch, n_classes)
+        From :meth:`forward`: the log-probabilities of the classes, in their order;
+        their softmax is the probabilities themselves.
+    """
+
+    def __init__(self, n_classes: int):
+        super().__init__()
+        check_width("n_classes", n_classes)
+        gaps = max(n_classes - 1, 1)
+        # Thresholds start at the logistic quantiles of equal class shares: a score of 0
+        # predicts every class alike.
+        quantiles = torch.logit(torch.arange(1, gaps + 1, dtype=torch.float32) / n_classes)
+        self.first = nn.Parameter(quantiles[:1].clone())
+        steps = quantiles.diff() - _MIN_STEP
+        self.steps = nn.Parameter(torch.log(torch.expm1(steps)))  # softplus inverse
+        self.n_classes = n_classes
+
+    def thresholds(self) -> torch.Tensor:
+        """The ``K - 1`` ordered thresholds."""
+        steps = nn.functional.softplus(self.steps) + _MIN_STEP
+        return torch.cat([self.first, self.first + steps.cumsum(0)])
+
+    def forward(self, score: torch.Tensor) -> torch.Tensor:
+        if self.n_classes == 1:
+            return score.new_zeros(len(score), 1)
+        z = self.thresholds()[None, :] - score.reshape(-1, 1).float()
+        log_below = nn.functional.logsigmoid(z)  # log P(y <= k), k = 1 .. K-1
+        log_above = nn.functional.logsigmoid(-z)  # log P(y > k)
+        # P(y = k) = P(y <= k) - P(y <= k-1), in log space without cancellation:
+        # log P(y <= k) + log(1 - exp(log P(y <= k-1) - log P(y <= k))).
+        # The clamp keeps the gradient finite where both are 0 in float32 (a far score).
+        gap = -torch.expm1(log_below[:, :-1] - log_below[:, 1:])
+        middle = log_below[:, 1:] + torch.log(gap.clamp_min(1e-30))
+        return torch.cat([log_below[:, :1], middle, log_above[:, -1:]], dim=1)
+
+
+class OrdinalSeverity(nn.Module):
+    """A dual-head backbone whose severity head is a :class:`CumulativeLink`.
+
+    Parameters
+    ----------
+    backbone : torch.nn.Module
+        Built with one severity output: its forward gives ``(condition_logits,
+        severity_score)``, the score of shape ``(batch, 1)``.
+    order : sequence of int
+        The severity classes' columns (as the classifier's ``classes_[1]`` sorts them)
+        from the lowest class to the highest: ``order[k]`` is the column of the
+        ``k``-th class.
+
+    Returns
+    -------
+    tuple of tensors
+        ``(condition_logits, severity_log_probabilities)`` from :meth:`forward`, the
+        second in the columns' order.
+    """
+
+    def __init__(self, backbone: nn.Module, order):
+        super().__init__()
+        order = [int(k) for k in order]
+        if sorted(order) != list(range(len(order))):
+            raise ValueError(f"order must be a permutation of 0..{len(order) - 1}, got {order}")
+        self.backbone = backbone
+        self.link = CumulativeLink(len(order))
+        # rank of each column: the link's output indexed by it gives the columns' order
+        self.register_buffer("ranks", torch.argsort(torch.tensor(order)), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        condition, score = self.backbone(x)
+        if score.shape[-1] != 1:
+            raise ValueError(
+                f"an ordinal severity head needs one severity score per image; the backbone "
+                f"gave {score.shape[-1]}"
+            )
+        return condition, self.link(score)[:, self.ranks]

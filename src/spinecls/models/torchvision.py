@@ -187,6 +187,40 @@ def load_pretrained(arch: str, weights: str | os.PathLike | WeightsEnum) -> dict
     return state
 
 
+def _load_into(model: nn.Module, arch: str, weights) -> None:
+    """Load pretrained weights into a torchvision model, or say why they do not fit it."""
+    state = load_pretrained(arch, weights)
+    expected = model.state_dict()
+    if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
+        raise ValueError(
+            f"weights={os.fspath(weights) if isinstance(weights, os.PathLike) else weights!r} "
+            f"hold a {type(state).__name__}, not a state dict; save one with "
+            f"torch.save(torchvision.models.{arch}(...).state_dict(), path)"
+        )
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    reshaped = [
+        f"{k} {tuple(state[k].shape)} (expected {tuple(v.shape)})"
+        for k, v in expected.items()
+        if k in state and hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(v.shape)
+    ]
+    if missing or unexpected or reshaped:
+        problems = []
+        found = {"missing": missing, "unexpected": unexpected, "reshaped": reshaped}
+        for what, keys in found.items():
+            if keys:
+                more = f" and {len(keys) - 3} more" if len(keys) > 3 else ""
+                problems.append(f"{len(keys)} {what} ({', '.join(keys[:3])}{more})")
+        raise ValueError(
+            f"weights={weights!s} are not a state dict of torchvision's {arch}: "
+            f"{'; '.join(problems)}. Expected the file torchvision's "
+            f"{arch}(weights=...) reads, e.g. the ImageNet weights' file in "
+            f"$TORCH_HOME/hub/checkpoints, or torch.save(model.state_dict(), path) of a "
+            f"torchvision {arch}"
+        )
+    model.load_state_dict(state)
+
+
 def _check_bool(name: str, value: Any) -> None:
     if not isinstance(value, bool):
         raise ValueError(f"{name} must be True or False, got {value!r}")
@@ -258,7 +292,7 @@ class TorchvisionBackbone(nn.Module):
         spec = ARCHITECTURES[arch]
         model = getattr(torchvision_models(), arch)(weights=None)
         if weights is not None:
-            model.load_state_dict(load_pretrained(arch, weights))
+            _load_into(model, arch, weights)
         self.features = spec.features(model)
         parent, leaf = _submodule(self.features, spec.first_conv)
         first = parent[int(leaf)] if leaf.isdigit() else getattr(parent, leaf)
