@@ -52,11 +52,13 @@ spinecls.classifier: DualHeadClassifier DualHeadLoss HeadAccuracy DualHeadNet He
     HeadProbabilities
 spinecls.cli: build_parser main
 spinecls.datasets: make_synthetic_rsna synthetic_quirks RSNADataWarning image_paths
-    load_coordinates load_rsna load_series read_series_descriptions
+    load_coordinates load_rsna load_series read_series_descriptions SpineVolume
+    levels_from_mask write_volumes
 spinecls.datasets.baselines: baselines geometry_baseline template_baseline
 spinecls.datasets.rsna: RSNADataWarning image_paths load_coordinates load_rsna load_series
     read_series_descriptions
 spinecls.datasets.synthetic: make_synthetic_rsna synthetic_quirks SEVERITY_PRIORS
+spinecls.datasets.volumes: SAGITTAL_DIRECTION SpineVolume levels_from_mask write_volumes
 spinecls.demo: CALIBRATIONS DemoConfig MODELS run_demo split_by_study
 spinecls.dicom: NORMALIZE DicomSlice MissingCodecError PixelDataError exact_percentiles
     read_slice UnreadableFileWarning UnreadableSeriesError fail_on_unreadable
