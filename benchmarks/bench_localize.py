@@ -1,7 +1,7 @@
 """Accuracy and speed of LevelLocalizer on held-out synthetic studies, against two baselines.
 
 Run: ``python benchmarks/bench_localize.py [--train 26] [--test 48] [--data DIR]
-[--data-seed 1] [--seed 0] [--variation plain] [--model PATH]``.
+[--data-seed 1] [--seed 0] [--variation plain] [--epochs N] [--params JSON] [--model PATH]``.
 Writes (or reuses, under ``--data``) a training set (data seed ``--data-seed``) and a
 test set (the next seed) in the competition's test layout with its truth beside it, fits
 the localizer (``random_state=--seed``), predicts the test studies and prints, against
@@ -25,6 +25,7 @@ Prints figures; asserts nothing.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import tempfile
 import time
@@ -199,6 +200,7 @@ def main():
     parser.add_argument(
         "--epochs", type=int, default=None, help="max_epochs (default: estimator's)"
     )
+    parser.add_argument("--params", default="{}", help="other LevelLocalizer parameters, as JSON")
     parser.add_argument(
         "--model",
         type=Path,
@@ -223,7 +225,9 @@ def main():
         test_series = spinecls.load_series(test, split="test")
         truth = spinecls.load_rsna(truth_dir)[[*KEYS[:2], "instance_number", *KEYS[2:], "x", "y"]]
 
-        params = {} if args.epochs is None else {"max_epochs": args.epochs}
+        params = json.loads(args.params)
+        if args.epochs is not None:
+            params["max_epochs"] = args.epochs
         start, cpu = time.perf_counter(), time.process_time()
         loaded = args.model is not None and args.model.exists()
         if loaded:

@@ -204,9 +204,68 @@ def score(predicted: pd.DataFrame, truth: pd.DataFrame, root: Path, geometries) 
                     "level confidence": float(getattr(r, "level_confidence", np.nan)),
                     "named right": names[int(np.argmin(distances))] == r.level,
                     "flag": bool(getattr(r, "qc_level_shift", False)),
+                    # sagittal-plane coordinates (patient mm: front-back, up-down) for --figure
+                    "y": r.Y,
+                    "z": r.Z,
+                    "true y": true["Y"],
+                    "true z": true["Z"],
                 }
             )
     return pd.DataFrame(rows)
+
+
+def plot_failures(scores: pd.DataFrame, table: pd.DataFrame, path: Path, columns: int = 6):
+    """A PNG of the studies with a misnamed level, drawn without the scans' pixels (the
+    images belong to their authors): the true disc centres (grey, named) and the predicted
+    points (red where misnamed) in the sagittal plane, titled with the set, the study's
+    lowest level confidence and whether ``qc_level_shift`` fired; the last panel shows the
+    lowest level confidence of every study, named right or not, against the flag's threshold."""
+    from spinecls._localize import LEVEL_SHIFT_BELOW
+    from spinecls.plotting import new_figure, save_figure
+
+    sets = table.set_index("study_id")["set"]
+    per_study = scores.groupby("study_id").agg(
+        right=("named right", "all"), flagged=("flag", "any"), sure=("level confidence", "min")
+    )
+    wrong = per_study.index[~per_study["right"]]
+    panels = len(wrong) + 1
+    rows = -(-panels // columns)
+    figure = new_figure(figsize=(2.2 * columns, 2.9 * rows))
+    for i, study in enumerate(wrong):
+        ax = figure.add_subplot(rows, columns, i + 1)
+        mine = scores[scores["study_id"] == study]
+        ax.plot(mine["true y"], mine["true z"], "o-", color="0.6", ms=5, lw=1)
+        for level, y, z in zip(mine["level"], mine["true y"], mine["true z"]):
+            ax.annotate(level, (y, z), fontsize=6, color="0.4", xytext=(4, -2),
+                        textcoords="offset points")  # fmt: skip
+        colours = np.where(mine["named right"], "tab:blue", "tab:red")
+        ax.scatter(mine["y"], mine["z"], c=colours, marker="x", s=30, zorder=3)
+        info = per_study.loc[study]
+        ax.set_title(
+            f"{sets.get(study, '?')} {study}\nconfidence {info['sure']:.2f}, "
+            f"{'flagged' if info['flagged'] else 'not flagged'}",
+            fontsize=7,
+        )
+        ax.set_aspect("equal")
+        ax.tick_params(labelsize=6)
+    ax = figure.add_subplot(rows, columns, panels)
+    for right, colour, name in (
+        (True, "tab:blue", "all named right"),
+        (False, "tab:red", "misnamed"),
+    ):
+        values = per_study.loc[per_study["right"] == right, "sure"]
+        ax.scatter(values, np.random.default_rng(0).uniform(-0.3, 0.3, len(values)) + right,
+                   s=8, c=colour, label=name)  # fmt: skip
+    ax.axvline(LEVEL_SHIFT_BELOW, color="k", lw=0.8, ls="--")
+    ax.set_yticks([0, 1], ["misnamed", "right"], fontsize=6)
+    ax.set_xlabel("lowest level confidence", fontsize=6)
+    ax.tick_params(labelsize=6)
+    figure.suptitle(
+        "Misnamed real studies: true disc centres (grey) and predicted points (x; red: "
+        "misnamed), sagittal plane, mm",
+        fontsize=8,
+    )
+    return save_figure(figure, path)
 
 
 def _share(flags: pd.Series) -> float:
@@ -261,6 +320,9 @@ def main() -> None:
     parser.add_argument("--only-fold", type=int, help="run one fold (development)")
     parser.add_argument("--no-template", action="store_true")
     parser.add_argument("--save", type=Path, help="write the per-point scores (CSV) here")
+    parser.add_argument(
+        "--figure", type=Path, help="draw the misnamed studies (PNG, no scan pixels) here"
+    )
     parser.add_argument(
         "--models", type=Path, help="save each fold's localizer here, or load it if saved"
     )
@@ -330,6 +392,8 @@ def main() -> None:
             scores = pd.concat(parts, ignore_index=True)
             if args.save and name == "LevelLocalizer":
                 scores.to_csv(args.save, index=False)
+            if args.figure and name == "LevelLocalizer":
+                plot_failures(scores, table, args.figure)
             print(f"\n{name} ({params if name == 'LevelLocalizer' else 'baseline'})")
             print(summarise(scores, table).to_string(index=False, float_format="{:.3f}".format))
         overall = summarise(pd.concat(results["LevelLocalizer"]), table).iloc[-1]
