@@ -230,7 +230,7 @@ def plot_failures(scores: pd.DataFrame, table: pd.DataFrame, path: Path, columns
     wrong = per_study.index[~per_study["right"]]
     panels = len(wrong) + 1
     rows = -(-panels // columns)
-    figure = new_figure(figsize=(2.2 * columns, 2.9 * rows))
+    figure = new_figure(figsize=(2.4 * columns, 3.2 * rows), layout="constrained")
     for i, study in enumerate(wrong):
         ax = figure.add_subplot(rows, columns, i + 1)
         mine = scores[scores["study_id"] == study]
@@ -246,7 +246,9 @@ def plot_failures(scores: pd.DataFrame, table: pd.DataFrame, path: Path, columns
             f"{'flagged' if info['flagged'] else 'not flagged'}",
             fontsize=7,
         )
-        ax.set_aspect("equal")
+        middle = float(np.nanmedian(mine["true y"]))
+        ax.set_xlim(middle - 60, middle + 60)  # the same mm to the inch across and down
+        ax.set_aspect("equal", adjustable="datalim")
         ax.tick_params(labelsize=6)
     ax = figure.add_subplot(rows, columns, panels)
     for right, colour, name in (
