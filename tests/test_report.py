@@ -279,6 +279,31 @@ def test_pixels_are_the_models_and_never_enlarged(made):
         np.testing.assert_array_equal(np.asarray(png), np.rint(np.clip(patch, 0, 1) * 255))
 
 
+def test_slices_are_indexed_pngs_in_64_grey_steps(made):
+    # The report's size (docs/report.md) rests on 6-bit greys: 64 evenly spaced grey
+    # entries, then black and one colour per confidence class, one byte a pixel.
+    out = made["out"]
+    slices = [
+        image
+        for s in made["studies"]
+        for image in _Page(out / "studies" / f"{s}.html").images
+        if "/crop_" not in image["src"]
+    ]
+    assert len(slices) > 10
+    greys = np.rint(np.arange(64) * 255 / 63)
+    for image in slices:
+        with Image.open(out / "studies" / image["src"]) as png:
+            assert png.mode == "P" and png.info.get("transparency") is None
+            palette = np.asarray(png.getpalette()).reshape(-1, 3)
+            entries = np.asarray(png)
+        assert len(palette) == 64 + 1 + len(CONFIDENCE_BINS) + 1
+        np.testing.assert_array_equal(palette[:64], np.stack([greys] * 3, axis=1))
+        np.testing.assert_array_equal(palette[64], [0, 0, 0])
+        assert not (palette[65:] == palette[65:, :1]).all(axis=1).any()  # colours, not greys
+        assert entries.max() < len(palette)
+        assert len(np.unique(entries[entries < 64])) > 32  # the greys are used, not a few
+
+
 def test_a_study_whose_series_cannot_be_read_says_what_is_missing(made):
     b, series, instance = made["broken"]
     page = _Page(made["out"] / "studies" / f"{b}.html")
