@@ -28,8 +28,16 @@ from spinecls.cli import main
 from spinecls.dicom import read_slice
 from spinecls.inference import submission_row_ids
 from spinecls.labels import CONDITIONS, LEVELS, SEVERITIES, SEVERITY_PRIORS, TARGETS, slug
-from spinecls.report import write_report
-from spinecls.report._images import AXIAL_MAX_SIDE, CONFIDENCE_BINS, GREY_LEVELS
+from spinecls.report import _images, write_report
+from spinecls.report._images import (
+    AXIAL_MAX_SIDE,
+    CONFIDENCE_BINS,
+    MAX_GREY_LEVELS,
+    MIN_GREY_LEVELS,
+    grey_levels,
+    noise_sigma,
+    slice_png,
+)
 from spinecls.report._inputs import read_points
 from spinecls.report._summary import prior_rows
 
@@ -247,16 +255,18 @@ def test_pixels_are_the_models_and_never_enlarged(made):
         with Image.open(out / "studies" / image["src"]) as png:
             shown = np.asarray(png.convert("L"), dtype=float)
             entries = np.asarray(png)
+            levels = len(png.getpalette()) // 3 - 2 - len(CONFIDENCE_BINS)
         assert shown.shape == expected.shape  # 64-96 pixels: never shrunk, never enlarged
         assert max(shown.shape) <= AXIAL_MAX_SIDE
         # Off the marks and labels (drawn in the entries past the greys, and white), the
-        # grey of the DICOM's windowed pixels, in GREY_LEVELS steps.
-        grey = np.rint(np.clip(expected, 0, 1) * (GREY_LEVELS - 1))
-        plain = entries < GREY_LEVELS - 1
+        # grey of the DICOM's windowed pixels, in as many steps as its noise allows.
+        assert levels == grey_levels(np.clip(expected, 0, 1))
+        grey = np.rint(np.clip(expected, 0, 1) * (levels - 1))
+        plain = entries < levels - 1
         assert plain.mean() > 0.6
         np.testing.assert_array_equal(entries[plain], grey[plain])
-        np.testing.assert_array_equal(shown[plain], np.rint(grey * 255 / (GREY_LEVELS - 1))[plain])
-        assert entries.max() > GREY_LEVELS  # the marks are in colour
+        np.testing.assert_array_equal(shown[plain], np.rint(grey * 255 / (levels - 1))[plain])
+        assert entries.max() > levels  # the marks are in colour
     crop = next(
         i for i in page.images if i["src"].endswith("crop_spinal_canal_stenosis_l2_l3_0.png")
     )
@@ -277,6 +287,74 @@ def test_pixels_are_the_models_and_never_enlarged(made):
     )[0, 0]
     with Image.open(out / "studies" / crop["src"]) as png:
         np.testing.assert_array_equal(np.asarray(png), np.rint(np.clip(patch, 0, 1) * 255))
+
+
+def test_the_noise_of_an_image_is_measured_past_its_edges_and_clipped_parts():
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:200, 0:200] / 200
+    image = 0.1 + 0.5 * x + 0.3 * y
+    image[:, 100:] -= 0.3  # an edge
+    image[150:] = 0.0  # a clipped, flat part
+    assert noise_sigma(image) == 0 and grey_levels(image) == MAX_GREY_LEVELS
+    for sigma in (0.005, 0.02, 0.05, 0.1):
+        noisy = np.clip(image + rng.normal(0, sigma, image.shape), 0, 1)
+        noisy[150:] = 0.0
+        assert noise_sigma(noisy) == pytest.approx(sigma, rel=0.1)
+        levels = grey_levels(noisy)
+        assert MIN_GREY_LEVELS <= levels <= MAX_GREY_LEVELS
+        # A step no larger than the noise, as few steps as that allows (or the bounds).
+        step = 1 / (levels - 1)
+        assert step <= noise_sigma(noisy) or levels == MAX_GREY_LEVELS
+        assert 1 / (levels - 2) > noise_sigma(noisy) or levels == MIN_GREY_LEVELS
+    assert grey_levels(np.clip(image + rng.normal(0, 0.005, image.shape), 0, 1)) == 64
+    assert grey_levels(np.clip(image + rng.normal(0, 0.05, image.shape), 0, 1)) in (21, 22, 23)
+    assert grey_levels(np.clip(image + rng.normal(0, 0.1, image.shape), 0, 1)) == 16
+
+
+def test_a_noisy_slice_is_drawn_in_fewer_grey_steps_and_fewer_bytes(made, tmp_path, monkeypatch):
+    out = made["out"]
+    slices = [
+        image
+        for s in made["studies"]
+        for image in _Page(out / "studies" / f"{s}.html").images
+        if "/crop_" not in image["src"]
+    ]
+    assert len(slices) > 10
+    counts = []
+    for image in slices:
+        with Image.open(out / "studies" / image["src"]) as png:
+            assert png.mode == "P" and png.info.get("transparency") is None
+            palette = np.asarray(png.getpalette()).reshape(-1, 3)
+            entries = np.asarray(png)
+        # The greys, evenly spaced from black to white, then black and one colour per
+        # confidence class; every pixel one of them.
+        levels = len(palette) - 2 - len(CONFIDENCE_BINS)
+        greys = np.rint(np.arange(levels) * 255 / (levels - 1))
+        np.testing.assert_array_equal(palette[:levels], np.stack([greys] * 3, axis=1))
+        np.testing.assert_array_equal(palette[levels], [0, 0, 0])
+        assert not (palette[levels + 1 :] == palette[levels + 1 :, :1]).all(axis=1).any()
+        assert entries.max() < len(palette)
+        counts.append(levels)
+    # The generator's slices are noisy (about 5 % of their grey range): 16 to 40 steps.
+    assert min(counts) >= MIN_GREY_LEVELS and max(counts) <= 40
+    # Their files are a fifth or more smaller than in the most steps.
+    a = made["studies"][0]
+    path = next(made["data"].glob(f"test_images/{a}/*/*.dcm"))
+    marks = [(20.0, 30.0, "L1/L2", 0.9), (25.0, 50.0, "L2/L3", 0.3)]
+    size = slice_png(path, marks, tmp_path / "few.png", "percentile")
+    monkeypatch.setattr(_images, "grey_levels", lambda grey: MAX_GREY_LEVELS)
+    assert slice_png(path, marks, tmp_path / "most.png", "percentile") == size
+    few, most = (tmp_path / f"{n}.png" for n in ("few", "most"))
+    assert few.stat().st_size < 0.8 * most.stat().st_size
+    with Image.open(most) as png:
+        assert len(png.getpalette()) // 3 == MAX_GREY_LEVELS + 2 + len(CONFIDENCE_BINS)
+    # A shrunk slice's steps are those of what is shown: averaging lessens the noise.
+    monkeypatch.undo()
+    width, height, scale = slice_png(path, marks, tmp_path / "small.png", "percentile", 40)
+    assert max(width, height) == 40 and scale < 1
+    with Image.open(few) as png, Image.open(tmp_path / "small.png") as small:
+        assert small.size == (width, height)
+        assert len(small.getpalette()) > len(png.getpalette())
 
 
 def test_a_study_whose_series_cannot_be_read_says_what_is_missing(made):
