@@ -38,8 +38,8 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import PredefinedSplit
 from sklearn.utils.validation import check_is_fitted
 
-from ._loss import severity_class_weights
-from ._validation import check_sample_weight, located, two_columns
+from ._utils.validation import check_sample_weight, located, two_columns
+from .classifier._loss import severity_class_weights
 from .labels import HEADS
 
 __all__ = [
