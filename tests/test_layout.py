@@ -203,5 +203,7 @@ def test_a_pickle_naming_a_moved_module_loads(old):
 def test_every_moved_module_imports_under_its_old_name():
     for old, new in MOVED.items():
         assert old not in MODULES, f"{old} still exists beside {new}"
-        assert importlib.import_module(old) is importlib.import_module(new)
+        module = importlib.import_module(old)
+        assert module is importlib.import_module(new)
+        assert module.__spec__.name == module.__name__ == new  # still its own spec
     assert not importlib.util.find_spec("spinecls._no_such_module")

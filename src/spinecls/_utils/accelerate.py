@@ -15,14 +15,18 @@ estimator's run-time parameters (``accelerator``, ``device``, ``precision``,
   or agree with the accelerator (:func:`check_runtime_params`).
 
 accelerate is imported only when an accelerator is given (the ``accelerate`` extra).
+:func:`seed_from` and :func:`torch_seed` seed the nets' weights the same way for every
+estimator, leaving the caller's generators as they were.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+from collections.abc import Iterator
 from numbers import Integral
 
+import numpy as np
 import torch
 from skorch import NeuralNet
 from skorch.callbacks import Callback, Checkpoint, EarlyStopping, LRScheduler
@@ -38,7 +42,9 @@ __all__ = [
     "autocast",
     "build_net",
     "check_runtime_params",
+    "seed_from",
     "seed_worker",
+    "torch_seed",
     "training_device",
 ]
 
@@ -353,3 +359,35 @@ def build_net(base: type, params: dict, **kwargs) -> NeuralNet:
         accelerator=accelerator,
         device=None,
     )
+
+
+def seed_from(random_state) -> int | None:
+    """An int seed from ``random_state`` (None stays None: unseeded)."""
+    if random_state is None:
+        return None
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(np.iinfo(np.int32).max))
+    return int(random_state)
+
+
+@contextlib.contextmanager
+def torch_seed(seed: int | None, device: str | torch.device = "cpu") -> Iterator[None]:
+    """Seed torch inside the block and leave the caller's generators as they were.
+
+    The CPU generator and, for a CUDA ``device``, that device's generator are forked
+    (:func:`torch.random.fork_rng`) and seeded. ``seed=None`` neither forks nor seeds:
+    the block draws from the global generators, as unseeded torch code does.
+    """
+    if seed is None:
+        yield
+        return
+    device = torch.device(device)
+    cuda = []
+    if device.type == "cuda":
+        cuda = [device.index if device.index is not None else torch.cuda.current_device()]
+    with torch.random.fork_rng(devices=cuda, device_type="cuda"):
+        torch.random.default_generator.manual_seed(seed)
+        for index in cuda:
+            with torch.cuda.device(index):
+                torch.cuda.manual_seed(seed)
+        yield

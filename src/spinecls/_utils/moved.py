@@ -63,10 +63,14 @@ class MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
     def create_module(self, spec):
         # The module itself, not a copy: its classes keep one identity under both names.
-        return importlib.import_module(MOVED[spec.name])
+        module = importlib.import_module(MOVED[spec.name])
+        spec.loader_state = module.__spec__
+        return module
 
     def exec_module(self, module) -> None:
-        """Nothing to run: :meth:`create_module` returned a module already imported."""
+        """Nothing to run; give back the module's own spec, which the import system just
+        replaced with the old name's (relative imports inside the module read it)."""
+        module.__spec__ = module.__spec__.loader_state
 
 
 def install() -> None:

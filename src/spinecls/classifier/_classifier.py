@@ -24,8 +24,8 @@ from .._utils import accelerate
 from .._utils.dual_head import HeadClasses, HeadProbabilities, labels_from_proba, mean_head_accuracy
 from .._utils.validation import check_sample_weight
 from ..augment import check_intensity_range
-from ..calibration import fit_temperatures, softmax
 from . import _net
+from ._calibration import fit_temperatures, softmax
 from ._checks import PARAMETER_CONSTRAINTS, InputChecksMixin, check_y
 from ._net import DualHeadLoss, DualHeadNet, HeadAccuracy
 from ._state import ClassifierFileMixin
@@ -297,7 +297,7 @@ class DualHeadClassifier(
                 UserWarning,
                 stacklevel=2,
             )
-        seed = _net.seed_from(self.random_state)
+        seed = accelerate.seed_from(self.random_state)
         train, valid = _net.validation_split(len(X), groups, self.valid_size, seed)
         # Tensors made once here; skorch's own Dataset would convert every sample. The
         # loss reads a sample weight as a third column of y (DualHeadLoss).
@@ -313,7 +313,7 @@ class DualHeadClassifier(
             valid=None if valid is None else TensorDataset(X_t[valid], y_t[valid]),
         )
         device = accelerate.training_device(self.get_params(deep=False))
-        with _net.torch_seed(seed, device):  # skorch initialises the module in fit
+        with accelerate.torch_seed(seed, device):  # skorch initialises the module in fit
             net.fit(TensorDataset(X_t[train], y_t[train]), y=None)
         self.net_ = net
         self.history_ = net.history

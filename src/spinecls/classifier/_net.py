@@ -11,8 +11,9 @@ Written around skorch's known pitfalls for two-headed models:
 - skorch's default validation split is an unshuffled KFold, which puts patches of one
   study on both sides: :func:`validation_split` shuffles, by study when it can;
 - the training iterator does not shuffle unless told: ``iterator_train__shuffle=True``;
-- weights are seeded before ``initialize``, inside :func:`torch_seed`, which leaves the
-  caller's global torch generators as they were.
+- weights are seeded before ``initialize``, inside
+  :func:`spinecls._utils.accelerate.torch_seed`, which leaves the caller's global torch
+  generators as they were.
 
 Test-time augmentation stacks the views of each batch into one skorch
 ``evaluation_step`` (:meth:`DualHeadNet.predict_logits`), so no copy of the whole input
@@ -22,8 +23,6 @@ is made per view.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import partial
 
 import numpy as np
@@ -61,9 +60,7 @@ __all__ = [
     "module_builder",
     "module_params",
     "restore_net",
-    "seed_from",
     "severity_class_weights",
-    "torch_seed",
     "validation_split",
 ]
 
@@ -295,15 +292,6 @@ def restore_net(
     return net
 
 
-def seed_from(random_state) -> int | None:
-    """An int seed from ``random_state`` (None stays None: unseeded)."""
-    if random_state is None:
-        return None
-    if isinstance(random_state, np.random.RandomState):
-        return int(random_state.randint(np.iinfo(np.int32).max))
-    return int(random_state)
-
-
 def validation_split(
     n_samples: int, groups, valid_size, seed: int | None
 ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -327,26 +315,3 @@ def validation_split(
     if len(valid) == 0 or len(train) == 0:
         raise ValueError(f"valid_size={valid_size} leaves an empty side for {n_samples} samples")
     return train, valid
-
-
-@contextmanager
-def torch_seed(seed: int | None, device: str | torch.device = "cpu") -> Iterator[None]:
-    """Seed torch inside the block and leave the caller's generators as they were.
-
-    The CPU generator and, for a CUDA ``device``, that device's generator are forked
-    (:func:`torch.random.fork_rng`) and seeded. ``seed=None`` neither forks nor seeds:
-    the block draws from the global generators, as unseeded torch code does.
-    """
-    if seed is None:
-        yield
-        return
-    device = torch.device(device)
-    cuda = []
-    if device.type == "cuda":
-        cuda = [device.index if device.index is not None else torch.cuda.current_device()]
-    with torch.random.fork_rng(devices=cuda, device_type="cuda"):
-        torch.random.default_generator.manual_seed(seed)
-        for index in cuda:
-            with torch.cuda.device(index):
-                torch.cuda.manual_seed(seed)
-        yield

@@ -13,9 +13,9 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from .._utils.dual_head import HeadClasses
-from ..calibration import check_temperatures
 from ..persistence._base import PersistenceMixin
 from . import _net
+from ._calibration import check_temperatures
 
 __all__ = ["ClassifierFileMixin"]
 

@@ -38,7 +38,7 @@ def is_absent(value) -> bool:
 
 
 def as_floats(value, n: int, what: str, source: str) -> tuple[float, ...]:
-    """``n`` finite floats read from a header ``value``; ValueError naming ``what`` and ``source``."""
+    """``n`` finite floats from a header ``value``; ValueError naming ``what`` and ``source``."""
     try:
         values = np.atleast_1d(np.asarray(value, dtype=np.float64)).ravel()
     except (TypeError, ValueError) as exc:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from pydicom.dataset import Dataset
 
-from ._header import GEOMETRY_TAGS, is_absent, as_floats, read_header, as_whole
+from ._header import GEOMETRY_TAGS, as_floats, as_whole, is_absent, read_header
 
 ORTHONORMAL_TOLERANCE = 1e-2
 """Largest accepted deviation of the direction cosines from unit length and of their

@@ -18,9 +18,15 @@ from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from .._utils.accelerate import PRECISIONS, autocast, check_runtime_params, training_device
+from .._utils.accelerate import (
+    PRECISIONS,
+    autocast,
+    check_runtime_params,
+    seed_from,
+    torch_seed,
+    training_device,
+)
 from .._utils.validation import require_columns
-from ..classifier._net import seed_from, torch_seed
 from ..labels import CONDITIONS, SERIES_DESCRIPTIONS
 from ..persistence._base import PersistenceMixin, check_device
 from ._levels import summarise_steps
