@@ -3,10 +3,10 @@
 This module holds the scikit-learn contract: parameters, ``fit``, ``classes_``,
 ``predict_proba``, scoring. What the classifier accepts (the parameter constraints, the
 ``module__*`` backbone parameters, the checks of X and y) is in
-:mod:`spinecls._classifier_checks`; what its model file holds in
-:mod:`spinecls._classifier_state` (saving and loading themselves in
+:mod:`spinecls.classifier._checks`; what its model file holds in
+:mod:`spinecls.classifier._state` (saving and loading themselves in
 :mod:`spinecls.persistence`). Training runs through skorch; the net, its loss, callbacks,
-validation split and test-time augmentation are in :mod:`spinecls._net`, the
+validation split and test-time augmentation are in :mod:`spinecls.classifier._net`, the
 augmentations themselves in :mod:`spinecls.augment`, temperature scaling in
 :mod:`spinecls.calibration`.
 """
@@ -75,7 +75,7 @@ class DualHeadClassifier(
     any_severe_weight : float, default=0
         Factor of an auxiliary loss for the score's any-severe spinal term: on spinal
         canal rows, the cross-entropy of P(severe) weighted 1 / 2 / 4 like the metric
-        (:class:`spinecls._loss.DualHeadLoss`). 0: off.
+        (:class:`spinecls.classifier._loss.DualHeadLoss`). 0: off.
     ordinal : bool, default=False
         True: the severity head knows its classes are ordered. It gives one score per
         image and learns ``K - 1`` ordered thresholds with it, ``P(severity <= k) =

@@ -1,6 +1,6 @@
 """The skorch side of DualHeadClassifier: the net, its callbacks and its checks.
 
-The two-head loss is in :mod:`spinecls._loss`.
+The two-head loss is in :mod:`spinecls.classifier._loss`.
 
 Written around skorch's known pitfalls for two-headed models:
 
@@ -102,7 +102,7 @@ class DualHeadNet(PrecisionMixin, NeuralNet):
     ----------
     *args, **kwargs
         As for :class:`skorch.NeuralNet`, and ``precision`` and ``channels_last`` of
-        :class:`spinecls._accelerate.PrecisionMixin`.
+        :class:`spinecls._utils.accelerate.PrecisionMixin`.
     augmentation : albumentations.Compose, optional
         Applied per sample in training only (see :func:`spinecls.augment.make_augmentation`).
     lateral_swap : ndarray of int, optional

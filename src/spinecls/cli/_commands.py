@@ -1,7 +1,7 @@
 """The work of each ``spinecls`` command, given its parsed arguments.
 
 :mod:`spinecls.cli` builds the parser and runs these; each checks its inputs and its
-destination before any long work (:func:`spinecls._atomic.check_destination`), then calls
+destination before any long work (:func:`spinecls._utils.atomic.check_destination`), then calls
 the library.
 """
 

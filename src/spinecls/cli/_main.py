@@ -3,7 +3,7 @@
 Every command is a thin wrapper over a library function. Exit status: 0 done, 2 a bad
 argument, path or input (one line on stderr), 130 interrupted by Ctrl-C (SIGINT), 143
 terminated (SIGTERM); an interrupted or failed run leaves no output behind. A command that
-writes checks its destination before the work (:func:`spinecls._atomic.check_destination`)
+writes checks its destination before the work (:func:`spinecls._utils.atomic.check_destination`)
 and replaces an existing output only with ``--overwrite``.
 """
 

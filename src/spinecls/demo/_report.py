@@ -110,7 +110,7 @@ def markdown(table: pd.DataFrame) -> str:
 
 
 def located_summary(facts: dict) -> str:
-    """The end-to-end stage's figures (:func:`spinecls._demo_end_to_end.end_to_end`)."""
+    """The end-to-end stage's figures (:func:`spinecls.demo._end_to_end.end_to_end`)."""
     return (
         f"\nLocated levels on the test studies (LevelLocalizer trained in "
         f"{facts['localizer_train_seconds']} s; {facts['end_to_end_seconds_per_study']} s "

@@ -20,8 +20,8 @@ stage: a :class:`~spinecls.LevelLocalizer` trained on the training studies finds
 of the test studies without their coordinates, and the best model grades them from its
 points (a table row beside the same model on the true coordinates).
 
-This module trains and scores; ``_demo_report`` builds the table and figures,
-``_demo_end_to_end`` runs the localizer stage.
+This module trains and scores; ``_report`` builds the table and figures,
+``_end_to_end`` runs the localizer stage.
 """
 
 from __future__ import annotations

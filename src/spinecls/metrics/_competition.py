@@ -1,10 +1,10 @@
 """The RSNA 2024 competition's own format: row ids, solutions and submissions.
 
 Public through :mod:`spinecls.metrics` (``from spinecls.metrics import to_submission``),
-with the score, which lives in ``spinecls._score`` and is re-exported here. Every frame
+with the score, which lives in ``spinecls.metrics._score`` and is re-exported here. Every frame
 is checked before it is used: study ids, conditions, levels and severities of
 spinecls's vocabulary; finite, non-negative probabilities. A message names the
-offending rows (:func:`spinecls._validation.listing`).
+offending rows (:func:`spinecls._utils.validation.listing`).
 """
 
 from __future__ import annotations

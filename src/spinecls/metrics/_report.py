@@ -12,7 +12,7 @@
   one head, and the competition score.
 - :func:`rsna_score`: the RSNA 2024 competition metric on frames in its own format;
   :func:`to_submission` and :func:`solution_from_frame` build those frames (they live in
-  ``spinecls._competition``).
+  ``spinecls.metrics._competition``).
 """
 
 from __future__ import annotations
@@ -68,7 +68,8 @@ def _check_no_missing(columns: tuple, name: str) -> None:
 
 
 def _check_pair(y_true, y_pred, labels=None) -> tuple[tuple, tuple, list]:
-    """The two columns of each (:func:`spinecls._validation.two_columns`) and each head's labels."""
+    """The two columns of each (:func:`spinecls._utils.validation.two_columns`) and each
+    head's labels."""
     true, pred = two_columns(y_true, "y_true"), two_columns(y_pred, "y_pred")
     if len(true[0]) != len(pred[0]):
         raise ValueError(f"y_true has {len(true[0])} rows but y_pred has {len(pred[0])}")

@@ -4,7 +4,7 @@ Public through :mod:`spinecls.metrics` (``from spinecls.metrics import rsna_scor
 Both frames are checked before they are used, the solution as strictly as the
 submission: row ids of the form ``{study_id}_{condition}_{level}``, each once; one-hot
 labels; finite, non-negative weights; finite, non-negative probabilities. A message
-names the offending rows (:func:`spinecls._validation.listing`).
+names the offending rows (:func:`spinecls._utils.validation.listing`).
 """
 
 from __future__ import annotations

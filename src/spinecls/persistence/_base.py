@@ -6,7 +6,7 @@ text, and the module's state dict (tensors). :func:`load` reads it with
 ``torch.load(weights_only=True)``, so loading runs no code from the file, and checks
 every key, every parameter (with the estimator's own checks, before a module is
 allocated) and every tensor shape before it builds anything. The layout, and the checks
-on reading, are in :mod:`spinecls._model_file`.
+on reading, are in :mod:`spinecls.persistence._model_file`.
 
 An estimator takes part by inheriting :class:`PersistenceMixin` (its ``save`` and
 ``load`` methods) and providing:
@@ -78,7 +78,7 @@ def save(estimator, path: str | os.PathLike, *, metadata: dict | None = None) ->
     ------
     IsADirectoryError, FileNotFoundError, NotADirectoryError, PermissionError
         Before anything is written: ``path`` is a directory, or its directory does not
-        exist or cannot be written (:func:`spinecls._atomic.check_destination`).
+        exist or cannot be written (:func:`spinecls._utils.atomic.check_destination`).
     ValueError
         A parameter or ``metadata`` that cannot be saved as JSON.
     """

@@ -5,8 +5,8 @@
 their types (:func:`torch_load`, :func:`check_archive`); :func:`build` decodes the
 parameters and fitted fields and hands them to the estimator's ``_set_persisted``. The
 contract an estimator follows is in :mod:`spinecls.persistence`, which re-exports
-:data:`FILE_VERSION` and :data:`FIELDS`; :mod:`spinecls._pipeline_file` puts two archives
-in one file with the same functions.
+:data:`FILE_VERSION` and :data:`FIELDS`; :mod:`spinecls.persistence._pipeline_file` puts two
+archives in one file with the same functions.
 """
 
 from __future__ import annotations

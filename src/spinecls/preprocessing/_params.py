@@ -6,7 +6,7 @@ estimator and :class:`~spinecls.DualHeadClassifier` check theirs). The transform
 learns nothing: :func:`extraction_params` runs in ``fit`` and again in every
 ``transform``, checks what the table cannot say (pairs, odd slices, parameters that
 need each other), and returns the parameters in the form the extraction reads
-(:mod:`spinecls._extract`); nothing is stored on the estimator.
+(:mod:`spinecls.preprocessing._extract`); nothing is stored on the estimator.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 The estimator only: the patch geometry is :mod:`spinecls.patches`, decoding
 :mod:`spinecls.dicom`, slice order :mod:`spinecls.geometry`, image paths and series
 descriptions :mod:`spinecls.datasets`. Private modules check the parameters
-(``_patch_params``) and the rows (``_patch_rows``), and run the extraction and its cache
+(``_params``) and the rows (``_rows``), and run the extraction and its cache
 (``_extract``, ``_cache``).
 """
 
