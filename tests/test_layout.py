@@ -235,3 +235,26 @@ def test_every_moved_module_imports_under_its_old_name():
         assert module is importlib.import_module(new)
         assert module.__spec__.name == module.__name__ == new  # still its own spec
     assert not importlib.util.find_spec("spinecls._no_such_module")
+
+
+def test_no_module_imports_another_modules_private_name():
+    """A name used across modules is public within its package: no ``from x import _y``,
+    except a private module of the importer's own package (``from . import _net``)."""
+    reaching = []
+    for module, path in MODULES.items():
+        package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            if not (node.level or (node.module or "").startswith("spinecls")):
+                continue  # scikit-learn's private names: tests/test_sklearn_private_api.py
+            for alias in node.names:
+                name = alias.name
+                if not name.startswith("_") or name.startswith("__"):
+                    continue
+                own_module = node.level == 1 and not node.module and f"{package}.{name}" in MODULES
+                if not own_module:
+                    reaching.append(
+                        f"{module}: from {'.' * node.level}{node.module or ''} import {name}"
+                    )
+    assert reaching == []
