@@ -60,8 +60,8 @@ from sklearn.pipeline import Pipeline
 
 import spinecls
 from spinecls import DualHeadClassifier, LumbarPatchTransformer
-from spinecls import demo as spinecls_demo
 from spinecls.calibration import calibrate_heads
+from spinecls.demo import _run as spinecls_demo
 from spinecls.ensemble import DualHeadEnsemble
 from spinecls.labels import CONDITIONS, SEVERITIES
 from spinecls.metrics import dual_head_report, rsna_score, solution_from_frame, to_submission
@@ -84,7 +84,7 @@ COLUMNS = ["score", "score T=1", "severity log loss", "severity ECE", "severity 
 
 
 def pipeline(params: dict, epochs: int, seed: int, cache: str) -> Pipeline:
-    """The demo's model 1 (``spinecls.demo._pipeline``) with ``params`` set."""
+    """The demo's model 1 (``spinecls.demo._run._pipeline``) with ``params`` set."""
     pipe = Pipeline(
         [
             ("patches", LumbarPatchTransformer(patch_size=48, output_size=32, memory=cache)),

@@ -8,7 +8,7 @@ one (``--large`` studies, ``slices=3``: several seconds in one process) on which
 process, two loky processes and a two-worker dask ``LocalCluster`` (the dask extra) run
 in rotation. ``--crossover`` also times two processes against one on growing subsets of
 the large workload, forcing the parallel path below
-``spinecls._extract.PARALLEL_MIN_FILES``: the measurement that threshold comes from.
+``spinecls.preprocessing._extract.PARALLEL_MIN_FILES``: the measurement that threshold comes from.
 
 References, over the same rows:
 - the decode floor: ``pydicom.dcmread(path).pixel_array`` once per unique file;
@@ -34,7 +34,7 @@ import numpy as np
 import pydicom
 
 import spinecls
-from spinecls import _extract
+from spinecls.preprocessing import _extract
 
 # The competition's training images (docs/scale.md): files and megabytes.
 FULL_FILES = 147_000
@@ -196,7 +196,7 @@ def parallel_capacity() -> float:
 MEMORY_PROBE = """
 import json, resource, sys
 import spinecls
-from spinecls import _extract
+from spinecls.preprocessing import _extract
 
 # The competition's training images (docs/scale.md): files and megabytes.
 FULL_FILES = 147_000

@@ -19,9 +19,9 @@ from sklearn.base import clone
 from torch.utils.data import DataLoader, TensorDataset
 
 from spinecls import DualHeadClassifier
-from spinecls._accelerate import autocast, seed_worker
-from spinecls._net import make_net
+from spinecls._utils.accelerate import autocast, seed_worker
 from spinecls.augment import AugmentedDataset, lateral_swap, make_augmentation
+from spinecls.classifier._net import make_net
 
 from . import _accelerate_worker as worker
 

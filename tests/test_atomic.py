@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from spinecls import _atomic
-from spinecls._atomic import (
+from spinecls._utils import atomic as _atomic
+from spinecls._utils.atomic import (
     MARKER,
     Terminated,
     atomic_directory,

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import spinecls
-from spinecls import CONDITIONS, SEVERITIES, _commands
-from spinecls.cli import main
+from spinecls import CONDITIONS, SEVERITIES
+from spinecls.cli import _commands, main
 
 
 def test_synth_writes_a_loadable_dataset_and_prints_the_balance(tmp_path, capsys):
@@ -324,7 +324,7 @@ def test_destinations_are_checked_before_the_work(argv, message, tmp_path, no_wo
 def test_a_bad_scheduler_is_one_line_and_exit_2_before_any_work(
     tmp_path, no_work, monkeypatch, capsys
 ):
-    from spinecls import _scheduler
+    from spinecls.cli import _scheduler
 
     monkeypatch.setattr(_scheduler, "CONNECT_TIMEOUT", 1)
     installed = importlib.util.find_spec("distributed") is not None
@@ -353,7 +353,7 @@ def test_a_bad_scheduler_is_one_line_and_exit_2_before_any_work(
 
 
 def test_the_library_s_overwrite_advice_names_the_option(capsys):
-    from spinecls.cli import _message
+    from spinecls.cli._main import _message
 
     assert _message(FileExistsError("out exists: pass overwrite=True to replace it")) == (
         "out exists: pass --overwrite to replace it"

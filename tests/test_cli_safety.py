@@ -171,7 +171,7 @@ def test_ctrl_c_during_demo_exits_130_and_writes_nothing(data, tmp_path, monkeyp
             signal.raise_signal(signal.SIGINT)
         return self
 
-    from spinecls import demo
+    from spinecls.demo import _run as demo
 
     monkeypatch.setattr(demo.DualHeadClassifier, "fit", fit_like_skorch)
     monkeypatch.chdir(tmp_path)

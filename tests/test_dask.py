@@ -14,8 +14,9 @@ from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, GroupKFold
 
 import spinecls
-from spinecls import DualHeadClassifier, LumbarPatchTransformer, _extract
+from spinecls import DualHeadClassifier, LumbarPatchTransformer
 from spinecls.cli import main
+from spinecls.preprocessing import _extract
 
 distributed = pytest.importorskip(
     "distributed", reason="dask.distributed is not installed (pip install 'spinecls[dask]')"

@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 
 import spinecls
-from spinecls import demo as demo_module
-from spinecls._competition import parse_row_ids, submission_row_ids
-from spinecls._demo_report import class_prior
 from spinecls.cli import main
 from spinecls.demo import MODELS, DemoConfig, run_demo, split_by_study
+from spinecls.demo import _run as demo_module
+from spinecls.demo._report import class_prior
+from spinecls.metrics._competition import parse_row_ids, submission_row_ids
 
 # The quick demo with five studies and one epoch per model: these tests check what the demo
 # writes and that it is reproducible, not how well it trains.

@@ -40,8 +40,9 @@ def test_import_spinecls_loads_no_heavy_library():
 # "module: names", continued on indented lines.
 PUBLIC_NAMES = """
 spinecls: CONDITIONS ConditionGroupClassifier DualHeadClassifier DualHeadEnsemble LEVELS
-    IntensityNormalizer read_images LevelLocalizer LumbarPatchTransformer RSNADataWarning SERIES_DESCRIPTIONS SEVERITIES
-    SEVERITY_WEIGHTS __version__ load_rsna load_series make_synthetic_rsna predict_studies
+    IntensityNormalizer read_images LevelLocalizer LumbarPatchTransformer RSNADataWarning
+    SERIES_DESCRIPTIONS SEVERITIES SEVERITY_WEIGHTS __version__ load_rsna load_series
+    make_synthetic_rsna predict_studies
     split_by_study
 spinecls.augment: PRESETS PRESET_ALIASES TTA_MODES AugmentedDataset lateral_swap
     make_augmentation mirrors_sides shift_pixels tta_views check_intensity_range

@@ -17,14 +17,17 @@ from sklearn.exceptions import NotFittedError
 from sklearn.metrics import check_scoring
 
 import spinecls
-from spinecls._levels import (
+from spinecls.datasets import RSNADataWarning, load_series
+from spinecls.geometry import SeriesGeometry
+from spinecls.localization import OUTPUT_COLUMNS, LevelLocalizer
+from spinecls.localization._levels import (
     cell_distances,
     decode_chain,
     level_steps,
     shift_confidence,
     summarise_steps,
 )
-from spinecls._localize import (
+from spinecls.localization._localize import (
     _order_flags,
     agreement,
     chain_offset,
@@ -33,10 +36,7 @@ from spinecls._localize import (
     predict_axial,
     predict_sagittal,
 )
-from spinecls._volumes import StackDataset, read_volume, to_original, to_working
-from spinecls.datasets import RSNADataWarning, load_series
-from spinecls.geometry import SeriesGeometry
-from spinecls.localization import OUTPUT_COLUMNS, LevelLocalizer
+from spinecls.localization._volumes import StackDataset, read_volume, to_original, to_working
 
 CANAL = "Spinal Canal Stenosis"
 SMALL = dict(size=32, crop=32, widths=(8, 16, 32, 32), batch_size=2)

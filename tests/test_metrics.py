@@ -20,7 +20,6 @@ from sklearn.model_selection import GridSearchCV, GroupKFold
 from sklearn.pipeline import Pipeline
 
 from spinecls import CONDITIONS, LEVELS, SEVERITIES, DualHeadClassifier, LumbarPatchTransformer
-from spinecls._competition import parse_row_ids, submission_row_ids
 from spinecls.inference import predict_studies
 from spinecls.labels import SEVERITY_PRIORS, TARGETS
 from spinecls.metrics import (
@@ -35,6 +34,7 @@ from spinecls.metrics import (
     solution_from_frame,
     to_submission,
 )
+from spinecls.metrics._competition import parse_row_ids, submission_row_ids
 
 LOG3 = math.log(3)
 

@@ -179,7 +179,9 @@ def test_n_jobs_and_memory_give_identical_patches_and_skip_decoding(
     rsna_frame, tmp_path, monkeypatch
 ):
     reference = LumbarPatchTransformer(patch_size=24, slices=3).fit_transform(rsna_frame)
-    monkeypatch.setattr(spinecls._extract, "PARALLEL_MIN_FILES", 0)  # to loky, small as it is
+    monkeypatch.setattr(
+        spinecls.preprocessing._extract, "PARALLEL_MIN_FILES", 0
+    )  # to loky, small as it is
     parallel = LumbarPatchTransformer(patch_size=24, slices=3, n_jobs=2)
     np.testing.assert_array_equal(parallel.fit_transform(rsna_frame), reference)
 

@@ -23,8 +23,7 @@ from sklearn.base import BaseEstimator
 from sklearn.pipeline import Pipeline
 
 import spinecls
-from spinecls import _commands
-from spinecls.cli import main
+from spinecls.cli import _commands, main
 from spinecls.dicom import read_slice
 from spinecls.inference import submission_row_ids
 from spinecls.labels import CONDITIONS, LEVELS, SEVERITIES, SEVERITY_PRIORS, TARGETS, slug

@@ -301,7 +301,7 @@ def test_localize_on_axial_series_only_counts_the_studies_it_read(
 
 
 def test_a_series_whose_description_cannot_hold_its_plane_is_skipped(broken):
-    from spinecls._series_planes import check_planes
+    from spinecls.localization._series_planes import check_planes
 
     root, _, odd = broken
     series = spinecls.load_series(root, split="test")

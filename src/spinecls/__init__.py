@@ -11,7 +11,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+from ._utils.moved import install as _install_moved_modules
 from ._version import __version__
+
+_install_moved_modules()  # old pickles name modules that moved into sub-packages
 
 if TYPE_CHECKING:
     from .classifier import DualHeadClassifier

@@ -18,7 +18,7 @@ from sklearn.utils.metaestimators import _BaseComposition
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_is_fitted
 
-from ._meta import (
+from ._utils.dual_head import (
     DualHeadMixin,
     HeadClasses,
     HeadProbabilities,

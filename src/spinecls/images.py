@@ -22,7 +22,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import StrOptions
 
-from ._validation import check_images
+from ._utils.validation import check_images
 
 __all__ = ["NORMALIZATIONS", "IntensityNormalizer", "read_images"]
 

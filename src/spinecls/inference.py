@@ -23,16 +23,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ._competition import (
+from ._utils.validation import listing, whole_numbers
+from .dicom import MissingCodecError, UnreadableFileWarning, UnreadableSeriesError
+from .labels import CONDITION_SERIES, CONDITIONS, ROW_ID_PATTERN, TARGETS, slug
+from .metrics._competition import (
     check_prior,
     parse_row_ids,
     prior_probabilities,
     severity_probabilities,
     submission_row_ids,
 )
-from ._validation import listing, whole_numbers
-from .dicom import MissingCodecError, UnreadableFileWarning, UnreadableSeriesError
-from .labels import CONDITION_SERIES, CONDITIONS, ROW_ID_PATTERN, TARGETS, slug
 
 __all__ = [
     "FALLBACK_REASONS",
@@ -447,9 +447,9 @@ def predict_studies(
     >>> submission_row_ids([7]).iloc[[0, 24]].tolist()
     ['7_spinal_canal_stenosis_l1_l2', '7_right_subarticular_stenosis_l5_s1']
     """
-    from ._series_planes import check_planes
     from .datasets import load_series
     from .dicom import fail_on_unreadable
+    from .localization._series_planes import check_planes
     from .metrics import row_ids, to_submission
 
     if split not in ("train", "test"):

@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ._point_frames import localization_errors
 from .dicom import read_slice
 from .labels import AXIAL_T2, CONDITIONS, LEVELS, SAGITTAL_T2
+from .localization._point_frames import localization_errors
 from .plotting import new_figure, save_figure
 
 __all__ = ["localization_errors", "plot_localization", "plot_localization_errors"]

@@ -20,7 +20,7 @@ from sklearn.utils.metaestimators import _BaseComposition
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_is_fitted
 
-from ._meta import (
+from ._utils.dual_head import (
     DualHeadMixin,
     HeadClasses,
     HeadProbabilities,
@@ -31,7 +31,7 @@ from ._meta import (
     take_params,
     take_rows,
 )
-from ._validation import located, two_columns
+from ._utils.validation import located, two_columns
 from .labels import CONDITIONS, SCORE_GROUPS, slug
 
 __all__ = ["CONDITION_GROUPS", "ConditionGroupClassifier"]

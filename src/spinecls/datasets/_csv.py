@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._validation import MAX_LISTED, finite_numbers, located, whole_numbers
+from .._utils.validation import MAX_LISTED, finite_numbers, located, whole_numbers
 
 DESCRIPTIONS_CSV = "{split}_series_descriptions.csv"
 DESCRIPTION_COLUMNS = ("study_id", "series_id", "series_description")

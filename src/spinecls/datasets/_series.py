@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._validation import MAX_LISTED, listing
+from .._utils.validation import MAX_LISTED, listing
 from ._csv import (
     DESCRIPTION_COLUMNS,
     DESCRIPTIONS_CSV,

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import pandas as pd
 
-from .._validation import require_columns
+from .._utils.validation import require_columns
 from ..geometry import SeriesGeometry
 from ..labels import AXIAL_T2, CONDITION_SERIES, LEVELS
 from ._csv import DESCRIPTION_COLUMNS

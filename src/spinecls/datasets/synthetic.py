@@ -17,7 +17,7 @@ import pandas as pd
 from joblib import Parallel, delayed
 from pydicom.uid import generate_uid
 
-from .._atomic import atomic_directory, check_destination
+from .._utils.atomic import atomic_directory, check_destination
 from ..labels import LEVELS, RAW_SEVERITIES, SEVERITIES, SEVERITY_PRIORS, WIDE_COLUMNS
 from ._acquisition import design
 from ._csv import DESCRIPTION_COLUMNS, DESCRIPTIONS_CSV

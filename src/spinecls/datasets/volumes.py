@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 from pydicom.uid import generate_uid
 
-from .._atomic import atomic_directory, check_destination
-from .._validation import listing
+from .._utils.atomic import atomic_directory, check_destination
+from .._utils.validation import listing
 from ..labels import (
     CONDITIONS,
     LEVELS,

@@ -12,11 +12,11 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
-from .._validation import listing
+from .._utils.validation import listing
 
-_GEOMETRY_TAGS = ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing")
+GEOMETRY_TAGS = ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing")
 _HEADER_TAGS = [
-    *_GEOMETRY_TAGS,
+    *GEOMETRY_TAGS,
     "Rows",
     "Columns",
     "InstanceNumber",
@@ -25,7 +25,7 @@ _HEADER_TAGS = [
 ]
 
 
-def _absent(value) -> bool:
+def is_absent(value) -> bool:
     """True for a header value that is missing or empty."""
     if value is None:
         return True
@@ -37,7 +37,8 @@ def _absent(value) -> bool:
         return False
 
 
-def _floats(value, n: int, what: str, source: str) -> tuple[float, ...]:
+def as_floats(value, n: int, what: str, source: str) -> tuple[float, ...]:
+    """``n`` finite floats from a header ``value``; ValueError naming ``what`` and ``source``."""
     try:
         values = np.atleast_1d(np.asarray(value, dtype=np.float64)).ravel()
     except (TypeError, ValueError) as exc:
@@ -47,7 +48,8 @@ def _floats(value, n: int, what: str, source: str) -> tuple[float, ...]:
     return tuple(float(v) for v in values)
 
 
-def _whole(value, what: str, source: str) -> int:
+def as_whole(value, what: str, source: str) -> int:
+    """A whole number read from a header ``value``; ValueError naming ``what`` and ``source``."""
     try:
         number = float(value)
     except (TypeError, ValueError) as exc:
@@ -57,7 +59,8 @@ def _whole(value, what: str, source: str) -> int:
     return int(number)
 
 
-def _read_header(path: Path) -> Dataset:
+def read_header(path: Path) -> Dataset:
+    """The DICOM header of ``path``, without its pixel data."""
     if not path.is_file():
         raise FileNotFoundError(f"DICOM file not found: {path}")
     if path.stat().st_size == 0:
@@ -95,7 +98,7 @@ def read_series_headers(
     headers = []
     for path in paths:
         try:
-            headers.append((path, _read_header(path)))
+            headers.append((path, read_header(path)))
         except (OSError, ValueError) as exc:
             if skipped is None:
                 raise
@@ -104,8 +107,8 @@ def read_series_headers(
         raise ValueError(f"series {name}: none of its {len(paths)} files is readable DICOM")
     missing: dict[str, list[str]] = {}
     for path, ds in headers:
-        for tag in _GEOMETRY_TAGS:
-            if _absent(ds.get(tag)):
+        for tag in GEOMETRY_TAGS:
+            if is_absent(ds.get(tag)):
                 missing.setdefault(tag, []).append(path.name)
     reason = "; ".join(
         f"no {tag} in {len(files)} of {len(headers)} files ({listing(files)})"
@@ -125,12 +128,12 @@ def instance_order(
     numbered = []
     for path, ds in headers:
         try:
-            if _absent(ds.get("InstanceNumber")):
+            if is_absent(ds.get("InstanceNumber")):
                 raise ValueError(
                     f"{path}: no InstanceNumber, and series {name} lacks patient geometry "
                     "to order it by position"
                 )
-            numbered.append((_whole(ds.InstanceNumber, "InstanceNumber", path), os.fspath(path)))
+            numbered.append((as_whole(ds.InstanceNumber, "InstanceNumber", path), os.fspath(path)))
         except ValueError as exc:
             if skipped is None:
                 raise

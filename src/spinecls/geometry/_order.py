@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from .._validation import listing
+from .._utils.validation import listing
 from ._slice import SliceGeometry
 
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ._slice import _as_points, _inside
+from ._slice import as_points, inside_image
 from ._stack import SliceProjection, SliceStack
 
 
@@ -63,7 +63,7 @@ class SeriesPlanes:
 
         ``instance_numbers`` holds each slice's instance number, in series order.
         """
-        p = _as_points(points)
+        p = as_points(points)
         flat = p.reshape(-1, 3)
         origins, normals = self.affines[:, :3, 3], self.affines[:, :3, 2]
         distances = flat @ normals.T - np.einsum("sk,sk->s", origins, normals)
@@ -85,6 +85,6 @@ class SeriesPlanes:
             distance=distances[points_index, best].reshape(shape),
             x=x.reshape(shape),
             y=y.reshape(shape),
-            in_image=_inside(x, y, *self.sizes[best].T).reshape(shape),
+            in_image=inside_image(x, y, *self.sizes[best].T).reshape(shape),
             in_coverage=covered[points_index, self.stack_of[best]].reshape(shape),
         )

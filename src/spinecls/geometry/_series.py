@@ -13,8 +13,8 @@ import numpy as np
 from ._header import instance_order, read_series_headers
 from ._order import orientation_groups, slice_index
 from ._projection import SeriesPlanes
-from ._slice import SliceGeometry, _pixels, _readonly
-from ._stack import ANGLE_TOLERANCE, SliceProjection, SliceStack, _cos_tolerance
+from ._slice import SliceGeometry, pixel_indices, readonly
+from ._stack import ANGLE_TOLERANCE, SliceProjection, SliceStack, cosine_tolerance
 
 
 class GeometryWarning(UserWarning):
@@ -101,11 +101,11 @@ class SeriesGeometry:
         angle_tolerance: float = ANGLE_TOLERANCE,
     ):
         self.name = "<series>" if name is None else str(name)
-        cos_tolerance = _cos_tolerance(angle_tolerance)
+        cos_tolerance = cosine_tolerance(angle_tolerance)
         groups = orientation_groups(slices, cos_tolerance, self.name)
         self.stacks = tuple(SliceStack(g, angle_tolerance) for g in groups)
         self.slices = tuple(s for stack in self.stacks for s in stack.slices)
-        self.instance_numbers = _readonly(np.array([s.instance_number for s in self.slices]))
+        self.instance_numbers = readonly(np.array([s.instance_number for s in self.slices]))
         self.sources = tuple(s.source for s in self.slices)
         self.has_geometry = True
         self.skipped: tuple[tuple[str, Exception], ...] = ()
@@ -194,7 +194,7 @@ class SeriesGeometry:
             series.name = name
             series.stacks = ()
             series.slices = ()
-            series.instance_numbers = _readonly(np.array([n for n, _ in numbered]))
+            series.instance_numbers = readonly(np.array([n for n, _ in numbered]))
             series.sources = tuple(source for _, source in numbered)
             series.has_geometry = False
             series._missing = missing
@@ -317,7 +317,7 @@ class SeriesGeometry:
             For a series without geometry, or as :meth:`index_of`.
         """
         planes = self._planes
-        index, x, y = np.broadcast_arrays(self.index_of(instance_number), *_pixels(x, y))
+        index, x, y = np.broadcast_arrays(self.index_of(instance_number), *pixel_indices(x, y))
         return planes.to_patient(index, x, y)
 
     def project(self, points) -> SliceProjection:

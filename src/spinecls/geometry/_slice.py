@@ -11,19 +11,20 @@ from pathlib import Path
 import numpy as np
 from pydicom.dataset import Dataset
 
-from ._header import _GEOMETRY_TAGS, _absent, _floats, _read_header, _whole
+from ._header import GEOMETRY_TAGS, as_floats, as_whole, is_absent, read_header
 
 ORTHONORMAL_TOLERANCE = 1e-2
 """Largest accepted deviation of the direction cosines from unit length and of their
 dot product from 0 (headers store rounded decimals, so exact equality is too strict)."""
 
 
-def _readonly(array: np.ndarray) -> np.ndarray:
+def readonly(array: np.ndarray) -> np.ndarray:
+    """``array``, made read-only (the geometry's arrays are shared, never changed)."""
     array.setflags(write=False)
     return array
 
 
-def _as_points(points) -> np.ndarray:
+def as_points(points) -> np.ndarray:
     """Points as a float array of shape (..., 3), checked."""
     try:
         p = np.asarray(points, dtype=np.float64)
@@ -36,12 +37,13 @@ def _as_points(points) -> np.ndarray:
     return p
 
 
-def _inside(x, y, rows, columns) -> np.ndarray:
+def inside_image(x, y, rows, columns) -> np.ndarray:
     """Pixel positions within an image: ``0 <= x <= columns - 1``, ``0 <= y <= rows - 1``."""
     return (x >= 0) & (x <= columns - 1) & (y >= 0) & (y <= rows - 1)
 
 
-def _pixels(x, y) -> tuple[np.ndarray, np.ndarray]:
+def pixel_indices(x, y) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel positions ``x``, ``y`` as arrays of the same shape, checked finite."""
     x, y = np.broadcast_arrays(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
         raise ValueError("pixel coordinates x and y must be finite; got NaN or infinity")
@@ -117,16 +119,16 @@ class SliceGeometry:
         source = str(self.source)
         fields = {
             "source": source,
-            "position": _floats(self.position, 3, "ImagePositionPatient", source),
-            "row_cosine": _floats(
+            "position": as_floats(self.position, 3, "ImagePositionPatient", source),
+            "row_cosine": as_floats(
                 self.row_cosine, 3, "ImageOrientationPatient (row cosine)", source
             ),
-            "column_cosine": _floats(
+            "column_cosine": as_floats(
                 self.column_cosine, 3, "ImageOrientationPatient (column cosine)", source
             ),
-            "pixel_spacing": _floats(self.pixel_spacing, 2, "PixelSpacing", source),
-            "rows": _whole(self.rows, "Rows", source),
-            "columns": _whole(self.columns, "Columns", source),
+            "pixel_spacing": as_floats(self.pixel_spacing, 2, "PixelSpacing", source),
+            "rows": as_whole(self.rows, "Rows", source),
+            "columns": as_whole(self.columns, "Columns", source),
         }
         if min(fields["pixel_spacing"]) <= 0:
             raise ValueError(
@@ -154,9 +156,9 @@ class SliceGeometry:
                 f"{ORTHONORMAL_TOLERANCE})"
             )
         if self.instance_number is not None:
-            fields["instance_number"] = _whole(self.instance_number, "InstanceNumber", source)
+            fields["instance_number"] = as_whole(self.instance_number, "InstanceNumber", source)
         if self.slice_thickness is not None:
-            thickness = _floats(self.slice_thickness, 1, "SliceThickness", source)[0]
+            thickness = as_floats(self.slice_thickness, 1, "SliceThickness", source)[0]
             if thickness <= 0:
                 raise ValueError(f"{source}: SliceThickness must be positive, got {thickness}")
             fields["slice_thickness"] = thickness
@@ -201,22 +203,22 @@ class SliceGeometry:
             source = getattr(ds, "filename", None) or "<dataset>"
         source = os.fspath(source) if isinstance(source, os.PathLike) else str(source)
         frames = ds.get("NumberOfFrames")
-        if not _absent(frames) and _whole(frames, "NumberOfFrames", source) > 1:
+        if not is_absent(frames) and as_whole(frames, "NumberOfFrames", source) > 1:
             raise ValueError(
                 f"{source}: a multi-frame image ({frames} frames) has per-frame geometry; "
                 "SliceGeometry reads single-frame slices"
             )
-        missing = [t for t in (*_GEOMETRY_TAGS, "Rows", "Columns") if _absent(ds.get(t))]
+        missing = [t for t in (*GEOMETRY_TAGS, "Rows", "Columns") if is_absent(ds.get(t))]
         if missing:
             raise ValueError(
                 f"{source}: no {', '.join(missing)} in the header: the slice has no "
                 "patient geometry"
             )
-        orientation = _floats(ds.ImageOrientationPatient, 6, "ImageOrientationPatient", source)
+        orientation = as_floats(ds.ImageOrientationPatient, 6, "ImageOrientationPatient", source)
         instance = ds.get("InstanceNumber")
         thickness = ds.get("SliceThickness")
         try:
-            thickness = None if _absent(thickness) else float(thickness)
+            thickness = None if is_absent(thickness) else float(thickness)
         except (TypeError, ValueError):
             thickness = None
         if thickness is not None and not (math.isfinite(thickness) and thickness > 0):
@@ -228,7 +230,7 @@ class SliceGeometry:
             pixel_spacing=ds.PixelSpacing,
             rows=ds.Rows,
             columns=ds.Columns,
-            instance_number=None if _absent(instance) else instance,
+            instance_number=None if is_absent(instance) else instance,
             slice_thickness=thickness,
             source=source,
         )
@@ -260,13 +262,13 @@ class SliceGeometry:
         >>> s.row_cosine, s.column_cosine, s.instance_number
         ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), 1)
         """
-        return cls.from_dataset(_read_header(Path(path)), source=path)
+        return cls.from_dataset(read_header(Path(path)), source=path)
 
     @cached_property
     def normal(self) -> np.ndarray:
         """Unit slice normal, row cosine x column cosine (read-only array of 3)."""
         n = np.cross(self.row_cosine, self.column_cosine)
-        return _readonly(n / np.linalg.norm(n))
+        return readonly(n / np.linalg.norm(n))
 
     @property
     def location(self) -> float:
@@ -287,14 +289,14 @@ class SliceGeometry:
         m[:3, 1] = np.multiply(self.column_cosine, row_spacing)
         m[:3, 2] = self.normal
         m[:3, 3] = self.position
-        return _readonly(m)
+        return readonly(m)
 
     @cached_property
     def _inverse(self) -> np.ndarray:
         # The cosines may be orthonormal only to the header's rounding: an exact
         # inverse keeps round trips exact. The normal is orthogonal to both cosines,
         # so the third coordinate is the plain signed distance from the plane.
-        return _readonly(np.linalg.inv(self.affine[:3, :3]))
+        return readonly(np.linalg.inv(self.affine[:3, :3]))
 
     def pixel_to_patient(self, x, y) -> np.ndarray:
         """Patient coordinates of pixel positions on this slice.
@@ -309,7 +311,7 @@ class SliceGeometry:
         ndarray of shape (..., 3)
             Millimetres, LPS.
         """
-        x, y = _pixels(x, y)
+        x, y = pixel_indices(x, y)
         m = self.affine
         return m[:3, 3] + x[..., None] * m[:3, 0] + y[..., None] * m[:3, 1]
 
@@ -328,7 +330,7 @@ class SliceGeometry:
         distance : ndarray of shape (...)
             Signed distance of the point from the plane along :attr:`normal`, mm.
         """
-        p = _as_points(points)
+        p = as_points(points)
         local = (p - self.affine[:3, 3]) @ self._inverse.T
         return local[..., 0], local[..., 1], local[..., 2]
 
@@ -344,4 +346,4 @@ class SliceGeometry:
         -------
         ndarray of bool
         """
-        return _inside(*_pixels(x, y), self.rows, self.columns)
+        return inside_image(*pixel_indices(x, y), self.rows, self.columns)

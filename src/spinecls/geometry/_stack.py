@@ -10,13 +10,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._slice import SliceGeometry, _readonly
+from ._slice import SliceGeometry, readonly
 
 ANGLE_TOLERANCE = 1.0
 """Default largest angle, in degrees, between the normals of slices of one stack."""
 
 
-def _cos_tolerance(angle_tolerance) -> float:
+def cosine_tolerance(angle_tolerance) -> float:
+    """The cosine that ``angle_tolerance`` (degrees) allows between two directions, checked."""
     if not (
         isinstance(angle_tolerance, numbers.Real)
         and not isinstance(angle_tolerance, bool)
@@ -69,7 +70,7 @@ class SliceStack:
     """
 
     def __init__(self, slices: Iterable[SliceGeometry], angle_tolerance: float = ANGLE_TOLERANCE):
-        cos_tolerance = _cos_tolerance(angle_tolerance)
+        cos_tolerance = cosine_tolerance(angle_tolerance)
         slices = list(slices)
         if not slices:
             raise ValueError("a SliceStack needs at least one slice")
@@ -83,7 +84,7 @@ class SliceStack:
                     "the slices are not one stack"
                 )
         normal = np.sum([s.normal for s in slices], axis=0)
-        self.normal = _readonly(normal / np.linalg.norm(normal))
+        self.normal = readonly(normal / np.linalg.norm(normal))
         self.slices = tuple(
             sorted(
                 slices,
@@ -94,7 +95,7 @@ class SliceStack:
                 ),
             )
         )
-        self.locations = _readonly(np.array([s.position for s in self.slices]) @ self.normal)
+        self.locations = readonly(np.array([s.position for s in self.slices]) @ self.normal)
         self.instance_numbers = tuple(s.instance_number for s in self.slices)
         if len(self.slices) > 1:
             self.spacing = float(np.median(np.diff(self.locations)))

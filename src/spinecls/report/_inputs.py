@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._validation import finite_numbers, listing, located, require_columns, whole_numbers
+from .._utils.validation import finite_numbers, listing, located, require_columns, whole_numbers
 from ..labels import CONDITION_SERIES, CONDITIONS, LEVELS, TARGETS, slug
 
 POINT_KEYS = ("study_id", "series_id", "instance_number", "condition", "level", "x", "y")

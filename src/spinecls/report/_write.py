@@ -7,8 +7,8 @@ from pathlib import Path
 
 from joblib import Parallel, delayed
 
-from .._atomic import atomic_directory, check_destination
-from .._competition import check_prior
+from .._utils.atomic import atomic_directory, check_destination
+from ..metrics._competition import check_prior
 from ._crops import transformers_by_condition
 from ._inputs import flag_columns, read_points, read_submission, series_listing
 from ._pages import CSS, CSS_NAME, index_page
