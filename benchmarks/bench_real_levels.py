@@ -220,7 +220,7 @@ def plot_failures(scores: pd.DataFrame, table: pd.DataFrame, path: Path, columns
     points (red where misnamed) in the sagittal plane, titled with the set, the study's
     lowest level confidence and whether ``qc_level_shift`` fired; the last panel shows the
     lowest level confidence of every study, named right or not, against the flag's threshold."""
-    from spinecls._localize import LEVEL_SHIFT_BELOW
+    from spinecls.localization._localize import LEVEL_SHIFT_BELOW
     from spinecls.plotting import new_figure, save_figure
 
     sets = table.set_index("study_id")["set"]

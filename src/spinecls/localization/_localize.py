@@ -4,7 +4,7 @@ Training: one labelled series -> samples for the stack network (a sagittal serie
 whole; an axial series as a window of slices around each labelled level), for the
 refining network (a crop around each labelled point) and the distances between its
 consecutive levels. Inference: a study's series -> points, through the two networks (a
-sagittal condition's five levels decoded as one chain, :mod:`spinecls._levels`); an
+sagittal condition's five levels decoded as one chain, :mod:`spinecls.localization._levels`); an
 axial series is reached by projecting the study's sagittal level points through the
 DICOM geometry.
 """
@@ -60,7 +60,7 @@ CONFIDENCE_RADIUS = 5.0
 # weight of the projection's Gaussian prior against the network's axial slice score
 PRIOR = 1.0
 # a chain whose naming is less likely than this against the same chain one disc up or
-# down (:func:`spinecls._levels.shift_confidence`) is flagged ``qc_level_shift``
+# down (:func:`spinecls.localization._levels.shift_confidence`) is flagged ``qc_level_shift``
 LEVEL_SHIFT_BELOW = 0.95
 # a foramen's slice: the chain's, or one this near it where the refined heatmap is sharper
 # (on the benchmark the chain put 10 % of the foramina one slice off, never two)
@@ -174,7 +174,7 @@ def training_samples(volume: Volume, description: str, points: pd.DataFrame, set
 def series_samples(row: dict, points: pd.DataFrame, settings: Settings):
     """Read one labelled series (a row of ``X``): its samples (:func:`training_samples`)
     and, for a sagittal series with geometry, the distances between its consecutive
-    levels (:func:`spinecls._levels.level_steps`)."""
+    levels (:func:`spinecls.localization._levels.level_steps`)."""
     description = row["series_description"]
     volume = read_volume(
         row["series_dir"], largest_stack_only=description != AXIAL, skip_unreadable=False
@@ -310,9 +310,9 @@ def predict_sagittal(
     """The level points of a sagittal series: a list of row dicts.
 
     Each condition's five levels are decoded together along the column
-    (:func:`spinecls._levels.decode_chain`), with ``steps`` (``{condition: [[mean,
+    (:func:`spinecls.localization._levels.decode_chain`), with ``steps`` (``{condition: [[mean,
     std]] * 4}``, mm) as the learned distances between consecutive levels, and named with
-    the confidence :func:`spinecls._levels.shift_confidence` gives. Given ``canal``
+    the confidence :func:`spinecls.localization._levels.shift_confidence` gives. Given ``canal``
     (``{"points": {level: patient point}, "confidence": float}``, the study's five
     spinal canal points and their naming's confidence), a foraminal chain starts at
     their projections onto its slice (a foramen lies beside its level's canal point, and
