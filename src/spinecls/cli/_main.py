@@ -135,7 +135,7 @@ def _add_demo(sub) -> None:
     demo.add_argument(
         "--quick",
         action="store_true",
-        help="16 studies and short training: every stage in about 90 CPU-seconds",
+        help="16 studies and short training: every stage in about 110 CPU-seconds",
     )
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.add_argument("--weights", help="pretrained VGG-16 weights: a file or IMAGENET1K_V1")

@@ -95,12 +95,14 @@ class DemoConfig:
 # 80 studies: 12 test studies (about 300 rows) and 68 for training and validation, 2.7
 # times the former 30-study demo's 25. Its epochs are that much longer, so fewer of them
 # take at least as many optimiser steps as its 15 / 15 / 6 and the localizer's 10 did
-# (models 1 and 2: 8 epochs, 1.45 times; VGG-16: 3, 1.36 times; the localizer: 4, 1.09
-# times). VGG-16 takes most of the time: 0.10 CPU-seconds per slice and epoch at 48 px,
-# 0.06 at 32 px. Measured with one torch thread, about 11 CPU-minutes in all, 7 to 8
-# minutes on 2 quiet cores (docs/performance.md).
+# (models 1 and 2: 8 epochs, 1.45 times; VGG-16: 3, 1.36 times). The localizer, whose
+# chain is named from its level maps alone (issue 18: no sacral count), trains 10
+# (with 4, 91.7 % of the test studies' sagittal points lay within 5 px and the located row
+# scored 0.42 against 0.09 on the true points). VGG-16 takes most of the time: 0.10
+# CPU-seconds per slice and epoch at 48 px, 0.06 at 32 px. Measured with one torch thread:
+# 832 CPU-seconds in all, 14 minutes on 2 cores at a load of 1 to 2 (README.md).
 FULL = DemoConfig(
-    studies=80, crop=48, size=32, marker_size=32, epochs=(8, 8, 3), localizer_epochs=4
+    studies=80, crop=48, size=32, marker_size=32, epochs=(8, 8, 3), localizer_epochs=10
 )
 # 16 studies and 5 localizer epochs: the fewest that let the quick demo's localizer find the
 # test studies' levels (at 12 studies and 3 epochs, half its sagittal points were more than
@@ -266,7 +268,7 @@ def run_demo(
     studies : int, optional
         Synthetic studies to generate (default 80, or 16 with ``quick``).
     quick : bool, default=False
-        16 studies and few epochs: every stage, localizer included, in about 90
+        16 studies and few epochs: every stage, localizer included, in about 110
         CPU-seconds with one torch thread (docs/performance.md).
     random_state : int, default=0
         Seeds the data, the split and the models: the same seed gives the same table.
