@@ -77,6 +77,9 @@ def test_levels_from_discs_and_from_s1():
     points = levels_from_mask(discs, {1: "L4/L5", 2: "L5/S1", 9: "L1/L2"})  # 9: absent
     assert points["source"].tolist() == ["disc", "disc"]
     assert points["i"].tolist() == [6.0, 21.0]
+    # a disc's point is a voxel index whatever the voxel size (not the index over the spacing)
+    thick = levels_from_mask(discs, {1: "L4/L5", 2: "L5/S1"}, spacing=(2.0, 0.5, 4.0))
+    assert thick[["i", "j", "k"]].values.tolist() == [[6.0, 4.5, 4.5], [21.0, 4.5, 4.5]]
     with pytest.raises(ValueError, match="'L6/S2' \\(value 4\\) is neither a vertebra"):
         levels_from_mask(discs, {4: "L6/S2"})
     with pytest.raises(ValueError, match="3-D label array"):
@@ -142,6 +145,11 @@ def test_test_layout_puts_the_truth_beside(tmp_path):
         truth = spinecls.load_rsna(tmp_path / "t_truth")  # blank severities
     assert truth[["level", "severity"]].values.tolist() == [["L4/L5", "severe"]]
     assert len(load_coordinates(tmp_path / "t_truth", split="train")) == 5
+    # the truth in (or around) the layout is refused before anything is written
+    for truth_dir in (tmp_path / "u", tmp_path / "u" / "truth", tmp_path):
+        with pytest.raises(ValueError, match="overlap"):
+            write_volumes(tmp_path / "u", [volume], split="test", truth_dir=truth_dir)
+        assert not (tmp_path / "u").exists()
 
 
 def test_bad_volumes_are_named_and_leave_nothing(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import pickle
 import shutil
 import warnings
 
@@ -622,6 +623,13 @@ def test_save_load_round_trip(fitted, predicted, loc_data, tmp_path):
     torch.save(state, tmp_path / "older.pt")
     older = LevelLocalizer.load(tmp_path / "older.pt")
     assert older.pixel_mm is None and older.conditions_ == list(spinecls.CONDITIONS)
+    # a pickle (joblib) of the same release: the same values, so that it clones and predicts
+    unpickled = pickle.loads(pickle.dumps(older))
+    del unpickled.__dict__["pixel_mm"], unpickled.__dict__["conditions_"]
+    unpickled = pickle.loads(pickle.dumps(unpickled))
+    assert unpickled.pixel_mm is None and unpickled.conditions_ == list(spinecls.CONDITIONS)
+    assert clone(unpickled).get_params() == older.get_params()
+    pd.testing.assert_frame_equal(unpickled.predict(loc_data[0]), older.predict(loc_data[0]))
     out = old.predict(loc_data[0])
     keys = ["series_id", "condition", "level"]
     sagittal = [

@@ -391,6 +391,13 @@ def write_volumes(
     truth = None
     if split == "test":
         truth = Path(truth_dir) if truth_dir is not None else root.with_name(f"{root.name}_truth")
+    if truth is not None:
+        a, b = root.resolve(), truth.resolve()
+        if a == b or a in b.parents or b in a.parents:
+            raise ValueError(
+                f"truth_dir {str(truth)!r} and root {str(root)!r} overlap: the truth must be "
+                "written beside the test layout, not in it (nor the layout in the truth)"
+            )
     for destination in (root, truth):
         if destination is not None:
             check_destination(destination, directory=True, overwrite=overwrite, create_parents=True)
@@ -523,7 +530,8 @@ def levels_from_mask(
     for n, level in enumerate(LEVELS):
         value = discs.get(level)
         if value is not None and value in present:
-            rows[level] = (np.argwhere(mask == value).mean(0), "disc")
+            # in mm, as the bodies' points: the frame divides every point by the spacing
+            rows[level] = (np.argwhere(mask == value).mean(0) * spacing, "disc")
             continue
         upper, lower = voxels.get(20 + n), voxels.get(21 + n)
         if upper is None or lower is None:

@@ -36,6 +36,7 @@ estimator lists in ``_unsaved_params`` (run-time resources such as an
 
 from __future__ import annotations
 
+import copy
 import os
 
 import torch
@@ -165,6 +166,24 @@ def check_state_dict(module: nn.Module, state_dict: dict) -> None:
 
 class PersistenceMixin:
     """``save`` and ``load`` methods for an estimator with weights (see the module docs)."""
+
+    def __setstate__(self, state):
+        # A pickle (joblib) of an earlier release lacks what later releases added: the same
+        # values as for a file written by ``save`` (``_missing_params``; a fitted estimator's
+        # ``_persisted_defaults``), so that get_params, clone and predict work on it.
+        parent = getattr(super(), "__setstate__", None)
+        if parent is not None:
+            parent(state)
+        else:  # pragma: no cover - object has __setstate__ from Python 3.11 on
+            self.__dict__.update(state)
+        for name, value in getattr(type(self), "_missing_params", {}).items():
+            if name not in self.__dict__:
+                setattr(self, name, copy.deepcopy(value))
+        fields = getattr(type(self), "_persisted_fields", ())
+        if any(f"{field}_" in self.__dict__ for field in fields):  # fitted
+            for field, value in getattr(type(self), "_persisted_defaults", {}).items():
+                if f"{field}_" not in self.__dict__:
+                    setattr(self, f"{field}_", copy.deepcopy(value))
 
     def save(self, path: str | os.PathLike, metadata: dict | None = None) -> None:
         """Write the fitted estimator to one file, without pickle.
