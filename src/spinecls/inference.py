@@ -165,7 +165,9 @@ def _model_weight(model_weight, points: pd.DataFrame) -> np.ndarray:
     else:
         raise ValueError(f"model_weight must be 'confidence' or a number; got {model_weight!r}")
     if not (np.isfinite(weight).all() and ((weight >= 0) & (weight <= 1)).all()):
-        raise ValueError("model_weight (or the points' confidence) must lie in [0, 1]")
+        raise ValueError(
+            "model_weight (or the points' confidence times level_confidence) must lie in [0, 1]"
+        )
     return weight[:, None]
 
 
