@@ -62,7 +62,14 @@ def main(out: str) -> None:
     probas = clf.predict_proba(X)
     if accelerator.is_main_process:
         np.savez(out, condition=probas[0], severity=probas[1], processes=accelerator.num_processes)
+    accelerator.wait_for_everyone()
     accelerator.end_training()
+    # the process group's threads must stop before the interpreter does: left to exit, gloo
+    # sometimes aborts a process ("terminate called without an active exception")
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
