@@ -17,10 +17,11 @@ import pandas as pd
 from joblib import Parallel, delayed
 from pydicom.uid import generate_uid
 
-from .._utils.atomic import atomic_directory, check_destination
+from .._utils.atomic import atomic_directory
 from ..labels import LEVELS, RAW_SEVERITIES, SEVERITIES, SEVERITY_PRIORS, WIDE_COLUMNS
 from ._acquisition import design
 from ._csv import DESCRIPTION_COLUMNS, DESCRIPTIONS_CSV
+from ._destinations import layout_destinations
 from ._dicom_files import mr_dataset, save_slice
 from ._phantom import render
 from ._variation import SEQUENCES, VARIATIONS, Quirks, draw_quirks
@@ -248,16 +249,7 @@ def make_synthetic_rsna(
         raise ValueError("truth_dir is only written with split='test'")
     if variation not in VARIATIONS:
         raise ValueError(f"variation must be one of {list(VARIATIONS)}, got {variation!r}")
-    root = Path(root)
-    truth = None
-    if split == "test":
-        truth = Path(truth_dir) if truth_dir is not None else root.with_name(f"{root.name}_truth")
-        a, b = root.resolve(), truth.resolve()
-        if a == b or a in b.parents or b in a.parents:
-            raise ValueError(f"truth_dir {truth} must lie outside root {root}, and root outside it")
-    for destination in (root, truth):
-        if destination is not None:
-            check_destination(destination, directory=True, overwrite=overwrite, create_parents=True)
+    root, truth = layout_destinations(root, truth_dir, split, overwrite)
 
     study_ids, seeds = _study_seeds(random_state, int(n_studies))
     written_by = "spinecls.make_synthetic_rsna"

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from pydicom.uid import generate_uid
 
-from .._utils.atomic import atomic_directory, check_destination
+from .._utils.atomic import atomic_directory
 from .._utils.validation import listing
 from ..labels import (
     CONDITIONS,
@@ -33,6 +33,7 @@ from ..labels import (
     slug,
 )
 from ._csv import DESCRIPTION_COLUMNS, DESCRIPTIONS_CSV, SPLITS
+from ._destinations import layout_destinations
 from ._dicom_files import mr_dataset, save_slice
 from .rsna import COORDINATE_COLUMNS, COORDINATES_CSV, LABELS_CSV
 
@@ -387,20 +388,7 @@ def write_volumes(
     repeated = sorted({k for k in keys if keys.count(k) > 1})
     if repeated:
         raise ValueError(f"(study_id, series_id) {listing(repeated)} given more than once")
-    root = Path(root)
-    truth = None
-    if split == "test":
-        truth = Path(truth_dir) if truth_dir is not None else root.with_name(f"{root.name}_truth")
-    if truth is not None:
-        a, b = root.resolve(), truth.resolve()
-        if a == b or a in b.parents or b in a.parents:
-            raise ValueError(
-                f"truth_dir {str(truth)!r} and root {str(root)!r} overlap: the truth must be "
-                "written beside the test layout, not in it (nor the layout in the truth)"
-            )
-    for destination in (root, truth):
-        if destination is not None:
-            check_destination(destination, directory=True, overwrite=overwrite, create_parents=True)
+    root, truth = layout_destinations(root, truth_dir, split, overwrite)
     written_by = "spinecls.datasets.write_volumes"
     with (
         atomic_directory(root, written_by=written_by, overwrite=overwrite) as tmp,

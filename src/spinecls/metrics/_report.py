@@ -1,19 +1,8 @@
-"""Per-head reports, scorers, the competition score and submissions.
-
-- :func:`dual_head_report`: accuracy, precision, recall and F1 per head (weighted
-  averages, as the study reports them), balanced accuracy, scikit-learn's
-  classification report and the confusion matrix, built on :mod:`sklearn.metrics`;
-  given the probabilities, also the log loss, the expected calibration error and a
-  reliability table per head.
-- :func:`reliability_table` and :func:`expected_calibration_error`: how well one
-  head's top probability matches its accuracy.
-- :func:`head_scorer` and :data:`rsna_scorer`: scorers for ``GridSearchCV(scoring=...)``,
-  where scikit-learn's string scorers refuse a two-column y: labels or probabilities of
-  one head, and the competition score.
-- :func:`rsna_score`: the RSNA 2024 competition metric on frames in its own format;
-  :func:`to_submission` and :func:`solution_from_frame` build those frames (they live in
-  ``spinecls.metrics._competition``).
-"""
+"""Per-head reports: :func:`dual_head_report` gives accuracy, precision, recall and F1 per
+head (weighted averages, as the study reports them), balanced accuracy, scikit-learn's
+classification report and the confusion matrix, built on :mod:`sklearn.metrics`; given the
+probabilities, also the log loss, the expected calibration error and a reliability table
+per head (:mod:`spinecls.metrics._reliability`)."""
 
 from __future__ import annotations
 
@@ -36,25 +25,9 @@ from sklearn.metrics import (
 
 from .._utils.validation import located, two_columns
 from ..labels import CONDITIONS, HEADS, SEVERITIES
-from ._competition import row_ids, rsna_score, solution_from_frame, to_submission
-from ._reliability import CALIBRATION_BINS, expected_calibration_error, reliability_table, table_ece
-from ._scorers import HeadScorer, RSNAScorer, head_scorer, rsna_scorer
+from ._reliability import CALIBRATION_BINS, reliability_table, table_ece
 
-__all__ = [
-    "CALIBRATION_BINS",
-    "DualHeadReport",
-    "HeadScorer",
-    "RSNAScorer",
-    "dual_head_report",
-    "expected_calibration_error",
-    "head_scorer",
-    "reliability_table",
-    "row_ids",
-    "rsna_score",
-    "rsna_scorer",
-    "solution_from_frame",
-    "to_submission",
-]
+__all__ = ["DualHeadReport", "dual_head_report"]
 
 
 # -- label checks ----------------------------------------------------------------------
