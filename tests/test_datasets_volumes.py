@@ -134,17 +134,19 @@ def test_test_layout_puts_the_truth_beside(tmp_path):
     points = levels_from_mask(mask, labels).assign(condition=CANAL)
     severity = {(CANAL, "L4/L5"): "severe"}
     volume = SpineVolume(mask.astype(np.float32), (1, 1, 1), 5, 50, points, severity=severity)
-    root = write_volumes(tmp_path / "t", [volume], split="test", slice_spacing=4)
+    # L5/S1, extrapolated below the last body, lies below the image's 120 rows
+    with pytest.warns(spinecls.RSNADataWarning, match="outside the image's rows.*L5/S1"):
+        root = write_volumes(tmp_path / "t", [volume], split="test", slice_spacing=4)
     assert sorted(p.name for p in root.iterdir()) == [
         ".spinecls-output.json",
         "sample_submission.csv",
         "test_images",
         "test_series_descriptions.csv",
     ]
-    with pytest.warns(spinecls.RSNADataWarning, match="dropped 4 coordinate row"):
+    with pytest.warns(spinecls.RSNADataWarning, match="dropped 3 coordinate row"):
         truth = spinecls.load_rsna(tmp_path / "t_truth")  # blank severities
     assert truth[["level", "severity"]].values.tolist() == [["L4/L5", "severe"]]
-    assert len(load_coordinates(tmp_path / "t_truth", split="train")) == 5
+    assert len(load_coordinates(tmp_path / "t_truth", split="train")) == 4
     # the truth in (or around) the layout is refused before anything is written
     for truth_dir in (tmp_path / "u", tmp_path / "u" / "truth", tmp_path):
         with pytest.raises(ValueError, match="overlap"):
@@ -178,3 +180,22 @@ def test_bad_volumes_are_named_and_leave_nothing(tmp_path):
         write_volumes(tmp_path / "mine", [good])
     assert (tmp_path / "mine" / "keep.txt").read_text() == "x"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_points_beyond_the_rows_and_columns_are_dropped_with_a_warning(tmp_path):
+    # an L5/S1 extrapolated below the field of view: no instance shows it
+    points = pd.DataFrame(
+        {
+            "condition": [CANAL, CANAL, CANAL],
+            "level": ["L3/L4", "L4/L5", "L5/S1"],
+            "i": [2.0, 7.6, 7.0],
+            "j": [3.0, 3.0, -0.6],
+            "k": [1.0, 1.0, 1.0],
+        }
+    )
+    volume = SpineVolume(np.zeros((8, 6, 4)), (1, 1, 1), 3, 30, points)
+    with pytest.warns(spinecls.RSNADataWarning, match=r"volumes\[0\].*2 point.*8 x 6.*L4/L5.*L5/S1"):
+        root = write_volumes(tmp_path / "v", [volume])
+    written = load_coordinates(root, split="train")
+    assert written["level"].tolist() == ["L3/L4"]
+    assert written[["x", "y"]].values.tolist() == [[3.0, 2.0]]

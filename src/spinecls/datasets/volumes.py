@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from collections.abc import Iterable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from ..labels import (
     WIDE_COLUMNS,
     slug,
 )
-from ._csv import DESCRIPTION_COLUMNS, DESCRIPTIONS_CSV, SPLITS
+from ._csv import DESCRIPTION_COLUMNS, DESCRIPTIONS_CSV, SPLITS, RSNADataWarning
 from ._destinations import layout_destinations
 from ._dicom_files import mr_dataset, save_slice
 from .rsna import COORDINATE_COLUMNS, COORDINATES_CSV, LABELS_CSV
@@ -233,10 +234,10 @@ def _series(v: SpineVolume, n: int, folder: Path, slice_spacing, uid_root) -> li
         ]
         save_slice(ds, folder / f"{instance}.dcm", pixels[:, :, s])
         instance_of[s] = instance
-    return _coordinates(v, n, axis, rows_axis, cols_axis, centres, instance_of)
+    return _coordinates(v, n, axis, rows_axis, cols_axis, centres, instance_of, image.shape)
 
 
-def _coordinates(v, n, axis, rows_axis, cols_axis, centres, instance_of) -> list[tuple]:
+def _coordinates(v, n, axis, rows_axis, cols_axis, centres, instance_of, shape) -> list[tuple]:
     if v.points is None or len(v.points) == 0:
         return []
     name = f"volumes[{n}] (study {v.study_id}, series {v.series_id})"
@@ -254,8 +255,13 @@ def _coordinates(v, n, axis, rows_axis, cols_axis, centres, instance_of) -> list
     voxels = points[["i", "j", "k"]].to_numpy(dtype=float)
     if not np.isfinite(voxels).all():
         raise ValueError(f"{name}: points hold NaN or infinite voxel indices")
-    rows = []
+    rows, outside = [], []
     for p, (cond, level) in zip(voxels, points[["condition", "level"]].itertuples(index=False)):
+        # A point beyond the image's rows or columns (say an L5/S1 extrapolated below
+        # the field of view) cannot be read on any instance: dropped with a warning.
+        if not all(-0.5 <= p[a] <= shape[a] - 0.5 for a in (rows_axis, cols_axis)):
+            outside.append(f"{cond} {level}")
+            continue
         s = int(np.argmin(np.abs(centres - p[axis])))
         gap = abs(centres[s] - p[axis])
         half = (centres[1] - centres[0]) / 2 if len(centres) > 1 else 0.5
@@ -274,6 +280,13 @@ def _coordinates(v, n, axis, rows_axis, cols_axis, centres, instance_of) -> list
                 float(p[cols_axis]),
                 float(p[rows_axis]),
             )
+        )
+    if outside:
+        warnings.warn(
+            f"{name}: {len(outside)} point(s) lie outside the image's rows and columns "
+            f"({shape[rows_axis]} x {shape[cols_axis]}) and are not written: {listing(outside)}",
+            RSNADataWarning,
+            stacklevel=4,
         )
     return rows
 
@@ -346,6 +359,13 @@ def write_volumes(
         description or id, a repeated (study, series), or a point that is not on the
         written slices or names an unknown condition or level; the message names the
         volume (its position and ids). Nothing is left at ``root`` then.
+
+    Warns
+    -----
+    spinecls.datasets.RSNADataWarning
+        For a point beyond the image's rows or columns (e.g. a disc extrapolated
+        below the field of view): no instance shows it, so it is not written; the
+        message names the volume and the points.
 
     See Also
     --------
