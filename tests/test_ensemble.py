@@ -251,3 +251,39 @@ def test_meta_estimators_keep_the_classifiers_contract(make, rsna_frame):
         np.asarray(proba)
     with pytest.raises(ValueError, match="one array per head.*head_scorer"):
         get_scorer("balanced_accuracy")(model, rsna_frame, y)
+
+
+def test_balanced_decision_divides_by_the_members_weighted_class_shares():
+    X, y = images(n=60)
+    y = y.assign(severity=np.array(SEVERITIES)[[0] * 40 + [1] * 14 + [2] * 6])
+    first = DualHeadClassifier(max_epochs=1, random_state=0, **SMALL).fit(X, y)
+    second = Pipeline([("clf", DualHeadClassifier(max_epochs=1, random_state=1, **SMALL))])
+    second.fit(X[20:], y[20:])  # trained on other rows: other shares
+    members = [("a", FrozenEstimator(first)), ("b", FrozenEstimator(second))]
+    ensemble = DualHeadEnsemble(members, weights=[3, 1], decision="balanced").fit(X, y)
+    for k in range(2):
+        np.testing.assert_allclose(
+            ensemble.class_prior_[k],
+            0.75 * first.class_prior_[k] + 0.25 * second[-1].class_prior_[k],
+        )
+    probas = ensemble.predict_proba(X)
+    severity = np.asarray(ensemble.classes_[1])[
+        (probas[1] / ensemble.class_prior_[1]).argmax(1)
+    ]
+    assert (ensemble.predict(X)[:, 1] == severity).all()
+    argmax = ensemble.set_params(decision="argmax").predict(X)[:, 1]
+    assert (argmax == np.asarray(ensemble.classes_[1])[probas[1].argmax(1)]).all()
+    # the rare classes gain what argmax gave the common one
+    rare = ~np.isin(y["severity"], [SEVERITIES[0]])
+    assert (severity[rare] != SEVERITIES[0]).sum() >= (argmax[rare] != SEVERITIES[0]).sum()
+
+
+def test_balanced_decision_needs_members_with_class_shares(rsna_frame):
+    X, y = rsna_frame, target(rsna_frame)
+    member = RowwiseDualHead()
+    with pytest.raises(ValueError, match="class_prior_.*'odd'"):
+        DualHeadEnsemble([("odd", member)], decision="balanced").fit(X, y)
+    fitted = DualHeadEnsemble([("odd", member)]).fit(X, y)  # argmax needs none
+    assert fitted.class_prior_ is None
+    with pytest.raises(ValueError, match="decision must be one of"):
+        DualHeadEnsemble([("odd", member)], decision="prior").fit(X, y)

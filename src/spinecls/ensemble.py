@@ -24,14 +24,17 @@ from ._utils.dual_head import (
     HeadProbabilities,
     MembersMixin,
     is_dropped,
+    labels_from_proba,
     member_classes,
     member_params,
+    over_prior,
     router,
 )
 
 __all__ = ["DualHeadEnsemble"]
 
 MEANS = ("arithmetic", "geometric")
+DECISIONS = ("argmax", "balanced")
 
 
 class DualHeadEnsemble(
@@ -57,6 +60,11 @@ class DualHeadEnsemble(
         How the members' probabilities are averaged, head by head: the weighted
         arithmetic mean (soft voting), or the weighted geometric mean renormalised so
         that each row sums to 1 (see Notes).
+    decision : {"argmax", "balanced"}, default="argmax"
+        How ``predict`` picks each head's label from ``predict_proba``, as
+        :class:`~spinecls.DualHeadClassifier`'s ``decision``: the most probable class, or
+        the class of largest probability over its training share (``class_prior_``), the
+        best guess for balanced accuracy.
     n_jobs : int, default=None
         Members fitted in parallel by joblib (``-1``: all cores).
 
@@ -112,10 +120,13 @@ class DualHeadEnsemble(
     (True, [0.25, 0.75])
     """
 
-    def __init__(self, estimators, *, weights=None, mean="arithmetic", n_jobs=None):
+    def __init__(
+        self, estimators, *, weights=None, mean="arithmetic", decision="argmax", n_jobs=None
+    ):
         self.estimators = estimators
         self.weights = weights
         self.mean = mean
+        self.decision = decision
         self.n_jobs = n_jobs
 
     # -- scikit-learn plumbing (get_params, set_params, named_estimators: MembersMixin)
@@ -142,6 +153,8 @@ class DualHeadEnsemble(
         names, estimators = self._check_pairs(allow_drop=True)
         if self.mean not in MEANS:
             raise ValueError(f"mean must be one of {MEANS}, got {self.mean!r}")
+        if not (isinstance(self.decision, str) and self.decision in DECISIONS):
+            raise ValueError(f"decision must be one of {DECISIONS}, got {self.decision!r}")
         kept = [k for k, e in enumerate(estimators) if not is_dropped(e)]
         if not kept:
             raise ValueError("all estimators are 'drop': at least one member is needed")
@@ -191,6 +204,7 @@ class DualHeadEnsemble(
         )
         self.weights_ = weights
         self.classes_ = _agreed_classes(fitted)
+        self.class_prior_ = _mean_prior(fitted, weights, self.decision == "balanced")
         return self
 
     def predict_proba(self, X) -> list[np.ndarray]:
@@ -222,6 +236,70 @@ class DualHeadEnsemble(
                 mean = np.average(stacked, axis=0, weights=self.weights_)
             out.append(mean.astype(np.result_type(*heads), copy=False))
         return HeadProbabilities(out)
+
+    def predict(self, X) -> np.ndarray:
+        """Labels of both heads: an (n_samples, 2) array, condition then severity.
+
+        The most probable class of each head, or with ``decision="balanced"`` the class
+        of largest probability over its training share (``class_prior_``).
+
+        Parameters
+        ----------
+        X : as for :meth:`fit`
+
+        Returns
+        -------
+        ndarray of shape (n_samples, 2)
+        """
+        check_is_fitted(self, "estimators_")
+        probas = self.predict_proba(X)
+        if self.decision == "balanced":
+            prior = getattr(self, "class_prior_", None)
+            if prior is None:
+                raise ValueError(
+                    "decision='balanced' needs the members' training class shares "
+                    "(class_prior_), which this ensemble lacks: fit it with decision='balanced'"
+                )
+            probas = over_prior(probas, prior)
+        return labels_from_proba(self.classes_, probas)
+
+
+def _member_prior(estimator):
+    """A member's training class shares: its own ``class_prior_``, or that of the
+    classifier a Pipeline ends with or a FrozenEstimator wraps; None if it has none."""
+    while True:
+        prior = getattr(estimator, "class_prior_", None)
+        if prior is not None:
+            return prior
+        if hasattr(estimator, "steps"):
+            estimator = estimator.steps[-1][1]
+        elif type(estimator).__name__ == "FrozenEstimator":
+            estimator = estimator.estimator
+        else:
+            return None
+
+
+def _mean_prior(members: dict, weights: np.ndarray, needed: bool):
+    """The members' class shares averaged with the ensemble's weights (None if one has
+    none; a ValueError naming it when ``decision="balanced"`` needs them)."""
+    priors = {name: _member_prior(estimator) for name, estimator in members.items()}
+    missing = [name for name, prior in priors.items() if prior is None]
+    if missing:
+        if needed:
+            raise ValueError(
+                f"decision='balanced' needs each member's training class shares "
+                f"(class_prior_), which {missing[0]!r} does not have: use a "
+                "DualHeadClassifier, or a Pipeline or FrozenEstimator ending in one"
+            )
+        return None
+    return [
+        np.average(
+            [np.asarray(prior[k], dtype=np.float64) for prior in priors.values()],
+            axis=0,
+            weights=weights,
+        )
+        for k in range(2)
+    ]
 
 
 def _fit_member(estimator, X, y, params: dict):

@@ -29,6 +29,7 @@ __all__ = [
     "is_dropped",
     "labels_from_proba",
     "mean_head_accuracy",
+    "over_prior",
     "member_classes",
     "member_params",
     "router",
@@ -99,6 +100,16 @@ def labels_from_proba(classes: list[np.ndarray], probas: list[np.ndarray]) -> np
     out = np.empty((len(columns[0]), 2), dtype=dtype)
     out[:, 0], out[:, 1] = columns
     return out
+
+
+def over_prior(probas: list[np.ndarray], prior: list[np.ndarray]) -> list[np.ndarray]:
+    """Each head's probabilities over its classes' training shares (``decision="balanced"``):
+    the largest ratio is the best guess for balanced accuracy when the probabilities are
+    calibrated."""
+    return [
+        p / np.maximum(np.asarray(share, dtype=np.float64), 1e-12)
+        for p, share in zip(probas, prior)
+    ]
 
 
 def mean_head_accuracy(estimator, X, y, sample_weight=None) -> float:

@@ -21,7 +21,13 @@ from sklearn.base import BaseEstimator, ClassifierMixin, MultiOutputMixin
 from torch.utils.data import TensorDataset
 
 from .._utils import accelerate
-from .._utils.dual_head import HeadClasses, HeadProbabilities, labels_from_proba, mean_head_accuracy
+from .._utils.dual_head import (
+    HeadClasses,
+    HeadProbabilities,
+    labels_from_proba,
+    mean_head_accuracy,
+    over_prior,
+)
 from .._utils.validation import check_sample_weight
 from ..augment import check_intensity_range
 from . import _net
@@ -393,7 +399,7 @@ class DualHeadClassifier(
                     "decision='balanced' needs the training class shares (class_prior_), "
                     "which this model's file, written before they were kept, lacks: refit it"
                 )
-            probas = [p / np.maximum(share, 1e-12) for p, share in zip(probas, prior)]
+            probas = over_prior(probas, prior)
         return labels_from_proba(self.classes_, probas)
 
     def score(self, X, y, sample_weight=None) -> float:
