@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -40,6 +41,9 @@ from spinecls.datasets.baselines import baselines
 from spinecls.geometry import SeriesGeometry
 from spinecls.localization import LevelLocalizer
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _saved import check_record, model_record, synthetic_pair, write_record  # noqa: E402
+
 KEYS = ["study_id", "series_id", "condition", "level"]
 TARGETS = {
     "sagittal within 5 px": 0.99,
@@ -49,22 +53,6 @@ TARGETS = {
     "axial slice within 1": 0.99,
     "subarticular within 5 px": 0.97,
 }
-
-
-def make_data(
-    folder: Path, n_train: int, n_test: int, size, seed: int = 1, variation: str = "plain"
-) -> tuple[Path, Path, Path]:
-    """Training studies of data seed ``seed`` and test studies (test layout, truth beside
-    it) of ``seed + 1`` under ``folder``, or those already there."""
-    train, test, truth = folder / "train", folder / "test", folder / "test_truth"
-    common = {"image_size": size, "n_jobs": -1, "variation": variation}
-    if not train.exists():
-        spinecls.make_synthetic_rsna(train, n_train, random_state=seed, **common)
-    if not test.exists():
-        spinecls.make_synthetic_rsna(
-            test, n_test, random_state=seed + 1, split="test", truth_dir=truth, **common
-        )
-    return train, test, truth
 
 
 def geometries(series: pd.DataFrame) -> dict[int, SeriesGeometry]:
@@ -218,8 +206,8 @@ def main():
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.data or Path(tmp)
-        train, test, truth_dir = make_data(
-            folder, args.train, args.test, tuple(args.size), args.data_seed, args.variation
+        train, test, truth_dir = synthetic_pair(
+            folder, args.train, args.test, args.data_seed, args.variation, tuple(args.size)
         )
         train_series, train_coords = spinecls.load_series(train), spinecls.load_rsna(train)
         test_series = spinecls.load_series(test, split="test")
@@ -230,6 +218,17 @@ def main():
             params["max_epochs"] = args.epochs
         start, cpu = time.perf_counter(), time.process_time()
         loaded = args.model is not None and args.model.exists()
+        # the model's record: what trained it (a saved one is used only for the same)
+        made = {
+            "random_state": args.seed,
+            "params": params,
+            "train": args.train,
+            "data seed": args.data_seed,
+            "variation": args.variation,
+            "image size": list(args.size),
+        }
+        if args.model is not None:
+            check_record(model_record(args.model), made, "model", args.model)
         if loaded:
             localizer = LevelLocalizer.load(args.model)
         else:
@@ -237,6 +236,7 @@ def main():
             localizer.fit(train_series, train_coords)
             if args.model is not None:
                 localizer.save(args.model)
+                write_record(model_record(args.model), made)
         fit_s, fit_cpu = time.perf_counter() - start, time.process_time() - cpu
         start = time.perf_counter()
         predicted = localizer.predict(test_series)

@@ -50,6 +50,9 @@ from spinecls.labels import CONDITIONS, SCORE_EPSILON, SCORE_GROUPS, TARGETS
 from spinecls.metrics import rsna_score
 from spinecls.persistence import load_localizer, load_pipeline
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _saved import check_record, model_record, synthetic_pair, write_record  # noqa: E402
+
 KEYS = ["study_id", "series_id", "condition", "level"]
 GAP_TARGET = 0.03
 
@@ -63,18 +66,6 @@ class FixedPoints:
     def predict(self, X: pd.DataFrame) -> pd.DataFrame:
         keep = self.points["series_id"].isin(X["series_id"])
         return self.points[keep].reset_index(drop=True)
-
-
-def make_data(folder: Path, n_train: int, n_test: int, seed: int, variation: str):
-    train, test, truth = folder / "train", folder / "test", folder / "test_truth"
-    common = {"n_jobs": -1, "variation": variation}
-    if not train.exists():
-        spinecls.make_synthetic_rsna(train, n_train, random_state=seed, **common)
-    if not test.exists():
-        spinecls.make_synthetic_rsna(
-            test, n_test, random_state=seed + 1, split="test", truth_dir=truth, **common
-        )
-    return train, test, truth
 
 
 def train_cli(train: Path, out: Path, threads: int) -> float:
@@ -153,13 +144,19 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.data or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
-        train, test, truth_dir = make_data(folder, args.train, args.test, args.seed, args.variation)
+        train, test, truth_dir = synthetic_pair(
+            folder, args.train, args.test, args.seed, args.variation
+        )
         grader = args.grader or folder / "grader.pt"
+        # the model's record: the training studies it was trained on
+        made = {"train": args.train, "data seed": args.seed, "variation": args.variation}
+        check_record(model_record(grader), made, "model", grader)
         if grader.exists():
             print(f"model: {grader} (loaded)")
         else:
             start = time.perf_counter()
             cpu = train_cli(train, grader, args.threads)
+            write_record(model_record(grader), made)
             print(
                 f"model: `spinecls train --localizer` on {args.train} studies: "
                 f"{time.perf_counter() - start:.0f} s, {cpu:.0f} CPU-seconds"

@@ -45,6 +45,7 @@ import io
 import json
 import os
 import subprocess
+import sys
 import tempfile
 import time
 import warnings
@@ -61,6 +62,9 @@ from spinecls.datasets.baselines import template_baseline
 from spinecls.geometry import SeriesGeometry
 from spinecls.labels import LEVELS
 from spinecls.localization import LevelLocalizer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _saved import check_record, model_record, write_record  # noqa: E402
 
 SETS = ("VB1", "VB2", "VB3")
 FOLDER = "ImageDatasets/VBs/{set}/Isotropic/Matlab"
@@ -360,6 +364,15 @@ def main() -> None:
             test_series = series[series["study_id"].isin(test_ids)]
             truth = coords[coords["study_id"].isin(test_ids)]
             saved = args.models / f"fold{k}.pt" if args.models else None
+            # a fold's record: what trained it (a saved one is used only for the same)
+            made = {
+                "random_state": args.seed,
+                "params": params,
+                "folds": args.folds,
+                "train studies": sorted(int(i) for i in train_ids),
+            }
+            if saved is not None:
+                check_record(model_record(saved), made, "model", saved)
             start = time.perf_counter()
             if saved is not None and saved.is_file():
                 loc = LevelLocalizer.load(saved)
@@ -371,6 +384,7 @@ def main() -> None:
                 if saved is not None:
                     saved.parent.mkdir(parents=True, exist_ok=True)
                     loc.save(saved)
+                    write_record(model_record(saved), made)
             train_s.append(time.perf_counter() - start)
             start = time.perf_counter()
             predicted = loc.predict(test_series)
