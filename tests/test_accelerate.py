@@ -218,3 +218,20 @@ def test_one_autocast_helper_serves_the_nets_and_the_localizer():
         assert torch.get_autocast_dtype("cpu") == torch.bfloat16
     with autocast("32", torch.device("cpu")):
         assert not torch.is_autocast_enabled("cpu")
+
+
+def test_each_loader_worker_of_the_localizer_draws_its_own_augmentations():
+    from spinecls.localization._volumes import StackDataset
+
+    images = np.zeros((3, 1, 32, 32), dtype=np.float32)
+    images[:, :, 4:12, 2:10] = 0.8  # the same asymmetric stack twice
+    targets = np.array([[1, 8.0, 8.0, 1.0]], dtype=np.float32)
+    dataset = StackDataset([(images, targets)] * 2, augment=True, seed=0)
+    torch.manual_seed(0)
+    loader = DataLoader(dataset, batch_size=1, num_workers=2, worker_init_fn=seed_worker)
+    (first, _), (second, _) = loader  # one sample from each worker
+    assert not torch.equal(first, second)
+    # without the seeding each worker's copy of the generator draws alike
+    copies = DataLoader(dataset, batch_size=1, num_workers=2)
+    (first, _), (second, _) = copies
+    assert torch.equal(first, second)

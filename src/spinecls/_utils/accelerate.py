@@ -299,12 +299,16 @@ def seed_worker(worker_id: int) -> None:
     Every worker starts with a copy of the dataset, and so of its augmentation's random
     generator: without this, the workers would draw the same augmentations. The seed is
     the one torch gives the worker (the loader's base seed plus ``worker_id``), which
-    the estimator's ``random_state`` decides.
+    the estimator's ``random_state`` decides. It seeds an albumentations ``transform``
+    of the dataset, or a numpy generator it keeps as ``rng``.
     """
     info = torch.utils.data.get_worker_info()
     transform = getattr(info.dataset, "transform", None)
     if hasattr(transform, "set_random_seed"):
         transform.set_random_seed(info.seed % 2**32)
+    # a dataset drawing from its own numpy generator (the localizer's StackDataset)
+    if isinstance(getattr(info.dataset, "rng", None), np.random.Generator):
+        info.dataset.rng = np.random.default_rng(info.seed % 2**32)
 
 
 def build_net(base: type, params: dict, **kwargs) -> NeuralNet:
