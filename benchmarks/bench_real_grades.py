@@ -48,10 +48,12 @@ import sys
 import tempfile
 import time
 import warnings
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from joblib import Parallel, delayed
 from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.pipeline import Pipeline
 
@@ -62,6 +64,7 @@ import _spider  # noqa: E402  (the benchmark's data preparation, beside this fil
 from spinecls import DualHeadClassifier, IntensityNormalizer, read_images  # noqa: E402
 from spinecls.calibration import calibrate_heads  # noqa: E402
 from spinecls.demo import METRICS, SEVERITY_EXTRAS  # noqa: E402
+from spinecls.ensemble import DualHeadEnsemble  # noqa: E402
 from spinecls.labels import SEVERITIES  # noqa: E402
 from spinecls.metrics import dual_head_report  # noqa: E402
 
@@ -74,12 +77,20 @@ MODELS = {
 }
 """The study's first two models with the library's defaults."""
 
-RECIPE = dict(normalize="zscore", classifier=dict(backbone="simple"), decision="balanced")
+RECIPE = dict(
+    normalize="zscore",
+    classifier=dict(backbone="simple", augment="light", max_epochs=30, early_stopping=8),
+    members=3,
+    decision="balanced",
+)
 """The recipe that wins on real crops (docs/real_data.md): each crop z-scored
-(``IntensityNormalizer("zscore")``), the simple CNN as the library builds it, a temperature
-per head fitted on its validation patients (``calibrate_heads``, as the ``calibrated`` rows),
-and ``decision="balanced"``. When its classifier's parameters are model 1's, its fits are
-model 1's (the calibration and the decision change no weight): the row costs no training."""
+(``IntensityNormalizer("zscore")``), then a :class:`spinecls.ensemble.DualHeadEnsemble` of
+``members`` simple CNNs that differ only in their seed (``random_state`` = the benchmark's
+seed, +1, +2: each its own validation patients and weights), each trained with the
+``"light"`` augmentation (a flip and a small affine) for up to 30 epochs (early stopping after
+8 without a better validation loss), their probabilities averaged, and labels from
+``decision="balanced"``. The ``calibrated`` rows fit a temperature per head of each member on
+its own validation patients (``calibrate_heads``) before the averaging."""
 
 MIN_CALIBRATION_ROWS = 40
 """A fold's validation patients hold about 60 crops, fewer than the library's guard (100):
@@ -87,22 +98,29 @@ the calibrated copies lower it to this (one number per head is fitted)."""
 
 
 def _recipe() -> tuple[str, dict]:
-    return RECIPE["normalize"], RECIPE["classifier"]
+    return RECIPE["normalize"], dict(RECIPE["classifier"], members=RECIPE["members"])
 
 
 def _say(message: str) -> None:
     print(f"[bench_real_grades] {message}", flush=True)
 
 
-def _pipeline(normalize: str, seed: int, epochs=None, **classifier) -> Pipeline:
+def _pipeline(normalize: str, seed: int, epochs=None, members=None, **classifier) -> Pipeline:
+    """IntensityNormalizer then the classifier, or an ensemble of ``members`` of it (seeds
+    ``seed``, ``seed + 1``, ...), averaged with ``decision="balanced"``."""
     if epochs is not None:
         classifier["max_epochs"] = epochs
-    return Pipeline(
-        [
-            ("normalize", IntensityNormalizer(method=normalize)),
-            ("clf", DualHeadClassifier(random_state=seed, **classifier)),
-        ]
-    )
+    if members is None:
+        model = DualHeadClassifier(random_state=seed, **classifier)
+    else:
+        model = DualHeadEnsemble(
+            [
+                (f"seed{seed + k}", DualHeadClassifier(random_state=seed + k, **classifier))
+                for k in range(members)
+            ],
+            decision=RECIPE["decision"],
+        )
+    return Pipeline([("normalize", IntensityNormalizer(method=normalize)), ("clf", model)])
 
 
 class Predictions:
@@ -118,6 +136,7 @@ class Predictions:
         self.labels = {d: np.empty((n, 2), dtype=object) for d in DECISIONS}
         self.grades = np.full(n, np.nan)
         self.seconds = 0.0
+        self.cpu = 0.0  # CPU seconds of the folds' fits and predictions, all threads
         self.n = n
 
     def add(self, index, proba, classes, centroids, labels=None) -> None:
@@ -211,35 +230,60 @@ def _labels_by_decision(pipe: Pipeline, X) -> dict:
     return labels
 
 
+def _calibrated(pipe: Pipeline, X, y, train) -> Pipeline:
+    """A copy whose classifier (each member of an ensemble) has a temperature per head,
+    fitted on its own validation rows (``valid_index_``, positions in ``train``)."""
+    copy_ = copy.deepcopy(pipe)
+    final = copy_[-1]
+    transformed = copy_[:-1].transform(X[train])  # the normaliser works crop by crop
+    for member in getattr(final, "estimators_", [final]):
+        valid = member.valid_index_
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            calibrate_heads(
+                member, transformed[valid], y[train][valid], min_rows=MIN_CALIBRATION_ROWS
+            )
+    return copy_
+
+
+def _fit_fold(make, X, y, groups, frame, train, test, threads: int) -> dict:
+    """One fold: the pipeline ``make()`` fitted on ``train``, plain and calibrated
+    predictions of ``test`` (run in a joblib worker, with ``threads`` torch threads)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    pipe = make()
+    started, cpu = time.perf_counter(), time.process_time()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # uncalibrated-head notes per fold
+        pipe.fit(X[train], y[train], clf__groups=groups[train])
+    seconds = time.perf_counter() - started
+    classes = pipe[-1].classes_
+    out = {"seconds": seconds, "classes": classes}
+    out["centroids"] = _centroids(frame.iloc[train], classes[1])
+    for tag, model in (("plain", pipe), ("calibrated", _calibrated(pipe, X, y, train))):
+        out[tag] = (model.predict_proba(X[test]), _labels_by_decision(model, X[test]))
+    out["cpu"] = time.process_time() - cpu  # this process's threads (a joblib worker's)
+    return out
+
+
 def _cross_validate(
-    name: str, frame, X, folds, make, calibrate: bool
-) -> tuple[Predictions, Predictions | None]:
-    """Out-of-fold predictions of the pipelines ``make()`` fits, plain and calibrated."""
-    plain = Predictions(len(frame))
-    calibrated = Predictions(len(frame)) if calibrate else None
+    name: str, frame, X, folds, make, jobs: int = 1, threads: int = 1
+) -> tuple[Predictions, Predictions]:
+    """Out-of-fold predictions of the pipelines ``make()`` fits, plain and calibrated;
+    ``jobs`` folds at a time (joblib), each with ``threads`` torch threads."""
+    plain, calibrated = Predictions(len(frame)), Predictions(len(frame))
     y = frame[["level", "severity"]].to_numpy()
     groups = frame["patient"].to_numpy()
-    for k, (train, test) in enumerate(folds):
-        pipe = make()
-        started = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # uncalibrated-head notes per fold
-            pipe.fit(X[train], y[train], clf__groups=groups[train])
-        plain.seconds += time.perf_counter() - started
-        clf = pipe[-1]
-        centroids = _centroids(frame.iloc[train], clf.classes_[1])
-        labels = _labels_by_decision(pipe, X[test])
-        plain.add(test, pipe.predict_proba(X[test]), clf.classes_, centroids, labels)
-        if calibrate:
-            valid = train[clf.valid_index_]
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                copy_ = calibrate_heads(
-                    copy.deepcopy(pipe), X[valid], y[valid], min_rows=MIN_CALIBRATION_ROWS
-                )
-            labels = _labels_by_decision(copy_, X[test])
-            calibrated.add(test, copy_.predict_proba(X[test]), clf.classes_, centroids, labels)
-            calibrated.seconds = plain.seconds
+    done = Parallel(n_jobs=jobs, return_as="generator")(
+        delayed(_fit_fold)(make, X, y, groups, frame, train, test, threads) for train, test in folds
+    )
+    for k, ((_, test), fold) in enumerate(zip(folds, done)):
+        for predictions, tag in ((plain, "plain"), (calibrated, "calibrated")):
+            proba, labels = fold[tag]
+            predictions.add(test, proba, fold["classes"], fold["centroids"], labels)
+            predictions.seconds += fold["seconds"]
+        plain.cpu += fold["cpu"]
         _say(f"{name}: fold {k + 1}/{len(folds)} done ({plain.seconds:.0f} s of fitting so far)")
     return plain, calibrated
 
@@ -267,7 +311,10 @@ def main(argv=None) -> None:
     parser.add_argument("--source", required=True, help="medvisor snapshot: git dir or folder")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument(
+        "--jobs", type=int, default=2, help="folds fitted at a time (joblib processes)"
+    )
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per fold")
     parser.add_argument("--epochs", type=int, help="max_epochs of every model (a quick try)")
     parser.add_argument("--vgg16", action="store_true", help="add VGG-16 (slow on a CPU)")
     parser.add_argument("--vgg16-size", type=int, default=224)
@@ -276,11 +323,17 @@ def main(argv=None) -> None:
         "--vgg16-folds", type=int, help="train VGG-16 on the first N folds only (its own table)"
     )
     parser.add_argument("--weights", help="pretrained VGG-16 state dict file for --vgg16")
-    parser.add_argument("--only", choices=["models", "recipe"], help="skip the other rows")
+    parser.add_argument(
+        "--only",
+        choices=["models", "recipe", "vgg16"],
+        help="skip the other rows (vgg16: VGG-16's alone, implies --vgg16)",
+    )
     parser.add_argument("--no-spider-split", action="store_true")
     parser.add_argument("--figure", help="PNG of the recipe's severity confusion matrix")
     parser.add_argument("--results", help="write the table and the facts as JSON")
     args = parser.parse_args(argv)
+    if args.only == "vgg16":
+        args.vgg16 = True
 
     import torch
 
@@ -316,15 +369,16 @@ def main(argv=None) -> None:
                 frame,
                 data,
                 chosen,
-                lambda: _pipeline(normalize, seed, args.epochs, **params),
-                calibrate=True,
+                partial(_pipeline, normalize, seed, args.epochs, **params),
+                jobs=args.jobs,
+                threads=args.threads,
             )
         return fits[key]
 
     subset = frame["subset"].to_numpy()
     spider_split = [(np.flatnonzero(subset == "training"), np.flatnonzero(subset == "validation"))]
     if args.only != "recipe":
-        specs = dict(MODELS)
+        specs = {} if args.only == "vgg16" else dict(MODELS)
         if args.vgg16:
             specs["model 3: VGG-16"] = dict(
                 backbone="vgg16", lr=1e-4, max_epochs=args.vgg16_epochs, weights=args.weights
@@ -356,7 +410,7 @@ def main(argv=None) -> None:
                     "training samples per second": round(passes / plain.seconds, 2),
                 }
     recipe_row = None
-    if args.only != "models":
+    if args.only not in ("models", "vgg16"):
         _, calibrated = predictions("the recommended recipe", *_recipe(), images)
         recipe_row = _row("recommended", frame, calibrated, decision=RECIPE["decision"])
         rows.append(recipe_row)
@@ -364,7 +418,7 @@ def main(argv=None) -> None:
     table = pd.DataFrame(rows)
     reports = dict(zip(table["model"], table.pop("_report")))
     spider = None
-    if args.only != "models" and not args.no_spider_split:
+    if args.only not in ("models", "vgg16") and not args.no_spider_split:
         training, validation = spider_split[0]
         _say(f"SPIDER's split: {len(training)} training crops, {len(validation)} validation")
         _, calibrated = predictions("the recommended recipe", *_recipe(), images, split=True)
@@ -374,7 +428,10 @@ def main(argv=None) -> None:
         ]
         spider = pd.DataFrame(spider_rows).drop(columns="_report")
     elapsed = time.perf_counter() - started
+    # this process's CPU time and that of every fold (in joblib workers when --jobs > 1)
     cpu = time.process_time() - cpu_started
+    if args.jobs > 1:
+        cpu += sum(plain.cpu for plain, _ in fits.values())
 
     with pd.option_context("display.width", 250, "display.max_columns", 30):
         print(table.set_index("model").round(3).to_string())
@@ -426,7 +483,8 @@ def main(argv=None) -> None:
         )
     print(
         f"\n{elapsed:.0f} s in all ({prepared:.0f} s to build and read the crops), "
-        f"{cpu:.0f} s of CPU time (all threads), {args.threads} torch thread(s)"
+        f"{cpu:.0f} s of CPU time (all processes and threads), {args.jobs} fold(s) at a time "
+        f"with {args.threads} torch thread(s) each, on {os.cpu_count()} CPU cores"
     )
     if args.figure and recipe_row is not None:
         import matplotlib

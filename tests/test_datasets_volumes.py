@@ -194,7 +194,9 @@ def test_points_beyond_the_rows_and_columns_are_dropped_with_a_warning(tmp_path)
         }
     )
     volume = SpineVolume(np.zeros((8, 6, 4)), (1, 1, 1), 3, 30, points)
-    with pytest.warns(spinecls.RSNADataWarning, match=r"volumes\[0\].*2 point.*8 x 6.*L4/L5.*L5/S1"):
+    with pytest.warns(
+        spinecls.RSNADataWarning, match=r"volumes\[0\].*2 point.*8 x 6.*L4/L5.*L5/S1"
+    ):
         root = write_volumes(tmp_path / "v", [volume])
     written = load_coordinates(root, split="train")
     assert written["level"].tolist() == ["L3/L4"]

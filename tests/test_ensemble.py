@@ -267,9 +267,7 @@ def test_balanced_decision_divides_by_the_members_weighted_class_shares():
             0.75 * first.class_prior_[k] + 0.25 * second[-1].class_prior_[k],
         )
     probas = ensemble.predict_proba(X)
-    severity = np.asarray(ensemble.classes_[1])[
-        (probas[1] / ensemble.class_prior_[1]).argmax(1)
-    ]
+    severity = np.asarray(ensemble.classes_[1])[(probas[1] / ensemble.class_prior_[1]).argmax(1)]
     assert (ensemble.predict(X)[:, 1] == severity).all()
     argmax = ensemble.set_params(decision="argmax").predict(X)[:, 1]
     assert (argmax == np.asarray(ensemble.classes_[1])[probas[1].argmax(1)]).all()
