@@ -1,7 +1,8 @@
 """The study's three models on real graded lumbar discs (SPIDER), against the class prior.
 
 Run: ``python benchmarks/bench_real_grades.py --source DIR [--folds 5] [--seed 0]
-[--vgg16] [--vgg16-size 224] [--figure confusion.png] [--results results.json]``
+[--only models|recipe|vgg16] [--vgg16] [--vgg16-size 224] [--vgg16-folds N] [--margin 0.25]
+[--jobs 2] [--threads 1] [--figure confusion.png] [--results results.json]``
 
 ``--source`` is a snapshot of github:ejd230001/medvisor, which mirrors part of SPIDER (van der
 Graaf et al., 2024; CC BY 4.0): a git directory without work tree or a checked-out folder.
@@ -15,18 +16,22 @@ once by a model that never saw its patient.
 
 Rows, in the demo's format (``spinecls demo``):
 
-- ``model 1: simple CNN``, ``model 2: Inception CNN``: the library's defaults
-  (``DualHeadClassifier(backbone=...)``, nothing else set) on 64 px crops, z-scored as the
-  issue's first try did;
+- ``model 1: simple CNN``, ``model 2: Inception CNN``: ``DualHeadClassifier(backbone=...)``
+  trained as :data:`TRAINING` says (the ``"light"`` augmentation, up to 30 epochs) on 64 px
+  crops (``--margin``, default :data:`MARGIN`), each z-scored;
 - ``model 3: VGG-16`` with ``--vgg16`` (``lr=1e-4`` as the study, no pretrained weights
   unless ``--weights FILE``), at ``--vgg16-size`` (default 224 px, the study's input):
-  slow on a CPU, so ``--vgg16-epochs`` (default 3) and its time are printed;
+  slow on a CPU, so ``--vgg16-epochs`` (default 3), ``--vgg16-folds`` (the first N folds
+  only) and its time are printed; ``--only vgg16`` runs it alone;
 - each again ``calibrated``: a temperature per head fitted on the model's own validation
   patients (``valid_index_``), with :func:`spinecls.calibration.calibrate_heads`;
-- ``recommended``: :data:`RECIPE` (docs/real_data.md), calibrated the same way, its labels
-  from ``decision="balanced"``;
+- ``recommended``: :data:`RECIPE` (docs/real_data.md), three seeds of model 1 averaged by a
+  :class:`spinecls.ensemble.DualHeadEnsemble` with ``decision="balanced"``;
 - ``baseline: majority class`` and ``baseline: class prior`` (each fold's training
   frequencies): the log loss to beat.
+
+Folds are fitted ``--jobs`` at a time (joblib processes, default 2) with ``--threads`` torch
+threads each (default 1): on 2 cores that is the fastest way through.
 
 Columns: both heads' accuracy, precision, recall and F1; the severity head's balanced
 accuracy, log loss and expected calibration error; and the agreement with the five Pfirrmann
@@ -54,6 +59,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
+from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.pipeline import Pipeline
 
@@ -71,56 +77,66 @@ from spinecls.metrics import dual_head_report  # noqa: E402
 SIZE = 64
 """Side of the crops given to the simple and Inception CNNs and the recipe."""
 
-MODELS = {
-    "model 1: simple CNN": dict(backbone="simple"),
-    "model 2: Inception CNN": dict(backbone="inception"),
-}
-"""The study's first two models with the library's defaults."""
+MARGIN = 0.25
+"""Each crop's side is ``1 + MARGIN`` times its box's longer side: the disc, its endplates and
+the canal behind it (with 0.5, the first tables' crops, and 1.0 the log loss was worse:
+docs/real_data.md)."""
 
-RECIPE = dict(
-    normalize="zscore",
-    classifier=dict(backbone="simple", augment="light", max_epochs=30, early_stopping=8),
-    members=3,
-    decision="balanced",
-)
+TRAINING = dict(augment="light", max_epochs=30, early_stopping=8)
+"""How every CNN of the table trains (docs/real_data.md): the ``"light"`` augmentation (a
+flip and a small affine), for up to 30 epochs, stopping early after 8 without a better
+validation loss; the rest as the library's defaults."""
+
+MODELS = {
+    "model 1: simple CNN": dict(backbone="simple", **TRAINING),
+    "model 2: Inception CNN": dict(backbone="inception", **TRAINING),
+}
+"""The study's first two models, trained as :data:`TRAINING` says."""
+
+RECIPE = dict(normalize="zscore", classifier=MODELS["model 1: simple CNN"], members=3)
 """The recipe that wins on real crops (docs/real_data.md): each crop z-scored
 (``IntensityNormalizer("zscore")``), then a :class:`spinecls.ensemble.DualHeadEnsemble` of
-``members`` simple CNNs that differ only in their seed (``random_state`` = the benchmark's
-seed, +1, +2: each its own validation patients and weights), each trained with the
-``"light"`` augmentation (a flip and a small affine) for up to 30 epochs (early stopping after
-8 without a better validation loss), their probabilities averaged, and labels from
-``decision="balanced"``. The ``calibrated`` rows fit a temperature per head of each member on
-its own validation patients (``calibrate_heads``) before the averaging."""
+``members`` copies of model 1 that differ only in their seed (``random_state`` = the
+benchmark's seed, +1, +2: each its own validation patients, weights and augmentations), their
+probabilities averaged (no temperature), labels from ``decision="balanced"``. Its first
+member is model 1's fit itself (the ensemble takes the fitted members as
+``FrozenEstimator``s): the row costs two more fits per fold."""
 
 MIN_CALIBRATION_ROWS = 40
 """A fold's validation patients hold about 60 crops, fewer than the library's guard (100):
 the calibrated copies lower it to this (one number per head is fitted)."""
 
 
-def _recipe() -> tuple[str, dict]:
-    return RECIPE["normalize"], dict(RECIPE["classifier"], members=RECIPE["members"])
-
-
 def _say(message: str) -> None:
     print(f"[bench_real_grades] {message}", flush=True)
 
 
-def _pipeline(normalize: str, seed: int, epochs=None, members=None, **classifier) -> Pipeline:
-    """IntensityNormalizer then the classifier, or an ensemble of ``members`` of it (seeds
-    ``seed``, ``seed + 1``, ...), averaged with ``decision="balanced"``."""
+def _pipeline(normalize: str, seed: int, epochs=None, **classifier) -> Pipeline:
     if epochs is not None:
         classifier["max_epochs"] = epochs
-    if members is None:
-        model = DualHeadClassifier(random_state=seed, **classifier)
-    else:
-        model = DualHeadEnsemble(
-            [
-                (f"seed{seed + k}", DualHeadClassifier(random_state=seed + k, **classifier))
-                for k in range(members)
-            ],
-            decision=RECIPE["decision"],
-        )
-    return Pipeline([("normalize", IntensityNormalizer(method=normalize)), ("clf", model)])
+    return Pipeline(
+        [
+            ("normalize", IntensityNormalizer(method=normalize)),
+            ("clf", DualHeadClassifier(random_state=seed, **classifier)),
+        ]
+    )
+
+
+def _ensemble(normalize: str, members: list) -> Pipeline:
+    """The recipe on one fold: the normaliser, then the fitted members' classifiers averaged
+    (``FrozenEstimator``: fitting the ensemble fits none of them again)."""
+    return Pipeline(
+        [
+            ("normalize", IntensityNormalizer(method=normalize)),
+            (
+                "clf",
+                DualHeadEnsemble(
+                    [(f"member{k}", FrozenEstimator(m[-1])) for k, m in enumerate(members)],
+                    decision="balanced",
+                ),
+            ),
+        ]
+    )
 
 
 class Predictions:
@@ -231,18 +247,13 @@ def _labels_by_decision(pipe: Pipeline, X) -> dict:
 
 
 def _calibrated(pipe: Pipeline, X, y, train) -> Pipeline:
-    """A copy whose classifier (each member of an ensemble) has a temperature per head,
-    fitted on its own validation rows (``valid_index_``, positions in ``train``)."""
+    """A copy whose classifier has a temperature per head, fitted on its own validation
+    rows (``valid_index_``, positions in ``train``)."""
     copy_ = copy.deepcopy(pipe)
-    final = copy_[-1]
-    transformed = copy_[:-1].transform(X[train])  # the normaliser works crop by crop
-    for member in getattr(final, "estimators_", [final]):
-        valid = member.valid_index_
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            calibrate_heads(
-                member, transformed[valid], y[train][valid], min_rows=MIN_CALIBRATION_ROWS
-            )
+    valid = train[copy_[-1].valid_index_]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        calibrate_heads(copy_, X[valid], y[valid], min_rows=MIN_CALIBRATION_ROWS)
     return copy_
 
 
@@ -264,28 +275,62 @@ def _fit_fold(make, X, y, groups, frame, train, test, threads: int) -> dict:
     for tag, model in (("plain", pipe), ("calibrated", _calibrated(pipe, X, y, train))):
         out[tag] = (model.predict_proba(X[test]), _labels_by_decision(model, X[test]))
     out["cpu"] = time.process_time() - cpu  # this process's threads (a joblib worker's)
+    out["pipeline"] = pipe
     return out
 
 
 def _cross_validate(
-    name: str, frame, X, folds, make, jobs: int = 1, threads: int = 1
-) -> tuple[Predictions, Predictions]:
-    """Out-of-fold predictions of the pipelines ``make()`` fits, plain and calibrated;
-    ``jobs`` folds at a time (joblib), each with ``threads`` torch threads."""
-    plain, calibrated = Predictions(len(frame)), Predictions(len(frame))
+    tasks: dict, frame, jobs: int = 1, threads: int = 1
+) -> dict[tuple, tuple[Predictions, Predictions, list]]:
+    """Out-of-fold predictions of every task's pipelines, plain and calibrated, and the
+    fitted pipelines, by task key.
+
+    ``tasks`` maps a key to ``(name, X, folds, make)``. Every fold of every task goes into
+    one joblib pool, ``jobs`` at a time with ``threads`` torch threads each, so that no
+    core waits for the last fold of a model while the next model's could run.
+    """
     y = frame[["level", "severity"]].to_numpy()
     groups = frame["patient"].to_numpy()
+    work = [(key, k) for key, (_, _, folds, _) in tasks.items() for k in range(len(folds))]
+    out = {key: (Predictions(len(frame)), Predictions(len(frame)), []) for key in tasks}
     done = Parallel(n_jobs=jobs, return_as="generator")(
-        delayed(_fit_fold)(make, X, y, groups, frame, train, test, threads) for train, test in folds
+        delayed(_fit_fold)(
+            tasks[key][3], tasks[key][1], y, groups, frame, *tasks[key][2][k], threads
+        )
+        for key, k in work
     )
-    for k, ((_, test), fold) in enumerate(zip(folds, done)):
+    for (key, k), fold in zip(work, done):
+        name, _, folds, _ = tasks[key]
+        plain, calibrated, fitted = out[key]
+        test = folds[k][1]
         for predictions, tag in ((plain, "plain"), (calibrated, "calibrated")):
             proba, labels = fold[tag]
             predictions.add(test, proba, fold["classes"], fold["centroids"], labels)
             predictions.seconds += fold["seconds"]
         plain.cpu += fold["cpu"]
+        fitted.append(fold["pipeline"])
         _say(f"{name}: fold {k + 1}/{len(folds)} done ({plain.seconds:.0f} s of fitting so far)")
-    return plain, calibrated
+    return out
+
+
+def _recipe(frame, X, folds, members: list) -> Predictions:
+    """Out-of-fold predictions of :data:`RECIPE`, from its members' fitted folds."""
+    out = Predictions(len(frame))
+    y = frame[["level", "severity"]].to_numpy()
+    for k, (train, test) in enumerate(folds):
+        pipe = _ensemble(RECIPE["normalize"], [fits[k] for _, _, fits in members])
+        pipe.fit(X[train], y[train])
+        classes = pipe[-1].classes_
+        centroids = _centroids(frame.iloc[train], classes[1])
+        out.add(
+            test,
+            pipe.predict_proba(X[test]),
+            classes,
+            centroids,
+            _labels_by_decision(pipe, X[test]),
+        )
+    out.seconds = sum(plain.seconds for plain, _, _ in members)
+    return out
 
 
 def markdown(table: pd.DataFrame) -> str:
@@ -329,6 +374,9 @@ def main(argv=None) -> None:
         help="skip the other rows (vgg16: VGG-16's alone, implies --vgg16)",
     )
     parser.add_argument("--no-spider-split", action="store_true")
+    parser.add_argument(
+        "--margin", type=float, default=MARGIN, help="crop side = (1 + margin) x box side"
+    )
     parser.add_argument("--figure", help="PNG of the recipe's severity confusion matrix")
     parser.add_argument("--results", help="write the table and the facts as JSON")
     args = parser.parse_args(argv)
@@ -341,7 +389,7 @@ def main(argv=None) -> None:
     started, cpu_started = time.perf_counter(), time.process_time()
     with tempfile.TemporaryDirectory(prefix="spider-crops-") as tmp:
         root = _spider.materialise(args.source, Path(tmp) / "snapshot")
-        frame, facts = _spider.build_crops(root, Path(tmp) / "crops")
+        frame, facts = _spider.build_crops(root, Path(tmp) / "crops", margin=args.margin)
         _say(
             f"{len(frame)} disc crops from {frame['patient'].nunique()} patients "
             f"({facts['kept']} of {facts['t2 slices']} T2 slices kept; boxes not matching the "
@@ -356,38 +404,80 @@ def main(argv=None) -> None:
     folds = list(splitter.split(images, frame["severity"], frame["patient"]))
     rows, vgg_rows = [], None
     seed = args.seed
-    fits: dict = {}
 
-    def predictions(name, normalize, params, data, split=None, n_folds=None):
-        """Plain and calibrated predictions of one recipe, each fit made once."""
-        key = (normalize, json.dumps(params, sort_keys=True, default=str), data.shape, split)
-        if key not in fits:
+    tasks: dict = {}
+
+    def plan(name, normalize, params, data, split=None, n_folds=None, seed_=None) -> tuple:
+        """The key of one pipeline's cross-validation, registered to be fitted once."""
+        seed_ = seed if seed_ is None else seed_
+        key = (
+            normalize,
+            json.dumps(params, sort_keys=True, default=str),
+            data.shape,
+            split,
+            n_folds,
+            seed_,
+        )
+        if key not in tasks:
             chosen = spider_split if split else folds[:n_folds]
-            _say(f"training {name} ({'SPIDER split' if split else f'{len(chosen)} folds'})")
-            fits[key] = _cross_validate(
-                name,
-                frame,
-                data,
-                chosen,
-                partial(_pipeline, normalize, seed, args.epochs, **params),
-                jobs=args.jobs,
-                threads=args.threads,
+            make = partial(_pipeline, normalize, seed_, args.epochs, **params)
+            tasks[key] = (name, data, chosen, make)
+        return key
+
+    def predictions(*task, **options):
+        """Plain and calibrated predictions of one planned pipeline, and its fits."""
+        return fits[plan(*task, **options)]
+
+    def members(split=None) -> list[tuple]:
+        return [
+            plan(
+                f"recipe member {k + 1} (seed {seed + k})"
+                + (" on SPIDER's split" if split else ""),
+                RECIPE["normalize"],
+                RECIPE["classifier"],
+                images,
+                split,
+                seed_=seed + k,
             )
-        return fits[key]
+            for k in range(RECIPE["members"])
+        ]
+
+    def recipe(split=None) -> Predictions:
+        fitted = [fits[key] for key in members(split)]
+        return _recipe(frame, images, spider_split if split else folds, fitted)
 
     subset = frame["subset"].to_numpy()
     spider_split = [(np.flatnonzero(subset == "training"), np.flatnonzero(subset == "validation"))]
-    if args.only != "recipe":
-        specs = {} if args.only == "vgg16" else dict(MODELS)
-        if args.vgg16:
-            specs["model 3: VGG-16"] = dict(
-                backbone="vgg16", lr=1e-4, max_epochs=args.vgg16_epochs, weights=args.weights
-            )
+    specs = {} if args.only in ("vgg16", "recipe") else dict(MODELS)
+    if args.vgg16 and args.only != "recipe":
+        specs["model 3: VGG-16"] = dict(
+            backbone="vgg16", lr=1e-4, max_epochs=args.vgg16_epochs, weights=args.weights
+        )
+    # every fit first, in one pool (_cross_validate); the rows below read them
+    for name, params in specs.items():
+        vgg = params["backbone"] == "vgg16"
+        plan(
+            name,
+            "zscore",
+            params,
+            vgg_images if vgg else images,
+            None,
+            args.vgg16_folds if vgg else None,
+        )
+    with_recipe = args.only not in ("models", "vgg16")
+    if with_recipe:
+        members()
+        if not args.no_spider_split:
+            members(split=True)
+    fits = _cross_validate(tasks, frame, jobs=args.jobs, threads=args.threads)
+    if specs:
         for name, params in specs.items():
             vgg = params["backbone"] == "vgg16"
             if vgg and args.vgg16_folds:  # a part of the crops: its own table and prior
                 part = folds[: args.vgg16_folds]
-                plain, calibrated = predictions(name, "zscore", params, vgg_images, None, len(part))
+                plain, calibrated, _ = predictions(
+                    name, "zscore", params, vgg_images, None, len(part)
+                )
                 tested = np.concatenate([test for _, test in part])
                 vgg_rows = [
                     _row(name, frame, plain, tested),
@@ -395,7 +485,7 @@ def main(argv=None) -> None:
                     *_baselines(frame, part),
                 ]
             else:
-                plain, calibrated = predictions(
+                plain, calibrated, _ = predictions(
                     name, "zscore", params, vgg_images if vgg else images
                 )
                 rows.append(_row(name, frame, plain))
@@ -410,20 +500,18 @@ def main(argv=None) -> None:
                     "training samples per second": round(passes / plain.seconds, 2),
                 }
     recipe_row = None
-    if args.only not in ("models", "vgg16"):
-        _, calibrated = predictions("the recommended recipe", *_recipe(), images)
-        recipe_row = _row("recommended", frame, calibrated, decision=RECIPE["decision"])
+    if with_recipe:
+        recipe_row = _row("recommended", frame, recipe(), decision="balanced")
         rows.append(recipe_row)
     rows += _baselines(frame, folds)
     table = pd.DataFrame(rows)
     reports = dict(zip(table["model"], table.pop("_report")))
     spider = None
-    if args.only not in ("models", "vgg16") and not args.no_spider_split:
+    if with_recipe and not args.no_spider_split:
         training, validation = spider_split[0]
         _say(f"SPIDER's split: {len(training)} training crops, {len(validation)} validation")
-        _, calibrated = predictions("the recommended recipe", *_recipe(), images, split=True)
         spider_rows = [
-            _row("recommended", frame, calibrated, validation, decision=RECIPE["decision"]),
+            _row("recommended", frame, recipe(split=True), validation, decision="balanced"),
             *_baselines(frame, spider_split),
         ]
         spider = pd.DataFrame(spider_rows).drop(columns="_report")
@@ -431,7 +519,7 @@ def main(argv=None) -> None:
     # this process's CPU time and that of every fold (in joblib workers when --jobs > 1)
     cpu = time.process_time() - cpu_started
     if args.jobs > 1:
-        cpu += sum(plain.cpu for plain, _ in fits.values())
+        cpu += sum(plain.cpu for plain, _, _ in fits.values())
 
     with pd.option_context("display.width", 250, "display.max_columns", 30):
         print(table.set_index("model").round(3).to_string())
