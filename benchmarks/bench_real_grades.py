@@ -246,6 +246,20 @@ def _labels_by_decision(pipe: Pipeline, X) -> dict:
     return labels
 
 
+def _labels_from(classifier, proba) -> dict:
+    """The labels ``classifier.predict`` gives with each ``decision``, from its probabilities
+    already computed (the most probable class, or the largest ``P / class_prior_``): one
+    forward pass instead of three, which VGG-16 at 224 px on a CPU feels."""
+    labels = {}
+    for decision in DECISIONS:
+        scores = proba
+        if decision == "balanced":
+            scores = [p / np.asarray(s) for p, s in zip(proba, classifier.class_prior_)]
+        chosen = [np.asarray(c)[np.argmax(p, axis=1)] for c, p in zip(classifier.classes_, scores)]
+        labels[decision] = np.column_stack(chosen).astype(object)
+    return labels
+
+
 def _calibrated(pipe: Pipeline, X, y, train) -> Pipeline:
     """A copy whose classifier has a temperature per head, fitted on its own validation
     rows (``valid_index_``, positions in ``train``)."""
@@ -273,7 +287,8 @@ def _fit_fold(make, X, y, groups, frame, train, test, threads: int) -> dict:
     out = {"seconds": seconds, "classes": classes}
     out["centroids"] = _centroids(frame.iloc[train], classes[1])
     for tag, model in (("plain", pipe), ("calibrated", _calibrated(pipe, X, y, train))):
-        out[tag] = (model.predict_proba(X[test]), _labels_by_decision(model, X[test]))
+        proba = model.predict_proba(X[test])
+        out[tag] = (proba, _labels_from(model[-1], proba))
     out["cpu"] = time.process_time() - cpu  # this process's threads (a joblib worker's)
     out["pipeline"] = pipe
     return out
