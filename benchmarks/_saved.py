@@ -45,12 +45,13 @@ def check_record(record: Path, wanted: dict, what: str, saved: Path) -> None:
     saved : Path
         The data folder or model file the record describes.
     """
+    if not saved.exists():  # nothing to reuse: a record left beside nothing is stale
+        record.unlink(missing_ok=True)
+        return
     if record.is_file():
         problems = _differences(json.loads(record.read_text()), wanted)
-    elif saved.exists():
-        problems = [f"no record of how it was made ({record.name})"]
     else:
-        return
+        problems = [f"no record of how it was made ({record.name})"]
     if problems:
         raise SystemExit(
             f"the saved {what} at {saved} does not match the flags: "

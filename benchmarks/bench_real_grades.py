@@ -58,7 +58,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed
+from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.pipeline import Pipeline
@@ -253,8 +253,8 @@ def _labels_from(classifier, proba) -> dict:
     labels = {}
     for decision in DECISIONS:
         scores = proba
-        if decision == "balanced":
-            scores = [p / np.asarray(s) for p, s in zip(proba, classifier.class_prior_)]
+        if decision == "balanced":  # as DualHeadClassifier.predict: shares floored at 1e-12
+            scores = [p / np.maximum(s, 1e-12) for p, s in zip(proba, classifier.class_prior_)]
         chosen = [np.asarray(c)[np.argmax(p, axis=1)] for c, p in zip(classifier.classes_, scores)]
         labels[decision] = np.column_stack(chosen).astype(object)
     return labels
@@ -397,6 +397,10 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if args.only == "vgg16":
         args.vgg16 = True
+    if args.vgg16_folds is not None and not 1 <= args.vgg16_folds <= args.folds:
+        parser.error(f"--vgg16-folds must be between 1 and --folds ({args.folds})")
+    # VGG-16's folds: the first --vgg16-folds, or all (None)
+    vgg_folds = None if args.vgg16_folds in (None, args.folds) else args.vgg16_folds
 
     import torch
 
@@ -477,7 +481,7 @@ def main(argv=None) -> None:
             params,
             vgg_images if vgg else images,
             None,
-            args.vgg16_folds if vgg else None,
+            vgg_folds if vgg else None,
         )
     with_recipe = args.only not in ("models", "vgg16")
     if with_recipe:
@@ -488,10 +492,10 @@ def main(argv=None) -> None:
     if specs:
         for name, params in specs.items():
             vgg = params["backbone"] == "vgg16"
-            if vgg and args.vgg16_folds:  # a part of the crops: its own table and prior
-                part = folds[: args.vgg16_folds]
+            if vgg and vgg_folds:  # a part of the crops: its own table and prior
+                part = folds[:vgg_folds]
                 plain, calibrated, _ = predictions(
-                    name, "zscore", params, vgg_images, None, len(part)
+                    name, "zscore", params, vgg_images, None, vgg_folds
                 )
                 tested = np.concatenate([test for _, test in part])
                 vgg_rows = [
@@ -533,7 +537,7 @@ def main(argv=None) -> None:
     elapsed = time.perf_counter() - started
     # this process's CPU time and that of every fold (in joblib workers when --jobs > 1)
     cpu = time.process_time() - cpu_started
-    if args.jobs > 1:
+    if effective_n_jobs(args.jobs) > 1:
         cpu += sum(plain.cpu for plain, _, _ in fits.values())
 
     with pd.option_context("display.width", 250, "display.max_columns", 30):

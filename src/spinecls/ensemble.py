@@ -78,6 +78,13 @@ class DualHeadEnsemble(
         The weights of ``estimators_``, summing to 1.
     classes_ : HeadClasses
         Condition classes and severity classes, on which all members agree.
+    class_prior_ : list of two ndarrays or None
+        Each head's class shares in the members' training rows, averaged with
+        ``weights_`` (a member's ``class_prior_``, or that of the
+        :class:`~spinecls.DualHeadClassifier` that ends it: a Pipeline's last step, a
+        FrozenEstimator's estimator); None when a member of non-zero weight has none,
+        such as a :class:`~spinecls.routing.ConditionGroupClassifier`
+        (``decision="balanced"`` then refuses to fit).
 
     See Also
     --------
@@ -252,6 +259,8 @@ class DualHeadEnsemble(
         ndarray of shape (n_samples, 2)
         """
         check_is_fitted(self, "estimators_")
+        if not (isinstance(self.decision, str) and self.decision in DECISIONS):
+            raise ValueError(f"decision must be one of {DECISIONS}, got {self.decision!r}")
         probas = self.predict_proba(X)
         if self.decision == "balanced":
             prior = getattr(self, "class_prior_", None)
@@ -280,9 +289,12 @@ def _member_prior(estimator):
 
 
 def _mean_prior(members: dict, weights: np.ndarray, needed: bool):
-    """The members' class shares averaged with the ensemble's weights (None if one has
-    none; a ValueError naming it when ``decision="balanced"`` needs them)."""
-    priors = {name: _member_prior(estimator) for name, estimator in members.items()}
+    """The members' class shares averaged with the ensemble's weights (members of weight 0
+    left out); None if one has none, a ValueError naming it when ``decision="balanced"``
+    needs them."""
+    weighed = [(n, e, w) for (n, e), w in zip(members.items(), weights) if w > 0]
+    priors = {name: _member_prior(estimator) for name, estimator, _ in weighed}
+    weights = [w for _, _, w in weighed]
     missing = [name for name, prior in priors.items() if prior is None]
     if missing:
         if needed:

@@ -257,11 +257,6 @@ def _coordinates(v, n, axis, rows_axis, cols_axis, centres, instance_of, shape) 
         raise ValueError(f"{name}: points hold NaN or infinite voxel indices")
     rows, outside = [], []
     for p, (cond, level) in zip(voxels, points[["condition", "level"]].itertuples(index=False)):
-        # A point beyond the image's rows or columns (say an L5/S1 extrapolated below
-        # the field of view) cannot be read on any instance: dropped with a warning.
-        if not all(-0.5 <= p[a] <= shape[a] - 0.5 for a in (rows_axis, cols_axis)):
-            outside.append(f"{cond} {level}")
-            continue
         s = int(np.argmin(np.abs(centres - p[axis])))
         gap = abs(centres[s] - p[axis])
         half = (centres[1] - centres[0]) / 2 if len(centres) > 1 else 0.5
@@ -270,6 +265,11 @@ def _coordinates(v, n, axis, rows_axis, cols_axis, centres, instance_of, shape) 
                 f"{name}: the {cond} {level} point lies at slice index {p[axis]:g}, outside "
                 f"the written slices ({centres[0]:g} to {centres[-1]:g})"
             )
+        # A point beyond the image's rows or columns (say an L5/S1 extrapolated below
+        # the field of view) cannot be read on any instance: dropped with a warning.
+        if not all(-0.5 <= p[a] <= shape[a] - 0.5 for a in (rows_axis, cols_axis)):
+            outside.append(f"{cond} {level}")
+            continue
         rows.append(
             (
                 v.study_id,
