@@ -23,11 +23,10 @@ from ._utils.dual_head import (
     HeadClasses,
     HeadProbabilities,
     MembersMixin,
+    decided_labels,
     is_dropped,
-    labels_from_proba,
     member_classes,
     member_params,
-    over_prior,
     router,
 )
 
@@ -261,16 +260,12 @@ class DualHeadEnsemble(
         check_is_fitted(self, "estimators_")
         if not (isinstance(self.decision, str) and self.decision in DECISIONS):
             raise ValueError(f"decision must be one of {DECISIONS}, got {self.decision!r}")
-        probas = self.predict_proba(X)
-        if self.decision == "balanced":
-            prior = getattr(self, "class_prior_", None)
-            if prior is None:
-                raise ValueError(
-                    "decision='balanced' needs the members' training class shares "
-                    "(class_prior_), which this ensemble lacks: fit it with decision='balanced'"
-                )
-            probas = over_prior(probas, prior)
-        return labels_from_proba(self.classes_, probas)
+        return decided_labels(
+            self,
+            self.predict_proba(X),
+            "of the members (class_prior_), which this ensemble, "
+            "fitted before it kept them, lacks: refit it",
+        )
 
 
 def _member_prior(estimator):

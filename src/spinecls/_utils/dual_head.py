@@ -26,6 +26,7 @@ __all__ = [
     "HeadClasses",
     "HeadProbabilities",
     "MembersMixin",
+    "decided_labels",
     "is_dropped",
     "labels_from_proba",
     "mean_head_accuracy",
@@ -100,6 +101,21 @@ def labels_from_proba(classes: list[np.ndarray], probas: list[np.ndarray]) -> np
     out = np.empty((len(columns[0]), 2), dtype=dtype)
     out[:, 0], out[:, 1] = columns
     return out
+
+
+def decided_labels(estimator, probas: list[np.ndarray], lacking: str) -> np.ndarray:
+    """``predict``'s labels of a dual-head estimator with a ``decision`` parameter.
+
+    ``"argmax"``: each head's most probable class; ``"balanced"``: the class of largest
+    probability over its training share (``estimator.class_prior_``, :func:`over_prior`);
+    ``lacking`` ends the error raised when the estimator has no shares.
+    """
+    if estimator.decision == "balanced":
+        prior = getattr(estimator, "class_prior_", None)
+        if prior is None:
+            raise ValueError(f"decision='balanced' needs the training class shares {lacking}")
+        probas = over_prior(probas, prior)
+    return labels_from_proba(estimator.classes_, probas)
 
 
 def over_prior(probas: list[np.ndarray], prior: list[np.ndarray]) -> list[np.ndarray]:

@@ -21,13 +21,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, MultiOutputMixin
 from torch.utils.data import TensorDataset
 
 from .._utils import accelerate
-from .._utils.dual_head import (
-    HeadClasses,
-    HeadProbabilities,
-    labels_from_proba,
-    mean_head_accuracy,
-    over_prior,
-)
+from .._utils.dual_head import HeadClasses, HeadProbabilities, decided_labels, mean_head_accuracy
 from .._utils.validation import check_sample_weight
 from ..augment import check_intensity_range
 from . import _net
@@ -392,15 +386,12 @@ class DualHeadClassifier(
         largest probability over its training share.
         """
         probas = self.predict_proba(X)  # checks that the classifier is fitted
-        if self.decision == "balanced":
-            prior = getattr(self, "class_prior_", None)
-            if prior is None:
-                raise ValueError(
-                    "decision='balanced' needs the training class shares (class_prior_), "
-                    "which this model's file, written before they were kept, lacks: refit it"
-                )
-            probas = over_prior(probas, prior)
-        return labels_from_proba(self.classes_, probas)
+        return decided_labels(
+            self,
+            probas,
+            "(class_prior_), which this model's file, written before they were "
+            "kept, lacks: refit it",
+        )
 
     def score(self, X, y, sample_weight=None) -> float:
         """Mean of the condition head's and the severity head's accuracies.
