@@ -154,13 +154,16 @@ class DualHeadEnsemble(
         return tags
 
     # -- validation --------------------------------------------------------------------
+    def _check_decision(self) -> None:
+        if not (isinstance(self.decision, str) and self.decision in DECISIONS):
+            raise ValueError(f"decision must be one of {DECISIONS}, got {self.decision!r}")
+
     def _check_members(self) -> tuple[list[str], list, np.ndarray]:
         """Names and estimators of the kept members, and their weights summing to 1."""
         names, estimators = self._check_pairs(allow_drop=True)
         if self.mean not in MEANS:
             raise ValueError(f"mean must be one of {MEANS}, got {self.mean!r}")
-        if not (isinstance(self.decision, str) and self.decision in DECISIONS):
-            raise ValueError(f"decision must be one of {DECISIONS}, got {self.decision!r}")
+        self._check_decision()
         kept = [k for k, e in enumerate(estimators) if not is_dropped(e)]
         if not kept:
             raise ValueError("all estimators are 'drop': at least one member is needed")
@@ -258,8 +261,7 @@ class DualHeadEnsemble(
         ndarray of shape (n_samples, 2)
         """
         check_is_fitted(self, "estimators_")
-        if not (isinstance(self.decision, str) and self.decision in DECISIONS):
-            raise ValueError(f"decision must be one of {DECISIONS}, got {self.decision!r}")
+        self._check_decision()
         return decided_labels(
             self,
             self.predict_proba(X),
