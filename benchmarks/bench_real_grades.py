@@ -68,6 +68,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _spider  # noqa: E402  (the benchmark's data preparation, beside this file)
 
 from spinecls import DualHeadClassifier, IntensityNormalizer, read_images  # noqa: E402
+from spinecls._utils.dual_head import labels_from_proba, over_prior  # noqa: E402
 from spinecls.calibration import calibrate_heads  # noqa: E402
 from spinecls.demo import METRICS, SEVERITY_EXTRAS  # noqa: E402
 from spinecls.ensemble import DualHeadEnsemble  # noqa: E402
@@ -237,27 +238,17 @@ def _baselines(frame: pd.DataFrame, folds) -> list[dict]:
     return rows
 
 
-def _labels_by_decision(pipe: Pipeline, X) -> dict:
-    """``predict``'s labels with each ``decision`` (the probabilities do not change)."""
-    labels = {}
-    for decision in DECISIONS:
-        pipe.set_params(clf__decision=decision)
-        labels[decision] = pipe.predict(X).astype(object)
-    return labels
-
-
 def _labels_from(classifier, proba) -> dict:
     """The labels ``classifier.predict`` gives with each ``decision``, from its probabilities
-    already computed (the most probable class, or the largest ``P / class_prior_``): one
-    forward pass instead of three, which VGG-16 at 224 px on a CPU feels."""
-    labels = {}
-    for decision in DECISIONS:
-        scores = proba
-        if decision == "balanced":  # as DualHeadClassifier.predict: shares floored at 1e-12
-            scores = [p / np.maximum(s, 1e-12) for p, s in zip(proba, classifier.class_prior_)]
-        chosen = [np.asarray(c)[np.argmax(p, axis=1)] for c, p in zip(classifier.classes_, scores)]
-        labels[decision] = np.column_stack(chosen).astype(object)
-    return labels
+    already computed (the library's own steps: the most probable class, or the largest
+    probability over ``class_prior_``): one forward pass instead of three, which VGG-16 at
+    224 px on a CPU feels."""
+    return {
+        "argmax": labels_from_proba(classifier.classes_, proba).astype(object),
+        "balanced": labels_from_proba(
+            classifier.classes_, over_prior(proba, classifier.class_prior_)
+        ).astype(object),
+    }
 
 
 def _calibrated(pipe: Pipeline, X, y, train) -> Pipeline:
@@ -337,13 +328,8 @@ def _recipe(frame, X, folds, members: list) -> Predictions:
         pipe.fit(X[train], y[train])
         classes = pipe[-1].classes_
         centroids = _centroids(frame.iloc[train], classes[1])
-        out.add(
-            test,
-            pipe.predict_proba(X[test]),
-            classes,
-            centroids,
-            _labels_by_decision(pipe, X[test]),
-        )
+        proba = pipe.predict_proba(X[test])
+        out.add(test, proba, classes, centroids, _labels_from(pipe[-1], proba))
     out.seconds = sum(plain.seconds for plain, _, _ in members)
     return out
 
@@ -489,35 +475,32 @@ def main(argv=None) -> None:
         if not args.no_spider_split:
             members(split=True)
     fits = _cross_validate(tasks, frame, jobs=args.jobs, threads=args.threads)
-    if specs:
-        for name, params in specs.items():
-            vgg = params["backbone"] == "vgg16"
-            if vgg and vgg_folds:  # a part of the crops: its own table and prior
-                part = folds[:vgg_folds]
-                plain, calibrated, _ = predictions(
-                    name, "zscore", params, vgg_images, None, vgg_folds
-                )
-                tested = np.concatenate([test for _, test in part])
-                vgg_rows = [
-                    _row(name, frame, plain, tested),
-                    _row(f"{name}, calibrated", frame, calibrated, tested),
-                    *_baselines(frame, part),
-                ]
-            else:
-                plain, calibrated, _ = predictions(
-                    name, "zscore", params, vgg_images if vgg else images
-                )
-                rows.append(_row(name, frame, plain))
-                rows.append(_row(f"{name}, calibrated", frame, calibrated))
-            if vgg:
-                folds_run = folds[: args.vgg16_folds] if args.vgg16_folds else folds
-                passes = sum(len(t) for t, _ in folds_run) * args.vgg16_epochs
-                facts["vgg16"] = {
-                    "size": args.vgg16_size,
-                    "epochs": args.vgg16_epochs,
-                    "fit seconds": round(plain.seconds, 1),
-                    "training samples per second": round(passes / plain.seconds, 2),
-                }
+    for name, params in specs.items():
+        vgg = params["backbone"] == "vgg16"
+        if vgg and vgg_folds:  # a part of the crops: its own table and prior
+            part = folds[:vgg_folds]
+            plain, calibrated, _ = predictions(name, "zscore", params, vgg_images, None, vgg_folds)
+            tested = np.concatenate([test for _, test in part])
+            vgg_rows = [
+                _row(name, frame, plain, tested),
+                _row(f"{name}, calibrated", frame, calibrated, tested),
+                *_baselines(frame, part),
+            ]
+        else:
+            plain, calibrated, _ = predictions(
+                name, "zscore", params, vgg_images if vgg else images
+            )
+            rows.append(_row(name, frame, plain))
+            rows.append(_row(f"{name}, calibrated", frame, calibrated))
+        if vgg:
+            folds_run = folds[: args.vgg16_folds] if args.vgg16_folds else folds
+            passes = sum(len(t) for t, _ in folds_run) * args.vgg16_epochs
+            facts["vgg16"] = {
+                "size": args.vgg16_size,
+                "epochs": args.vgg16_epochs,
+                "fit seconds": round(plain.seconds, 1),
+                "training samples per second": round(passes / plain.seconds, 2),
+            }
     recipe_row = None
     if with_recipe:
         recipe_row = _row("recommended", frame, recipe(), decision="balanced")
